@@ -1,0 +1,3 @@
+"""cycada-tf: CyCADA (Hoffman et al., ICML 2018) in TensorFlow 2 / Keras 3."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Data: one TFRecord schema for every dataset, sources that write it, pipelines that read it."""

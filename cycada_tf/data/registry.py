@@ -1,0 +1,112 @@
+"""Dataset names -> what they are (classes, image size, splits) and how their TFRecords are found or made.
+
+One place for each fact: the experiments, tools and tests look datasets up here.
+"""
+
+import dataclasses
+import os
+from typing import Callable, Optional
+
+from cycada_tf.data import tfrecord
+from cycada_tf.data.sources import tfds_source
+
+DIGIT_CLASSES = tuple(str(d) for d in range(10))
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    classes: tuple
+    image_size: int           # side of the stored images (records may be resized by the pipeline)
+    channels: int             # channels of the stored images
+    splits: tuple = ("train", "test")
+    # Builds the records in place when the data ships with the project (embedded domains); None for
+    # datasets a user must prepare from downloaded files with `prepare_hint`.
+    build: Optional[Callable[[str], dict]] = None
+    prepare_hint: str = ""
+
+    @property
+    def num_classes(self):
+        return len(self.classes)
+
+
+_REGISTRY = {}
+
+
+def register(spec):
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def names():
+    return sorted(_REGISTRY)
+
+
+def get(name):
+    if name not in _REGISTRY and tfds_source.is_tfds(name):
+        register(_tfds_spec(name))
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown dataset '{name}'; known: {', '.join(names())}")
+    return _REGISTRY[name]
+
+
+def dataset_dir(data_dir, name):
+    return os.path.join(data_dir, name)
+
+
+def ensure(name, data_dir):
+    """Return the directory of `name`'s TFRecords, building embedded datasets on first use.
+
+    Raises tfrecord.DataError naming the preparation command when a downloaded dataset is not prepared.
+    """
+    spec = get(name)
+    directory = dataset_dir(data_dir, name)
+    if spec.build is not None:
+        spec.build(directory)
+    elif tfrecord.read_manifest(directory) is None:
+        raise tfrecord.DataError(f"dataset '{name}' is not prepared in {directory}. {spec.prepare_hint}")
+    return directory
+
+
+def _embedded(name):
+    def build(directory):
+        from cycada_tf.data.sources import embedded
+        inputs = embedded.fingerprint(name)
+        if not tfrecord.is_current(directory, inputs):
+            tfrecord.write_dataset(directory, embedded.examples(name), inputs,
+                                   info={"image_size": 32, "embedded": True})
+        return tfrecord.read_manifest(directory)
+    return build
+
+
+register(DatasetSpec("uci", DIGIT_CLASSES, 32, 1, build=_embedded("uci")))
+register(DatasetSpec("uci_m", DIGIT_CLASSES, 32, 3, build=_embedded("uci_m")))
+register(DatasetSpec("fonts", DIGIT_CLASSES, 32, 1, build=_embedded("fonts")))
+
+
+# Digit datasets prepared from the files users download (tools/prepare_data.py), stored at native size.
+def _prepare_hint(name, raw_files):
+    return (f"Run: python tools/prepare_data.py --dataset={name} --raw_dir=<dir with {raw_files}> "
+            "--data_dir=<data_dir>")
+
+
+register(DatasetSpec("mnist", DIGIT_CLASSES, 28, 1, prepare_hint=_prepare_hint(
+    "mnist", "the IDX files train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+    "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz")))
+register(DatasetSpec("usps", DIGIT_CLASSES, 16, 1, prepare_hint=_prepare_hint(
+    "usps", "zip.train.gz and zip.test.gz, or usps.h5")))
+register(DatasetSpec("svhn", DIGIT_CLASSES, 32, 3, prepare_hint=_prepare_hint(
+    "svhn", "train_32x32.mat and test_32x32.mat")))
+
+
+def _tfds_spec(name):
+    """A `tfds:<name>` dataset: read in place from tensorflow-datasets' files, never converted.
+
+    Its `build` makes nothing: it checks that tfds has the data, so `ensure` fails early with the command
+    that prepares it. ensure() passes os.path.join(data_dir, name), from which data_dir is recovered.
+    """
+    def build(directory):
+        tfds_source.check(name, directory[:len(directory) - len(name)] or ".")
+
+    return DatasetSpec(name, build=build, prepare_hint=tfds_source.prepare_hint(name),
+                       **tfds_source.spec_fields(name))

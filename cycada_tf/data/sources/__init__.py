@@ -1,0 +1,1 @@
+"""Raw formats -> records of the shared schema: one module per source."""

@@ -1,0 +1,99 @@
+"""MNIST from its official IDX files (gzipped or not) -> validated uint8 arrays and records."""
+
+import gzip
+import os
+import struct
+import zlib
+
+import numpy as np
+
+from cycada_tf.data import schema
+from cycada_tf.data.tfrecord import DataError
+
+VERSION = "1"  # bump when the conversion changes: prepared copies are then rebuilt
+IMAGE_MAGIC, LABEL_MAGIC = 0x00000803, 0x00000801
+SIDE = 28
+NUM_CLASSES = 10
+FILES = {  # split -> (images, labels), the names LeCun's site uses, each with or without ".gz"
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def _find(raw_dir, stem):
+    """The official file, gzipped (as downloaded) or not; DataError listing both names when absent."""
+    for name in (stem + ".gz", stem):
+        path = os.path.join(raw_dir, name)
+        if os.path.isfile(path):
+            return path
+    raise DataError(f"{os.path.join(raw_dir, stem)}(.gz): missing. MNIST needs "
+                    + ", ".join(f"{s}(.gz)" for pair in FILES.values() for s in pair) + f" in {raw_dir}")
+
+
+def input_files(raw_dir):
+    """{file name: path} of the official files found in raw_dir, in a fixed order."""
+    paths = [_find(raw_dir, stem) for pair in FILES.values() for stem in pair]
+    return {os.path.basename(path): path for path in paths}
+
+
+def _read_bytes(path):
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        if data[:2] == b"\x1f\x8b":  # gzip magic, whatever the file is called
+            data = gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataError(f"{path}: unreadable or truncated gzip file ({error}); download it again") from None
+    return data
+
+
+def read_idx(path, magic, dims):
+    """An IDX file -> uint8 array of shape (count, *dims), checking magic, dims and payload length."""
+    data = _read_bytes(path)
+    ndim = 1 + len(dims)
+    header = 4 + 4 * ndim
+    if len(data) >= 4 and struct.unpack(">I", data[:4])[0] != magic:
+        raise DataError(f"{path}: IDX magic number 0x{struct.unpack('>I', data[:4])[0]:08x}, expected "
+                        f"0x{magic:08x} ({'images' if magic == IMAGE_MAGIC else 'labels'}); "
+                        "is it the right file?")
+    if len(data) < header:
+        raise DataError(f"{path}: truncated IDX header ({len(data)} bytes); download it again")
+    shape = struct.unpack(f">{ndim}I", data[4:header])
+    if tuple(shape[1:]) != tuple(dims):
+        raise DataError(f"{path}: IDX dimensions {shape[1:]}, expected {tuple(dims)}")
+    expected = int(np.prod(shape))
+    payload = len(data) - header
+    if payload != expected:
+        problem = "truncated" if payload < expected else "has trailing bytes"
+        raise DataError(f"{path}: {problem}: the header says {shape[0]} items ({expected} bytes), "
+                        f"the file holds {payload} bytes; download it again")
+    return np.frombuffer(data, np.uint8, offset=header).reshape(shape)
+
+
+def read_split(raw_dir, split):
+    """(images uint8 (N, 28, 28), labels int64 (N,), image file name) of one split, validated."""
+    images_path = _find(raw_dir, FILES[split][0])
+    labels_path = _find(raw_dir, FILES[split][1])
+    images = read_idx(images_path, IMAGE_MAGIC, (SIDE, SIDE))
+    labels = read_idx(labels_path, LABEL_MAGIC, ())
+    if len(images) != len(labels):
+        raise DataError(f"{labels_path}: {len(labels)} labels for {len(images)} images in {images_path}")
+    bad = np.flatnonzero(labels >= NUM_CLASSES)
+    if bad.size:
+        raise DataError(f"{labels_path}: label {labels[bad[0]]} at index {bad[0]} is not a digit 0-9")
+    return images, labels.astype(np.int64), os.path.basename(images_path)
+
+
+def read(raw_dir):
+    """{split: (images, labels, file name)}; every file is read and checked before anything is written."""
+    return {split: read_split(raw_dir, split) for split in FILES}
+
+
+def _records(images, labels, name):
+    for i, (image, label) in enumerate(zip(images, labels)):
+        yield schema.make_example(image, label, key=f"{name}:{i}")
+
+
+def examples(raw_dir):
+    """{split: generator of tf.train.Example}, keyed "<images file>:<index>"."""
+    return {split: _records(*arrays) for split, arrays in read(raw_dir).items()}

@@ -1,0 +1,59 @@
+"""The losses of the paper, Eq. 1-5, one function each, named after the term. Each returns the mean over
+the examples it is given; the stages scale by the number of replicas (see cycada_tf/stages/base.py)."""
+
+import tensorflow as tf
+
+
+def task_loss(labels, logits):
+    """Eq. 1: cross-entropy of softmax(logits) against integer labels."""
+    logits = tf.cast(logits, tf.float32)
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+
+
+def _bce(logits, target):
+    logits = tf.cast(logits, tf.float32)
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
+        labels=tf.fill(tf.shape(logits), float(target)), logits=logits))
+
+
+def gan_discriminator_loss(real_logits, fake_logits, mode="log"):
+    """Eq. 2 (and 5) from the discriminator's side: -E[log D(real)] - E[log(1 - D(fake))].
+
+    mode="lsgan" is the least-squares form CycleGAN uses: E[(D(real) - 1)^2] + E[D(fake)^2].
+    """
+    if mode == "lsgan":
+        real, fake = tf.cast(real_logits, tf.float32), tf.cast(fake_logits, tf.float32)
+        return tf.reduce_mean(tf.square(real - 1.0)) + tf.reduce_mean(tf.square(fake))
+    return _bce(real_logits, 1.0) + _bce(fake_logits, 0.0)
+
+
+def gan_generator_loss(fake_logits, mode="log"):
+    """Eq. 2 (and 5) from the mapping's side, in the non-saturating form -E[log D(G(x))] (Goodfellow et
+    al. 2014), which has the same fixed point as minimising E[log(1 - D(G(x)))] and usable gradients early
+    on. mode="lsgan": E[(D(G(x)) - 1)^2]."""
+    if mode == "lsgan":
+        return tf.reduce_mean(tf.square(tf.cast(fake_logits, tf.float32) - 1.0))
+    return _bce(fake_logits, 1.0)
+
+
+def cycle_consistency_loss(x_s, x_s_reconstructed, x_t, x_t_reconstructed):
+    """Eq. 3: E||G_TS(G_ST(x_s)) - x_s||_1 + E||G_ST(G_TS(x_t)) - x_t||_1 (mean absolute error per pixel)."""
+    return (tf.reduce_mean(tf.abs(tf.cast(x_s_reconstructed, tf.float32) - x_s)) +
+            tf.reduce_mean(tf.abs(tf.cast(x_t_reconstructed, tf.float32) - x_t)))
+
+
+def semantic_consistency_loss(f_s_logits_t, f_s_logits_t_to_s, f_s_logits_s, f_s_logits_s_to_t):
+    """Eq. 4: L_task(f_S, G_TS(x_t), p(f_S, x_t)) + L_task(f_S, G_ST(x_s), p(f_S, x_s)).
+
+    Arguments are the frozen source model's logits on x_t, G_TS(x_t), x_s and G_ST(x_s); p = argmax.
+    """
+    pseudo_t = tf.stop_gradient(tf.argmax(f_s_logits_t, axis=-1, output_type=tf.int32))
+    pseudo_s = tf.stop_gradient(tf.argmax(f_s_logits_s, axis=-1, output_type=tf.int32))
+    return task_loss(pseudo_t, f_s_logits_t_to_s) + task_loss(pseudo_s, f_s_logits_s_to_t)
+
+
+def discriminator_accuracy(real_logits, fake_logits):
+    """Fraction of real and fake inputs the discriminator classifies correctly (the feature-stage gate)."""
+    real = tf.cast(tf.cast(real_logits, tf.float32) > 0.0, tf.float32)
+    fake = tf.cast(tf.cast(fake_logits, tf.float32) <= 0.0, tf.float32)
+    return 0.5 * (tf.reduce_mean(real) + tf.reduce_mean(fake))

@@ -1,0 +1,107 @@
+"""Feature-level adaptation, Eq. 5: D_feat tells the reference model's features of translated source images
+from f_T's features of target images; f_T learns to fool it, but only while D_feat is good enough to be
+worth fooling (accuracy above the gate on the last batch, appendix 6.1)."""
+
+import keras
+import tensorflow as tf
+
+from cycada_tf import losses
+from cycada_tf.stages.base import build_optimizer, replica_scale
+
+GATE_THRESHOLD = 0.6  # appendix 6.1: update f_T only when the discriminator accuracy is above 60%
+
+
+class FeatureAdaptation(keras.Model):
+    """f_ref (frozen) embeds translated source images, f_t (trainable, initialised from f_ref) embeds target
+    images; d_feat discriminates. layer="features" adapts the 500-d representation (paper) and updates the
+    encoder; layer="logits" adapts the class scores and updates the whole net (released code)."""
+
+    def __init__(self, f_ref, f_t, d_feat, layer="features", gan_mode="log", gate=GATE_THRESHOLD, **kwargs):
+        super().__init__(**kwargs)
+        if layer not in ("features", "logits"):
+            raise ValueError(f"--feature_layer must be 'features' or 'logits', got {layer!r}")
+        self.f_ref, self.f_t, self.d_feat = f_ref, f_t, d_feat
+        self.f_ref.trainable = False
+        self.layer, self.gan_mode, self.gate = layer, gan_mode, gate
+        self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="gated_updates")
+        self.epoch_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch_gated_updates")
+        names = ["d_loss", "g_loss", "d_accuracy", "gate_open"]
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def call(self, x, training=False):
+        return self.f_t(x, training=training)
+
+    def compile(self, f_optimizer, d_optimizer, **kwargs):
+        super().compile(optimizer=f_optimizer, **kwargs)
+        self.d_optimizer = d_optimizer
+
+    def _embed(self, net, x, training):
+        if self.layer == "features":
+            return net.features(x, training=training)
+        return net(x, training=training)
+
+    @property
+    def f_variables(self):
+        if self.layer == "features":
+            return self.f_t.encoder.trainable_variables
+        return self.f_t.trainable_variables
+
+    def build_optimizers(self):
+        build_optimizer(self.optimizer, self.f_variables)
+        build_optimizer(self.d_optimizer, self.d_feat.trainable_variables)
+
+    def train_step(self, data):
+        x_s, x_t = data
+        reference = tf.stop_gradient(self._embed(self.f_ref, x_s, training=False))
+        with tf.GradientTape() as tape:
+            real = self.d_feat(reference, training=True)
+            fake = self.d_feat(tf.stop_gradient(self._embed(self.f_t, x_t, training=True)), training=True)
+            d_loss = losses.gan_discriminator_loss(real, fake, self.gan_mode)
+            scaled = replica_scale(d_loss)
+        accuracy = losses.discriminator_accuracy(real, fake)
+        grads = tape.gradient(scaled, self.d_feat.trainable_variables)
+        self.d_optimizer.apply_gradients(zip(grads, self.d_feat.trainable_variables))
+
+        open_gate = accuracy > self.gate
+        variables = self.f_variables
+        with tf.GradientTape() as tape:
+            g_loss = losses.gan_generator_loss(
+                self.d_feat(self._embed(self.f_t, x_t, training=True), training=False), self.gan_mode)
+            scaled = replica_scale(g_loss)
+        grads = tape.gradient(scaled, variables)
+
+        def update():
+            self.optimizer.apply_gradients(zip(grads, variables))
+            self.updates.assign_add(1)
+            self.epoch_updates.assign_add(1)
+            return tf.constant(True)
+
+        tf.cond(open_gate, update, lambda: tf.constant(False))
+        values = {"d_loss": d_loss, "g_loss": g_loss, "d_accuracy": accuracy,
+                  "gate_open": tf.cast(open_gate, tf.float32)}
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+
+class GateStop(keras.callbacks.Callback):
+    """Ends feature adaptation after an epoch in which the gate never opened (appendix 6.1)."""
+
+    def __init__(self, log=print):
+        super().__init__()
+        self.log = log
+        self.stopped_epoch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.epoch_updates.assign(0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if int(self.model.epoch_updates.numpy()) == 0:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+            self.log(f"feature adaptation: no discriminator above {self.model.gate:.0%} accuracy in epoch "
+                     f"{epoch + 1}: stopping (appendix 6.1)")

@@ -1,0 +1,121 @@
+"""Pixel-level adaptation, Eq. 2-4: two mappings G_S->T and G_T->S, two image discriminators D_S and D_T,
+cycle consistency, and semantic consistency through the frozen source model f_S."""
+
+import keras
+import tensorflow as tf
+
+from cycada_tf import losses
+from cycada_tf.stages.base import build_optimizer, replica_scale
+
+
+class ImagePool:
+    """A history of generated images (Shrivastava et al. 2017, as in CycleGAN): each image shown to the
+    discriminator is, with probability 1/2, swapped for one generated earlier, so the discriminator keeps
+    penalising modes the generator has left and cannot be gamed by cycling between them."""
+
+    def __init__(self, size, image_shape, seed=0):
+        self.size = size
+        if size:
+            self.images = tf.Variable(tf.zeros((size,) + tuple(image_shape)), trainable=False)
+            self.filled = tf.Variable(0, dtype=tf.int32, trainable=False)
+            self.rng = tf.random.Generator.from_seed(seed)
+
+    def query(self, fake):
+        if not self.size:
+            return fake
+        batch = tf.shape(fake)[0]
+        index = self.rng.uniform([batch], 0, self.size, dtype=tf.int32)
+        from_pool = (self.rng.uniform([batch]) < 0.5) & (index < self.filled)
+        old = tf.gather(self.images, index)
+        out = tf.where(from_pool[:, None, None, None], old, fake)
+        # While filling, append; once full, the swapped-out slots take the new images.
+        append = (self.filled + tf.range(batch)) % self.size
+        slots = tf.where(self.filled < self.size, append, tf.where(from_pool, index, -1))
+        keep = slots >= 0
+        self.images.scatter_nd_update(tf.boolean_mask(slots, keep)[:, None], tf.boolean_mask(fake, keep))
+        self.filled.assign(tf.minimum(self.filled + batch, self.size))
+        return out
+
+
+class PixelAdaptation(keras.Model):
+    """Trains g_st, g_ts, d_s, d_t on unpaired batches (x_s, x_t); f_s is frozen (pretrained source model)."""
+
+    def __init__(self, g_st, g_ts, d_s, d_t, f_s, gan_mode="log", gan_weight=1.0, cycle_weight=1.0,
+                 semantic_weight=1.0, pool_size=50, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        self.g_st, self.g_ts, self.d_s, self.d_t, self.f_s = g_st, g_ts, d_s, d_t, f_s
+        self.f_s.trainable = False
+        self.gan_mode = gan_mode
+        self.gan_weight, self.cycle_weight, self.semantic_weight = gan_weight, cycle_weight, semantic_weight
+        shape_t = tuple(g_st.output_shape[1:])
+        shape_s = tuple(g_ts.output_shape[1:])
+        self.pool_t = ImagePool(pool_size, shape_t, seed)
+        self.pool_s = ImagePool(pool_size, shape_s, seed + 1)
+        names = ["g_loss", "gan_st", "gan_ts", "cycle", "semantic", "d_loss", "d_t_accuracy", "d_s_accuracy"]
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def call(self, x_s, training=False):
+        return self.g_st(x_s, training=training)
+
+    def compile(self, g_optimizer, d_optimizer, **kwargs):
+        super().compile(optimizer=g_optimizer, **kwargs)
+        self.d_optimizer = d_optimizer
+
+    @property
+    def generator_variables(self):
+        return self.g_st.trainable_variables + self.g_ts.trainable_variables
+
+    @property
+    def discriminator_variables(self):
+        return self.d_s.trainable_variables + self.d_t.trainable_variables
+
+    def build_optimizers(self):
+        build_optimizer(self.optimizer, self.generator_variables)
+        build_optimizer(self.d_optimizer, self.discriminator_variables)
+
+    def train_step(self, data):
+        x_s, x_t = data
+        with tf.GradientTape() as tape:
+            fake_t = self.g_st(x_s, training=True)
+            fake_s = self.g_ts(x_t, training=True)
+            rec_s = self.g_ts(fake_t, training=True)
+            rec_t = self.g_st(fake_s, training=True)
+            gan_st = losses.gan_generator_loss(self.d_t(fake_t, training=True), self.gan_mode)
+            gan_ts = losses.gan_generator_loss(self.d_s(fake_s, training=True), self.gan_mode)
+            cycle = losses.cycle_consistency_loss(x_s, rec_s, x_t, rec_t)
+            if self.semantic_weight:
+                semantic = losses.semantic_consistency_loss(
+                    self.f_s(x_t, training=False), self.f_s(fake_s, training=False),
+                    self.f_s(x_s, training=False), self.f_s(fake_t, training=False))
+            else:
+                semantic = tf.constant(0.0)
+            g_loss = (self.gan_weight * (gan_st + gan_ts) + self.cycle_weight * cycle
+                      + self.semantic_weight * semantic)
+            scaled = replica_scale(g_loss)
+        variables = self.generator_variables
+        grads = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(grads, variables))
+
+        pooled_t = self.pool_t.query(tf.stop_gradient(tf.cast(fake_t, tf.float32)))
+        pooled_s = self.pool_s.query(tf.stop_gradient(tf.cast(fake_s, tf.float32)))
+        with tf.GradientTape() as tape:
+            real_t, fake_t_logits = self.d_t(x_t, training=True), self.d_t(pooled_t, training=True)
+            real_s, fake_s_logits = self.d_s(x_s, training=True), self.d_s(pooled_s, training=True)
+            d_loss = (losses.gan_discriminator_loss(real_t, fake_t_logits, self.gan_mode)
+                      + losses.gan_discriminator_loss(real_s, fake_s_logits, self.gan_mode))
+            scaled = replica_scale(d_loss)
+        variables = self.discriminator_variables
+        grads = tape.gradient(scaled, variables)
+        self.d_optimizer.apply_gradients(zip(grads, variables))
+
+        values = {"g_loss": g_loss, "gan_st": gan_st, "gan_ts": gan_ts, "cycle": cycle, "semantic": semantic,
+                  "d_loss": d_loss,
+                  "d_t_accuracy": losses.discriminator_accuracy(real_t, fake_t_logits),
+                  "d_s_accuracy": losses.discriminator_accuracy(real_s, fake_s_logits)}
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}

@@ -1,0 +1,1 @@
+"""Command-line tools: data preparation and other one-off jobs around the experiments."""

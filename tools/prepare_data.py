@@ -1,0 +1,144 @@
+"""Prepare a digit dataset once: its official raw files -> sharded TFRecords with a manifest.
+
+    python tools/prepare_data.py --dataset=mnist --raw_dir=/path/to/raw --data_dir=data [--verify]
+    python tools/prepare_data.py --dataset=svhn --data_dir=data --verify     # check a prepared copy
+
+Every raw file is read and checked before anything is written, and the dataset directory appears in one
+step, so a failed run leaves nothing behind. Running again on the same files (same SHA-256) is a no-op.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+if __package__ in (None, ""):  # run as `python tools/prepare_data.py`: make the repository importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from cycada_tf.data import registry, tfrecord  # noqa: E402
+from cycada_tf.data.sources import mnist, svhn, usps  # noqa: E402
+
+SOURCES = {"mnist": mnist, "usps": usps, "svhn": svhn}
+PROGRESS_EVERY = 10000  # records between two progress lines
+
+
+def _say(message):
+    print(message, flush=True)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="prepare_data", description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", required=True, choices=sorted(SOURCES), help="which dataset to prepare")
+    parser.add_argument("--raw_dir", help="directory holding the official files, as downloaded; "
+                                          "leave it out to only --verify a prepared copy")
+    parser.add_argument("--data_dir", default="data", help="where the TFRecords go: <data_dir>/<dataset>/")
+    parser.add_argument("--verify", action="store_true",
+                        help="re-read every record afterwards and name any bad shard")
+    parser.add_argument("--records_per_shard", type=int, default=tfrecord.RECORDS_PER_SHARD,
+                        help="records in each TFRecord shard")
+    args = parser.parse_args(argv)
+    if args.raw_dir is None and not args.verify:
+        parser.error("give --raw_dir to prepare, or --verify to check a prepared copy")
+    return args
+
+
+def input_checksums(source, raw_dir):
+    """{file name: sha256} of the raw files, plus the converter version: what the manifest records."""
+    inputs = {}
+    for name, path in source.input_files(raw_dir).items():
+        _say(f"checksum {path}")
+        inputs[name] = tfrecord.sha256_of_file(path)
+    inputs["converter"] = f"{source.__name__.rsplit('.', 1)[-1]}-v{source.VERSION}"
+    return inputs
+
+
+def _with_progress(examples, split):
+    start, n = time.time(), 0
+    for n, example in enumerate(examples, start=1):
+        if n % PROGRESS_EVERY == 0:
+            _say(f"  {split}: {n} records ({time.time() - start:.0f} s)")
+        yield example
+    _say(f"  {split}: {n} records written")
+
+
+def _missing_ancestor(path):
+    """The topmost directory of `path` that does not exist yet (None if path exists)."""
+    path, top = os.path.abspath(path), None
+    while not os.path.exists(path):
+        path, top = os.path.dirname(path), path
+    return top
+
+
+def _remove_empty(path, top):
+    """Remove the empty directories from path up to top, the ones a failed run created."""
+    path = os.path.abspath(path)
+    while os.path.isdir(path) and not os.listdir(path):
+        os.rmdir(path)
+        if path == top:
+            return
+        path = os.path.dirname(path)
+
+
+def prepare(dataset, raw_dir, data_dir, records_per_shard=tfrecord.RECORDS_PER_SHARD):
+    """Write <data_dir>/<dataset> from the files in raw_dir unless it is current; returns the manifest."""
+    source, spec = SOURCES[dataset], registry.get(dataset)
+    directory = registry.dataset_dir(data_dir, dataset)
+    if not os.path.isdir(raw_dir):
+        raise tfrecord.DataError(f"{raw_dir}: no such directory (--raw_dir)")
+    inputs = input_checksums(source, raw_dir)
+    if tfrecord.is_current(directory, inputs):
+        _say(f"{directory} is up to date: it was written from these same files; nothing to do")
+        return tfrecord.read_manifest(directory)
+    created = _missing_ancestor(data_dir)
+    try:
+        _say(f"reading and checking {', '.join(n for n in inputs if n != 'converter')}")
+        splits = source.examples(raw_dir)
+        _say(f"writing {directory}")
+        return tfrecord.write_dataset(
+            directory, {split: _with_progress(examples, split) for split, examples in splits.items()},
+            inputs, info={"image_size": spec.image_size, "channels": spec.channels,
+                          "raw_dir": os.path.abspath(raw_dir)},
+            records_per_shard=records_per_shard)
+    except BaseException:
+        if created:
+            _remove_empty(data_dir, created)
+        raise
+
+
+def report(directory, manifest):
+    for split, entry in manifest["splits"].items():
+        classes = " ".join(f"{k}:{v}" for k, v in entry["classes"].items())
+        _say(f"{directory} {split}: {entry['count']} records in {len(entry['files'])} shards "
+            f"(per class {classes})")
+
+
+def main(argv=None):
+    """Prepare and/or verify one dataset; raises tfrecord.DataError on bad or missing data."""
+    args = parse_args(argv)
+    directory = registry.dataset_dir(args.data_dir, args.dataset)
+    if args.raw_dir is not None:
+        manifest = prepare(args.dataset, args.raw_dir, args.data_dir, args.records_per_shard)
+    else:
+        manifest = tfrecord.read_manifest(directory)
+        if manifest is None:
+            raise tfrecord.DataError(f"nothing to verify: {directory} is not prepared. "
+                                     f"{registry.get(args.dataset).prepare_hint}")
+    report(directory, manifest)
+    if args.verify:
+        _say(f"verifying every record of {directory}")
+        counts = tfrecord.verify(directory)
+        _say("verified: " + ", ".join(f"{split} {n}" for split, n in counts.items()))
+    return 0
+
+
+def cli(argv=None):
+    """The command line: a data error ends with its one-line message and exit status 1."""
+    try:
+        return main(argv)
+    except tfrecord.DataError as error:
+        print(f"prepare_data: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
