@@ -1,44 +1,61 @@
-"""The experiment configuration: one dataclass, whose defaults are the paper's values (appendix 6.1.1)
-unless a comment says why not. The absl flags of the experiment mains are generated from it."""
+"""The experiment configuration: one dataclass whose fields carry the help text of their absl flags. Defaults
+are the paper's values (appendix 6.1.1) unless the help says why not."""
 
 import dataclasses
 
 
+def _f(default, help):  # noqa: A002 - the flag's help text
+    if isinstance(default, (list, tuple)):
+        return dataclasses.field(default_factory=lambda: tuple(default), metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 @dataclasses.dataclass
 class DigitsConfig:
-    source: str = "uci"
-    target: str = "uci_m"
-    data_dir: str = "data"
-    run_dir: str = ""                 # default: runs/<source>_to_<target>
-    seeds: tuple = (0,)
-    stages: tuple = ("source", "pixel", "target", "feature", "oracle")
-    image_size: int = 32
-    channels: int = 3
-    # Source model (Eq. 1): Adam 1e-4, batch 128, 100 epochs in the paper.
-    source_epochs: int = 100
-    source_batch_size: int = 128
-    source_lr: float = 1e-4
-    # Pixel adaptation (Eq. 2-4): Adam 2e-4, batch 100, 50 epochs, equal weights.
-    pixel_epochs: int = 50
-    pixel_batch_size: int = 100
-    pixel_lr: float = 2e-4
-    pixel_beta_1: float = 0.5          # CycleGAN's Adam beta_1, whose learning rate the paper takes
-    gan_mode: str = "log"              # Eq. 2 as written; "lsgan" is CycleGAN's least-squares form
-    gan_weight: float = 1.0
-    cycle_weight: float = 1.0
-    semantic_weight: float = 1.0
-    pool_size: int = 50                # CycleGAN's image history
-    generator_width: int = 32
-    noise_channels: int = 0
-    discriminator_width: int = 64
-    translations_per_image: int = 1    # translated copies of each source image for the target model
-    # Target model on translated source (Eq. 1 on G_S->T(X_S)), same recipe as the source model.
-    target_epochs: int = 100
-    # Feature adaptation (Eq. 5): Adam 1e-5, at most 200 epochs, 60% gate.
-    feature_epochs: int = 200
-    feature_batch_size: int = 128
-    feature_lr: float = 1e-5
-    feature_layer: str = "features"
-    # Target-trained oracle: same recipe as the source model, on labelled target data (report only).
-    oracle_epochs: int = 100
-    verbose: int = 2
+    source: str = _f("uci", "Source dataset (labelled), e.g. uci, fonts, mnist, usps, svhn, tfds:svhn_cropped.")
+    target: str = _f("uci_m", "Target dataset (its labels are read only to report accuracy).")
+    data_dir: str = _f("data", "Directory of prepared TFRecords (embedded domains are built there on first use).")
+    run_dir: str = _f("", "Where checkpoints, translations and results go; default runs/<source>_to_<target>.")
+    seeds: tuple = _f((0,), "Seeds; every table number is the mean +- standard error over them.")
+    stages: tuple = _f(("source", "pixel", "target", "feature", "oracle"),
+                       "Stages to run, in this order: source, pixel, target, feature, oracle.")
+    image_size: int = _f(32, "Image side inside the networks (28 for MNIST<->USPS, 32 for SVHN->MNIST).")
+    channels: int = _f(3, "Channels inside the networks: 1 (grey) or 3 (RGB); images are converted.")
+    source_epochs: int = _f(100, "Source model epochs (paper: 100).")
+    source_batch_size: int = _f(128, "Batch size of every task-model stage (paper: 128).")
+    source_lr: float = _f(1e-4, "Adam learning rate of every task-model stage (paper: 1e-4).")
+    pixel_epochs: int = _f(50, "Pixel adaptation epochs over the larger domain (paper: 50).")
+    pixel_batch_size: int = _f(100, "Pixel adaptation batch size per domain (paper: 100).")
+    pixel_lr: float = _f(2e-4, "Adam learning rate of generators and discriminators (paper: 2e-4).")
+    pixel_beta_1: float = _f(0.5, "Adam beta_1 of the pixel stage (CycleGAN's, whose learning rate the paper uses).")
+    gan_mode: str = _f("log", "GAN objective: log (Eq. 2 as written) or lsgan (CycleGAN's least squares).")
+    gan_weight: float = _f(1.0, "Weight of each GAN term (paper: equal weights).")
+    cycle_weight: float = _f(1.0, "Weight of the cycle-consistency loss, Eq. 3 (paper: equal weights).")
+    semantic_weight: float = _f(1.0, "Weight of Eq. 4's source term: G_S->T(x_s) keeps f_S's label of x_s.")
+    semantic_t2s_weight: float = _f(
+        0.0, "Weight of Eq. 4's target term: G_T->S(x_t) keeps f_S's label of x_t (paper: 1). Off by default: "
+             "it ties G_T->S to f_S's mistakes on the target domain (measured on uci->uci_m: f_S(G_T->S(x_t)) "
+             "57% with it, 75% without; source only 57%).")
+    pool_size: int = _f(50, "Image history shown to the discriminators (CycleGAN: 50); 0 turns it off.")
+    generator_width: int = _f(32, "Filters of the generator's first convolution.")
+    noise_channels: int = _f(0, "Dimensions of a style code z given to G_S->T (0: deterministic, as the paper).")
+    discriminator_width: int = _f(64, "Filters of the image discriminator's first convolution.")
+    minibatch_std: bool = _f(False, "Give the image discriminators the batch's feature std (against collapse).")
+    discriminator_norm: str = _f("none", "Image discriminator normalisation: none, or instance (CycleGAN); "
+                                         "instance norm hides each image's colours from the discriminator.")
+    translations_per_image: int = _f(1, "Translated copies of each source image for the target model.")
+    target_epochs: int = _f(100, "Epochs of the target model on translated source images (source recipe).")
+    feature_epochs: int = _f(200, "Feature adaptation epochs at most (paper: 200); the gate may end it sooner.")
+    feature_batch_size: int = _f(128, "Feature adaptation batch size per domain.")
+    feature_lr: float = _f(1e-5, "Adam learning rate of feature adaptation (paper: 1e-5).")
+    feature_min_steps_per_epoch: int = _f(
+        200, "An epoch of feature adaptation (the gate's stop window) is one pass over the target training "
+             "set or this many iterations, whichever is longer: on small data a pass is too short for a "
+             "discriminator at lr 1e-5 to ever reach the gate (MNIST's pass is ~470 iterations).")
+    feature_layer: str = _f("features", "What D_feat sees: features (paper, the 500-d layer) or logits (code).")
+    oracle_epochs: int = _f(100, "Epochs of the target-trained oracle (labelled target data; reported only).")
+    verbose: int = _f(2, "Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch.")
+
+
+def help_of(field_name, cls=DigitsConfig):
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}[field_name]

@@ -42,14 +42,19 @@ def cycle_consistency_loss(x_s, x_s_reconstructed, x_t, x_t_reconstructed):
             tf.reduce_mean(tf.abs(tf.cast(x_t_reconstructed, tf.float32) - x_t)))
 
 
+def semantic_consistency_term(f_s_logits_original, f_s_logits_translated):
+    """One term of Eq. 4: L_task(f_S, translated images, p(f_S, original images)), p = argmax."""
+    pseudo = tf.stop_gradient(tf.argmax(f_s_logits_original, axis=-1, output_type=tf.int32))
+    return task_loss(pseudo, f_s_logits_translated)
+
+
 def semantic_consistency_loss(f_s_logits_t, f_s_logits_t_to_s, f_s_logits_s, f_s_logits_s_to_t):
     """Eq. 4: L_task(f_S, G_TS(x_t), p(f_S, x_t)) + L_task(f_S, G_ST(x_s), p(f_S, x_s)).
 
-    Arguments are the frozen source model's logits on x_t, G_TS(x_t), x_s and G_ST(x_s); p = argmax.
+    Arguments are the frozen source model's logits on x_t, G_TS(x_t), x_s and G_ST(x_s).
     """
-    pseudo_t = tf.stop_gradient(tf.argmax(f_s_logits_t, axis=-1, output_type=tf.int32))
-    pseudo_s = tf.stop_gradient(tf.argmax(f_s_logits_s, axis=-1, output_type=tf.int32))
-    return task_loss(pseudo_t, f_s_logits_t_to_s) + task_loss(pseudo_s, f_s_logits_s_to_t)
+    return (semantic_consistency_term(f_s_logits_t, f_s_logits_t_to_s)
+            + semantic_consistency_term(f_s_logits_s, f_s_logits_s_to_t))
 
 
 def discriminator_accuracy(real_logits, fake_logits):

@@ -21,8 +21,12 @@ from cycada_tf.stages.feature import FeatureAdaptation, GateStop
 from cycada_tf.stages.pixel import PixelAdaptation
 from cycada_tf.stages.source import TaskStage
 
-ROWS = (("source", "Source only"), ("target", "CyCADA pixel only"), ("feature", "CyCADA pixel+feat"),
-        ("oracle", "Target only (oracle)"))
+# (stage, key in its done.json, row label): the paper's Table 2 rows, plus the pixel stage's other direction.
+ROWS = (("source", "accuracy", "Source only"),
+        ("pixel", "accuracy_t2s", "f_S on G_T->S(x_t) (pixel, target to source)"),
+        ("target", "accuracy", "CyCADA pixel only"),
+        ("feature", "accuracy", "CyCADA pixel+feat"),
+        ("oracle", "accuracy", "Target only (oracle)"))
 STAGE_ORDER = ("source", "pixel", "target", "feature", "oracle")
 # Which earlier stages each stage reads from the run directory.
 NEEDS = {"source": (), "pixel": ("source",), "target": ("pixel",), "feature": ("target",), "oracle": ()}
@@ -67,10 +71,12 @@ class Run:
     def _count(self, name, split):
         return pipeline.count(name, split, self.config.data_dir)
 
-    def evaluate(self, net, name, split="test"):
-        """Accuracy of `net` on a labelled split (used for reporting only)."""
+    def evaluate(self, net, name, split="test", translate=None):
+        """Accuracy of `net` (after `translate`, if given) on a labelled split (reporting only)."""
         correct = total = 0
         for x, y in self._load(name, split, batch_size=500):
+            if translate is not None:
+                x = translate(x, training=False)
             pred = tf.argmax(net(x, training=False), axis=-1, output_type=tf.int32)
             correct += int(tf.reduce_sum(tf.cast(pred == y, tf.int32)))
             total += int(tf.shape(y)[0])
@@ -143,10 +149,11 @@ class Run:
         keras.utils.set_random_seed(self.seed)
         f_s = self.new_task_net(self.weights("source"))
         g_st, g_ts = self.build_generators()
-        d_s = nets.image_discriminator(c.image_size, c.channels, c.discriminator_width, name="d_s")
-        d_t = nets.image_discriminator(c.image_size, c.channels, c.discriminator_width, name="d_t")
+        d_s, d_t = (nets.image_discriminator(c.image_size, c.channels, c.discriminator_width, c.minibatch_std,
+                                             c.discriminator_norm, name=name) for name in ("d_s", "d_t"))
         model = PixelAdaptation(g_st, g_ts, d_s, d_t, f_s, gan_mode=c.gan_mode, gan_weight=c.gan_weight,
                                 cycle_weight=c.cycle_weight, semantic_weight=c.semantic_weight,
+                                semantic_t2s_weight=c.semantic_t2s_weight,
                                 pool_size=c.pool_size, seed=self.seed)
         model.compile(keras.optimizers.Adam(c.pixel_lr, beta_1=c.pixel_beta_1),
                       keras.optimizers.Adam(c.pixel_lr, beta_1=c.pixel_beta_1))
@@ -156,12 +163,16 @@ class Run:
         xt = self._load(c.target, "train", labels=False, shuffle=True, seed=self.seed + 1, repeat=True)
         ds = tf.data.Dataset.zip(xs.batch(b, drop_remainder=True), xt.batch(b, drop_remainder=True))
         steps = max(1, max(self._count(c.source, "train"), self._count(c.target, "train")) // b)
-        history = model.fit(ds.prefetch(2), epochs=c.pixel_epochs, steps_per_epoch=steps, verbose=c.verbose)
         directory = self.stage_dir("pixel")
+        grid = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: self.translation_grid(
+            g_st, g_ts, os.path.join(directory, "translations.png")))
+        history = model.fit(ds.prefetch(2), epochs=c.pixel_epochs, steps_per_epoch=steps, verbose=c.verbose,
+                            callbacks=[grid])
         _save_weights(g_st, os.path.join(directory, "g_st.weights.h5"))
         _save_weights(g_ts, os.path.join(directory, "g_ts.weights.h5"))
         self.translation_grid(g_st, g_ts, os.path.join(directory, "translations.png"))
-        return {"final": {k: float(v[-1]) for k, v in history.history.items()}}
+        return {"final": {k: float(v[-1]) for k, v in history.history.items()},
+                "accuracy_t2s": self.evaluate(f_s, c.target, translate=g_ts)}
 
     def load_generators(self):
         g_st, g_ts = self.build_generators()
@@ -241,7 +252,7 @@ class Run:
         xs, count = self.load_translated(labels=False)
         xt = self._load(c.target, "train", labels=False, shuffle=True, seed=self.seed + 1, repeat=True)
         ds = tf.data.Dataset.zip(xs.batch(b, drop_remainder=True), xt.batch(b, drop_remainder=True))
-        steps = max(1, self._count(c.target, "train") // b)
+        steps = max(c.feature_min_steps_per_epoch, self._count(c.target, "train") // b, 1)
         stop = GateStop(log)
         model.fit(ds.prefetch(2), epochs=c.feature_epochs, steps_per_epoch=steps, verbose=c.verbose,
                   callbacks=[stop])
@@ -261,11 +272,11 @@ def mean_and_se(values):
 
 def summarize(config, per_seed):
     table = []
-    for stage, label in ROWS:
-        values = [seed_result.get(stage, {}).get("accuracy") for seed_result in per_seed.values()]
+    for stage, key, label in ROWS:
+        values = [seed_result.get(stage, {}).get(key) for seed_result in per_seed.values()]
         mean, se = mean_and_se(values)
         if mean is not None:
-            table.append({"model": label, "stage": stage, "accuracy": mean, "standard_error": se,
+            table.append({"model": label, "stage": stage, "key": key, "accuracy": mean, "standard_error": se,
                           "seeds": [v for v in values if v is not None]})
     return {"source": config.source, "target": config.target, "seeds": list(per_seed),
             "table": table, "per_seed": per_seed,

@@ -47,14 +47,15 @@ class LeNet(keras.Model):
 def generator(image_size, in_channels, out_channels, width=32, noise_channels=0, name="generator"):
     """Convolutions, two residual blocks, deconvolutions (Figure 7 right); tanh output in [-1, 1].
 
-    noise_channels > 0 appends that many channels of N(0, 1) noise to the input, so that one source digit
-    can map to many target renderings (an option; the paper's generator is deterministic).
+    noise_channels > 0 draws a style code z ~ N(0, I) of that many dimensions per image and lets it set the
+    scale and shift of each channel after the instance norms of the deconvolution layers (adaptive instance
+    norm, Huang & Belongie 2017), so one source digit can map to many target renderings (an option; the
+    paper's generator is deterministic). z is not appended as constant input channels: the instance norm
+    after the first convolution subtracts every per-image constant, so such a code is erased at once.
     """
     x_in = keras.Input((image_size, image_size, in_channels))
-    x = x_in
-    if noise_channels:
-        x = NoiseChannels(noise_channels)(x)
-    x = ReflectionPad2D(3)(x)
+    z = StyleCode(noise_channels)(x_in) if noise_channels else None
+    x = ReflectionPad2D(3)(x_in)
     x = layers.Conv2D(width, 7)(x)
     x = layers.ReLU()(instance_norm()(x))
     for mult in (2, 4):
@@ -64,43 +65,79 @@ def generator(image_size, in_channels, out_channels, width=32, noise_channels=0,
         x = ResidualBlock(width * 4)(x)
     for mult in (2, 1):
         x = layers.Conv2DTranspose(width * mult, 3, strides=2, padding="same")(x)
-        x = layers.ReLU()(instance_norm()(x))
+        x = instance_norm()(x) if z is None else StyleModulation()([instance_norm(affine=False)(x), z])
+        x = layers.ReLU()(x)
     x = ReflectionPad2D(3)(x)
     x = layers.Conv2D(out_channels, 7, activation="tanh", dtype="float32")(x)
     return keras.Model(x_in, x, name=name)
 
 
 @keras.saving.register_keras_serializable("cycada_tf")
-class NoiseChannels(layers.Layer):
-    """Appends channels of standard normal noise (fresh at every call)."""
+class StyleCode(layers.Layer):
+    """Draws z ~ N(0, I) of `channels` dimensions for each image of the batch (fresh at every call; the
+    stream follows keras.utils.set_random_seed)."""
 
     def __init__(self, channels, **kwargs):
         super().__init__(**kwargs)
         self.channels = int(channels)
-        self.seed = keras.random.SeedGenerator(0)
+        self.seed = keras.random.SeedGenerator()
 
     def call(self, x):
-        shape = ops.concatenate([ops.shape(x)[:-1], [self.channels]])
-        noise = keras.random.normal(shape, seed=self.seed, dtype=x.dtype)
-        return ops.concatenate([x, noise], axis=-1)
+        return keras.random.normal((ops.shape(x)[0], self.channels), seed=self.seed)
 
     def compute_output_shape(self, shape):
-        return shape[:-1] + (shape[-1] + self.channels,)
+        return (shape[0], self.channels)
 
     def get_config(self):
         return {**super().get_config(), "channels": self.channels}
 
 
-def image_discriminator(image_size, channels, width=64, name="image_discriminator"):
-    """Six convolutions ending in one logit per position of the output map (Figure 7 mid right)."""
+@keras.saving.register_keras_serializable("cycada_tf")
+class StyleModulation(layers.Layer):
+    """[normalised features, z] -> features * (1 + gamma(z)) + beta(z), per image and channel."""
+
+    def build(self, shapes):
+        channels = shapes[0][-1]
+        self.gamma = layers.Dense(channels, kernel_initializer="zeros")
+        self.beta = layers.Dense(channels, kernel_initializer="zeros")
+        self.gamma.build(shapes[1])
+        self.beta.build(shapes[1])
+        self.built = True
+
+    def call(self, inputs):
+        x, z = inputs
+        gamma = ops.cast(self.gamma(z), x.dtype)[:, None, None, :]
+        beta = ops.cast(self.beta(z), x.dtype)[:, None, None, :]
+        return x * (1.0 + gamma) + beta
+
+    def compute_output_shape(self, shapes):
+        return shapes[0]
+
+
+def image_discriminator(image_size, channels, width=64, minibatch_std=False, norm="none",
+                        name="image_discriminator"):
+    """Six convolutions ending in one logit per position of the output map (Figure 7 mid right).
+
+    norm="instance" normalises each hidden layer per image, as CycleGAN's PatchGAN does; it is off by default
+    because it removes each image's colour statistics, which is exactly what tells a coloured digit domain
+    (MNIST-M, SVHN) from a grey one, leaving the discriminator blind to a translator's palette.
+
+    minibatch_std appends, before the last convolution, the batch's standard deviation of the features as one
+    more channel (Karras et al. 2018): a batch of translations that all share one palette is then told from
+    real target images, which vary, so a mapping that collapses to one look is penalised (an option).
+    """
     x_in = keras.Input((image_size, image_size, channels))
     x = x_in
-    for filters, stride, norm in ((width, 1, False), (width, 2, True), (width * 2, 1, True),
+    if norm not in ("none", "instance"):
+        raise ValueError(f"discriminator norm must be 'none' or 'instance', got {norm!r}")
+    for filters, stride, norm_layer in ((width, 1, False), (width, 2, True), (width * 2, 1, True),
                                   (width * 2, 2, True), (width * 4, 1, True)):
         x = layers.Conv2D(filters, 3, strides=stride, padding="same")(x)
-        if norm:
+        if norm_layer and norm == "instance":
             x = instance_norm()(x)
         x = layers.LeakyReLU(0.2)(x)
+    if minibatch_std:
+        x = MinibatchStd()(x)
     x = layers.Conv2D(1, 3, padding="same", dtype="float32")(x)
     return keras.Model(x_in, x, name=name)
 
@@ -113,3 +150,17 @@ def feature_discriminator(feature_dim=FEATURE_DIM, hidden=500, name="feature_dis
         layers.Dense(hidden, activation="relu"),
         layers.Dense(1, dtype="float32"),
     ], name=name)
+
+
+@keras.saving.register_keras_serializable("cycada_tf")
+class MinibatchStd(layers.Layer):
+    """Appends the mean over features of the across-batch standard deviation, as a constant channel."""
+
+    def call(self, x):
+        std = ops.sqrt(ops.var(ops.cast(x, "float32"), axis=0) + 1e-8)
+        value = ops.cast(ops.mean(std), x.dtype)
+        shape = ops.shape(x)
+        return ops.concatenate([x, ops.broadcast_to(value, (shape[0], shape[1], shape[2], 1))], axis=-1)
+
+    def compute_output_shape(self, shape):
+        return shape[:-1] + (shape[-1] + 1,)

@@ -8,8 +8,8 @@ import keras
 from keras import layers, ops
 
 
-def instance_norm(name=None):
-    return layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)
+def instance_norm(affine=True, name=None):
+    return layers.GroupNormalization(groups=-1, epsilon=1e-5, center=affine, scale=affine, name=name)
 
 
 @keras.saving.register_keras_serializable("cycada_tf")

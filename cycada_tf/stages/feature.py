@@ -55,11 +55,13 @@ class FeatureAdaptation(keras.Model):
         build_optimizer(self.d_optimizer, self.d_feat.trainable_variables)
 
     def train_step(self, data):
+        # Both networks embed in inference mode: with dropout on one side only, D_feat could tell the two
+        # apart by the dropout pattern alone, and the gate would measure dropout instead of the domain gap.
         x_s, x_t = data
         reference = tf.stop_gradient(self._embed(self.f_ref, x_s, training=False))
         with tf.GradientTape() as tape:
             real = self.d_feat(reference, training=True)
-            fake = self.d_feat(tf.stop_gradient(self._embed(self.f_t, x_t, training=True)), training=True)
+            fake = self.d_feat(tf.stop_gradient(self._embed(self.f_t, x_t, training=False)), training=True)
             d_loss = losses.gan_discriminator_loss(real, fake, self.gan_mode)
             scaled = replica_scale(d_loss)
         accuracy = losses.discriminator_accuracy(real, fake)
@@ -70,7 +72,7 @@ class FeatureAdaptation(keras.Model):
         variables = self.f_variables
         with tf.GradientTape() as tape:
             g_loss = losses.gan_generator_loss(
-                self.d_feat(self._embed(self.f_t, x_t, training=True), training=False), self.gan_mode)
+                self.d_feat(self._embed(self.f_t, x_t, training=False), training=False), self.gan_mode)
             scaled = replica_scale(g_loss)
         grads = tape.gradient(scaled, variables)
 

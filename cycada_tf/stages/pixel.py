@@ -24,8 +24,11 @@ class ImagePool:
         if not self.size:
             return fake
         batch = tf.shape(fake)[0]
-        index = self.rng.uniform([batch], 0, self.size, dtype=tf.int32)
-        from_pool = (self.rng.uniform([batch]) < 0.5) & (index < self.filled)
+        # Distinct slots for the images of one batch (as CycleGAN's one-at-a-time pool), unless the batch is
+        # larger than the pool; old images are handed back only once the pool is full, as in CycleGAN.
+        order = tf.argsort(self.rng.uniform([tf.maximum(batch, self.size)]))
+        index = order[:batch] % self.size
+        from_pool = (self.rng.uniform([batch]) < 0.5) & (self.filled >= self.size)
         old = tf.gather(self.images, index)
         out = tf.where(from_pool[:, None, None, None], old, fake)
         # While filling, append; once full, the swapped-out slots take the new images.
@@ -41,17 +44,21 @@ class PixelAdaptation(keras.Model):
     """Trains g_st, g_ts, d_s, d_t on unpaired batches (x_s, x_t); f_s is frozen (pretrained source model)."""
 
     def __init__(self, g_st, g_ts, d_s, d_t, f_s, gan_mode="log", gan_weight=1.0, cycle_weight=1.0,
-                 semantic_weight=1.0, pool_size=50, seed=0, **kwargs):
+                 semantic_weight=1.0, semantic_t2s_weight=None, pool_size=50, seed=0, **kwargs):
         super().__init__(**kwargs)
         self.g_st, self.g_ts, self.d_s, self.d_t, self.f_s = g_st, g_ts, d_s, d_t, f_s
         self.f_s.trainable = False
         self.gan_mode = gan_mode
-        self.gan_weight, self.cycle_weight, self.semantic_weight = gan_weight, cycle_weight, semantic_weight
+        self.gan_weight, self.cycle_weight = gan_weight, cycle_weight
+        # Eq. 4 has two terms: G_ST(x_s) must keep f_S's label of x_s (weight semantic_weight) and G_TS(x_t)
+        # must keep f_S's label of x_t (semantic_t2s_weight, the same weight unless given).
+        self.semantic_weight = semantic_weight
+        self.semantic_t2s_weight = semantic_weight if semantic_t2s_weight is None else semantic_t2s_weight
         shape_t = tuple(g_st.output_shape[1:])
         shape_s = tuple(g_ts.output_shape[1:])
         self.pool_t = ImagePool(pool_size, shape_t, seed)
         self.pool_s = ImagePool(pool_size, shape_s, seed + 1)
-        names = ["g_loss", "gan_st", "gan_ts", "cycle", "semantic", "d_loss", "d_t_accuracy", "d_s_accuracy"]
+        names = ["g_loss", "gan_st", "gan_ts", "cycle", "semantic_st", "semantic_ts", "d_loss", "d_t_accuracy", "d_s_accuracy"]
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
 
     @property
@@ -87,14 +94,15 @@ class PixelAdaptation(keras.Model):
             gan_st = losses.gan_generator_loss(self.d_t(fake_t, training=True), self.gan_mode)
             gan_ts = losses.gan_generator_loss(self.d_s(fake_s, training=True), self.gan_mode)
             cycle = losses.cycle_consistency_loss(x_s, rec_s, x_t, rec_t)
+            semantic_st = semantic_ts = tf.constant(0.0)
             if self.semantic_weight:
-                semantic = losses.semantic_consistency_loss(
-                    self.f_s(x_t, training=False), self.f_s(fake_s, training=False),
-                    self.f_s(x_s, training=False), self.f_s(fake_t, training=False))
-            else:
-                semantic = tf.constant(0.0)
+                semantic_st = losses.semantic_consistency_term(self.f_s(x_s, training=False),
+                                                               self.f_s(fake_t, training=False))
+            if self.semantic_t2s_weight:
+                semantic_ts = losses.semantic_consistency_term(self.f_s(x_t, training=False),
+                                                               self.f_s(fake_s, training=False))
             g_loss = (self.gan_weight * (gan_st + gan_ts) + self.cycle_weight * cycle
-                      + self.semantic_weight * semantic)
+                      + self.semantic_weight * semantic_st + self.semantic_t2s_weight * semantic_ts)
             scaled = replica_scale(g_loss)
         variables = self.generator_variables
         grads = tape.gradient(scaled, variables)
@@ -112,7 +120,8 @@ class PixelAdaptation(keras.Model):
         grads = tape.gradient(scaled, variables)
         self.d_optimizer.apply_gradients(zip(grads, variables))
 
-        values = {"g_loss": g_loss, "gan_st": gan_st, "gan_ts": gan_ts, "cycle": cycle, "semantic": semantic,
+        values = {"g_loss": g_loss, "gan_st": gan_st, "gan_ts": gan_ts, "cycle": cycle,
+                  "semantic_st": semantic_st, "semantic_ts": semantic_ts,
                   "d_loss": d_loss,
                   "d_t_accuracy": losses.discriminator_accuracy(real_t, fake_t_logits),
                   "d_s_accuracy": losses.discriminator_accuracy(real_s, fake_s_logits)}

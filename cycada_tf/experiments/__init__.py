@@ -1,0 +1,1 @@
+"""absl entry points: parse flags, build a config, call the runner."""

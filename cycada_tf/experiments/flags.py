@@ -1,0 +1,40 @@
+"""absl flags generated from a config dataclass, so each flag's default and help live in one place."""
+
+import dataclasses
+
+from absl import flags
+
+
+def define_from(cls):
+    """Define one absl flag per field of `cls`."""
+    for field in dataclasses.fields(cls):
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        help_text = field.metadata.get("help", field.name)
+        if isinstance(default, bool):
+            flags.DEFINE_bool(field.name, default, help_text)
+        elif isinstance(default, int):
+            flags.DEFINE_integer(field.name, default, help_text)
+        elif isinstance(default, float):
+            flags.DEFINE_float(field.name, default, help_text)
+        elif isinstance(default, tuple):
+            flags.DEFINE_list(field.name, [str(v) for v in default], help_text)
+        else:
+            flags.DEFINE_string(field.name, default, help_text)
+
+
+def config_from_flags(cls):
+    """Build `cls` from the parsed flags, with clear errors for bad values."""
+    values = {}
+    for field in dataclasses.fields(cls):
+        value = getattr(flags.FLAGS, field.name)
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        if isinstance(default, tuple):
+            if default and isinstance(default[0], int):
+                try:
+                    value = tuple(int(v) for v in value)
+                except ValueError:
+                    raise flags.ValidationError(f"--{field.name} takes integers, got {','.join(value)}")
+            else:
+                value = tuple(value)
+        values[field.name] = value
+    return cls(**values)

@@ -1,0 +1,66 @@
+"""No target label enters training: the target training pipeline yields images only, and adaptation trained on
+target data whose labels were scrambled ends with bit-identical weights."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cycada_tf import config as config_lib
+from cycada_tf import train
+from cycada_tf.data import pipeline, registry, schema, tfrecord
+
+
+def test_target_training_pipeline_yields_images_only(embedded_data_dir):
+    ds = pipeline.load("uci_m", "train", embedded_data_dir, labels=False, batch_size=8)
+    assert isinstance(ds.element_spec, tf.TensorSpec)
+    assert ds.element_spec.shape.as_list() == [None, 32, 32, 3]
+
+
+def _scramble_labels(data_dir, name):
+    """Rewrite every training label of `name` in data_dir (same manifest, so nothing rebuilds it)."""
+    directory = registry.dataset_dir(data_dir, name)
+    for path in tfrecord.split_files(directory, "train"):
+        examples = [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(path)]
+        with tf.io.TFRecordWriter(path) as writer:
+            for example in examples:
+                label = example.features.feature[schema.LABEL].int64_list.value
+                label[0] = (label[0] * 7 + 3) % 10
+                writer.write(example.SerializeToString())
+
+
+@pytest.mark.slow
+def test_adaptation_is_blind_to_target_labels(embedded_data_dir, tmp_path):
+    tf.config.experimental.enable_op_determinism()
+    scrambled = str(tmp_path / "scrambled")
+    for name in ("uci", "uci_m"):
+        shutil.copytree(os.path.join(embedded_data_dir, name), os.path.join(scrambled, name))
+    _scramble_labels(scrambled, "uci_m")
+    _, clean_labels = pipeline.arrays("uci_m", "train", embedded_data_dir)
+    _, bad_labels = pipeline.arrays("uci_m", "train", scrambled)
+    assert (clean_labels != bad_labels).mean() > 0.5
+
+    weights = {}
+    for tag, data_dir in (("clean", embedded_data_dir), ("scrambled", scrambled)):
+        config = config_lib.DigitsConfig(
+            data_dir=data_dir, run_dir=str(tmp_path / tag), seeds=(0,),
+            stages=("source", "pixel", "target", "feature"), source_epochs=1, pixel_epochs=1,
+            target_epochs=1, feature_epochs=1, pixel_batch_size=64, generator_width=4,
+            discriminator_width=4, noise_channels=2, feature_min_steps_per_epoch=5, verbose=0)
+        train.run(config)
+        seed_dir = os.path.join(config.run_dir, "seed_0")
+        weights[tag] = {}
+        for path in ("pixel/g_st.weights.h5", "pixel/g_ts.weights.h5", "target/f.weights.h5",
+                     "feature/f.weights.h5"):
+            import h5py
+            with h5py.File(os.path.join(seed_dir, path)) as handle:
+                arrays = []
+                handle.visititems(lambda n, o: arrays.append((n, o[()])) if hasattr(o, "shape") else None)
+            weights[tag][path] = arrays
+    for path, arrays in weights["clean"].items():
+        other = weights["scrambled"][path]
+        assert [n for n, _ in arrays] == [n for n, _ in other]
+        for (name, a), (_, b) in zip(arrays, other):
+            assert np.array_equal(a, b), f"{path}:{name} differs when only target labels changed"

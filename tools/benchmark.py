@@ -1,0 +1,313 @@
+"""Images per second of each stage's train step and of the input pipeline, written as JSON.
+
+    python tools/benchmark.py --batch_size=100 --steps=20 --output=bench.json
+    python -m tools.benchmark --stages=pixel --noise_channels=8 --compare=bench.json   # ratios to a baseline
+
+A stage is timed on one in-memory batch repeated (random images in [-1, 1], as the networks see them), so
+its number is the cost of the train step alone, networks built as cycada_tf/train.py builds them. Warm-up:
+one `fit` step (Keras builds the model and traces the step), then --warmup_steps untimed calls of the
+step; then --steps timed calls of `model.train_function`, ending when the last step's metrics are read
+back. The input pipeline is timed separately: cycada_tf.data.pipeline.load over embedded datasets, built
+in a temporary directory unless --data_dir holds them.
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+
+if __package__ in (None, ""):  # run as `python tools/benchmark.py`: make the repository importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from cycada_tf import config as config_lib  # noqa: E402
+from cycada_tf.data import pipeline, registry, tfrecord  # noqa: E402
+from cycada_tf.models import digits as nets  # noqa: E402
+from cycada_tf.stages.feature import FeatureAdaptation  # noqa: E402
+from cycada_tf.stages.pixel import PixelAdaptation  # noqa: E402
+from cycada_tf.stages.source import TaskStage  # noqa: E402
+
+STAGES = ("source", "pixel", "feature", "pipeline")
+# What one "image" is in each rate: adaptation steps read a batch from each domain and count one of them.
+IMAGES = {
+    "source": "labelled source images per second: one TaskStage step (Eq. 1) trains f on --batch_size images",
+    "pixel": "source images per second: one PixelAdaptation step (Eq. 2-4) reads --batch_size source and as "
+             "many target images, trains G_S->T, G_T->S, then D_S, D_T",
+    "feature": "source images per second: one FeatureAdaptation step (Eq. 5) reads --batch_size translated "
+               "source and as many target images, trains D_feat, then f_T (timed with the 60% gate held "
+               "open, so every step updates f_T: the full step)",
+    "pipeline": "images per second that pipeline.load yields for the train split, read as training reads it "
+                "(decoded once, cached, shuffled, repeated; steady state after warm-up); "
+                "decode_images_per_second: the same without the cache (a first epoch's cost)",
+}
+DEFAULTS = config_lib.DigitsConfig()
+
+
+def _bool(text):
+    if text.lower() in ("1", "true", "yes"):
+        return True
+    if text.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _network_flag(parser, name, type_):
+    """A flag that shapes a network: its default and help are DigitsConfig's, so the numbers are train.py's."""
+    extra = {"nargs": "?", "const": True} if type_ is _bool else {}
+    parser.add_argument(f"--{name}", type=type_, default=getattr(DEFAULTS, name),
+                        help=config_lib.help_of(name), **extra)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="benchmark", description=__doc__.splitlines()[0])
+    parser.add_argument("--stages", default=",".join(STAGES),
+                        help=f"comma-separated, from {', '.join(STAGES)}")
+    parser.add_argument("--batch_size", type=int, default=DEFAULTS.pixel_batch_size,
+                        help="images per domain in one step (the paper's pixel-stage batch)")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps (batches, for the pipeline)")
+    parser.add_argument("--warmup_steps", type=int, default=2,
+                        help="untimed steps after the first (tracing) one")
+    for name in ("image_size", "channels", "generator_width", "discriminator_width", "noise_channels"):
+        _network_flag(parser, name, int)
+    _network_flag(parser, "minibatch_std", _bool)
+    parser.add_argument("--datasets", default=f"{DEFAULTS.source},{DEFAULTS.target}",
+                        help="comma-separated datasets whose input pipeline is timed")
+    parser.add_argument("--data_dir", default="",
+                        help="prepared TFRecords; default: embedded datasets built in a temporary directory")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the random batches")
+    parser.add_argument("--output", default="", help="also write the JSON to this file")
+    parser.add_argument("--compare", default="", help="an earlier --output: print new / old for each rate")
+    args = parser.parse_args(argv)
+    args.stages = [s for s in args.stages.split(",") if s]
+    unknown = [s for s in args.stages if s not in STAGES]
+    if unknown or not args.stages:
+        parser.error(f"--stages: unknown stage {unknown[0] if unknown else '(none)'}; choose from "
+                     f"{', '.join(STAGES)}")
+    args.datasets = [d for d in args.datasets.split(",") if d]
+    if "pipeline" in args.stages:
+        for name in args.datasets:
+            try:
+                registry.get(name)
+            except ValueError as error:
+                parser.error(f"--datasets: {error}")
+    for name, low in (("batch_size", 1), ("steps", 1), ("warmup_steps", 0)):
+        if getattr(args, name) < low:
+            parser.error(f"--{name} must be at least {low}, got {getattr(args, name)}")
+    args.baseline = None
+    if args.compare:
+        try:
+            with open(args.compare) as handle:
+                args.baseline = json.load(handle)
+        except (OSError, ValueError) as error:
+            parser.error(f"--compare: cannot read {args.compare}: {error}")
+    return args
+
+
+def machine_info():
+    info = {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version(),
+            "platform": platform.platform(), "cpu_count": os.cpu_count(),
+            "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            "cpu_model": platform.processor() or None, "gpus": []}
+    try:
+        with open("/proc/cpuinfo") as handle:
+            models = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
+        info["cpu_model"] = models[0] if models else info["cpu_model"]
+    except OSError:
+        pass
+    for gpu in tf.config.list_physical_devices("GPU"):
+        info["gpus"].append(tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name))
+    return info
+
+
+# --- stages ---------------------------------------------------------------------------------------------
+def _config(args):
+    return config_lib.DigitsConfig(image_size=args.image_size, channels=args.channels,
+                                   generator_width=args.generator_width,
+                                   discriminator_width=args.discriminator_width,
+                                   noise_channels=args.noise_channels, minibatch_std=args.minibatch_std,
+                                   pixel_batch_size=args.batch_size, seeds=(args.seed,))
+
+
+def _task_net(c, num_classes):
+    net = nets.LeNet(num_classes)
+    net.build((None, c.image_size, c.image_size, c.channels))
+    return net
+
+
+def build_source(c, num_classes):
+    model = TaskStage(_task_net(c, num_classes), name="source_stage")
+    model.compile(optimizer=keras.optimizers.Adam(c.source_lr))
+    return model
+
+
+def build_pixel(c, num_classes):
+    g_st = nets.generator(c.image_size, c.channels, c.channels, c.generator_width, c.noise_channels,
+                          name="g_st")
+    g_ts = nets.generator(c.image_size, c.channels, c.channels, c.generator_width, name="g_ts")
+    d_s, d_t = (nets.image_discriminator(c.image_size, c.channels, c.discriminator_width, c.minibatch_std,
+                                         name=name) for name in ("d_s", "d_t"))
+    model = PixelAdaptation(g_st, g_ts, d_s, d_t, _task_net(c, num_classes), gan_mode=c.gan_mode,
+                            gan_weight=c.gan_weight, cycle_weight=c.cycle_weight,
+                            semantic_weight=c.semantic_weight, pool_size=c.pool_size, seed=c.seeds[0])
+    model.compile(keras.optimizers.Adam(c.pixel_lr, beta_1=c.pixel_beta_1),
+                  keras.optimizers.Adam(c.pixel_lr, beta_1=c.pixel_beta_1))
+    model.build_optimizers()
+    return model
+
+
+def build_feature(c, num_classes):
+    f_ref, f_t = _task_net(c, num_classes), _task_net(c, num_classes)
+    f_t.set_weights(f_ref.get_weights())  # f_T starts from the reference model, as in train.py
+    d_feat = nets.feature_discriminator(nets.FEATURE_DIM if c.feature_layer == "features" else num_classes)
+    # The gate held open: every timed step updates f_T, so the number is the full step's cost and does not
+    # hang on whether a random batch fools D_feat.
+    model = FeatureAdaptation(f_ref, f_t, d_feat, layer=c.feature_layer, gan_mode=c.gan_mode, gate=-1.0)
+    model.compile(keras.optimizers.Adam(c.feature_lr, beta_1=0.5),
+                  keras.optimizers.Adam(c.feature_lr, beta_1=0.5))
+    model.build_optimizers()
+    return model
+
+
+BUILDERS = {"source": build_source, "pixel": build_pixel, "feature": build_feature}
+
+
+def repeated_batch(stage, c, batch_size, num_classes, rng):
+    """One batch in memory, repeated: what the stage's train_step unpacks."""
+    def images():
+        shape = (batch_size, c.image_size, c.image_size, c.channels)
+        return tf.constant(rng.uniform(-1.0, 1.0, shape).astype(np.float32))
+
+    if stage == "source":
+        batch = (images(), tf.constant(rng.integers(0, num_classes, batch_size).astype(np.int32)))
+    else:
+        batch = (images(), images())
+    return tf.data.Dataset.from_tensors(batch).repeat()
+
+
+def time_stage(stage, args):
+    c = _config(args)
+    keras.utils.set_random_seed(args.seed)
+    num_classes = registry.get(c.source).num_classes
+    model = BUILDERS[stage](c, num_classes)
+    ds = repeated_batch(stage, c, args.batch_size, num_classes, np.random.default_rng(args.seed))
+    model.fit(ds, epochs=1, steps_per_epoch=1, shuffle=False, verbose=0)  # Keras's setup and the first trace
+    iterator = iter(ds)
+    for _ in range(args.warmup_steps):
+        logs = model.train_function(iterator)
+    model.reset_metrics()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        logs = model.train_function(iterator)
+    metrics = {name: float(value) for name, value in logs.items()}  # waits for the last step to finish
+    seconds = time.perf_counter() - start
+    return {"images_per_second": args.batch_size * args.steps / seconds,
+            "seconds_per_step": seconds / args.steps, "images": IMAGES[stage],
+            "jit_compile": bool(model.jit_compile), "metrics": metrics}
+
+
+def _time_batches(ds, steps, warmup_steps):
+    iterator = iter(ds)
+    for _ in range(warmup_steps):
+        next(iterator)
+    start = time.perf_counter()
+    images = 0
+    for _ in range(steps):
+        batch = next(iterator)
+        images += int(tf.shape(batch[0])[0])  # reading the shape waits for the batch
+    return images / (time.perf_counter() - start)
+
+
+def time_pipeline(name, args, data_dir):
+    def load(cache):
+        return pipeline.load(name, "train", data_dir, args.image_size, args.channels,
+                             batch_size=args.batch_size, shuffle=True, seed=args.seed, repeat=True,
+                             drop_remainder=True, cache=cache)
+
+    return {"images_per_second": _time_batches(load(True), args.steps, args.warmup_steps),
+            "decode_images_per_second": _time_batches(load(False), args.steps, args.warmup_steps),
+            "images": IMAGES["pipeline"],
+            "train_examples": pipeline.count(name, "train", data_dir)}
+
+
+# --- report ---------------------------------------------------------------------------------------------
+def rates(entry):
+    return {k: v for k, v in entry.items() if k.endswith("images_per_second")}
+
+
+def compare(results, baseline):
+    """{result: {rate: new / old}} for every rate both runs measured."""
+    ratios = {}
+    for key, entry in results.items():
+        old = baseline.get("results", {}).get(key)
+        if old is None:
+            continue
+        ratios[key] = {rate: value / old[rate] for rate, value in rates(entry).items()
+                       if old.get(rate) and math.isfinite(old[rate])}
+    return ratios
+
+
+def print_comparison(results, baseline, ratios, path):
+    print(f"compared with {path}:", flush=True)
+    for key, entry in ratios.items():
+        for rate, ratio in entry.items():
+            old, new = baseline["results"][key][rate], results[key][rate]
+            print(f"  {key:<16} {rate:<26} {old:12.1f} -> {new:12.1f}  x{ratio:.2f}", flush=True)
+
+
+def run(args):
+    results = {}
+    for stage in args.stages:
+        if stage != "pipeline":
+            print(f"benchmark: timing the {stage} stage", file=sys.stderr, flush=True)
+            results[stage] = time_stage(stage, args)
+    if "pipeline" in args.stages:
+        with tempfile.TemporaryDirectory(prefix="cycada_benchmark_") as scratch:
+            data_dir = args.data_dir or scratch
+            for name in args.datasets:
+                print(f"benchmark: timing the input pipeline of {name}", file=sys.stderr, flush=True)
+                registry.ensure(name, data_dir)
+                results[f"pipeline:{name}"] = time_pipeline(name, args, data_dir)
+    return results
+
+
+def main(argv=None):
+    """Time what --stages names; print the JSON, write it to --output; returns the report."""
+    args = parse_args(argv)
+    settings = {k: getattr(args, k) for k in ("stages", "batch_size", "steps", "warmup_steps", "image_size",
+                                              "channels", "generator_width", "discriminator_width",
+                                              "noise_channels", "minibatch_std", "datasets", "seed")}
+    report = {"machine": machine_info(), "settings": settings, "results": run(args)}
+    if args.baseline is not None:
+        baseline = args.baseline
+        report["comparison"] = {"baseline": os.path.abspath(args.compare),
+                                "ratios": compare(report["results"], baseline)}
+        print_comparison(report["results"], baseline, report["comparison"]["ratios"], args.compare)
+    text = json.dumps(report, indent=1, sort_keys=True)
+    print(text, flush=True)
+    if args.output:
+        tmp = args.output + ".tmp"
+        with open(tmp, "w") as handle:
+            handle.write(text + "\n")
+        os.replace(tmp, args.output)
+    return report
+
+
+def cli(argv=None):
+    """The command line: a data error ends with its one-line message and exit status 1."""
+    try:
+        main(argv)
+    except tfrecord.DataError as error:
+        print(f"benchmark: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

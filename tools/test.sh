@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The test command of README.md: set up .venv if needed, then run the whole suite (slow tests included).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/setup.sh
+export TF_CPP_MIN_LOG_LEVEL=2
+exec .venv/bin/python -m pytest -q tests "$@"
