@@ -194,48 +194,76 @@ class Run:
             grid = grid[..., 0]
         Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(path)
 
-    def translated_dir(self):
-        return os.path.join(self.dir, "translated_source")
+    # In the paper's direction (--pixel_direction=s2t) the target model learns from G_S->T(X_S) and reads
+    # target images as they are. In the reverse direction (t2s) target images are first mapped into the
+    # source domain by G_T->S, and the target model learns from source images that went the same way,
+    # G_T->S(G_S->T(X_S)), so it is trained on exactly the kind of images (and artifacts) it is given.
+    def translated_dir(self, domain="source"):
+        return os.path.join(self.dir, f"translated_{domain}")
 
-    def translate_source(self):
-        """G_S->T(X_S) with the source labels, written once as TFRecords of the shared schema."""
+    def _write_translated(self, domain, name, labels, mapping):
+        """`mapping` applied to a training split, written once as TFRecords of the shared schema."""
         c = self.config
-        g_st, _ = self.load_generators()
-        inputs = {"g_st": tfrecord.sha256_of_file(os.path.join(self.dir, "pixel", "g_st.weights.h5")),
-                  "copies": c.translations_per_image}
+        pixel_dir = os.path.join(self.dir, "pixel")
+        inputs = {"g_st": tfrecord.sha256_of_file(os.path.join(pixel_dir, "g_st.weights.h5")),
+                  "g_ts": tfrecord.sha256_of_file(os.path.join(pixel_dir, "g_ts.weights.h5")),
+                  "direction": c.pixel_direction, "copies": c.translations_per_image, "labels": labels}
 
         def examples():
-            for copy in range(c.translations_per_image):
-                for x, y in self._load(c.source, "train", batch_size=256):
-                    images = pipeline.to_uint8(g_st(x, training=False)).numpy()
-                    for i, (image, label) in enumerate(zip(images, y.numpy())):
-                        yield schema.make_example(image, int(label), key=f"copy{copy}:{i}")
+            for copy in range(c.translations_per_image if labels else 1):
+                index = 0
+                for batch in self._load(name, "train", labels=labels, batch_size=256):
+                    x, y = batch if labels else (batch, None)
+                    images = pipeline.to_uint8(mapping(x)).numpy()
+                    for i, image in enumerate(images):
+                        label = int(y[i]) if labels else -1  # target labels are never read here
+                        yield schema.make_example(image, label, key=f"copy{copy}:{index}")
+                        index += 1
 
-        tfrecord.write_dataset(self.translated_dir(), {"train": examples()}, inputs,
-                               info={"image_size": c.image_size})
-        return self.translated_dir()
+        tfrecord.write_dataset(self.translated_dir(domain), {"train": examples()}, inputs,
+                               info={"image_size": c.image_size, "direction": c.pixel_direction})
 
-    def load_translated(self, labels=True):
+    def translate(self):
+        """Write the translated source images (with source labels) and, for t2s, the translated target
+        images (without labels)."""
         c = self.config
-        files = tfrecord.split_files(self.translated_dir(), "train")
+        g_st, g_ts = self.load_generators()
+        if c.pixel_direction == "s2t":
+            self._write_translated("source", c.source, True, lambda x: g_st(x, training=False))
+        else:
+            self._write_translated("source", c.source, True,
+                                   lambda x: g_ts(g_st(x, training=False), training=False))
+            self._write_translated("target", c.target, False, lambda x: g_ts(x, training=False))
+        return g_ts if c.pixel_direction == "t2s" else None
+
+    def load_translated(self, domain="source", labels=True):
+        c = self.config
+        directory = self.translated_dir(domain)
+        files = tfrecord.split_files(directory, "train")
 
         def parse(serialized):
             example = schema.parse(serialized)
             image = pipeline.decode_image(example[schema.IMAGE], c.image_size, c.channels)
             return (image, tf.cast(example[schema.LABEL], tf.int32)) if labels else image
 
-        count = tfrecord.read_manifest(self.translated_dir())["splits"]["train"]["count"]
+        count = tfrecord.read_manifest(directory)["splits"]["train"]["count"]
         ds = tf.data.TFRecordDataset(files).map(parse, num_parallel_calls=tf.data.AUTOTUNE).cache()
-        return ds.shuffle(count, seed=self.seed).repeat(), count
+        return ds.shuffle(count, seed=self.seed + (domain == "target")).repeat(), count
+
+    def target_view(self):
+        """What the target model is given of a target image: the image (s2t) or G_T->S of it (t2s)."""
+        if self.config.pixel_direction == "s2t":
+            return None
+        return self.load_generators()[1]
 
     def target(self):
         c = self.config
-        self.translate_source()
+        self.translate()
         ds, count = self.load_translated()
         ds = ds.batch(c.source_batch_size, drop_remainder=True).prefetch(2)
         steps = max(1, count // c.source_batch_size)
         net = self.train_task("target", ds, steps, c.target_epochs)
-        return {"accuracy": self.evaluate(net, c.target)}
+        return {"accuracy": self.evaluate(net, c.target, translate=self.target_view())}
 
     def feature(self):
         c = self.config
@@ -249,16 +277,19 @@ class Run:
                       keras.optimizers.Adam(c.feature_lr, beta_1=0.5))
         model.build_optimizers()
         b = c.feature_batch_size
-        xs, count = self.load_translated(labels=False)
-        xt = self._load(c.target, "train", labels=False, shuffle=True, seed=self.seed + 1, repeat=True)
+        xs, _ = self.load_translated(labels=False)
+        if c.pixel_direction == "s2t":
+            xt = self._load(c.target, "train", labels=False, shuffle=True, seed=self.seed + 1, repeat=True)
+        else:
+            xt, _ = self.load_translated("target", labels=False)
         ds = tf.data.Dataset.zip(xs.batch(b, drop_remainder=True), xt.batch(b, drop_remainder=True))
         steps = max(c.feature_min_steps_per_epoch, self._count(c.target, "train") // b, 1)
         stop = GateStop(log)
         model.fit(ds.prefetch(2), epochs=c.feature_epochs, steps_per_epoch=steps, verbose=c.verbose,
                   callbacks=[stop])
         _save_weights(f_t, self.weights("feature"))
-        return {"accuracy": self.evaluate(f_t, c.target), "gated_updates": int(model.updates.numpy()),
-                "stopped_by_gate_at_epoch": stop.stopped_epoch}
+        return {"accuracy": self.evaluate(f_t, c.target, translate=self.target_view()),
+                "gated_updates": int(model.updates.numpy()), "stopped_by_gate_at_epoch": stop.stopped_epoch}
 
 
 def mean_and_se(values):
@@ -314,6 +345,9 @@ def run(config):
                                      f"{trial.dir}: add it to --stages")
                 log(f"seed {seed}: stage '{stage}' starting")
                 start = time.time()
+                # Every stage starts from the same global random state (TF's global seed also keys tf.data
+                # shuffles), whatever ran before it in this process: a resumed run repeats an unbroken one.
+                keras.utils.set_random_seed(seed)
                 result = getattr(trial, stage)()
                 result["seconds"] = round(time.time() - start, 1)
                 trial.finish(stage, result)

@@ -35,10 +35,15 @@ def test_every_stage_runs_and_a_rerun_skips_them(embedded_data_dir, tmp_path):
     seed_dir = os.path.join(run_dir, "seed_0")
     for path in ("source/f.weights.h5", "pixel/g_st.weights.h5", "pixel/g_ts.weights.h5",
                  "pixel/translations.png", "target/f.weights.h5", "feature/f.weights.h5",
-                 "oracle/f.weights.h5", "translated_source/manifest.json"):
+                 "oracle/f.weights.h5", "translated_source/manifest.json", "translated_target/manifest.json"):
         assert os.path.exists(os.path.join(seed_dir, path)), path
     translated = json.load(open(os.path.join(seed_dir, "translated_source", "manifest.json")))
-    assert translated["splits"]["train"]["count"] == 900  # every source training digit, translated
+    # the default direction (t2s): every source training digit, 3 style codes each, through G_T->S(G_S->T(.)),
+    # and every target training image through G_T->S, unlabelled
+    assert translated["splits"]["train"]["count"] == 900 * 3
+    assert sorted(translated["splits"]["train"]["classes"], key=int) == [str(k) for k in range(10)]
+    translated_target = json.load(open(os.path.join(seed_dir, "translated_target", "manifest.json")))
+    assert translated_target["splits"]["train"]["classes"] == {"-1": 1800}  # no target label written
     assert "| Source only |" in first.stdout and "| CyCADA pixel+feat |" in first.stdout
     with open(os.path.join(run_dir, "results.md")) as handle:
         assert "CyCADA pixel only" in handle.read()

@@ -32,7 +32,8 @@ def _scramble_labels(data_dir, name):
 
 
 @pytest.mark.slow
-def test_adaptation_is_blind_to_target_labels(embedded_data_dir, tmp_path):
+@pytest.mark.parametrize("direction", ["t2s", "s2t"])
+def test_adaptation_is_blind_to_target_labels(embedded_data_dir, tmp_path, direction):
     tf.config.experimental.enable_op_determinism()
     scrambled = str(tmp_path / "scrambled")
     for name in ("uci", "uci_m"):
@@ -48,7 +49,8 @@ def test_adaptation_is_blind_to_target_labels(embedded_data_dir, tmp_path):
             data_dir=data_dir, run_dir=str(tmp_path / tag), seeds=(0,),
             stages=("source", "pixel", "target", "feature"), source_epochs=1, pixel_epochs=1,
             target_epochs=1, feature_epochs=1, pixel_batch_size=64, generator_width=4,
-            discriminator_width=4, noise_channels=2, feature_min_steps_per_epoch=5, verbose=0)
+            discriminator_width=4, noise_channels=2, feature_min_steps_per_epoch=5, pixel_direction=direction,
+            translations_per_image=1, verbose=0)
         train.run(config)
         seed_dir = os.path.join(config.run_dir, "seed_0")
         weights[tag] = {}
