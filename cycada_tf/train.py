@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cycada_tf import config as config_lib
+from cycada_tf import config as config_lib, paper
 from cycada_tf.data import pipeline, registry, schema, tfrecord
 from cycada_tf.models import digits as nets
 from cycada_tf.stages.feature import FeatureAdaptation, GateStop
@@ -311,15 +311,25 @@ def summarize(config, per_seed):
                           "seeds": [v for v in values if v is not None]})
     return {"source": config.source, "target": config.target, "seeds": list(per_seed),
             "table": table, "per_seed": per_seed,
+            "paper_table_2": {stage: list(v)
+                              for stage, v in paper.reported(config.source, config.target).items()},
             "config": {k: (list(v) if isinstance(v, tuple) else v)
                        for k, v in vars(config).items()}}
 
 
 def markdown_table(results):
-    lines = [f"| Model | {results['source']} -> {results['target']} (accuracy %, mean ± s.e., "
-             f"{len(results['seeds'])} seed{'s' if len(results['seeds']) != 1 else ''}) |", "|---|---|"]
+    """The table, with the paper's Table 2 number beside each row when the shift is one of the paper's."""
+    published = paper.reported(results["source"], results["target"])
+    header = (f"| Model | {results['source']} -> {results['target']} (accuracy %, mean ± s.e., "
+              f"{len(results['seeds'])} seed{'s' if len(results['seeds']) != 1 else ''}) |")
+    lines = [header + (" Paper (Table 2, 4 runs) |" if published else ""),
+             "|---|---|" + ("---|" if published else "")]
     for row in results["table"]:
-        lines.append(f"| {row['model']} | {100 * row['accuracy']:.1f} ± {100 * row['standard_error']:.1f} |")
+        line = f"| {row['model']} | {100 * row['accuracy']:.1f} ± {100 * row['standard_error']:.1f} |"
+        if published:
+            mean_se = published.get(row["stage"]) if row["key"] == "accuracy" else None
+            line += f" {mean_se[0]:.1f} ± {mean_se[1]:.1f} |" if mean_se else " - |"
+        lines.append(line)
     return "\n".join(lines)
 
 
