@@ -62,7 +62,14 @@ class DigitsConfig:
              "discriminator at lr 1e-5 to ever reach the gate (MNIST's pass is ~470 iterations).")
     feature_layer: str = _f("features", "What D_feat sees: features (paper, the 500-d layer) or logits (code).")
     oracle_epochs: int = _f(30, "Epochs of the target-trained oracle (labelled target data; reported only).")
-    verbose: int = _f(2, "Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch.")
+    verbose: int = _f(2, "Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch (a progress "
+                         "line with the time left is logged after each epoch at every verbosity).")
+    summary_every_epochs: int = _f(5, "Epochs between TensorBoard image summaries (translation grids, target "
+                                      "test confusion matrices), and after the last; scalars go every epoch to "
+                                      "<run_dir>/seed_<k>/<stage>/tb. 0: no TensorBoard summaries.")
+    export_dir: str = _f("", "If set, the first seed's adapted classifier and translators are exported there "
+                             "after the run, as TF Serving models <export_dir>/<model>/<version>/ "
+                             "(tools/export.py exports an existing run).")
 
 
 def help_of(field_name, cls=DigitsConfig):

@@ -1,8 +1,9 @@
 """Runs the CyCADA stages in order for each seed, checkpointing each stage in the run directory, and writes
 the paper-style results table. Stages talk through the run directory only.
 
-<run_dir>/seed_<k>/<stage>/ holds the stage's weights and done.json (its numbers); a stage whose done.json
-exists is skipped when the command runs again. <run_dir>/results.json and results.md hold the table.
+<run_dir>/seed_<k>/<stage>/ holds the stage's weights and done.json (its numbers), and tb/ its TensorBoard
+summaries; a stage whose done.json exists is skipped when the command runs again. <run_dir>/results.json and
+results.md hold the table, report.md the table with the figures (translations, confusion matrices).
 """
 
 import json
@@ -14,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cycada_tf import config as config_lib, paper
+from cycada_tf import config as config_lib, export, figures, paper, summaries
 from cycada_tf.data import pipeline, registry, schema, tfrecord
 from cycada_tf.models import digits as nets
 from cycada_tf.stages.feature import FeatureAdaptation, GateStop
@@ -71,16 +72,21 @@ class Run:
     def _count(self, name, split):
         return pipeline.count(name, split, self.config.data_dir)
 
-    def evaluate(self, net, name, split="test", translate=None):
-        """Accuracy of `net` (after `translate`, if given) on a labelled split (reporting only)."""
-        correct = total = 0
+    def confusion(self, net, name, split="test", translate=None):
+        """Counts of (true class, predicted class) of `net` (after `translate`, if given) on a labelled split
+        (reporting only)."""
+        counts = np.zeros((self.num_classes, self.num_classes), np.int64)
         for x, y in self._load(name, split, batch_size=500):
             if translate is not None:
                 x = translate(x, training=False)
             pred = tf.argmax(net(x, training=False), axis=-1, output_type=tf.int32)
-            correct += int(tf.reduce_sum(tf.cast(pred == y, tf.int32)))
-            total += int(tf.shape(y)[0])
-        return correct / total
+            counts += tf.math.confusion_matrix(y, pred, self.num_classes, dtype=tf.int64).numpy()
+        return counts
+
+    def evaluate(self, net, name, split="test", translate=None):
+        """Accuracy of `net` (after `translate`, if given) on a labelled split (reporting only)."""
+        counts = self.confusion(net, name, split, translate)
+        return int(np.trace(counts)) / int(counts.sum())
 
     # --- stage bookkeeping ------------------------------------------------------------------------------
     def stage_dir(self, stage):
@@ -109,14 +115,33 @@ class Run:
     def weights(self, stage, name="f"):
         return os.path.join(self.dir, stage, f"{name}.weights.h5")
 
+    def callbacks(self, stage, scalars=None, periodic=None, may_stop_early=False):
+        """Progress lines, and TensorBoard summaries under <stage>/tb unless --summary_every_epochs=0."""
+        callbacks = [summaries.Progress(stage, log, may_stop_early)]
+        if self.config.summary_every_epochs:
+            callbacks.append(summaries.TensorBoardSummaries(os.path.join(self.stage_dir(stage), "tb"),
+                                                            self.config.summary_every_epochs, scalars, periodic))
+        return callbacks
+
+    def target_test_summaries(self, net, translate=None):
+        """What a task model's TensorBoard shows at the interval: its confusion matrix and accuracy on the
+        target test split (target labels read for reporting only)."""
+        def periodic(model):
+            counts = self.confusion(net, self.config.target, translate=translate)
+            classes = [str(k) for k in self.source_spec.classes]
+            return {"target_test/confusion": figures.confusion_figure([(self.config.target, counts)], classes),
+                    "target_test/accuracy": np.trace(counts) / counts.sum()}
+        return periodic
+
     # --- stages -----------------------------------------------------------------------------------------
-    def train_task(self, stage, dataset, steps, epochs, init=None):
+    def train_task(self, stage, dataset, steps, epochs, init=None, view=None):
         c = self.config
         keras.utils.set_random_seed(self.seed)
         net = self.new_task_net(init)
         model = TaskStage(net, name=f"{stage}_stage")
         model.compile(optimizer=keras.optimizers.Adam(c.source_lr))
-        model.fit(dataset, epochs=epochs, steps_per_epoch=steps, verbose=c.verbose)
+        model.fit(dataset, epochs=epochs, steps_per_epoch=steps, verbose=c.verbose,
+                  callbacks=self.callbacks(stage, periodic=self.target_test_summaries(net, view)))
         _save_weights(net, self.weights(stage))
         return net
 
@@ -164,13 +189,13 @@ class Run:
         ds = tf.data.Dataset.zip(xs.batch(b, drop_remainder=True), xt.batch(b, drop_remainder=True))
         steps = max(1, max(self._count(c.source, "train"), self._count(c.target, "train")) // b)
         directory = self.stage_dir("pixel")
-        grid = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: self.translation_grid(
-            g_st, g_ts, os.path.join(directory, "translations.png")))
+        grid = self.translation_grid(g_st, g_ts, os.path.join(directory, "translations.png"))
         history = model.fit(ds.prefetch(2), epochs=c.pixel_epochs, steps_per_epoch=steps, verbose=c.verbose,
-                            callbacks=[grid])
+                            callbacks=[grid] + self.callbacks(
+                                "pixel", periodic=lambda model: {"translations": grid.latest}))
         _save_weights(g_st, os.path.join(directory, "g_st.weights.h5"))
         _save_weights(g_ts, os.path.join(directory, "g_ts.weights.h5"))
-        self.translation_grid(g_st, g_ts, os.path.join(directory, "translations.png"))
+        grid.draw()
         return {"final": {k: float(v[-1]) for k, v in history.history.items()},
                 "accuracy_t2s": self.evaluate(f_s, c.target, translate=g_ts)}
 
@@ -181,18 +206,12 @@ class Run:
         return g_st, g_ts
 
     def translation_grid(self, g_st, g_ts, path, n=10):
-        """Rows of x_s | G_ST(x_s) | G_TS(G_ST(x_s)) and x_t | G_TS(x_t) | G_ST(G_TS(x_t)) (cf. Figure 3)."""
-        from PIL import Image
+        """A callback that draws the first `n` test images of each domain through both translators after each
+        epoch into the PNG at `path` (figures.translation_grid; cf. Figure 3); .draw() draws it now."""
         c = self.config
         xs = next(iter(self._load(c.source, "test", labels=False, batch_size=n)))
         xt = next(iter(self._load(c.target, "test", labels=False, batch_size=n)))
-        st = g_st(xs, training=False)
-        ts = g_ts(xt, training=False)
-        rows = [xs, st, g_ts(st, training=False), xt, ts, g_st(ts, training=False)]
-        grid = np.concatenate([np.concatenate(list(pipeline.to_uint8(r).numpy()), axis=1) for r in rows], 0)
-        if grid.shape[-1] == 1:
-            grid = grid[..., 0]
-        Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(path)
+        return summaries.TranslationGrid(g_st, g_ts, xs, xt, path)
 
     # In the paper's direction (--pixel_direction=s2t) the target model learns from G_S->T(X_S) and reads
     # target images as they are. In the reverse direction (t2s) target images are first mapped into the
@@ -258,11 +277,11 @@ class Run:
 
     def target(self):
         c = self.config
-        self.translate()
+        view = self.translate()
         ds, count = self.load_translated()
         ds = ds.batch(c.source_batch_size, drop_remainder=True).prefetch(2)
         steps = max(1, count // c.source_batch_size)
-        net = self.train_task("target", ds, steps, c.target_epochs)
+        net = self.train_task("target", ds, steps, c.target_epochs, view=view)
         return {"accuracy": self.evaluate(net, c.target, translate=self.target_view())}
 
     def feature(self):
@@ -285,10 +304,14 @@ class Run:
         ds = tf.data.Dataset.zip(xs.batch(b, drop_remainder=True), xt.batch(b, drop_remainder=True))
         steps = max(c.feature_min_steps_per_epoch, self._count(c.target, "train") // b, 1)
         stop = GateStop(log)
+        # Built after every network of the stage, so their initial weights are those of a run without it.
+        view = self.target_view()
         model.fit(ds.prefetch(2), epochs=c.feature_epochs, steps_per_epoch=steps, verbose=c.verbose,
-                  callbacks=[stop])
+                  callbacks=[stop] + self.callbacks(
+                      "feature", scalars=lambda model: {"gated_updates": model.updates.numpy()},
+                      periodic=self.target_test_summaries(f_t, view), may_stop_early=True))
         _save_weights(f_t, self.weights("feature"))
-        return {"accuracy": self.evaluate(f_t, c.target, translate=self.target_view()),
+        return {"accuracy": self.evaluate(f_t, c.target, translate=view),
                 "gated_updates": int(model.updates.numpy()), "stopped_by_gate_at_epoch": stop.stopped_epoch}
 
 
@@ -310,11 +333,22 @@ def summarize(config, per_seed):
             table.append({"model": label, "stage": stage, "key": key, "accuracy": mean, "standard_error": se,
                           "seeds": [v for v in values if v is not None]})
     return {"source": config.source, "target": config.target, "seeds": list(per_seed),
-            "table": table, "per_seed": per_seed,
+            "table": table, "per_seed": per_seed, "gain": adaptation_gain(per_seed),
             "paper_table_2": {stage: list(v)
                               for stage, v in paper.reported(config.source, config.target).items()},
             "config": {k: (list(v) if isinstance(v, tuple) else v)
                        for k, v in vars(config).items()}}
+
+
+def adaptation_gain(per_seed):
+    """CyCADA pixel+feat minus source only, paired by seed: {"mean", "standard_error", "seeds"} in accuracy
+    (the question of the paper's table: does adaptation beat source only by more than seed noise?)."""
+    pairs = [(r["feature"]["accuracy"], r["source"]["accuracy"]) for r in per_seed.values()
+             if "accuracy" in r.get("feature", {}) and "accuracy" in r.get("source", {})]
+    mean, se = mean_and_se([adapted - source for adapted, source in pairs])
+    if mean is None:
+        return None
+    return {"mean": mean, "standard_error": se, "seeds": len(pairs)}
 
 
 def markdown_table(results):
@@ -330,7 +364,59 @@ def markdown_table(results):
             mean_se = published.get(row["stage"]) if row["key"] == "accuracy" else None
             line += f" {mean_se[0]:.1f} ± {mean_se[1]:.1f} |" if mean_se else " - |"
         lines.append(line)
+    gain = results.get("gain")
+    if gain and gain["seeds"] > 1:
+        lines.append(f"\nGain of pixel+feat over source only, paired by seed: {100 * gain['mean']:+.1f} ± "
+                     f"{100 * gain['standard_error']:.1f} points (mean ± s.e. of {gain['seeds']} seeds; "
+                     f"{abs(gain['mean']) / gain['standard_error'] if gain['standard_error'] else float('inf'):.1f}"
+                     " standard errors)")
     return "\n".join(lines)
+
+
+REPORT_PANELS = (("source", "Source only"), ("feature", "CyCADA pixel+feat"))  # before/after, cf. Figure 10
+
+
+def confusion_matrices(config, run_dir, seeds):
+    """{stage: counts summed over seeds} on the target test split, for each stage of REPORT_PANELS that is
+    done for every seed (target labels read for reporting only)."""
+    totals = {}
+    for stage, _ in REPORT_PANELS:
+        trials = [Run(config, seed, run_dir) for seed in seeds]
+        if not trials or any(trial.done(stage) is None for trial in trials):
+            continue
+        totals[stage] = sum(trial.confusion(trial.new_task_net(trial.weights(stage)), config.target,
+                                            translate=trial.target_view() if stage == "feature" else None)
+                            for trial in trials)
+    return totals
+
+
+def write_report(config, run_dir, summary):
+    """<run_dir>/report.md: the results table, the translation grids and the confusion matrices before and
+    after adaptation (<run_dir>/confusion_matrices.png)."""
+    seeds = [int(seed) for seed in summary["seeds"]]
+    lines = [f"# CyCADA: {config.source} -> {config.target}", "", markdown_table(summary), "",
+             f"Seeds: {', '.join(map(str, seeds))}; numbers in `results.json`.", ""]
+    grids = [seed for seed in seeds if os.path.exists(os.path.join(run_dir, f"seed_{seed}", "pixel",
+                                                                   "translations.png"))]
+    if grids:
+        lines += ["## Translations (cf. the paper's Figure 3)", "",
+                  "Rows, top to bottom: " + ", ".join(f"`{row}`" for row in figures.TRANSLATION_ROWS)
+                  + "; each column is one of the first test images of its domain.", ""]
+        lines += [f"![translations, seed {seed}](seed_{seed}/pixel/translations.png)" for seed in grids] + [""]
+    counts = confusion_matrices(config, run_dir, seeds)
+    if counts:
+        labels = dict(REPORT_PANELS)
+        classes = [str(k) for k in registry.get(config.source).classes]
+        picture = figures.confusion_figure([(labels[stage], counts[stage]) for stage in counts], classes)
+        figures.save_png(picture, os.path.join(run_dir, "confusion_matrices.png"))
+        lines += ["## Confusion matrices on the target test split (cf. the paper's Figure 10)", "",
+                  "![confusion matrices](confusion_matrices.png)", "",
+                  f"Rows: true class, columns: predicted class, in % of the row's class; counts summed over "
+                  f"the seeds. Target labels are read for these matrices and the table only, never in "
+                  f"training.", ""]
+    lines += ["## TensorBoard", "", f"`tensorboard --logdir {run_dir}` (one run per seed and stage).", ""]
+    with open(os.path.join(run_dir, "report.md"), "w") as handle:
+        handle.write("\n".join(lines))
 
 
 def run(config):
@@ -374,4 +460,8 @@ def run(config):
     with open(os.path.join(run_dir, "results.md"), "w") as handle:
         handle.write(table + "\n")
     print(table, flush=True)
+    write_report(config, run_dir, summary)
+    log(f"report: {os.path.join(run_dir, 'report.md')}")
+    if config.export_dir:
+        export.export_seed(Run(config, config.seeds[0], run_dir), config.export_dir, log)
     return summary

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -24,8 +25,9 @@ def run_main(*args, check=True):
 
 @pytest.mark.slow
 def test_every_stage_runs_and_a_rerun_skips_them(embedded_data_dir, tmp_path):
-    run_dir = str(tmp_path / "run")
-    first = run_main(f"--data_dir={embedded_data_dir}", f"--run_dir={run_dir}", *TINY)
+    run_dir, export_dir = str(tmp_path / "run"), str(tmp_path / "export")
+    first = run_main(f"--data_dir={embedded_data_dir}", f"--run_dir={run_dir}", f"--export_dir={export_dir}",
+                     *TINY)
     with open(os.path.join(run_dir, "results.json")) as handle:
         results = json.load(handle)
     rows = {row["stage"]: row for row in results["table"]}
@@ -47,12 +49,67 @@ def test_every_stage_runs_and_a_rerun_skips_them(embedded_data_dir, tmp_path):
     assert "| Source only |" in first.stdout and "| CyCADA pixel+feat |" in first.stdout
     with open(os.path.join(run_dir, "results.md")) as handle:
         assert "CyCADA pixel only" in handle.read()
+    _check_reporting(run_dir, first.stdout, export_dir)
 
     mtime = os.stat(os.path.join(seed_dir, "pixel", "g_st.weights.h5")).st_mtime_ns
-    second = run_main(f"--data_dir={embedded_data_dir}", f"--run_dir={run_dir}", *TINY)
+    second = run_main(f"--data_dir={embedded_data_dir}", f"--run_dir={run_dir}", f"--export_dir={export_dir}",
+                      *TINY)
     assert second.stdout.count("already done, skipped") == 5
     assert os.stat(os.path.join(seed_dir, "pixel", "g_st.weights.h5")).st_mtime_ns == mtime
     assert json.load(open(os.path.join(run_dir, "results.json")))["table"] == results["table"]
+    for model in ("classifier", "g_st", "g_ts"):  # each export is the next version
+        assert sorted(os.listdir(os.path.join(export_dir, model))) == ["1", "2"]
+
+
+# What each stage's TensorBoard log holds: every loss and metric of its train_step each epoch, and at the
+# interval (here the last epoch) its images.
+STAGE_SCALARS = {
+    "source": {"loss", "accuracy", "target_test/accuracy"},
+    "pixel": {"g_loss", "gan_st", "gan_ts", "cycle", "semantic_st", "semantic_ts", "d_loss", "d_t_accuracy",
+              "d_s_accuracy"},
+    "target": {"loss", "accuracy", "target_test/accuracy"},
+    "feature": {"d_loss", "g_loss", "d_accuracy", "gate_open", "gated_updates", "target_test/accuracy"},
+    "oracle": {"loss", "accuracy", "target_test/accuracy"},
+}
+STAGE_IMAGES = {"source": "target_test/confusion", "pixel": "translations", "target": "target_test/confusion",
+                "feature": "target_test/confusion", "oracle": "target_test/confusion"}
+EPOCHS = {"source": 2, "pixel": 1, "target": 1, "feature": 2, "oracle": 1}  # TINY's
+
+
+def _check_reporting(run_dir, stdout, export_dir):
+    from PIL import Image
+
+    from cycada_tf import summaries
+    seed_dir = os.path.join(run_dir, "seed_0")
+    for stage, scalars in STAGE_SCALARS.items():
+        events = summaries.read_events(os.path.join(seed_dir, stage, "tb"))
+        assert scalars | {STAGE_IMAGES[stage]} == set(events), stage
+        last = max(step for step, _ in events["d_loss" if stage == "feature" else sorted(scalars)[0]])
+        assert 1 <= last <= EPOCHS[stage]  # the feature stage's gate may end it after epoch 1
+        for name in scalars:
+            assert [step for step, _ in events[name]][-1] == last and all(
+                isinstance(v, float) for _, v in events[name]), (stage, name)
+        [(step, images)] = events[STAGE_IMAGES[stage]]
+        assert step == last and len(images) == 1 and images[0].dtype.name == "uint8"
+        height, width, channels = images[0].shape
+        if stage == "pixel":  # six rows (x_s, G_ST(x_s), ... ) of ten 32x32 RGB test images
+            assert (height, width, channels) == (6 * 32, 10 * 32, 3)
+        else:
+            assert channels == 3 and height > 100 and width > 100
+        progress = re.findall(
+            rf"{stage} epoch (\d+)/{EPOCHS[stage]}, \d+ s/epoch, (at most )?~[\d.]+ (s|min) left", stdout)
+        assert [int(epoch) for epoch, _, _ in progress] == list(range(1, last + 1)), stage
+
+    with open(os.path.join(run_dir, "report.md")) as handle:
+        report = handle.read()
+    assert "| Source only |" in report and "| CyCADA pixel+feat |" in report
+    assert "(seed_0/pixel/translations.png)" in report and "(confusion_matrices.png)" in report
+    picture = Image.open(os.path.join(run_dir, "confusion_matrices.png"))
+    assert picture.format == "PNG" and picture.size[0] > 1.5 * picture.size[1]  # before | after
+
+    for model in ("classifier", "g_st", "g_ts"):
+        assert os.listdir(os.path.join(export_dir, model)) == ["1"]
+        assert os.path.isfile(os.path.join(export_dir, model, "1", "saved_model.pb"))
 
 
 def test_bad_flags_and_missing_data_end_with_one_clear_message(tmp_path):

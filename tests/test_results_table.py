@@ -22,6 +22,21 @@ def test_mean_and_standard_error_over_seeds():
     table = train.markdown_table(summary)
     assert "| Source only | 60.0 ± 5.8 |" in table and "| CyCADA pixel+feat | 80.0 ± 5.8 |" in table
     assert "Paper" not in table
+    # paired by seed: gains 0.2, 0.2, 0.2 -> +20.0 points, no spread
+    assert math.isclose(summary["gain"]["mean"], 0.2) and summary["gain"]["standard_error"] < 1e-12
+    assert "Gain of pixel+feat over source only, paired by seed: +20.0 ± 0.0 points" in table
+
+
+def test_gain_is_paired_by_seed_and_skips_seeds_without_both_stages():
+    per_seed = _per_seed([(0.50, 0.60), (0.70, 0.75), (0.40, 0.55)])
+    per_seed["3"] = {"source": {"accuracy": 0.9}}  # a seed whose feature stage has not run
+    gain = train.adaptation_gain(per_seed)
+    assert gain["seeds"] == 3
+    diffs = [0.10, 0.05, 0.15]
+    assert math.isclose(gain["mean"], 0.10)
+    se = math.sqrt(sum((d - 0.10) ** 2 for d in diffs) / 2) / math.sqrt(3)
+    assert math.isclose(gain["standard_error"], se)
+    assert train.adaptation_gain({"0": {"source": {"accuracy": 0.5}}}) is None
 
 
 def test_paper_numbers_beside_the_papers_shifts():

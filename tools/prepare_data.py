@@ -1,6 +1,7 @@
-"""Prepare a digit dataset once: its official raw files -> sharded TFRecords with a manifest.
+"""Prepare a dataset once: its official raw files -> sharded TFRecords with a manifest.
 
     python tools/prepare_data.py --dataset=mnist --raw_dir=/path/to/raw --data_dir=data [--verify]
+    python tools/prepare_data.py --dataset=gta5 --raw_dir=/path/to/gta5 --data_dir=data --width=1024
     python tools/prepare_data.py --dataset=svhn --data_dir=data --verify     # check a prepared copy
 
 Every raw file is read and checked before anything is written, and the dataset directory appears in one
@@ -16,10 +17,16 @@ if __package__ in (None, ""):  # run as `python tools/prepare_data.py`: make the
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from cycada_tf.data import registry, tfrecord  # noqa: E402
-from cycada_tf.data.sources import mnist, svhn, usps  # noqa: E402
+from cycada_tf.data.sources import cityscapes, gta5, mnist, segmentation, svhn, synthia, usps  # noqa: E402
 
 SOURCES = {"mnist": mnist, "usps": usps, "svhn": svhn}
+# Segmentation datasets: name -> (source module, arguments of its layout()).
+SEGMENTATION_SOURCES = {"gta5": (gta5, {}), "cityscapes": (cityscapes, {}),
+                        **{name: (synthia, {"season": season}) for name, season in synthia.SEASONS.items()}}
 PROGRESS_EVERY = 10000  # records between two progress lines
+SEGMENTATION_RECORDS_PER_SHARD = 500  # a 1024-wide image and label are ~1 MB: shards of ~0.5 GB
+SKIPPED_SHOWN = 10  # unpaired files named in the log; the manifest keeps up to SKIPPED_KEPT of them
+SKIPPED_KEPT = 1000
 
 
 def _say(message):
@@ -28,17 +35,25 @@ def _say(message):
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="prepare_data", description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", required=True, choices=sorted(SOURCES), help="which dataset to prepare")
+    parser.add_argument("--dataset", required=True, choices=sorted({**SOURCES, **SEGMENTATION_SOURCES}),
+                        help="which dataset to prepare")
     parser.add_argument("--raw_dir", help="directory holding the official files, as downloaded; "
                                           "leave it out to only --verify a prepared copy")
     parser.add_argument("--data_dir", default="data", help="where the TFRecords go: <data_dir>/<dataset>/")
     parser.add_argument("--verify", action="store_true",
                         help="re-read every record afterwards and name any bad shard")
-    parser.add_argument("--records_per_shard", type=int, default=tfrecord.RECORDS_PER_SHARD,
-                        help="records in each TFRecord shard")
+    parser.add_argument("--records_per_shard", type=int, default=None,
+                        help=f"records in each TFRecord shard (default {tfrecord.RECORDS_PER_SHARD}, "
+                             f"{SEGMENTATION_RECORDS_PER_SHARD} for segmentation datasets)")
+    parser.add_argument("--width", type=int, default=segmentation.PAPER_WIDTH,
+                        help="segmentation datasets only: resize every image (bilinear) and label map "
+                             "(nearest) to this width, keeping the aspect ratio; 0 keeps the native size. "
+                             "The paper uses 1024")
     args = parser.parse_args(argv)
     if args.raw_dir is None and not args.verify:
         parser.error("give --raw_dir to prepare, or --verify to check a prepared copy")
+    if args.width < 0:
+        parser.error("--width must be 0 (native size) or a positive number of pixels")
     return args
 
 
@@ -79,8 +94,12 @@ def _remove_empty(path, top):
         path = os.path.dirname(path)
 
 
-def prepare(dataset, raw_dir, data_dir, records_per_shard=tfrecord.RECORDS_PER_SHARD):
+def prepare(dataset, raw_dir, data_dir, records_per_shard=None, width=segmentation.PAPER_WIDTH):
     """Write <data_dir>/<dataset> from the files in raw_dir unless it is current; returns the manifest."""
+    if dataset in SEGMENTATION_SOURCES:
+        return prepare_segmentation(dataset, raw_dir, data_dir,
+                                    records_per_shard or SEGMENTATION_RECORDS_PER_SHARD, width)
+    records_per_shard = records_per_shard or tfrecord.RECORDS_PER_SHARD
     source, spec = SOURCES[dataset], registry.get(dataset)
     directory = registry.dataset_dir(data_dir, dataset)
     if not os.path.isdir(raw_dir):
@@ -105,8 +124,49 @@ def prepare(dataset, raw_dir, data_dir, records_per_shard=tfrecord.RECORDS_PER_S
         raise
 
 
+def prepare_segmentation(dataset, raw_dir, data_dir, records_per_shard, width):
+    """prepare() for an image + label map dataset: pair the files, check every pair's headers, then write."""
+    (source, layout_args), spec = SEGMENTATION_SOURCES[dataset], registry.get(dataset)
+    directory = registry.dataset_dir(data_dir, dataset)
+    if not os.path.isdir(raw_dir):
+        raise tfrecord.DataError(f"{raw_dir}: no such directory (--raw_dir)")
+    layout = source.layout(raw_dir, **layout_args)
+    counts = ", ".join(f"{split} {len(pairs)}" for split, pairs in layout.splits.items())
+    _say(f"found {counts} image/label pairs in {raw_dir}")
+    if layout.skipped:
+        _say(f"left out {len(layout.skipped)} files without a partner: "
+             + "; ".join(layout.skipped[:SKIPPED_SHOWN])
+             + (" ..." if len(layout.skipped) > SKIPPED_SHOWN else ""))
+    _say("checksumming the files")
+    inputs = segmentation.fingerprint(source, layout, width, say=_say)
+    if tfrecord.is_current(directory, inputs):
+        _say(f"{directory} is up to date: it was written from these same files; nothing to do")
+        return tfrecord.read_manifest(directory)
+    _say("checking that every image has a label of the same size")
+    source.check(layout)
+    created = _missing_ancestor(data_dir)
+    try:
+        _say(f"writing {directory}" + (f" (width {width})" if width else " (native size)"))
+        splits = segmentation.examples(source, layout, width)
+        return tfrecord.write_dataset(
+            directory, {split: _with_progress(examples, split) for split, examples in splits.items()},
+            inputs, info={"width": width or None, "channels": spec.channels, "classes": list(spec.classes),
+                          "ignore_label": spec.ignore_label, "raw_dir": os.path.abspath(raw_dir),
+                          "skipped_count": len(layout.skipped), "skipped": layout.skipped[:SKIPPED_KEPT]},
+            records_per_shard=records_per_shard)
+    except BaseException:
+        if created:
+            _remove_empty(data_dir, created)
+        raise
+
+
 def report(directory, manifest):
     for split, entry in manifest["splits"].items():
+        if manifest["info"].get("ignore_label") is not None:  # segmentation: label maps, no class counts
+            width = manifest["info"].get("width")
+            _say(f"{directory} {split}: {entry['count']} records in {len(entry['files'])} shards "
+                 f"(images and label maps, {f'width {width}' if width else 'native size'})")
+            continue
         classes = " ".join(f"{k}:{v}" for k, v in entry["classes"].items())
         _say(f"{directory} {split}: {entry['count']} records in {len(entry['files'])} shards "
             f"(per class {classes})")
@@ -117,7 +177,7 @@ def main(argv=None):
     args = parse_args(argv)
     directory = registry.dataset_dir(args.data_dir, args.dataset)
     if args.raw_dir is not None:
-        manifest = prepare(args.dataset, args.raw_dir, args.data_dir, args.records_per_shard)
+        manifest = prepare(args.dataset, args.raw_dir, args.data_dir, args.records_per_shard, args.width)
     else:
         manifest = tfrecord.read_manifest(directory)
         if manifest is None:

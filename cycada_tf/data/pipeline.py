@@ -14,11 +14,16 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 def decode_image(encoded, image_size, channels):
     """PNG bytes -> float32 (image_size, image_size, channels) in [-1, 1]."""
-    image = tf.io.decode_png(encoded, channels=0)
+    return from_uint8(tf.io.decode_png(encoded, channels=0), image_size, channels)
+
+
+def from_uint8(image, image_size, channels):
+    """uint8 image(s) (..., height, width, 1 or 3) -> float32 (..., image_size, image_size, channels) in
+    [-1, 1]: grey <-> RGB, bilinear resize, scaling. One image or a batch; exported models use it too."""
     image = tf.cond(tf.shape(image)[-1] == 1,
                     lambda: tf.image.grayscale_to_rgb(image) if channels == 3 else image,
                     lambda: image if channels == 3 else tf.image.rgb_to_grayscale(image))
-    image = tf.ensure_shape(image, [None, None, channels])
+    image = tf.ensure_shape(image, [None] * (image.shape.rank - 1) + [channels])
     image = tf.cast(image, tf.float32)
     if image_size is not None:
         image = tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
@@ -80,3 +85,83 @@ def arrays(name, split, data_dir, image_size=32, channels=3):
         images.append(x.numpy())
         labels.append(y.numpy())
     return np.concatenate(images), np.concatenate(labels)
+
+
+def decode_label_map(encoded):
+    """PNG bytes of train ids -> int32 (height, width)."""
+    return tf.cast(tf.io.decode_png(encoded, channels=1)[..., 0], tf.int32)
+
+
+def _crop_and_flip(image, label, crop_size, flip, seed, ignore_label):
+    """One random crop (the same window for image and label) and a coin-flip mirror, from a stateless seed.
+
+    An image smaller than the crop is padded first: image with 0 (mid grey in [-1, 1]), label with the ignore
+    label, so padding never counts in a loss or metric.
+    """
+    height, width = crop_size
+    channels = image.shape[-1]
+    shape = tf.shape(image)
+    pad_h, pad_w = tf.maximum(height - shape[0], 0), tf.maximum(width - shape[1], 0)
+    paddings = [[0, pad_h], [0, pad_w]]
+    image = tf.pad(image, paddings + [[0, 0]])
+    if label is not None:
+        label = tf.pad(label, paddings, constant_values=ignore_label)
+        stacked = tf.concat([image, tf.cast(label, tf.float32)[..., None]], axis=-1)
+    else:
+        stacked = image
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    stacked = tf.image.stateless_random_crop(stacked, [height, width, stacked.shape[-1]], seed=seeds[0])
+    if flip:
+        stacked = tf.image.stateless_random_flip_left_right(stacked, seed=seeds[1])
+    if label is None:
+        return stacked, None
+    return stacked[..., :channels], tf.cast(tf.round(stacked[..., channels]), tf.int32)
+
+
+def load_segmentation(name, split, data_dir, labels=True, crop_size=None, flip=False, batch_size=None,
+                      shuffle=False, shuffle_buffer=256, seed=0, repeat=False, drop_remainder=False):
+    """Images in [-1, 1] (float32, (H, W, 3)) and label maps of train ids (int32, (H, W), 255 = ignore).
+
+    Training: crop_size (height, width) or one side takes a random crop at the same place in image and
+    label, flip mirrors both half of the time; both are drawn from `seed` (a different draw each epoch,
+    the same sequence for the same seed). Evaluation: crop_size None gives full images (batch them only
+    when they share one size, as a prepared Cityscapes does). labels=False yields images only, for the
+    target domain. Images keep their prepared size: resizing belongs to tools/prepare_data.py --width.
+    """
+    spec = registry.get(name)
+    if not spec.segmentation:
+        raise ValueError(f"dataset '{name}' has no label maps; use pipeline.load for classification data")
+    if crop_size is not None and isinstance(crop_size, int):
+        crop_size = (crop_size, crop_size)
+    if flip and crop_size is None:
+        raise ValueError("flip is a training augmentation: give crop_size too (full images are for evaluation)")
+    ds = records(name, split, data_dir)
+    if shuffle:  # serialized records: a buffer of encoded PNGs, not of decoded images
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+
+    def decode(serialized, element_seed=None):
+        example = schema.parse(serialized)
+        image = decode_image(example[schema.IMAGE], None, 3)
+        label = None
+        if labels:
+            encoded = tf.debugging.assert_greater(
+                tf.strings.length(example[schema.LABEL_MAP]), 0,
+                message=f"a record of '{name}' split '{split}' has no label map (an image-only split); "
+                        "load it with labels=False")
+            with tf.control_dependencies([encoded]):
+                label = decode_label_map(example[schema.LABEL_MAP])
+        if crop_size is not None:
+            image, label = _crop_and_flip(image, label, crop_size, flip, element_seed, spec.ignore_label)
+        return (image, label) if labels else image
+
+    if crop_size is not None:
+        # One stateless seed pair per element; re-drawn each epoch, reproducible from `seed`.
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip(ds, seeds).map(decode, num_parallel_calls=AUTOTUNE, deterministic=True)
+    else:
+        ds = ds.map(decode, num_parallel_calls=AUTOTUNE, deterministic=True)
+    if batch_size:
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    return ds.prefetch(AUTOTUNE)

@@ -8,7 +8,7 @@ import os
 from typing import Callable, Optional
 
 from cycada_tf.data import tfrecord
-from cycada_tf.data.sources import tfds_source
+from cycada_tf.data.sources import cityscapes, gta5, segmentation, synthia, tfds_source
 
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
 
@@ -24,10 +24,17 @@ class DatasetSpec:
     # datasets a user must prepare from downloaded files with `prepare_hint`.
     build: Optional[Callable[[str], dict]] = None
     prepare_hint: str = ""
+    # Segmentation datasets: records hold a label map of train ids (classes), this value meaning "not
+    # evaluated"; None for classification datasets (one class id per record).
+    ignore_label: Optional[int] = None
 
     @property
     def num_classes(self):
         return len(self.classes)
+
+    @property
+    def segmentation(self):
+        return self.ignore_label is not None
 
 
 _REGISTRY = {}
@@ -97,6 +104,19 @@ register(DatasetSpec("usps", DIGIT_CLASSES, 16, 1, prepare_hint=_prepare_hint(
     "usps", "zip.train.gz and zip.test.gz, or usps.h5")))
 register(DatasetSpec("svhn", DIGIT_CLASSES, 32, 3, prepare_hint=_prepare_hint(
     "svhn", "train_32x32.mat and test_32x32.mat")))
+
+
+# Segmentation datasets prepared from their official layouts (tools/prepare_data.py --width), stored resized
+# to the paper's width by default; image_size is that width (heights vary with each image's aspect ratio).
+def _segmentation(name, source, prepare_hint):
+    return DatasetSpec(name, source.CLASSES, segmentation.PAPER_WIDTH, 3, splits=source.SPLITS,
+                       prepare_hint=prepare_hint, ignore_label=segmentation.IGNORE_LABEL)
+
+
+register(_segmentation("gta5", gta5, gta5.PREPARE_HINT))
+register(_segmentation("cityscapes", cityscapes, cityscapes.PREPARE_HINT))
+for _name in synthia.SEASONS:
+    register(_segmentation(_name, synthia, synthia.prepare_hint(_name)))
 
 
 def _tfds_spec(name):

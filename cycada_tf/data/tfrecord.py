@@ -141,6 +141,8 @@ def verify(dataset_dir):
                 for record in tf.data.TFRecordDataset(path):
                     parsed = schema.parse(record)
                     tf.io.decode_png(parsed[schema.IMAGE])
+                    if parsed[schema.LABEL_MAP].numpy():  # segmentation records: the label map too
+                        tf.io.decode_png(parsed[schema.LABEL_MAP])
                     total += 1
             except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as e:
                 raise DataError(f"{path}: corrupt or truncated shard ({e.message.splitlines()[0]}); "

@@ -5,28 +5,29 @@ import dataclasses
 from absl import flags
 
 
-def define_from(cls):
-    """Define one absl flag per field of `cls`."""
+def define_from(cls, flag_values=flags.FLAGS):
+    """Define one absl flag per field of `cls` (in `flag_values`, absl's global FLAGS unless given)."""
     for field in dataclasses.fields(cls):
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
         help_text = field.metadata.get("help", field.name)
         if isinstance(default, bool):
-            flags.DEFINE_bool(field.name, default, help_text)
+            flags.DEFINE_bool(field.name, default, help_text, flag_values=flag_values)
         elif isinstance(default, int):
-            flags.DEFINE_integer(field.name, default, help_text)
+            flags.DEFINE_integer(field.name, default, help_text, flag_values=flag_values)
         elif isinstance(default, float):
-            flags.DEFINE_float(field.name, default, help_text)
+            flags.DEFINE_float(field.name, default, help_text, flag_values=flag_values)
         elif isinstance(default, tuple):
-            flags.DEFINE_list(field.name, [str(v) for v in default], help_text)
+            flags.DEFINE_list(field.name, [str(v) for v in default], help_text,
+                              flag_values=flag_values)
         else:
-            flags.DEFINE_string(field.name, default, help_text)
+            flags.DEFINE_string(field.name, default, help_text, flag_values=flag_values)
 
 
-def config_from_flags(cls):
+def config_from_flags(cls, flag_values=flags.FLAGS):
     """Build `cls` from the parsed flags, with clear errors for bad values."""
     values = {}
     for field in dataclasses.fields(cls):
-        value = getattr(flags.FLAGS, field.name)
+        value = getattr(flag_values, field.name)
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
         if isinstance(default, tuple):
             if default and isinstance(default[0], int):

@@ -1,0 +1,129 @@
+"""Exports a trained run as TF Serving SavedModels: <export_dir>/<model>/<version>/, one model each for the
+adapted classifier and the two translators, taking uint8 images as a client sends them.
+
+Each model's preprocessing is in its graph (cycada_tf.data.pipeline.from_uint8: grey <-> RGB, bilinear resize
+to the networks' side, scaling to [-1, 1]), so a client sends uint8 images of any batch size, side and
+channel count (1 or 3). A version directory appears in one step (written beside it under a name TF Serving
+skips, then renamed), and each export takes the next integer version of its model.
+"""
+
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from cycada_tf.data import pipeline
+from cycada_tf.models import digits as nets
+
+CLASSIFIER, G_ST, G_TS = "classifier", "g_st", "g_ts"
+CLASSIFY, TRANSLATE = "classify", "translate"  # signature names (each model's serving_default too)
+IMAGES = "images"  # the input of every signature
+PROBABILITIES, CLASSES, TRANSLATED = "probabilities", "classes", "translated"
+# Which run stage's f the classifier is, best first: f_T after feature adaptation, else the pixel-only f_T,
+# else the source model.
+CLASSIFIER_STAGES = ("feature", "target", "source")
+IMAGE_SPEC = tf.TensorSpec([None, None, None, None], tf.uint8, name=IMAGES)
+
+
+class Classifier(tf.Module):
+    """uint8 target images -> class probabilities and ids. `view` (G_T->S, for --pixel_direction=t2s) maps
+    the images into the source domain first, as the run's target model was trained to read them."""
+
+    def __init__(self, net, image_size, channels, view=None):
+        super().__init__(name=CLASSIFIER)
+        self.net, self.view = net, view
+        self.image_size, self.channels = image_size, channels
+
+    @tf.function(input_signature=[IMAGE_SPEC])
+    def classify(self, images):
+        x = pipeline.from_uint8(images, self.image_size, self.channels)
+        if self.view is not None:
+            x = self.view(x, training=False)
+        logits = self.net(x, training=False)
+        return {PROBABILITIES: tf.nn.softmax(logits, axis=-1),
+                CLASSES: tf.argmax(logits, axis=-1, output_type=tf.int64)}
+
+
+class Translator(tf.Module):
+    """uint8 images of one domain -> uint8 images of the other (G_S->T draws its style code z inside, a
+    fresh one per image and call)."""
+
+    def __init__(self, generator, image_size, channels, name):
+        super().__init__(name=name)
+        self.generator = generator
+        # The style code's random state is a variable Keras does not list among the model's weights; a
+        # SavedModel must own every variable its functions use, so it is tracked here.
+        self.style_states = [layer.seed.state.value for layer in generator.layers
+                             if isinstance(layer, nets.StyleCode)]
+        self.image_size, self.channels = image_size, channels
+
+    @tf.function(input_signature=[IMAGE_SPEC])
+    def translate(self, images):
+        x = pipeline.from_uint8(images, self.image_size, self.channels)
+        return {TRANSLATED: pipeline.to_uint8(self.generator(x, training=False))}
+
+
+def versions(model_dir):
+    """The integer versions already exported under `model_dir` (what TF Serving would load), sorted."""
+    if not os.path.isdir(model_dir):
+        return []
+    return sorted(int(name) for name in os.listdir(model_dir) if name.isdigit())
+
+
+def save(module, export_dir, model_name, signature):
+    """Write `module` as the next version of `model_name`; returns the version directory.
+
+    The SavedModel is written under a hidden temporary name beside the version directories and renamed into
+    place, so TF Serving (which polls for integer-named directories) never sees a half-written version. If
+    another export took the version meanwhile, the rename fails and the next number is tried.
+    """
+    model_dir = os.path.join(export_dir, model_name)
+    os.makedirs(model_dir, exist_ok=True)
+    function = getattr(module, signature)
+    tmp = tempfile.mkdtemp(prefix=".partial-", dir=model_dir)
+    try:
+        saved = os.path.join(tmp, "model")
+        logger, level = tf.get_logger(), tf.get_logger().level
+        logger.setLevel("WARNING")  # saving logs a dozen INFO lines per model
+        try:
+            tf.saved_model.save(module, saved, signatures={"serving_default": function, signature: function})
+        finally:
+            logger.setLevel(level)
+        while True:
+            version = (versions(model_dir) or [0])[-1] + 1
+            target = os.path.join(model_dir, str(version))
+            try:
+                os.rename(saved, target)  # fails if `target` appeared meanwhile (a non-empty directory)
+                return target
+            except OSError:
+                if not os.path.isdir(target):
+                    raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def export_seed(trial, export_dir, log=print):
+    """Export one seed of a run (`trial`, a cycada_tf.train.Run): the adapted classifier from the latest stage
+    that finished, and both translators if the pixel stage did. Returns {model name: version directory}."""
+    c = trial.config
+    stage = next((s for s in CLASSIFIER_STAGES if os.path.exists(trial.weights(s))), None)
+    if stage is None:
+        raise ValueError(f"nothing to export in {trial.dir}: no finished source, target or feature stage "
+                         f"(run those stages first, or check --run_dir and --seed)")
+    has_pixel = all(os.path.exists(os.path.join(trial.dir, "pixel", f"{g}.weights.h5")) for g in (G_ST, G_TS))
+    if stage != "source" and c.pixel_direction == "t2s" and not has_pixel:
+        raise ValueError(f"the '{stage}' stage of {trial.dir} reads target images through G_T->S "
+                         f"(--pixel_direction=t2s), but pixel/g_st.weights.h5 or g_ts.weights.h5 is missing")
+    g_st, g_ts = trial.load_generators() if has_pixel else (None, None)
+    view = g_ts if stage != "source" and c.pixel_direction == "t2s" else None
+    exported = {CLASSIFIER: save(Classifier(trial.new_task_net(trial.weights(stage)), c.image_size, c.channels,
+                                            view), export_dir, CLASSIFIER, CLASSIFY)}
+    log(f"exported the '{stage}' stage's classifier"
+        + (" (through G_T->S, --pixel_direction=t2s)" if view is not None else "") + f" to {exported[CLASSIFIER]}")
+    if has_pixel:
+        for name, generator in ((G_ST, g_st), (G_TS, g_ts)):
+            exported[name] = save(Translator(generator, c.image_size, c.channels, name), export_dir, name,
+                                  TRANSLATE)
+            log(f"exported {name} to {exported[name]}")
+    return exported

@@ -1,0 +1,55 @@
+"""Each flagfile of experiments/ parses into the paper's protocol for its row of Table 2 (appendix 6.1.1)."""
+
+import os
+
+import pytest
+from absl import flags
+
+from cycada_tf import config as config_lib, paper
+from cycada_tf.experiments.flags import config_from_flags, define_from
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROWS = {"mnist_usps.flags": ("mnist", "usps", 28, 1), "usps_mnist.flags": ("usps", "mnist", 28, 1),
+        "svhn_mnist.flags": ("svhn", "mnist", 32, 3)}
+
+
+def parse(*argv):
+    flag_values = flags.FlagValues()
+    define_from(config_lib.DigitsConfig, flag_values)
+    flag_values(["digits", *argv])
+    return config_from_flags(config_lib.DigitsConfig, flag_values)
+
+
+def test_every_flagfile_is_a_row_of_table_2():
+    assert sorted(os.listdir(os.path.join(REPO, "experiments"))) == sorted(ROWS)
+
+
+@pytest.mark.parametrize("name", sorted(ROWS))
+def test_flagfile_pins_the_papers_protocol(name):
+    source, target, size, channels = ROWS[name]
+    config = parse(f"--flagfile={os.path.join(REPO, 'experiments', name)}")
+    assert (config.source, config.target, config.image_size, config.channels) == (source, target, size, channels)
+    assert paper.reported(config.source, config.target)  # the table prints the paper's numbers beside ours
+    assert config.seeds == (0, 1, 2, 3)  # the paper's 4 runs
+    assert config.stages == ("source", "pixel", "target", "feature", "oracle")
+    assert (config.source_epochs, config.source_batch_size, config.source_lr) == (100, 128, 1e-4)
+    assert (config.pixel_epochs, config.pixel_batch_size, config.pixel_lr) == (50, 100, 2e-4)
+    assert (config.feature_epochs, config.feature_lr) == (200, 1e-5)
+    # the paper's method, not the embedded recipe of config.py's defaults
+    assert config.pixel_direction == "s2t" and config.noise_channels == 0 and not config.minibatch_std
+    assert config.semantic_weight == config.semantic_t2s_weight == config.gan_weight == config.cycle_weight == 1
+    assert config.translations_per_image == 1 and config.feature_min_steps_per_epoch == 0
+    assert config.run_dir == f"runs/{name[:-len('.flags')]}"
+
+
+def test_a_flag_given_after_the_flagfile_overrides_it():
+    config = parse(f"--flagfile={os.path.join(REPO, 'experiments', 'svhn_mnist.flags')}", "--seeds=7",
+                   "--data_dir=/elsewhere")
+    assert config.seeds == (7,) and config.data_dir == "/elsewhere" and config.source == "svhn"
+
+
+def test_an_unknown_flag_in_a_flagfile_is_refused(tmp_path):
+    path = tmp_path / "bad.flags"
+    path.write_text("--source=svhn\n--pixel_epoch=5\n")
+    with pytest.raises(flags.UnrecognizedFlagError, match="pixel_epoch"):
+        parse(f"--flagfile={path}")

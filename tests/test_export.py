@@ -1,0 +1,235 @@
+"""Export for TF Serving: the layout and signatures (as saved_model_cli lists them), reloaded models that answer
+as the Keras networks do on the same uint8 images, version numbering, atomic versions, and tools/export.py."""
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cycada_tf import config as config_lib, export, train
+from cycada_tf.data import pipeline
+from cycada_tf.models import digits as nets
+from cycada_tf.stages.source import TaskStage
+from tools import export as export_tool
+
+TINY = dict(seeds=(0,), generator_width=4, noise_channels=2)
+
+
+def _images(seed, shape):
+    return np.random.RandomState(seed).randint(0, 256, shape).astype(np.uint8)
+
+
+def _make_run(run_dir, data_dir, **overrides):
+    """A run directory as train.run leaves it, with tiny networks trained for a few steps (fast): task models
+    of the source, target and feature stages (each different), translators whose style code matters."""
+    config = config_lib.DigitsConfig(data_dir=data_dir, run_dir=run_dir, **{**TINY, **overrides})
+    trial = train.Run(config, 0, run_dir)
+    batches = trial._load(config.source, "train", batch_size=32).take(3)
+    for index, stage in enumerate(("source", "target", "feature")):
+        keras.utils.set_random_seed(index)
+        net = trial.new_task_net()
+        model = TaskStage(net)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        model.fit(batches, epochs=1, verbose=0)
+        train._save_weights(net, trial.weights(stage))
+    keras.utils.set_random_seed(7)
+    for generator in trial.build_generators():
+        for layer in generator.layers:
+            if isinstance(layer, nets.StyleModulation):  # zero-initialised: make z change the image
+                layer.set_weights([np.random.RandomState(1).normal(0, 0.5, w.shape) for w in layer.get_weights()])
+        train._save_weights(generator, os.path.join(trial.dir, "pixel", f"{generator.name}.weights.h5"))
+    with open(os.path.join(run_dir, "results.json"), "w") as handle:
+        json.dump({"config": {k: list(v) if isinstance(v, tuple) else v
+                              for k, v in dataclasses.asdict(config).items()}}, handle)
+    return config, trial
+
+
+@pytest.fixture(scope="module")
+def run(embedded_data_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    config, trial = _make_run(str(root / "run"), embedded_data_dir)
+    messages = []
+    exported = export.export_seed(trial, str(root / "export"), messages.append)
+    return {"config": config, "trial": trial, "exported": exported, "root": root, "messages": messages}
+
+
+def _saved_model_cli(directory):
+    result = subprocess.run([sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show", "--dir",
+                             directory, "--all"], capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def _signature(listing, name):
+    """The text saved_model_cli prints for one signature."""
+    start = listing.index(f"signature_def['{name}']")
+    end = listing.find("signature_def[", start + 1)
+    return listing[start:end if end >= 0 else listing.index("The MetaGraph", start)]
+
+
+def test_tf_serving_layout(run):
+    root = str(run["root"] / "export")
+    assert sorted(os.listdir(root)) == ["classifier", "g_st", "g_ts"]
+    for model in ("classifier", "g_st", "g_ts"):
+        assert os.listdir(os.path.join(root, model)) == ["1"]  # nothing half-written left beside it
+        assert run["exported"][model] == os.path.join(root, model, "1")
+        assert os.path.isfile(os.path.join(root, model, "1", "saved_model.pb"))
+    assert "'feature' stage's classifier (through G_T->S" in run["messages"][0]
+
+
+def test_signatures_take_uint8_images_of_any_batch_and_size(run):
+    listing = _saved_model_cli(run["exported"]["classifier"])
+    for name in ("classify", "serving_default"):
+        text = _signature(listing, name)
+        assert "inputs['images']" in text and "DT_UINT8" in text and "shape: (-1, -1, -1, -1)" in text
+        probabilities = text[text.index("outputs['probabilities']"):]
+        assert "DT_FLOAT" in probabilities.split("name:")[0] and "shape: (-1, 10)" in probabilities
+        classes = text[text.index("outputs['classes']"):]
+        assert "DT_INT64" in classes.split("name:")[0] and "shape: (-1)" in classes
+        assert "tensorflow/serving/predict" in text
+    for model in ("g_st", "g_ts"):  # the same, read in this process (saved_model_cli takes ~10 s to start)
+        signatures = tf.saved_model.load(run["exported"][model]).signatures
+        assert sorted(signatures) == ["serving_default", "translate"]
+        function = signatures["translate"]
+        (images,) = function.structured_input_signature[1].values()
+        assert images.dtype == tf.uint8 and images.shape.as_list() == [None, None, None, None]
+        translated = function.structured_outputs["translated"]
+        assert translated.dtype == tf.uint8 and translated.shape.as_list() == [None, 32, 32, 3]
+
+
+@pytest.mark.parametrize("shape", [(3, 28, 28, 1), (5, 32, 32, 3), (1, 40, 24, 3)])
+def test_the_classifier_answers_as_the_keras_networks(run, shape):
+    trial = run["trial"]
+    images = _images(sum(shape), shape)
+    loaded = tf.saved_model.load(run["exported"]["classifier"])
+    answer = loaded.signatures["classify"](images=tf.constant(images))
+    # --pixel_direction=t2s (default): f_T of the feature stage reads G_T->S of the target image
+    x = pipeline.from_uint8(tf.constant(images), 32, 3)
+    g_ts = trial.load_generators()[1]
+    expected = tf.nn.softmax(trial.new_task_net(trial.weights("feature"))(g_ts(x, training=False))).numpy()
+    assert answer["probabilities"].shape == (shape[0], 10)
+    np.testing.assert_allclose(answer["probabilities"].numpy(), expected, atol=1e-5)
+    np.testing.assert_array_equal(answer["classes"].numpy(), expected.argmax(-1))
+    default = loaded.signatures["serving_default"](images=tf.constant(images))
+    np.testing.assert_array_equal(default["probabilities"].numpy(), answer["probabilities"].numpy())
+    other = tf.nn.softmax(trial.new_task_net(trial.weights("target"))(g_ts(x, training=False))).numpy()
+    assert np.abs(other - expected).max() > 1e-3  # so the check above tells the stages apart
+
+
+def test_the_translators_answer_as_the_keras_networks(run):
+    trial = run["trial"]
+    images = _images(3, (4, 28, 28, 1))
+    x = pipeline.from_uint8(tf.constant(images), 32, 3)
+    g_st, g_ts = trial.load_generators()
+    answer = tf.saved_model.load(run["exported"]["g_ts"]).signatures["translate"](images=tf.constant(images))
+    expected = pipeline.to_uint8(g_ts(x, training=False)).numpy()
+    assert answer["translated"].dtype == tf.uint8 and answer["translated"].shape == (4, 32, 32, 3)
+    assert np.abs(answer["translated"].numpy().astype(int) - expected).max() <= 1  # float rounding at .5
+
+    # G_S->T draws its style code inside, a fresh one per call from the random state the model carries: given
+    # that state, the Keras network draws the same codes and paints the same images.
+    loaded = tf.saved_model.load(run["exported"]["g_st"])
+    (state,) = [variable.numpy() for variable in loaded.style_states]
+    first, second = (loaded.signatures["translate"](images=tf.constant(images))["translated"].numpy()
+                     for _ in range(2))
+    assert np.abs(first.astype(int) - second).max() > 10
+    (style,) = [layer for layer in g_st.layers if isinstance(layer, nets.StyleCode)]
+    style.seed.state.assign(state)
+    assert np.abs(first.astype(int) - pipeline.to_uint8(g_st(x, training=False)).numpy()).max() <= 1
+
+
+def test_s2t_classifier_reads_target_images_as_they_are(run, tmp_path):
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(run["config"].run_dir, run_dir)
+    config = dataclasses.replace(run["config"], run_dir=run_dir, pixel_direction="s2t")
+    trial = train.Run(config, 0, run_dir)
+    os.remove(trial.weights("feature"))  # a run whose feature stage has not finished: f_T of the target stage
+    messages = []
+    exported = export.export_seed(trial, str(tmp_path / "export"), messages.append)
+    assert "'target' stage's classifier to" in messages[0]
+    images = _images(0, (2, 32, 32, 3))
+    answer = tf.saved_model.load(exported["classifier"]).signatures["classify"](images=tf.constant(images))
+    net = trial.new_task_net(trial.weights("target"))
+    expected = tf.nn.softmax(net(pipeline.from_uint8(tf.constant(images), 32, 3))).numpy()
+    np.testing.assert_allclose(answer["probabilities"].numpy(), expected, atol=1e-5)
+
+
+def _small_module():
+    net = nets.LeNet(10)
+    net.build((None, 32, 32, 3))
+    return export.Classifier(net, 32, 3)
+
+
+def test_each_export_takes_the_next_version(tmp_path):
+    module = _small_module()
+    first = export.save(module, str(tmp_path), "classifier", "classify")
+    second = export.save(module, str(tmp_path), "classifier", "classify")
+    assert (os.path.basename(first), os.path.basename(second)) == ("1", "2")
+    # versions TF Serving would see are integers; anything else is ignored when numbering
+    for name in ("7", "notes", ".partial-old"):
+        os.makedirs(os.path.join(str(tmp_path), "classifier", name))
+    assert export.versions(str(tmp_path / "classifier")) == [1, 2, 7]
+    assert os.path.basename(export.save(module, str(tmp_path), "classifier", "classify")) == "8"
+
+
+def test_a_failed_export_leaves_no_version(tmp_path, monkeypatch):
+    module = _small_module()
+    export.save(module, str(tmp_path), "classifier", "classify")
+    real_save = tf.saved_model.save
+
+    def crash(obj, directory, **kwargs):
+        real_save(obj, directory, **kwargs)
+        os.remove(os.path.join(directory, "saved_model.pb"))  # half written
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tf.saved_model, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        export.save(module, str(tmp_path), "classifier", "classify")
+    assert os.listdir(str(tmp_path / "classifier")) == ["1"]
+
+
+def test_a_version_taken_meanwhile_is_never_overwritten(tmp_path, monkeypatch):
+    module = _small_module()
+    taken = export.save(module, str(tmp_path), "classifier", "classify")
+    marker = os.path.join(taken, "marker")
+    open(marker, "w").close()
+    real_versions, calls = export.versions, []
+
+    def stale(model_dir):  # the first look misses version 1, as if another export wrote it meanwhile
+        calls.append(model_dir)
+        return [] if len(calls) == 1 else real_versions(model_dir)
+
+    monkeypatch.setattr(export, "versions", stale)
+    assert os.path.basename(export.save(module, str(tmp_path), "classifier", "classify")) == "2"
+    assert os.path.exists(marker) and len(calls) == 2
+
+
+def test_export_tool_exports_an_existing_run(run, tmp_path, capsys):
+    run_dir = run["config"].run_dir
+    assert export_tool.main([f"--run_dir={run_dir}", "--seed=0", f"--export_dir={tmp_path}"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == {m: os.path.join(str(tmp_path), m, "1") for m in ("classifier", "g_st", "g_ts")}
+
+    assert export_tool.main([f"--run_dir={run_dir}", "--seed=3", f"--export_dir={tmp_path}"]) == 2
+    assert "--seed=3" in capsys.readouterr().err
+    assert export_tool.main([f"--run_dir={tmp_path / 'nothing'}", f"--export_dir={tmp_path}"]) == 2
+    assert "results.json does not exist" in capsys.readouterr().err
+    assert sorted(os.listdir(str(tmp_path / "classifier"))) == ["1"]
+
+
+def test_a_t2s_classifier_without_its_translator_is_refused(run, tmp_path, capsys):
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(run["config"].run_dir, run_dir)
+    os.remove(os.path.join(run_dir, "seed_0", "pixel", "g_ts.weights.h5"))
+    assert export_tool.main([f"--run_dir={run_dir}", f"--export_dir={tmp_path / 'export'}"]) == 2
+    error = capsys.readouterr().err
+    assert "--pixel_direction=t2s" in error and "g_ts.weights.h5 is missing" in error
+    assert not os.path.exists(str(tmp_path / "export"))

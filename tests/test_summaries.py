@@ -1,0 +1,114 @@
+"""The reporting callbacks and figures: TensorBoard summaries read back from their event files, the progress
+line, translation grids and confusion matrices. (tests/test_end_to_end.py checks them on a real run.)"""
+
+import re
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cycada_tf import figures, summaries
+from cycada_tf.stages.source import TaskStage
+
+
+def _fit(callbacks, epochs, stop_at=None):
+    """A tiny TaskStage fitted for `epochs` epochs of 2 steps (stopped after epoch `stop_at`, if given)."""
+    keras.utils.set_random_seed(0)
+    net = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model = TaskStage(net)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    x = np.random.RandomState(0).normal(size=(8, 4)).astype(np.float32)
+    y = np.arange(8, dtype=np.int32) % 3
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if stop_at is not None and epoch + 1 == stop_at:
+                self.model.stop_training = True
+
+    history = model.fit(x, y, batch_size=4, epochs=epochs, verbose=0, callbacks=[Stop()] + callbacks)
+    return model, history
+
+
+def test_every_metric_is_a_scalar_each_epoch_and_images_come_at_the_interval(tmp_path):
+    calls = []
+
+    def periodic(model):
+        calls.append(model)
+        return {"picture": np.full((5, 7, 3), 200, np.uint8), "batch": np.zeros((2, 4, 4, 1), np.uint8),
+                "number": np.float32(0.25)}
+
+    callback = summaries.TensorBoardSummaries(str(tmp_path), every_epochs=2,
+                                              scalars=lambda model: {"extra": 3.0}, periodic=periodic)
+    model, history = _fit([callback], epochs=5)
+    events = summaries.read_events(str(tmp_path))
+    # the stage's own metrics, the epoch means fit reports, at steps 1..5
+    for name in ("loss", "accuracy"):
+        assert [step for step, _ in events[name]] == [1, 2, 3, 4, 5]
+        np.testing.assert_allclose([v for _, v in events[name]], history.history[name], rtol=1e-6)
+    assert events["extra"] == [(step, 3.0) for step in range(1, 6)]
+    # images (and numbers) every 2 epochs and after the last one
+    assert [step for step, _ in events["picture"]] == [2, 4, 5] and len(calls) == 3 and calls[0] is model
+    step, images = events["picture"][0]
+    assert len(images) == 1 and images[0].shape == (5, 7, 3) and (images[0] == 200).all()
+    assert [image.shape for image in events["batch"][0][1]] == [(4, 4, 1), (4, 4, 1)]
+    assert events["number"] == [(2, 0.25), (4, 0.25), (5, 0.25)]
+
+
+def test_a_stage_stopped_early_still_gets_its_last_images(tmp_path):
+    callback = summaries.TensorBoardSummaries(str(tmp_path), every_epochs=5,
+                                              periodic=lambda model: {"picture": np.zeros((2, 2, 1), np.uint8)})
+    _fit([callback], epochs=10, stop_at=3)
+    events = summaries.read_events(str(tmp_path))
+    assert [step for step, _ in events["picture"]] == [3]
+    assert [step for step, _ in events["loss"]] == [1, 2, 3]
+
+
+def test_zero_interval_writes_scalars_only(tmp_path):
+    callback = summaries.TensorBoardSummaries(str(tmp_path), every_epochs=0,
+                                              periodic=lambda model: pytest.fail("no images at interval 0"))
+    _fit([callback], epochs=2)
+    assert sorted(summaries.read_events(str(tmp_path))) == ["accuracy", "loss"]
+
+
+def test_progress_logs_one_line_per_epoch_with_the_time_left():
+    lines = []
+    _fit([summaries.Progress("pixel", lines.append)], epochs=3)
+    assert len(lines) == 3
+    pattern = r"pixel epoch (\d)/3, \d+ s/epoch, ~\d+ s left: accuracy=[\d.e-]+ loss=[\d.e-]+$"
+    assert [int(re.match(pattern, line).group(1)) for line in lines] == [1, 2, 3], lines
+    assert lines[-1].split(", ")[2].startswith("~0 s left:")
+
+    lines.clear()
+    _fit([summaries.Progress("feature", lines.append, may_stop_early=True)], epochs=2)
+    assert "at most ~" in lines[0]
+
+
+@pytest.mark.parametrize("seconds, text", [(0.4, "0 s"), (41, "41 s"), (288, "4.8 min"), (7200, "2.0 h")])
+def test_durations_read_naturally(seconds, text):
+    assert summaries.format_duration(seconds) == text
+
+
+def test_translation_grid_rows_are_the_papers(tmp_path):
+    x_s = tf.fill((3, 4, 4, 1), -1.0)  # black
+    x_t = tf.fill((3, 4, 4, 1), 1.0)   # white
+    g_st = lambda x, training: x * 0.0  # noqa: E731 - grey: (0 + 1) * 127.5 rounds to 128
+    g_ts = lambda x, training: -x       # noqa: E731
+    grid = figures.translation_grid(g_st, g_ts, x_s, x_t)
+    assert grid.shape == (6 * 4, 3 * 4, 1) and grid.dtype == np.uint8
+    # rows: x_s, G_ST(x_s), G_TS(G_ST(x_s)), x_t, G_TS(x_t), G_ST(G_TS(x_t))
+    assert [int(grid[4 * r, 0, 0]) for r in range(6)] == [0, 128, 128, 255, 0, 128]
+    path = str(tmp_path / "grid.png")
+    figures.save_png(grid, path, scale=2)
+    from PIL import Image
+    assert Image.open(path).size == (2 * 12, 2 * 24)
+
+
+def test_confusion_matrices_are_normalised_per_true_class():
+    counts = np.array([[3, 1, 0], [0, 0, 0], [2, 2, 4]])
+    np.testing.assert_allclose(figures.row_normalized(counts),
+                               [[0.75, 0.25, 0.0], [0.0, 0.0, 0.0], [0.25, 0.25, 0.5]])
+    picture = figures.confusion_figure([("before", counts), ("after", np.eye(3, dtype=int))], ["a", "b", "c"])
+    assert picture.dtype == np.uint8 and picture.ndim == 3 and picture.shape[-1] == 3
+    assert picture.shape[1] > picture.shape[0]  # two panels side by side
+    assert picture.std() > 10  # drawn, not blank

@@ -1,0 +1,61 @@
+"""Export one seed of an existing run as TF Serving models: the adapted classifier and both translators.
+
+    python tools/export.py --run_dir=runs/uci_to_uci_m --seed=0 --export_dir=export
+
+writes <export_dir>/classifier/<version>/, <export_dir>/g_st/<version>/ and <export_dir>/g_ts/<version>/, each
+the next integer version of its model (cycada_tf/export.py says what the signatures take and give). The
+networks are rebuilt from the configuration the run recorded in <run_dir>/results.json.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+
+if __package__ in (None, ""):  # run as `python tools/export.py`: make the repository importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from cycada_tf import config as config_lib  # noqa: E402
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="export", description=__doc__.splitlines()[0])
+    parser.add_argument("--run_dir", required=True, help="the run's directory (holds results.json, seed_<k>/)")
+    parser.add_argument("--seed", type=int, default=0, help="which seed's networks to export")
+    parser.add_argument("--export_dir", required=True, help="where the models go: <export_dir>/<model>/<version>/")
+    return parser.parse_args(argv)
+
+
+def run_config(run_dir):
+    """The DigitsConfig a run was made with, from its results.json (fields added since take their default)."""
+    path = os.path.join(run_dir, "results.json")
+    if not os.path.exists(path):
+        raise ValueError(f"{path} does not exist: --run_dir must be the directory of a run that finished "
+                         f"(python -m cycada_tf.experiments.digits writes it at the end)")
+    with open(path) as handle:
+        recorded = json.load(handle).get("config", {})
+    fields = {f.name: f for f in dataclasses.fields(config_lib.DigitsConfig)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items() if k in fields}
+    return config_lib.DigitsConfig(**values)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        config = run_config(args.run_dir)
+        if not os.path.isdir(os.path.join(args.run_dir, f"seed_{args.seed}")):
+            raise ValueError(f"--seed={args.seed}: {args.run_dir} has no seed_{args.seed}/ (the run's seeds: "
+                             f"{', '.join(map(str, config.seeds))})")
+        from cycada_tf import export, train
+        exported = export.export_seed(train.Run(config, args.seed, args.run_dir), args.export_dir,
+                                      log=lambda message: print(message, file=sys.stderr, flush=True))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(exported, indent=1))  # {model: version directory}, the only thing on stdout
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

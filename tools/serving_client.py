@@ -1,0 +1,100 @@
+"""Send one image to a TF Serving server running an exported model (tools/export.py) over gRPC.
+
+    tensorflow_model_server --port=8500 --model_config_file=models.config   # classifier, g_st, g_ts
+    python tools/serving_client.py --image=digit.png --model=classifier --host=localhost --port=8500
+    python tools/serving_client.py --image=digit.png --model=g_ts --output=translated.png
+
+The image (PNG, JPEG, ...; grey or colour, any side) goes as it is, uint8 [1, height, width, channels]: the
+exported models resize and convert it themselves. A classifier's answer is printed (class id, probabilities);
+a translator's image is written to --output.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+# Each exported model's signature (cycada_tf/export.py; all three also answer as serving_default).
+SIGNATURES = {"classifier": "classify", "g_st": "translate", "g_ts": "translate"}
+INPUT = "images"
+
+
+def read_image(path):
+    """uint8 (height, width, 1 or 3) array of an image file."""
+    from PIL import Image
+    with Image.open(path) as picture:
+        picture = picture.convert("L" if picture.mode in ("1", "L", "I;16", "I", "F") else "RGB")
+        image = np.asarray(picture, dtype=np.uint8)
+    return image[..., None] if image.ndim == 2 else image
+
+
+def build_request(images, model, signature=None, version=None):
+    """A PredictRequest for `model` with `images` (uint8 [batch, height, width, channels]) as its input."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise ValueError(f"images must be uint8 [batch, height, width, 1 or 3], got {images.dtype} "
+                         f"{list(images.shape)}")
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    request.model_spec.signature_name = signature or SIGNATURES.get(model, "serving_default")
+    if version is not None:
+        request.model_spec.version.value = int(version)
+    request.inputs[INPUT].CopyFrom(tf.make_tensor_proto(images, dtype=tf.uint8))
+    return request
+
+
+def outputs(response):
+    """{output name: numpy array} of a PredictResponse."""
+    import tensorflow as tf
+    return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+
+
+def predict(request, host, port, timeout):
+    import grpc
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+    with grpc.insecure_channel(f"{host}:{port}") as channel:
+        return prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=timeout)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="serving_client", description=__doc__.splitlines()[0])
+    parser.add_argument("--image", required=True, help="image file to send")
+    parser.add_argument("--model", default="classifier", help="model name on the server: "
+                                                              + ", ".join(SIGNATURES))
+    parser.add_argument("--signature", help="signature name (default: the model's, see tools/export.py)")
+    parser.add_argument("--version", type=int, help="model version (default: the server's latest)")
+    parser.add_argument("--host", default="localhost", help="TF Serving host")
+    parser.add_argument("--port", type=int, default=8500, help="TF Serving gRPC port")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer")
+    parser.add_argument("--output", default="translated.png", help="where a translator's image goes")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if not os.path.isfile(args.image):
+        print(f"error: --image={args.image} is not a file", file=sys.stderr)
+        return 2
+    import grpc
+    request = build_request(read_image(args.image)[None], args.model, args.signature, args.version)
+    try:
+        answer = outputs(predict(request, args.host, args.port, args.timeout))
+    except grpc.RpcError as error:
+        print(f"error: {args.host}:{args.port} answered {error.code().name}: {error.details()}", file=sys.stderr)
+        return 1
+    if "translated" in answer:
+        from PIL import Image
+        image = answer["translated"][0]
+        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(args.output)
+        print(f"wrote {args.output}")
+    else:
+        print(json.dumps({name: value.tolist() for name, value in answer.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
