@@ -145,21 +145,24 @@ class Run:
         _save_weights(net, self.weights(stage))
         return net
 
+    def train_labelled(self, stage, name, epochs):
+        """A task model trained from scratch on the labelled training split of dataset `name`."""
+        c = self.config
+        ds = self._load(name, "train", batch_size=c.source_batch_size, shuffle=True, seed=self.seed,
+                        repeat=True, drop_remainder=True)
+        steps = max(1, self._count(name, "train") // c.source_batch_size)
+        return self.train_task(stage, ds, steps, epochs)
+
     def source(self):
         c = self.config
-        ds = self._load(c.source, "train", batch_size=c.source_batch_size, shuffle=True, seed=self.seed,
-                        repeat=True, drop_remainder=True)
-        steps = max(1, self._count(c.source, "train") // c.source_batch_size)
-        net = self.train_task("source", ds, steps, c.source_epochs)
+        net = self.train_labelled("source", c.source, c.source_epochs)
         return {"source_test_accuracy": self.evaluate(net, c.source),
                 "accuracy": self.evaluate(net, c.target)}
 
     def oracle(self):
+        """Reads target labels: the oracle row only, never used by another stage (NEEDS)."""
         c = self.config
-        ds = self._load(c.target, "train", batch_size=c.source_batch_size, shuffle=True, seed=self.seed,
-                        repeat=True, drop_remainder=True)
-        steps = max(1, self._count(c.target, "train") // c.source_batch_size)
-        net = self.train_task("oracle", ds, steps, c.oracle_epochs)
+        net = self.train_labelled("oracle", c.target, c.oracle_epochs)
         return {"accuracy": self.evaluate(net, c.target)}
 
     def build_generators(self):
