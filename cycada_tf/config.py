@@ -67,6 +67,9 @@ class DigitsConfig:
     summary_every_epochs: int = _f(5, "Epochs between TensorBoard image summaries (translation grids, target "
                                       "test confusion matrices), and after the last; scalars go every epoch to "
                                       "<run_dir>/seed_<k>/<stage>/tb. 0: no TensorBoard summaries.")
+    strategy: str = _f("auto", "tf.distribute strategy: auto (MirroredStrategy on a host with several GPUs, else "
+                               "one device), one_device, or mirrored (every GPU of the host, else every logical "
+                               "CPU). Batch-size flags are global: each replica takes its share.")
     export_dir: str = _f("", "If set, the first seed's adapted classifier and translators are exported there "
                              "after the run, as TF Serving models <export_dir>/<model>/<version>/ "
                              "(tools/export.py exports an existing run).")

@@ -85,14 +85,19 @@ class Progress(keras.callbacks.Callback):
     def __init__(self, stage, log, may_stop_early=False):
         super().__init__()
         self.stage, self.log, self.may_stop_early = stage, log, may_stop_early
-        self.start = None
+        self.start = self.first_epoch = None
 
     def on_train_begin(self, logs=None):
         self.start = time.monotonic()
+        self.first_epoch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.first_epoch is None:  # a resumed stage starts past epoch 0: time only this process's epochs
+            self.first_epoch = epoch
 
     def on_epoch_end(self, epoch, logs=None):
         done, epochs = epoch + 1, self.params.get("epochs") or epoch + 1
-        per_epoch = (time.monotonic() - self.start) / done
+        per_epoch = (time.monotonic() - self.start) / (done - (self.first_epoch or 0))
         left = format_duration(per_epoch * (epochs - done))
         metrics = " ".join(f"{k}={float(v):.3g}" for k, v in (logs or {}).items())
         self.log(f"{self.stage} epoch {done}/{epochs}, {format_duration(per_epoch)}/epoch, "

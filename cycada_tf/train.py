@@ -1,8 +1,10 @@
 """Runs the CyCADA stages in order for each seed, checkpointing each stage in the run directory, and writes
 the paper-style results table. Stages talk through the run directory only.
 
-<run_dir>/seed_<k>/<stage>/ holds the stage's weights and done.json (its numbers), and tb/ its TensorBoard
-summaries; a stage whose done.json exists is skipped when the command runs again. <run_dir>/results.json and
+<run_dir>/seed_<k>/<stage>/ holds the stage's weights and done.json (its numbers), tb/ its TensorBoard
+summaries and ckpt/ its checkpoint of the last finished epoch; a stage whose done.json exists is skipped when
+the command runs again, an unfinished one continues from its checkpoint (resume.py). <run_dir>/config.json
+holds the flags the run was made with; other values of them are refused. <run_dir>/results.json and
 results.md hold the table, report.md the table with the figures (translations, confusion matrices).
 """
 
@@ -15,9 +17,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cycada_tf import config as config_lib, export, figures, paper, summaries
+from cycada_tf import config as config_lib, distribute, export, figures, paper, resume, summaries
 from cycada_tf.data import pipeline, registry, schema, tfrecord
 from cycada_tf.models import digits as nets
+from cycada_tf.stages.base import build_optimizer
 from cycada_tf.stages.feature import FeatureAdaptation, GateStop
 from cycada_tf.stages.pixel import PixelAdaptation
 from cycada_tf.stages.source import TaskStage
@@ -133,6 +136,25 @@ class Run:
                     "target_test/accuracy": np.trace(counts) / counts.sum()}
         return periodic
 
+    def fit(self, stage, model, dataset, epochs, steps, callbacks, done=False, **state):
+        """model.fit from the stage's last checkpoint (if any) to `epochs`, checkpointing the model, its
+        optimizers and `state` after each epoch (resume.StageCheckpoint; `done`: a callable telling from the
+        restored state that the stage needs no more epochs). Returns (history, checkpoint callback)."""
+        optimizers = {"optimizer": model.optimizer}
+        if getattr(model, "d_optimizer", None) is not None:
+            optimizers["d_optimizer"] = model.d_optimizer
+        # model.variables: every network's weights, the frozen ones too, and the random states of its
+        # layers (dropout, style codes), which a tf.train.Checkpoint of a subclassed Keras 3 model misses.
+        checkpoint = resume.StageCheckpoint(stage, os.path.join(self.stage_dir(stage), "ckpt"), log,
+                                            variables=list(model.variables), **optimizers, **state)
+        initial = checkpoint.restore()
+        if done and done():
+            initial = epochs
+        # Last, so that it saves what the other callbacks leave at the end of an epoch (the gate's stop).
+        history = model.fit(dataset, epochs=epochs, initial_epoch=initial, steps_per_epoch=steps,
+                            verbose=self.config.verbose, callbacks=callbacks + [checkpoint])
+        return history, checkpoint
+
     # --- stages -----------------------------------------------------------------------------------------
     def train_task(self, stage, dataset, steps, epochs, init=None, view=None):
         c = self.config
@@ -140,8 +162,9 @@ class Run:
         net = self.new_task_net(init)
         model = TaskStage(net, name=f"{stage}_stage")
         model.compile(optimizer=keras.optimizers.Adam(c.source_lr))
-        model.fit(dataset, epochs=epochs, steps_per_epoch=steps, verbose=c.verbose,
-                  callbacks=self.callbacks(stage, periodic=self.target_test_summaries(net, view)))
+        build_optimizer(model.optimizer, net.trainable_variables)  # before a checkpoint restores it
+        self.fit(stage, model, dataset, epochs, steps,
+                 self.callbacks(stage, periodic=self.target_test_summaries(net, view)))
         _save_weights(net, self.weights(stage))
         return net
 
@@ -193,13 +216,15 @@ class Run:
         steps = max(1, max(self._count(c.source, "train"), self._count(c.target, "train")) // b)
         directory = self.stage_dir("pixel")
         grid = self.translation_grid(g_st, g_ts, os.path.join(directory, "translations.png"))
-        history = model.fit(ds.prefetch(2), epochs=c.pixel_epochs, steps_per_epoch=steps, verbose=c.verbose,
-                            callbacks=[grid] + self.callbacks(
-                                "pixel", periodic=lambda model: {"translations": grid.latest}))
+        history, checkpoint = self.fit(
+            "pixel", model, ds.prefetch(2), c.pixel_epochs, steps,
+            [grid] + self.callbacks("pixel", periodic=lambda model: {"translations": grid.latest}),
+            pool_t=model.pool_t, pool_s=model.pool_s)
         _save_weights(g_st, os.path.join(directory, "g_st.weights.h5"))
         _save_weights(g_ts, os.path.join(directory, "g_ts.weights.h5"))
         grid.draw()
-        return {"final": {k: float(v[-1]) for k, v in history.history.items()},
+        final = {k: float(v[-1]) for k, v in history.history.items()} or checkpoint.last_logs
+        return {"final": final,
                 "accuracy_t2s": self.evaluate(f_s, c.target, translate=g_ts)}
 
     def load_generators(self):
@@ -309,10 +334,12 @@ class Run:
         stop = GateStop(log)
         # Built after every network of the stage, so their initial weights are those of a run without it.
         view = self.target_view()
-        model.fit(ds.prefetch(2), epochs=c.feature_epochs, steps_per_epoch=steps, verbose=c.verbose,
-                  callbacks=[stop] + self.callbacks(
-                      "feature", scalars=lambda model: {"gated_updates": model.updates.numpy()},
-                      periodic=self.target_test_summaries(f_t, view), may_stop_early=True))
+        self.fit("feature", model, ds.prefetch(2), c.feature_epochs, steps,
+                 [stop] + self.callbacks(
+                     "feature", scalars=lambda model: {"gated_updates": model.updates.numpy()},
+                     periodic=self.target_test_summaries(f_t, view), may_stop_early=True),
+                 done=lambda: stop.stopped_epoch is not None,
+                 updates=model.updates, gate_stopped_epoch=stop.stopped)
         _save_weights(f_t, self.weights("feature"))
         return {"accuracy": self.evaluate(f_t, c.target, translate=view),
                 "gated_updates": int(model.updates.numpy()), "stopped_by_gate_at_epoch": stop.stopped_epoch}
@@ -429,6 +456,8 @@ def run(config):
             raise ValueError(f"--stages: unknown stage {stage!r}; choose from {', '.join(STAGE_ORDER)}")
     run_dir = config.run_dir or os.path.join("runs", f"{config.source}_to_{config.target}")
     os.makedirs(run_dir, exist_ok=True)
+    resume.check_run_config(config, run_dir)
+    strategy = distribute.strategy_from_flag(config.strategy)
     for name in (config.source, config.target):
         registry.ensure(name, config.data_dir)
     per_seed = {}
@@ -447,7 +476,8 @@ def run(config):
                 # Every stage starts from the same global random state (TF's global seed also keys tf.data
                 # shuffles), whatever ran before it in this process: a resumed run repeats an unbroken one.
                 keras.utils.set_random_seed(seed)
-                result = getattr(trial, stage)()
+                with distribute.scope(strategy):  # every network and optimizer of the stage is built in it
+                    result = getattr(trial, stage)()
                 result["seconds"] = round(time.time() - start, 1)
                 trial.finish(stage, result)
                 log(f"seed {seed}: stage '{stage}' done in {result['seconds']:.0f}s: "

@@ -23,8 +23,11 @@ class FeatureAdaptation(keras.Model):
         self.f_ref, self.f_t, self.d_feat = f_ref, f_t, d_feat
         self.f_ref.trainable = False
         self.layer, self.gan_mode, self.gate = layer, gan_mode, gate
-        self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="gated_updates")
-        self.epoch_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch_gated_updates")
+        # Counted once per step under a multi-replica strategy too (every replica takes the same branch).
+        once = tf.VariableAggregation.ONLY_FIRST_REPLICA
+        self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="gated_updates", aggregation=once)
+        self.epoch_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch_gated_updates",
+                                         aggregation=once)
         names = ["d_loss", "g_loss", "d_accuracy", "gate_open"]
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
 
@@ -64,7 +67,10 @@ class FeatureAdaptation(keras.Model):
             fake = self.d_feat(tf.stop_gradient(self._embed(self.f_t, x_t, training=False)), training=True)
             d_loss = losses.gan_discriminator_loss(real, fake, self.gan_mode)
             scaled = replica_scale(d_loss)
-        accuracy = losses.discriminator_accuracy(real, fake)
+        # The gate reads the accuracy on the global batch: every replica must take the same branch below, or
+        # the replicas that update f_T would wait forever for the others' gradients.
+        accuracy = tf.distribute.get_replica_context().all_reduce(
+            "MEAN", losses.discriminator_accuracy(real, fake))
         grads = tape.gradient(scaled, self.d_feat.trainable_variables)
         self.d_optimizer.apply_gradients(zip(grads, self.d_feat.trainable_variables))
 
@@ -76,18 +82,36 @@ class FeatureAdaptation(keras.Model):
             scaled = replica_scale(g_loss)
         grads = tape.gradient(scaled, variables)
 
-        def update():
-            self.optimizer.apply_gradients(zip(grads, variables))
-            self.updates.assign_add(1)
-            self.epoch_updates.assign_add(1)
-            return tf.constant(True)
-
-        tf.cond(open_gate, update, lambda: tf.constant(False))
+        if not tf.distribute.has_strategy():
+            self._gated_update(open_gate, grads, variables)
+        else:
+            # An optimizer update synchronises the replicas (a merge_call, even with one replica), which a
+            # tf.cond in a replica may not hold: take the (replica-independent) branch once, across the
+            # replicas, and update in each replica from there (as keras.optimizers.LossScaleOptimizer skips
+            # a step).
+            tf.distribute.get_replica_context().merge_call(self._merged_gated_update,
+                                                           args=(open_gate, grads, variables))
         values = {"d_loss": d_loss, "g_loss": g_loss, "d_accuracy": accuracy,
                   "gate_open": tf.cast(open_gate, tf.float32)}
         for name, value in values.items():
             self.trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def _update(self, grads, variables):
+        self.optimizer.apply_gradients(zip(grads, variables))
+        self.updates.assign_add(1)
+        self.epoch_updates.assign_add(1)
+        return tf.constant(True)
+
+    def _gated_update(self, open_gate, grads, variables):
+        tf.cond(open_gate, lambda: self._update(grads, variables), lambda: tf.constant(False))
+
+    def _merged_gated_update(self, strategy, open_gate, grads, variables):
+        def update():
+            strategy.extended.call_for_each_replica(self._update, args=(grads, variables))
+            return tf.constant(True)
+
+        tf.cond(strategy.experimental_local_results(open_gate)[0], update, lambda: tf.constant(False))
 
 
 class GateStop(keras.callbacks.Callback):
@@ -96,14 +120,20 @@ class GateStop(keras.callbacks.Callback):
     def __init__(self, log=print):
         super().__init__()
         self.log = log
-        self.stopped_epoch = None
+        # A variable, so that a stage checkpoint remembers that the gate ended it (-1: it did not).
+        self.stopped = tf.Variable(-1, dtype=tf.int64, trainable=False, name="stopped_epoch")
+
+    @property
+    def stopped_epoch(self):
+        epoch = int(self.stopped.numpy())
+        return None if epoch < 0 else epoch
 
     def on_epoch_begin(self, epoch, logs=None):
         self.model.epoch_updates.assign(0)
 
     def on_epoch_end(self, epoch, logs=None):
         if int(self.model.epoch_updates.numpy()) == 0:
-            self.stopped_epoch = epoch
+            self.stopped.assign(epoch)
             self.model.stop_training = True
             self.log(f"feature adaptation: no discriminator above {self.model.gate:.0%} accuracy in epoch "
                      f"{epoch + 1}: stopping (appendix 6.1)")

@@ -8,16 +8,22 @@ from cycada_tf import losses
 from cycada_tf.stages.base import build_optimizer, replica_scale
 
 
-class ImagePool:
+class ImagePool(tf.Module):
     """A history of generated images (Shrivastava et al. 2017, as in CycleGAN): each image shown to the
     discriminator is, with probability 1/2, swapped for one generated earlier, so the discriminator keeps
-    penalising modes the generator has left and cannot be gamed by cycling between them."""
+    penalising modes the generator has left and cannot be gamed by cycling between them. A tf.Module, so that
+    a stage checkpoint holds its images and random state."""
 
     def __init__(self, size, image_shape, seed=0):
+        super().__init__(name="image_pool")
         self.size = size
         if size:
-            self.images = tf.Variable(tf.zeros((size,) + tuple(image_shape)), trainable=False)
-            self.filled = tf.Variable(0, dtype=tf.int32, trainable=False)
+            # Under a multi-replica strategy each replica keeps its own pool of the images it generated
+            # (ON_READ: a local copy per replica; a checkpoint holds the first replica's).
+            local = dict(synchronization=tf.VariableSynchronization.ON_READ,
+                         aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            self.images = tf.Variable(tf.zeros((size,) + tuple(image_shape)), trainable=False, **local)
+            self.filled = tf.Variable(0, dtype=tf.int32, trainable=False, **local)
             self.rng = tf.random.Generator.from_seed(seed)
 
     def query(self, fake):
@@ -35,7 +41,8 @@ class ImagePool:
         append = (self.filled + tf.range(batch)) % self.size
         slots = tf.where(self.filled < self.size, append, tf.where(from_pool, index, -1))
         keep = slots >= 0
-        self.images.scatter_nd_update(tf.boolean_mask(slots, keep)[:, None], tf.boolean_mask(fake, keep))
+        self.images.assign(tf.tensor_scatter_nd_update(self.images, tf.boolean_mask(slots, keep)[:, None],
+                                                       tf.boolean_mask(fake, keep)))
         self.filled.assign(tf.minimum(self.filled + batch, self.size))
         return out
 

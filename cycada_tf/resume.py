@@ -1,0 +1,117 @@
+"""Surviving a crash: each stage's checkpoint (networks, every optimizer, step, epoch and the stage's own
+state), written at the end of each epoch; the stop on a non-finite loss; the run directory's config check."""
+
+import json
+import math
+import os
+
+import keras
+import tensorflow as tf
+
+CONFIG_FILE = "config.json"
+# Flags that do not change what a run computes: a run directory may be continued with other values of them.
+# (--strategy changes only float rounding; --seeds may grow, each seed has its own directory.)
+RESULT_INDEPENDENT_FLAGS = ("verbose", "summary_every_epochs", "export_dir", "seeds", "stages", "run_dir",
+                            "strategy")
+KEEP_CHECKPOINTS = 2  # the one being written never replaces the last good one until it is complete
+
+
+class NonFiniteLoss(ValueError):
+    """A loss or metric of a stage became NaN or infinite; the stage stopped before saving anything."""
+
+
+def check_run_config(config, run_dir):
+    """Store the flags that shape results in <run_dir>/config.json on first use; refuse a run directory made
+    with other values of them, naming each differing flag."""
+    values = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(config).items()
+              if k not in RESULT_INDEPENDENT_FLAGS}
+    path = os.path.join(run_dir, CONFIG_FILE)
+    if os.path.exists(path):
+        with open(path) as handle:
+            stored = json.load(handle)
+        differing = sorted(k for k in set(stored) | set(values) if stored.get(k) != values.get(k))
+        if differing:
+            detail = ", ".join(f"--{k}={values.get(k)} (run directory: {stored.get(k)})" for k in differing)
+            raise ValueError(f"run directory {run_dir} was made with other flags: {detail}. Use the same "
+                             f"flags to continue it, or another --run_dir for a new run")
+        return
+    tmp = path + ".tmp"
+    with open(tmp, "w") as handle:
+        json.dump(values, handle, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def _finite(value):
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return True  # not a number: nothing to check
+
+
+class StageCheckpoint(keras.callbacks.Callback):
+    """Checkpoints `trackables` (networks, optimizers, the stage's own state) under `directory` with the number
+    of epochs done and of steps taken, after each epoch whose values are all finite; stops the stage with
+    NonFiniteLoss (stage, epoch, step, which value) on the first non-finite one, so the last checkpoint stays
+    the last good state. tf.train.CheckpointManager writes a checkpoint completely before it points to it.
+
+    restore() returns the number of epochs done (fit's initial_epoch). Data pipelines are rebuilt from their
+    seeds on resume, so a resumed stage sees its data in a new order from the epoch it continues."""
+
+    def __init__(self, stage, directory, log=print, **trackables):
+        super().__init__()
+        self.stage, self.directory, self.log = stage, directory, log
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.checkpoint = tf.train.Checkpoint(epoch=self.epoch, step=self.step, **trackables)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=KEEP_CHECKPOINTS)
+        self.last_logs = {}
+        self._steps = 0
+        self._current_epoch = 0
+
+    @property
+    def logs_path(self):
+        return os.path.join(self.directory, "last_logs.json")
+
+    def restore(self):
+        if self.manager.latest_checkpoint is None:
+            return 0
+        self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        if os.path.exists(self.logs_path):
+            with open(self.logs_path) as handle:
+                self.last_logs = json.load(handle)
+        epochs = int(self.epoch.numpy())
+        self.log(f"{self.stage}: resuming from {self.manager.latest_checkpoint} ({epochs} epochs, "
+                 f"{int(self.step.numpy())} steps done; data pipelines restart from their seeds)")
+        return epochs
+
+    def _check(self, logs, batch=None):
+        for name, value in (logs or {}).items():
+            if not _finite(value):
+                where = f"epoch {self._current_epoch + 1}, step {self._steps}"
+                if batch is not None:
+                    where += f" (batch {batch + 1} of the epoch)"
+                raise NonFiniteLoss(
+                    f"stage '{self.stage}': non-finite {name} ({float(value)}) at {where}; the last good "
+                    f"checkpoint ({self.manager.latest_checkpoint or 'none yet'}) is kept. Lower the learning "
+                    f"rate or check the input data, then rerun the same command to continue from it")
+
+    def on_train_begin(self, logs=None):
+        self._steps = int(self.step.numpy())
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps += 1
+        self._check(logs, batch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check(logs)
+        self.epoch.assign(epoch + 1)
+        self.step.assign(self._steps)
+        self.manager.save(checkpoint_number=epoch + 1)
+        self.last_logs = {k: float(v) for k, v in (logs or {}).items() if _finite(v)}
+        tmp = self.logs_path + ".tmp"
+        with open(tmp, "w") as handle:
+            json.dump(self.last_logs, handle)
+        os.replace(tmp, self.logs_path)

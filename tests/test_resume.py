@@ -1,0 +1,130 @@
+"""A killed run continues from the last checkpoint of its unfinished stage and skips its finished ones; a
+non-finite loss stops a stage with one message and leaves the last good checkpoint; a run directory refuses
+other flags."""
+
+import dataclasses
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cycada_tf import config as config_lib
+from cycada_tf import losses, resume, train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ORACLE_EPOCHS = 30
+# The oracle stage is the one killed: it runs after source (finished before the kill) and its epochs are short.
+KILLED = ["--seeds=0", "--stages=source,oracle", "--source_epochs=1", f"--oracle_epochs={ORACLE_EPOCHS}",
+          "--summary_every_epochs=0", "--verbose=0"]
+
+
+def _command(data_dir, run_dir):
+    return [sys.executable, "-m", "cycada_tf.experiments.digits", f"--data_dir={data_dir}",
+            f"--run_dir={run_dir}", *KILLED]
+
+
+def _env():
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
+
+
+def _checkpoint_value(directory, name):
+    return int(tf.train.load_variable(tf.train.latest_checkpoint(directory), f"{name}/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_its_stage_and_skips_finished_ones(embedded_data_dir, tmp_path):
+    run_dir = str(tmp_path / "run")
+    seed_dir = os.path.join(run_dir, "seed_0")
+    ckpt = os.path.join(seed_dir, "oracle", "ckpt")
+    process = subprocess.Popen(_command(embedded_data_dir, run_dir), cwd=REPO, env=_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while not os.path.exists(os.path.join(ckpt, "checkpoint")):
+        assert process.poll() is None, f"the run ended before it was killed:\n{process.stdout.read()[-3000:]}"
+        assert time.time() < deadline, "no oracle checkpoint within 300 s"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    assert not os.path.exists(os.path.join(seed_dir, "oracle", "done.json"))
+    epochs_before = _checkpoint_value(ckpt, "epoch")
+    assert 1 <= epochs_before < ORACLE_EPOCHS
+    source_weights = os.path.join(seed_dir, "source", "f.weights.h5")
+    source_mtime = os.stat(source_weights).st_mtime_ns
+
+    second = subprocess.run(_command(embedded_data_dir, run_dir), cwd=REPO, env=_env(), capture_output=True,
+                            text=True, timeout=600)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    out = second.stdout
+    assert "stage 'source' already done, skipped" in out
+    assert os.stat(source_weights).st_mtime_ns == source_mtime  # not retrained
+    resumed = re.search(r"oracle: resuming from \S+ \((\d+) epochs, (\d+) steps done", out)
+    assert resumed, out[-3000:]
+    done_before = int(resumed.group(1))
+    assert done_before >= epochs_before  # the kill may land after one more checkpoint was complete
+    # the epochs continue: the first progress line of the rerun is the epoch after the checkpoint
+    epochs_run = [int(e) for e in re.findall(rf"oracle epoch (\d+)/{ORACLE_EPOCHS}", out)]
+    assert epochs_run == list(range(done_before + 1, ORACLE_EPOCHS + 1))
+    steps_per_epoch = int(resumed.group(2)) // done_before
+    assert _checkpoint_value(ckpt, "epoch") == ORACLE_EPOCHS
+    assert _checkpoint_value(ckpt, "step") == ORACLE_EPOCHS * steps_per_epoch  # the step count continued
+    with open(os.path.join(run_dir, "results.json")) as handle:
+        rows = {row["stage"] for row in json.load(handle)["table"]}
+    assert rows == {"source", "oracle"}
+    assert os.path.exists(os.path.join(seed_dir, "oracle", "done.json"))
+
+
+def _config(data_dir, run_dir, **overrides):
+    values = dict(seeds=(0,), stages=("source",), source_epochs=3, summary_every_epochs=0, verbose=0)
+    return config_lib.DigitsConfig(data_dir=data_dir, run_dir=run_dir, **{**values, **overrides})
+
+
+def test_a_non_finite_loss_stops_the_stage_and_keeps_the_last_checkpoint(embedded_data_dir, tmp_path,
+                                                                        monkeypatch):
+    calls = tf.Variable(0, dtype=tf.int64)
+    steps_per_epoch = 900 // 128  # uci's source half, source_batch_size 128
+    task_loss = losses.task_loss
+
+    def poisoned(labels, logits):  # finite for the first epoch and a half, NaN after
+        calls.assign_add(1)
+        loss = task_loss(labels, logits)
+        return tf.where(calls > steps_per_epoch + steps_per_epoch // 2, tf.constant(np.nan, loss.dtype), loss)
+
+    monkeypatch.setattr(losses, "task_loss", poisoned)
+    run_dir = str(tmp_path / "run")
+    with pytest.raises(resume.NonFiniteLoss) as error:
+        train.run(_config(embedded_data_dir, run_dir))
+    message = str(error.value)
+    assert isinstance(error.value, ValueError)  # the experiment mains print "error: ..." and exit 2
+    step = steps_per_epoch + steps_per_epoch // 2 + 1
+    assert f"stage 'source': non-finite loss (nan) at epoch 2, step {step}" in message, message
+    stage_dir = os.path.join(run_dir, "seed_0", "source")
+    assert not os.path.exists(os.path.join(stage_dir, "done.json"))
+    assert not os.path.exists(os.path.join(stage_dir, "f.weights.h5"))
+    ckpt = os.path.join(stage_dir, "ckpt")
+    latest = tf.train.latest_checkpoint(ckpt)
+    assert latest.endswith("ckpt-1") and latest in message
+    assert _checkpoint_value(ckpt, "epoch") == 1 and _checkpoint_value(ckpt, "step") == steps_per_epoch
+    for name, _ in tf.train.list_variables(latest):  # every weight of the last good checkpoint is finite
+        value = tf.train.load_variable(latest, name)
+        if np.issubdtype(np.asarray(value).dtype, np.floating):
+            assert np.all(np.isfinite(value)), name
+
+
+def test_a_run_directory_refuses_other_flags(embedded_data_dir, tmp_path):
+    run_dir = str(tmp_path / "run")
+    config = _config(embedded_data_dir, run_dir, source_epochs=1)
+    train.run(config)
+    # flags that do not change results may differ, and seeds may be added
+    train.run(dataclasses.replace(config, verbose=1, summary_every_epochs=3, seeds=(0, 1)))
+    with pytest.raises(ValueError) as error:
+        train.run(dataclasses.replace(config, source_lr=1e-3, pixel_batch_size=7))
+    message = str(error.value)
+    assert "--pixel_batch_size=7 (run directory: 32)" in message and "--source_lr=0.001" in message
+    assert "--verbose" not in message
