@@ -75,5 +75,17 @@ class DigitsConfig:
                              "(tools/export.py exports an existing run).")
 
 
+def to_json(config):
+    """The config as JSON values (tuples as lists): what results.json and a run directory's config.json hold."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(config).items()}
+
+
+def from_json(values, cls=DigitsConfig):
+    """The config of to_json's `values`; keys that are no field of `cls` are ignored (fields added since take
+    their defaults)."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in fields})
+
+
 def help_of(field_name, cls=DigitsConfig):
     return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}[field_name]

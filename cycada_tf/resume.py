@@ -8,6 +8,8 @@ import os
 import keras
 import tensorflow as tf
 
+from cycada_tf import config as config_lib
+
 CONFIG_FILE = "config.json"
 # Flags that do not change what a run computes: a run directory may be continued with other values of them.
 # (--strategy changes only float rounding; --seeds may grow, each seed has its own directory.)
@@ -23,8 +25,7 @@ class NonFiniteLoss(ValueError):
 def check_run_config(config, run_dir):
     """Store the flags that shape results in <run_dir>/config.json on first use; refuse a run directory made
     with other values of them, naming each differing flag."""
-    values = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(config).items()
-              if k not in RESULT_INDEPENDENT_FLAGS}
+    values = {k: v for k, v in config_lib.to_json(config).items() if k not in RESULT_INDEPENDENT_FLAGS}
     path = os.path.join(run_dir, CONFIG_FILE)
     if os.path.exists(path):
         with open(path) as handle:

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cycada_tf import config as config_lib, distribute, export, figures, paper, resume, summaries
+from cycada_tf import config as config_lib, distribute, export, figures, metrics, paper, resume, summaries
 from cycada_tf.data import pipeline, registry, schema, tfrecord
 from cycada_tf.models import digits as nets
 from cycada_tf.stages.base import build_optimizer
@@ -54,6 +54,11 @@ def _save_weights(model, path):
     os.replace(tmp, path)
 
 
+def accuracy(counts):
+    """Accuracy of a confusion matrix of counts (true class, predicted class)."""
+    return int(np.trace(counts)) / int(counts.sum())
+
+
 class Run:
     """One seed of one experiment: the data, the networks and the stages."""
 
@@ -82,14 +87,12 @@ class Run:
         for x, y in self._load(name, split, batch_size=500):
             if translate is not None:
                 x = translate(x, training=False)
-            pred = tf.argmax(net(x, training=False), axis=-1, output_type=tf.int32)
-            counts += tf.math.confusion_matrix(y, pred, self.num_classes, dtype=tf.int64).numpy()
+            counts += metrics.confusion_matrix(y, net(x, training=False), self.num_classes).numpy()
         return counts
 
     def evaluate(self, net, name, split="test", translate=None):
         """Accuracy of `net` (after `translate`, if given) on a labelled split (reporting only)."""
-        counts = self.confusion(net, name, split, translate)
-        return int(np.trace(counts)) / int(counts.sum())
+        return accuracy(self.confusion(net, name, split, translate))
 
     # --- stage bookkeeping ------------------------------------------------------------------------------
     def stage_dir(self, stage):
@@ -133,7 +136,7 @@ class Run:
             counts = self.confusion(net, self.config.target, translate=translate)
             classes = [str(k) for k in self.source_spec.classes]
             return {"target_test/confusion": figures.confusion_figure([(self.config.target, counts)], classes),
-                    "target_test/accuracy": np.trace(counts) / counts.sum()}
+                    "target_test/accuracy": accuracy(counts)}
         return periodic
 
     def fit(self, stage, model, dataset, epochs, steps, callbacks, done=False, **state):
@@ -310,7 +313,7 @@ class Run:
         ds = ds.batch(c.source_batch_size, drop_remainder=True).prefetch(2)
         steps = max(1, count // c.source_batch_size)
         net = self.train_task("target", ds, steps, c.target_epochs, view=view)
-        return {"accuracy": self.evaluate(net, c.target, translate=self.target_view())}
+        return {"accuracy": self.evaluate(net, c.target, translate=view)}
 
     def feature(self):
         c = self.config
@@ -366,8 +369,7 @@ def summarize(config, per_seed):
             "table": table, "per_seed": per_seed, "gain": adaptation_gain(per_seed),
             "paper_table_2": {stage: list(v)
                               for stage, v in paper.reported(config.source, config.target).items()},
-            "config": {k: (list(v) if isinstance(v, tuple) else v)
-                       for k, v in vars(config).items()}}
+            "config": config_lib.to_json(config)}
 
 
 def adaptation_gain(per_seed):

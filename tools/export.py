@@ -8,7 +8,6 @@ networks are rebuilt from the configuration the run recorded in <run_dir>/result
 """
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -35,9 +34,7 @@ def run_config(run_dir):
                          f"(python -m cycada_tf.experiments.digits writes it at the end)")
     with open(path) as handle:
         recorded = json.load(handle).get("config", {})
-    fields = {f.name: f for f in dataclasses.fields(config_lib.DigitsConfig)}
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items() if k in fields}
-    return config_lib.DigitsConfig(**values)
+    return config_lib.from_json(recorded)
 
 
 def main(argv=None):
