@@ -457,11 +457,12 @@ def run(config):
         if stage not in STAGE_ORDER:
             raise ValueError(f"--stages: unknown stage {stage!r}; choose from {', '.join(STAGE_ORDER)}")
     run_dir = config.run_dir or os.path.join("runs", f"{config.source}_to_{config.target}")
-    os.makedirs(run_dir, exist_ok=True)
-    resume.check_run_config(config, run_dir)
     strategy = distribute.strategy_from_flag(config.strategy)
     for name in (config.source, config.target):
         registry.ensure(name, config.data_dir)
+    # Only a run that can start leaves a run directory (and its config.json) behind.
+    os.makedirs(run_dir, exist_ok=True)
+    resume.check_run_config(config, run_dir)
     per_seed = {}
     for seed in config.seeds:
         trial = Run(config, seed, run_dir)

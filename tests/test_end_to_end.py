@@ -28,6 +28,7 @@ def test_every_stage_runs_and_a_rerun_skips_them(embedded_data_dir, tmp_path):
     run_dir, export_dir = str(tmp_path / "run"), str(tmp_path / "export")
     first = run_main(f"--data_dir={embedded_data_dir}", f"--run_dir={run_dir}", f"--export_dir={export_dir}",
                      *TINY)
+    assert "Sharding callback" not in first.stderr  # TensorFlow's INFO line per checkpoint save stays quiet
     with open(os.path.join(run_dir, "results.json")) as handle:
         results = json.load(handle)
     rows = {row["stage"]: row for row in results["table"]}
@@ -113,14 +114,18 @@ def _check_reporting(run_dir, stdout, export_dir):
 
 
 def test_bad_flags_and_missing_data_end_with_one_clear_message(tmp_path):
-    result = run_main(f"--data_dir={tmp_path}", "--stages=source,bogus", check=False)
+    run_dir = os.path.join(tmp_path, "run")  # a run that cannot start leaves no run directory behind
+    result = run_main(f"--data_dir={tmp_path}", f"--run_dir={run_dir}", "--stages=source,bogus", check=False)
     assert result.returncode != 0 and "--stages" in result.stderr and "bogus" in result.stderr
     assert "Traceback" not in result.stderr
 
-    result = run_main(f"--data_dir={tmp_path}", "--source=svhn", "--target=mnist", check=False)
+    result = run_main(f"--data_dir={tmp_path}", f"--run_dir={run_dir}", "--source=svhn", "--target=mnist",
+                      check=False)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "prepare_data.py --dataset=svhn" in result.stderr
     assert not os.path.exists(os.path.join(tmp_path, "svhn"))
+    assert not os.path.exists(run_dir)
 
-    result = run_main(f"--data_dir={tmp_path}", "--source=nonesuch", check=False)
+    result = run_main(f"--data_dir={tmp_path}", f"--run_dir={run_dir}", "--source=nonesuch", check=False)
     assert result.returncode != 0 and "nonesuch" in result.stderr and "Traceback" not in result.stderr
+    assert not os.path.exists(run_dir)
