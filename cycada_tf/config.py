@@ -70,6 +70,14 @@ class DigitsConfig:
     strategy: str = _f("auto", "tf.distribute strategy: auto (MirroredStrategy on a host with several GPUs, else "
                                "one device), one_device, or mirrored (every GPU of the host, else every logical "
                                "CPU). Batch-size flags are global: each replica takes its share.")
+    precision: str = _f(
+        "float32", "Numeric precision of the networks: float32, mixed_bfloat16 (CPUs with AVX512-BF16 or AMX, "
+                   "TPUs, recent GPUs) or mixed_float16 (GPUs, with loss scaling); variables, checkpoints, "
+                   "losses and the feature gate stay float32. One value for every stage, then optional "
+                   "exceptions: mixed_bfloat16,source=float32.")
+    jit_compile: str = _f(
+        "auto", "XLA compilation of the train steps: auto (on a single GPU, off on CPUs, where it measured "
+                "slower), true or false; per-stage exceptions as for --precision (auto,pixel=true).")
     export_dir: str = _f("", "If set, the first seed's adapted classifier and translators are exported there "
                              "after the run, as TF Serving models <export_dir>/<model>/<version>/ "
                              "(tools/export.py exports an existing run).")

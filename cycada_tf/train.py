@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from cycada_tf import config as config_lib, distribute, export, figures, metrics, paper, resume, summaries
+from cycada_tf import precision as precision_lib
 from cycada_tf.data import pipeline, registry, schema, tfrecord
 from cycada_tf.models import digits as nets
 from cycada_tf.stages.base import build_optimizer
@@ -71,6 +72,7 @@ class Run:
             raise ValueError(f"--source={c.source} and --target={c.target} have different classes")
         self.num_classes = self.source_spec.num_classes
         self.shape = (c.image_size, c.image_size, c.channels)
+        self.precision, self.jit_compile = stage_settings(c)
 
     # --- data -------------------------------------------------------------------------------------------
     def _load(self, name, split, **kwargs):
@@ -139,6 +141,14 @@ class Run:
                     "target_test/accuracy": accuracy(counts)}
         return periodic
 
+    def compile(self, stage, model, *optimizers):
+        """model.compile with the stage's --jit_compile and its --precision's optimizers (loss scaling under
+        mixed_float16); the networks already compute in that precision (built under its policy in run())."""
+        name = self.precision[stage]
+        xla = precision_lib.use_xla(self.jit_compile[stage], tf.distribute.get_strategy())
+        model.compile(*(precision_lib.optimizer(o, name) for o in optimizers), jit_compile=xla,
+                      auto_scale_loss=False)
+
     def fit(self, stage, model, dataset, epochs, steps, callbacks, done=False, **state):
         """model.fit from the stage's last checkpoint (if any) to `epochs`, checkpointing the model, its
         optimizers and `state` after each epoch (resume.StageCheckpoint; `done`: a callable telling from the
@@ -164,7 +174,7 @@ class Run:
         keras.utils.set_random_seed(self.seed)
         net = self.new_task_net(init)
         model = TaskStage(net, name=f"{stage}_stage")
-        model.compile(optimizer=keras.optimizers.Adam(c.source_lr))
+        self.compile(stage, model, keras.optimizers.Adam(c.source_lr))
         build_optimizer(model.optimizer, net.trainable_variables)  # before a checkpoint restores it
         self.fit(stage, model, dataset, epochs, steps,
                  self.callbacks(stage, periodic=self.target_test_summaries(net, view)))
@@ -209,8 +219,8 @@ class Run:
                                 cycle_weight=c.cycle_weight, semantic_weight=c.semantic_weight,
                                 semantic_t2s_weight=c.semantic_t2s_weight,
                                 pool_size=c.pool_size, seed=self.seed)
-        model.compile(keras.optimizers.Adam(c.pixel_lr, beta_1=c.pixel_beta_1),
-                      keras.optimizers.Adam(c.pixel_lr, beta_1=c.pixel_beta_1))
+        self.compile("pixel", model, keras.optimizers.Adam(c.pixel_lr, beta_1=c.pixel_beta_1),
+                     keras.optimizers.Adam(c.pixel_lr, beta_1=c.pixel_beta_1))
         model.build_optimizers()
         b = c.pixel_batch_size
         xs = self._load(c.source, "train", labels=False, shuffle=True, seed=self.seed, repeat=True)
@@ -323,8 +333,8 @@ class Run:
         d_feat = nets.feature_discriminator(nets.FEATURE_DIM if c.feature_layer == "features"
                                             else self.num_classes)
         model = FeatureAdaptation(f_ref, f_t, d_feat, layer=c.feature_layer, gan_mode=c.gan_mode)
-        model.compile(keras.optimizers.Adam(c.feature_lr, beta_1=0.5),
-                      keras.optimizers.Adam(c.feature_lr, beta_1=0.5))
+        self.compile("feature", model, keras.optimizers.Adam(c.feature_lr, beta_1=0.5),
+                     keras.optimizers.Adam(c.feature_lr, beta_1=0.5))
         model.build_optimizers()
         b = c.feature_batch_size
         xs, _ = self.load_translated(labels=False)
@@ -346,6 +356,13 @@ class Run:
         _save_weights(f_t, self.weights("feature"))
         return {"accuracy": self.evaluate(f_t, c.target, translate=view),
                 "gated_updates": int(model.updates.numpy()), "stopped_by_gate_at_epoch": stop.stopped_epoch}
+
+
+def stage_settings(config):
+    """({stage: precision}, {stage: jit_compile}) of --precision and --jit_compile (ValueError naming the
+    flag)."""
+    return (precision_lib.per_stage("precision", config.precision, STAGE_ORDER, precision_lib.PRECISIONS),
+            precision_lib.per_stage("jit_compile", config.jit_compile, STAGE_ORDER, precision_lib.JIT_COMPILE))
 
 
 def mean_and_se(values):
@@ -458,6 +475,7 @@ def run(config):
             raise ValueError(f"--stages: unknown stage {stage!r}; choose from {', '.join(STAGE_ORDER)}")
     run_dir = config.run_dir or os.path.join("runs", f"{config.source}_to_{config.target}")
     strategy = distribute.strategy_from_flag(config.strategy)
+    stage_settings(config)  # a bad --precision or --jit_compile fails here, before anything is written
     for name in (config.source, config.target):
         registry.ensure(name, config.data_dir)
     # Only a run that can start leaves a run directory (and its config.json) behind.
@@ -479,7 +497,8 @@ def run(config):
                 # Every stage starts from the same global random state (TF's global seed also keys tf.data
                 # shuffles), whatever ran before it in this process: a resumed run repeats an unbroken one.
                 keras.utils.set_random_seed(seed)
-                with distribute.scope(strategy):  # every network and optimizer of the stage is built in it
+                # Every network and optimizer of the stage is built under its strategy and precision.
+                with precision_lib.policy(trial.precision[stage]), distribute.scope(strategy):
                     result = getattr(trial, stage)()
                 result["seconds"] = round(time.time() - start, 1)
                 trial.finish(stage, result)

@@ -1,8 +1,13 @@
 """Images per second of each stage's train step and of the input pipeline, written as JSON.
 
-    python tools/benchmark.py --batch_size=100 --steps=20 --output=bench.json
-    python -m tools.benchmark --stages=pixel --noise_channels=8 --compare=bench.json   # ratios to a baseline
+    python tools/benchmark.py --steps=20 --output=bench.json
+    python -m tools.benchmark --stages=pixel --precisions=mixed_bfloat16 --compare=bench.json   # new / old
 
+Each stage is timed at the paper's batch size (source 128, pixel 100 per domain, feature 128 per domain;
+--batch_size sets one for all) under each precision of --precisions (auto: float32 and mixed_bfloat16 on a
+CPU, and mixed_float16 too on a GPU), with --jit_compile as the experiments take it. Results are keyed
+"<stage>:<precision>"; each has its peak memory: on a GPU the allocator's peak while the stage ran, on a CPU
+the process's peak resident set (Linux VmHWM, reset before the stage; it includes the TensorFlow runtime).
 A stage is timed on one in-memory batch repeated (random images in [-1, 1], as the networks see them), so
 its number is the cost of the train step alone, networks built as cycada_tf/train.py builds them. Warm-up:
 one `fit` step (Keras builds the model and traces the step), then --warmup_steps untimed calls of the
@@ -27,7 +32,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from cycada_tf import config as config_lib  # noqa: E402
+from cycada_tf import config as config_lib, precision as precision_lib  # noqa: E402
 from cycada_tf.data import pipeline, registry, tfrecord  # noqa: E402
 from cycada_tf.models import digits as nets  # noqa: E402
 from cycada_tf.stages.feature import FeatureAdaptation  # noqa: E402
@@ -35,6 +40,8 @@ from cycada_tf.stages.pixel import PixelAdaptation  # noqa: E402
 from cycada_tf.stages.source import TaskStage  # noqa: E402
 
 STAGES = ("source", "pixel", "feature", "pipeline")
+PAPER_BATCH = {"source": 128, "pixel": 100, "feature": 128}  # appendix 6.1.1 (feature: DigitsConfig's)
+HEADROOM = 5  # each input pipeline should deliver this many times what the fastest stage consumes
 # What one "image" is in each rate: adaptation steps read a batch from each domain and count one of them.
 IMAGES = {
     "source": "labelled source images per second: one TaskStage step (Eq. 1) trains f on --batch_size images",
@@ -69,8 +76,15 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="benchmark", description=__doc__.splitlines()[0])
     parser.add_argument("--stages", default=",".join(STAGES),
                         help=f"comma-separated, from {', '.join(STAGES)}")
-    parser.add_argument("--batch_size", type=int, default=DEFAULTS.pixel_batch_size,
-                        help="images per domain in one step (the paper's pixel-stage batch)")
+    parser.add_argument("--batch_size", type=int, default=0,
+                        help="images per domain in one step of every stage and pipeline; 0: the paper's batch "
+                             f"of each stage ({', '.join(f'{k} {v}' for k, v in PAPER_BATCH.items())}; "
+                             "pipelines 128)")
+    parser.add_argument("--precisions", default="auto",
+                        help=f"comma-separated, from {', '.join(precision_lib.PRECISIONS)}; auto: float32 and "
+                             "mixed_bfloat16, and mixed_float16 when a GPU is present")
+    parser.add_argument("--jit_compile", default="auto", choices=precision_lib.JIT_COMPILE,
+                        help=config_lib.help_of("jit_compile"))
     parser.add_argument("--steps", type=int, default=10, help="timed steps (batches, for the pipeline)")
     parser.add_argument("--warmup_steps", type=int, default=2,
                         help="untimed steps after the first (tracing) one")
@@ -97,7 +111,16 @@ def parse_args(argv):
                 registry.get(name)
             except ValueError as error:
                 parser.error(f"--datasets: {error}")
-    for name, low in (("batch_size", 1), ("steps", 1), ("warmup_steps", 0)):
+    if args.precisions == "auto":
+        args.precisions = ["float32", "mixed_bfloat16"] + (
+            ["mixed_float16"] if tf.config.list_physical_devices("GPU") else [])
+    else:
+        args.precisions = [p for p in args.precisions.split(",") if p]
+        bad = [p for p in args.precisions if p not in precision_lib.PRECISIONS]
+        if bad or not args.precisions:
+            parser.error(f"--precisions: unknown precision {bad[0] if bad else '(none)'}; choose from "
+                         f"{', '.join(precision_lib.PRECISIONS)}")
+    for name, low in (("batch_size", 0), ("steps", 1), ("warmup_steps", 0)):
         if getattr(args, name) < low:
             parser.error(f"--{name} must be at least {low}, got {getattr(args, name)}")
     args.baseline = None
@@ -127,12 +150,12 @@ def machine_info():
 
 
 # --- stages ---------------------------------------------------------------------------------------------
-def _config(args):
+def _config(args, batch_size):
     return config_lib.DigitsConfig(image_size=args.image_size, channels=args.channels,
                                    generator_width=args.generator_width,
                                    discriminator_width=args.discriminator_width,
                                    noise_channels=args.noise_channels, minibatch_std=args.minibatch_std,
-                                   pixel_batch_size=args.batch_size, seeds=(args.seed,))
+                                   pixel_batch_size=batch_size, seeds=(args.seed,))
 
 
 def _task_net(c, num_classes):
@@ -142,9 +165,7 @@ def _task_net(c, num_classes):
 
 
 def build_source(c, num_classes):
-    model = TaskStage(_task_net(c, num_classes), name="source_stage")
-    model.compile(optimizer=keras.optimizers.Adam(c.source_lr))
-    return model
+    return TaskStage(_task_net(c, num_classes), name="source_stage"), [keras.optimizers.Adam(c.source_lr)]
 
 
 def build_pixel(c, num_classes):
@@ -156,10 +177,7 @@ def build_pixel(c, num_classes):
     model = PixelAdaptation(g_st, g_ts, d_s, d_t, _task_net(c, num_classes), gan_mode=c.gan_mode,
                             gan_weight=c.gan_weight, cycle_weight=c.cycle_weight,
                             semantic_weight=c.semantic_weight, pool_size=c.pool_size, seed=c.seeds[0])
-    model.compile(keras.optimizers.Adam(c.pixel_lr, beta_1=c.pixel_beta_1),
-                  keras.optimizers.Adam(c.pixel_lr, beta_1=c.pixel_beta_1))
-    model.build_optimizers()
-    return model
+    return model, [keras.optimizers.Adam(c.pixel_lr, beta_1=c.pixel_beta_1) for _ in range(2)]
 
 
 def build_feature(c, num_classes):
@@ -169,13 +187,20 @@ def build_feature(c, num_classes):
     # The gate held open: every timed step updates f_T, so the number is the full step's cost and does not
     # hang on whether a random batch fools D_feat.
     model = FeatureAdaptation(f_ref, f_t, d_feat, layer=c.feature_layer, gan_mode=c.gan_mode, gate=-1.0)
-    model.compile(keras.optimizers.Adam(c.feature_lr, beta_1=0.5),
-                  keras.optimizers.Adam(c.feature_lr, beta_1=0.5))
-    model.build_optimizers()
-    return model
+    return model, [keras.optimizers.Adam(c.feature_lr, beta_1=0.5) for _ in range(2)]
 
 
 BUILDERS = {"source": build_source, "pixel": build_pixel, "feature": build_feature}
+
+
+def build(stage, c, num_classes, precision, jit_compile):
+    """The stage compiled as train.py compiles it under `precision` (whose policy must be active)."""
+    model, optimizers = BUILDERS[stage](c, num_classes)
+    model.compile(*(precision_lib.optimizer(o, precision) for o in optimizers),
+                  jit_compile=precision_lib.use_xla(jit_compile), auto_scale_loss=False)
+    if hasattr(model, "build_optimizers"):
+        model.build_optimizers()
+    return model
 
 
 def repeated_batch(stage, c, batch_size, num_classes, rng):
@@ -191,25 +216,60 @@ def repeated_batch(stage, c, batch_size, num_classes, rng):
     return tf.data.Dataset.from_tensors(batch).repeat()
 
 
-def time_stage(stage, args):
-    c = _config(args)
+class PeakMemory:
+    """Peak memory while the block runs: the GPU allocator's peak (bytes) when there is a GPU, else the
+    process's peak resident set (Linux VmHWM, reset on entry through /proc/self/clear_refs); None where
+    neither can be read."""
+
+    def __enter__(self):
+        self.gpu = bool(tf.config.list_physical_devices("GPU"))
+        self.kind = "gpu_allocator_peak" if self.gpu else "process_peak_rss"
+        if self.gpu:
+            tf.config.experimental.reset_memory_stats("GPU:0")
+        else:
+            try:
+                with open("/proc/self/clear_refs", "w") as handle:
+                    handle.write("5")  # resets the peak resident set size to the current one
+            except OSError:
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        self.bytes = None
+        if self.gpu:
+            self.bytes = int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+            return
+        try:
+            with open("/proc/self/status") as handle:
+                for line in handle:
+                    if line.startswith("VmHWM:"):
+                        self.bytes = int(line.split()[1]) * 1024
+        except OSError:
+            pass
+
+
+def time_stage(stage, args, precision):
+    batch_size = args.batch_size or PAPER_BATCH[stage]
+    c = _config(args, batch_size)
     keras.utils.set_random_seed(args.seed)
     num_classes = registry.get(c.source).num_classes
-    model = BUILDERS[stage](c, num_classes)
-    ds = repeated_batch(stage, c, args.batch_size, num_classes, np.random.default_rng(args.seed))
-    model.fit(ds, epochs=1, steps_per_epoch=1, shuffle=False, verbose=0)  # Keras's setup and the first trace
-    iterator = iter(ds)
-    for _ in range(args.warmup_steps):
-        logs = model.train_function(iterator)
-    model.reset_metrics()
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        logs = model.train_function(iterator)
-    metrics = {name: float(value) for name, value in logs.items()}  # waits for the last step to finish
-    seconds = time.perf_counter() - start
-    return {"images_per_second": args.batch_size * args.steps / seconds,
-            "seconds_per_step": seconds / args.steps, "images": IMAGES[stage],
-            "jit_compile": bool(model.jit_compile), "metrics": metrics}
+    with PeakMemory() as memory, precision_lib.policy(precision):
+        model = build(stage, c, num_classes, precision, args.jit_compile)
+        ds = repeated_batch(stage, c, batch_size, num_classes, np.random.default_rng(args.seed))
+        model.fit(ds, epochs=1, steps_per_epoch=1, shuffle=False, verbose=0)  # Keras's setup and first trace
+        iterator = iter(ds)
+        for _ in range(args.warmup_steps):
+            logs = model.train_function(iterator)
+        model.reset_metrics()
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            logs = model.train_function(iterator)
+        metrics = {name: float(value) for name, value in logs.items()}  # waits for the last step to finish
+        seconds = time.perf_counter() - start
+    return {"images_per_second": batch_size * args.steps / seconds, "batch_size": batch_size,
+            "precision": precision, "seconds_per_step": seconds / args.steps, "images": IMAGES[stage],
+            "jit_compile": bool(model.jit_compile), "peak_memory_bytes": memory.bytes,
+            "peak_memory": memory.kind, "metrics": metrics}
 
 
 def _time_batches(ds, steps, warmup_steps):
@@ -227,7 +287,7 @@ def _time_batches(ds, steps, warmup_steps):
 def time_pipeline(name, args, data_dir):
     def load(cache):
         return pipeline.load(name, "train", data_dir, args.image_size, args.channels,
-                             batch_size=args.batch_size, shuffle=True, seed=args.seed, repeat=True,
+                             batch_size=args.batch_size or PAPER_BATCH["source"], shuffle=True, seed=args.seed, repeat=True,
                              drop_remainder=True, cache=cache)
 
     return {"images_per_second": _time_batches(load(True), args.steps, args.warmup_steps),
@@ -246,6 +306,8 @@ def compare(results, baseline):
     ratios = {}
     for key, entry in results.items():
         old = baseline.get("results", {}).get(key)
+        if old is None and key.endswith(":float32"):  # a report from before --precisions: float32 only
+            old = baseline.get("results", {}).get(key[: -len(":float32")])
         if old is None:
             continue
         ratios[key] = {rate: value / old[rate] for rate, value in rates(entry).items()
@@ -257,7 +319,7 @@ def print_comparison(results, baseline, ratios, path):
     print(f"compared with {path}:", flush=True)
     for key, entry in ratios.items():
         for rate, ratio in entry.items():
-            old, new = baseline["results"][key][rate], results[key][rate]
+            old, new = results[key][rate] / ratio, results[key][rate]
             print(f"  {key:<16} {rate:<26} {old:12.1f} -> {new:12.1f}  x{ratio:.2f}", flush=True)
 
 
@@ -265,8 +327,9 @@ def run(args):
     results = {}
     for stage in args.stages:
         if stage != "pipeline":
-            print(f"benchmark: timing the {stage} stage", file=sys.stderr, flush=True)
-            results[stage] = time_stage(stage, args)
+            for precision in args.precisions:
+                print(f"benchmark: timing the {stage} stage under {precision}", file=sys.stderr, flush=True)
+                results[f"{stage}:{precision}"] = time_stage(stage, args, precision)
     if "pipeline" in args.stages:
         with tempfile.TemporaryDirectory(prefix="cycada_benchmark_") as scratch:
             data_dir = args.data_dir or scratch
@@ -277,13 +340,33 @@ def run(args):
     return results
 
 
+def headroom(results):
+    """How many times the images per second of the fastest stage each input pipeline delivers (cached, as
+    training reads it): {"fastest_stage", "stage_images_per_second", "pipelines": {name: ratio}, "minimum",
+    "target"}; None without both stages and pipelines."""
+    stages = {k: v["images_per_second"] for k, v in results.items() if not k.startswith("pipeline:")}
+    pipelines = {k: v["images_per_second"] for k, v in results.items() if k.startswith("pipeline:")}
+    if not stages or not pipelines:
+        return None
+    fastest = max(stages, key=stages.get)
+    ratios = {k: rate / stages[fastest] for k, rate in pipelines.items()}
+    return {"fastest_stage": fastest, "stage_images_per_second": stages[fastest], "pipelines": ratios,
+            "minimum": min(ratios.values()), "target": HEADROOM}
+
+
 def main(argv=None):
     """Time what --stages names; print the JSON, write it to --output; returns the report."""
     args = parse_args(argv)
-    settings = {k: getattr(args, k) for k in ("stages", "batch_size", "steps", "warmup_steps", "image_size",
-                                              "channels", "generator_width", "discriminator_width",
-                                              "noise_channels", "minibatch_std", "datasets", "seed")}
+    settings = {k: getattr(args, k) for k in ("stages", "batch_size", "precisions", "jit_compile", "steps",
+                                              "warmup_steps", "image_size", "channels", "generator_width",
+                                              "discriminator_width", "noise_channels", "minibatch_std",
+                                              "datasets", "seed")}
     report = {"machine": machine_info(), "settings": settings, "results": run(args)}
+    report["pipeline_headroom"] = headroom(report["results"])
+    if report["pipeline_headroom"] and report["pipeline_headroom"]["minimum"] < HEADROOM:
+        h = report["pipeline_headroom"]
+        print(f"benchmark: warning: an input pipeline delivers only {h['minimum']:.1f}x the images per second "
+              f"of the fastest stage ({h['fastest_stage']}); the target is {HEADROOM}x", file=sys.stderr)
     if args.baseline is not None:
         baseline = args.baseline
         report["comparison"] = {"baseline": os.path.abspath(args.compare),

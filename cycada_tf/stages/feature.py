@@ -66,7 +66,7 @@ class FeatureAdaptation(keras.Model):
             real = self.d_feat(reference, training=True)
             fake = self.d_feat(tf.stop_gradient(self._embed(self.f_t, x_t, training=False)), training=True)
             d_loss = losses.gan_discriminator_loss(real, fake, self.gan_mode)
-            scaled = replica_scale(d_loss)
+            scaled = replica_scale(d_loss, self.d_optimizer)
         # The gate reads the accuracy on the global batch: every replica must take the same branch below, or
         # the replicas that update f_T would wait forever for the others' gradients.
         accuracy = tf.distribute.get_replica_context().all_reduce(
@@ -79,7 +79,7 @@ class FeatureAdaptation(keras.Model):
         with tf.GradientTape() as tape:
             g_loss = losses.gan_generator_loss(
                 self.d_feat(self._embed(self.f_t, x_t, training=False), training=False), self.gan_mode)
-            scaled = replica_scale(g_loss)
+            scaled = replica_scale(g_loss, self.optimizer)
         grads = tape.gradient(scaled, variables)
 
         if not tf.distribute.has_strategy():

@@ -110,7 +110,7 @@ class PixelAdaptation(keras.Model):
                                                                self.f_s(fake_s, training=False))
             g_loss = (self.gan_weight * (gan_st + gan_ts) + self.cycle_weight * cycle
                       + self.semantic_weight * semantic_st + self.semantic_t2s_weight * semantic_ts)
-            scaled = replica_scale(g_loss)
+            scaled = replica_scale(g_loss, self.optimizer)
         variables = self.generator_variables
         grads = tape.gradient(scaled, variables)
         self.optimizer.apply_gradients(zip(grads, variables))
@@ -122,7 +122,7 @@ class PixelAdaptation(keras.Model):
             real_s, fake_s_logits = self.d_s(x_s, training=True), self.d_s(pooled_s, training=True)
             d_loss = (losses.gan_discriminator_loss(real_t, fake_t_logits, self.gan_mode)
                       + losses.gan_discriminator_loss(real_s, fake_s_logits, self.gan_mode))
-            scaled = replica_scale(d_loss)
+            scaled = replica_scale(d_loss, self.d_optimizer)
         variables = self.discriminator_variables
         grads = tape.gradient(scaled, variables)
         self.d_optimizer.apply_gradients(zip(grads, variables))

@@ -29,7 +29,7 @@ class TaskStage(keras.Model):
         with tf.GradientTape() as tape:
             logits = self.net(x, training=True)
             loss = losses.task_loss(y, logits)
-            scaled = replica_scale(loss)
+            scaled = replica_scale(loss, self.optimizer)
         variables = self.net.trainable_variables
         grads = tape.gradient(scaled, variables)
         self.optimizer.apply_gradients(zip(grads, variables))

@@ -1,0 +1,220 @@
+"""--precision and --jit_compile: per-stage values and their errors; under each mixed policy the stages train
+with float32 variables, float32 losses and loss scaling under float16; weights saved in one precision load in
+another; an XLA-compiled step computes what the plain one does; a run records its precision."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cycada_tf import precision
+from cycada_tf.models import digits as nets
+from cycada_tf.stages.feature import FeatureAdaptation
+from cycada_tf.stages.pixel import PixelAdaptation
+from cycada_tf.stages.source import TaskStage
+from cycada_tf.train import STAGE_ORDER
+
+SIZE, BATCH = 16, 8
+MIXED = ("mixed_bfloat16", "mixed_float16")
+
+
+def _images(seed, batch=BATCH):
+    return tf.constant(np.random.default_rng(seed).uniform(-1, 1, (batch, SIZE, SIZE, 3)).astype("float32"))
+
+
+def _labels(seed):
+    return tf.constant(np.random.default_rng(seed).integers(0, 10, BATCH).astype("int32"))
+
+
+def _lenet(seed=0):
+    keras.utils.set_random_seed(seed)
+    net = nets.LeNet(10)
+    net.build((None, SIZE, SIZE, 3))
+    return net
+
+
+def _without_dropout(net):
+    """Dropout draws its masks differently under each precision and under XLA: comparisons of two runs of
+    one step turn it off."""
+    for layer in net.encoder.layers:
+        if hasattr(layer, "rate"):
+            layer.rate = 0.0
+    return net
+
+
+# --- flags ----------------------------------------------------------------------------------------------
+
+def test_one_value_for_every_stage_then_per_stage_exceptions():
+    values = precision.per_stage("precision", "mixed_bfloat16,source=float32,oracle=float32", STAGE_ORDER,
+                                 precision.PRECISIONS)
+    assert values == {"source": "float32", "pixel": "mixed_bfloat16", "target": "mixed_bfloat16",
+                      "feature": "mixed_bfloat16", "oracle": "float32"}
+    # Exceptions alone keep the first choice (float32, auto) for the other stages.
+    assert precision.per_stage("jit_compile", "pixel=true", STAGE_ORDER, precision.JIT_COMPILE) == {
+        "source": "auto", "pixel": "true", "target": "auto", "feature": "auto", "oracle": "auto"}
+
+
+@pytest.mark.parametrize("text, says", [("float64", "'float64' is not one of"),
+                                        ("float32,pixle=mixed_bfloat16", "unknown stage 'pixle'"),
+                                        ("float32,mixed_bfloat16", "two values for every stage"),
+                                        ("", "is empty")])
+def test_a_bad_value_is_refused_naming_the_flag(text, says):
+    with pytest.raises(ValueError, match="--precision") as error:
+        precision.per_stage("precision", text, STAGE_ORDER, precision.PRECISIONS)
+    assert says in str(error.value)
+
+
+def test_auto_xla_is_off_on_a_cpu_and_the_explicit_values_are_kept():
+    assert not tf.config.list_logical_devices("GPU")  # this test describes the CPU machines of CI
+    assert precision.use_xla("auto") is False
+    assert precision.use_xla("true") is True and precision.use_xla("false") is False
+
+
+def test_policy_is_restored_after_the_block():
+    assert keras.mixed_precision.global_policy().name == "float32"
+    with precision.policy("mixed_bfloat16"):
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+        with pytest.raises(RuntimeError):
+            with precision.policy("mixed_float16"):
+                raise RuntimeError("inside")
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+# --- training under each precision ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", MIXED)
+def test_pixel_step_under_a_mixed_policy_keeps_float32_variables_and_losses(name):
+    with precision.policy(name):
+        keras.utils.set_random_seed(0)
+        g_st, g_ts = (nets.generator(SIZE, 3, 3, width=4, noise_channels=2 if n == "g_st" else 0, name=n)
+                      for n in ("g_st", "g_ts"))
+        d_s, d_t = (nets.image_discriminator(SIZE, 3, width=4, minibatch_std=True, name=n) for n in ("d_s", "d_t"))
+        model = PixelAdaptation(g_st, g_ts, d_s, d_t, _lenet(), pool_size=4)
+        model.compile(precision.optimizer(keras.optimizers.Adam(2e-4), name),
+                      precision.optimizer(keras.optimizers.Adam(2e-4), name), auto_scale_loss=False)
+        model.build_optimizers()
+        compute = "bfloat16" if name == "mixed_bfloat16" else "float16"
+        # The networks compute in the low precision, and hand float32 images and logits to the losses.
+        hidden = g_st.layers[2]
+        assert hidden.compute_dtype == compute, hidden.name
+        assert g_st(_images(1)).dtype == tf.float32 and d_t(_images(1)).dtype == tf.float32
+        before = [v.numpy().copy() for v in model.generator_variables]
+        logs = model.train_step((_images(1), _images(2)))
+    assert all(v.dtype == "float32" for v in model.generator_variables + model.discriminator_variables)
+    for key, value in logs.items():
+        assert value.dtype == tf.float32 and np.isfinite(float(value)), key
+    moved = [not np.array_equal(v.numpy(), b) for v, b in zip(model.generator_variables, before)]
+    assert sum(moved) > len(moved) // 2  # the (unscaled) update reached the generators
+    if name == "mixed_float16":
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        assert isinstance(model.d_optimizer, keras.optimizers.LossScaleOptimizer)
+        assert float(model.optimizer.dynamic_scale.numpy()) > 1.0  # the loss was scaled up before the tape
+
+
+def test_float16_loss_scaling_multiplies_the_gradients_and_the_update_divides_them_out():
+    """The same step of the task stage under mixed_float16 with loss scaling moves the weights as much as a
+    float32 step does (within float16 rounding): the scale reaches the gradients and is removed again."""
+    updates = {}
+    for name in ("float32", "mixed_float16"):
+        with precision.policy(name):
+            net = _without_dropout(_lenet(seed=3))
+            model = TaskStage(net)
+            model.compile(precision.optimizer(keras.optimizers.SGD(0.1), name), auto_scale_loss=False)
+            before = [v.numpy().copy() for v in net.trainable_variables]
+            model.train_step((_images(5), _labels(6)))
+            updates[name] = [v.numpy() - b for v, b in zip(net.trainable_variables, before)]
+    for full, half in zip(updates["float32"], updates["mixed_float16"]):
+        # float16 activations round to ~1e-3 relative; a scale left in the update would be 2**15 times off.
+        np.testing.assert_allclose(half, full, atol=0.1 * np.abs(full).max())
+        assert 0.95 < np.linalg.norm(half) / np.linalg.norm(full) < 1.05
+    assert max(np.abs(u).max() for u in updates["mixed_float16"]) > 1e-4
+
+
+@pytest.mark.parametrize("name", MIXED)
+def test_feature_step_gate_is_read_in_float32(name):
+    with precision.policy(name):
+        f_ref, f_t = _lenet(1), _lenet(1)
+        d_feat = nets.feature_discriminator(nets.FEATURE_DIM, hidden=16)
+        model = FeatureAdaptation(f_ref, f_t, d_feat, gate=-1.0)
+        model.compile(precision.optimizer(keras.optimizers.Adam(1e-3), name),
+                      precision.optimizer(keras.optimizers.Adam(1e-3), name), auto_scale_loss=False)
+        model.build_optimizers()
+        logs = model.train_step((_images(7), _images(8)))
+    assert logs["d_accuracy"].dtype == tf.float32 and logs["gate_open"].dtype == tf.float32
+    assert float(logs["gate_open"]) == 1.0 and int(model.updates.numpy()) == 1
+
+
+@pytest.mark.parametrize("name", MIXED)
+def test_weights_saved_under_a_mixed_policy_are_float32_and_load_under_float32(tmp_path, name):
+    path = str(tmp_path / "f.weights.h5")
+    with precision.policy(name):
+        low = _lenet(seed=9)
+        low.save_weights(path)
+        low_logits = low(_images(10)).numpy().astype("float32")
+    full = nets.LeNet(10)
+    full.build((None, SIZE, SIZE, 3))
+    full.load_weights(path)
+    for a, b in zip(low.weights, full.weights):
+        assert b.dtype == "float32"
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    full_logits = full(_images(10)).numpy()
+    # The same weights computed in float32: within the low precision's rounding of the logits.
+    np.testing.assert_allclose(low_logits, full_logits, atol=0.05 * np.abs(full_logits).max() + 0.02)
+
+
+def test_an_xla_compiled_step_computes_what_the_plain_step_computes():
+    weights = {}
+    for jit in (False, True):
+        net = _without_dropout(_lenet(seed=11))
+        model = TaskStage(net)
+        model.compile(keras.optimizers.SGD(0.05), jit_compile=jit)
+        model.fit(tf.data.Dataset.from_tensors((_images(12), _labels(13))).repeat(), epochs=1,
+                  steps_per_epoch=3, verbose=0)
+        assert model.jit_compile is jit
+        weights[jit] = [v.numpy() for v in net.trainable_variables]
+    for plain, compiled in zip(weights[False], weights[True]):
+        np.testing.assert_allclose(compiled, plain, rtol=1e-4, atol=1e-5)
+    initial = [v.numpy() for v in _lenet(seed=11).trainable_variables]
+    assert any(not np.allclose(a, b) for a, b in zip(weights[True], initial))  # the steps did train
+
+
+# --- the command line -----------------------------------------------------------------------------------
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _digits(*args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, "-m", "cycada_tf.experiments.digits", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_a_bad_precision_flag_stops_the_run_before_it_writes_anything(tmp_path, embedded_data_dir):
+    run_dir = tmp_path / "run"
+    result = _digits(f"--data_dir={embedded_data_dir}", f"--run_dir={run_dir}", "--precision=float32,pixel=int8")
+    assert result.returncode != 0
+    assert "--precision" in result.stderr and "'int8' is not one of" in result.stderr
+    assert not run_dir.exists()
+
+
+@pytest.mark.slow
+def test_a_source_stage_under_mixed_bfloat16_trains_and_records_its_precision(tmp_path, embedded_data_dir):
+    run_dir = tmp_path / "run"
+    result = _digits(f"--data_dir={embedded_data_dir}", f"--run_dir={run_dir}", "--stages=source",
+                     "--source_epochs=3", "--precision=mixed_bfloat16", "--jit_compile=false", "--verbose=0",
+                     "--summary_every_epochs=0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(run_dir / "config.json") as handle:
+        assert json.load(handle)["precision"] == "mixed_bfloat16"
+    with open(run_dir / "seed_0" / "source" / "done.json") as handle:
+        done = json.load(handle)
+    assert done["source_test_accuracy"] > 0.3  # 3 epochs on 900 digits learn (chance is 0.1)
+    # A finished stage under another precision is refused, not mixed in.
+    again = _digits(f"--data_dir={embedded_data_dir}", f"--run_dir={run_dir}", "--stages=source")
+    assert again.returncode != 0 and "--precision=float32 (run directory: mixed_bfloat16)" in again.stderr
