@@ -125,3 +125,24 @@ def test_pipeline_pixels_are_the_stored_pixels_scaled(records, embedded_data_dir
     loaded = next(iter(pipeline.load("uci_m", "test", embedded_data_dir, image_size=32, channels=3,
                                      batch_size=4, cache=False)))[0].numpy()
     np.testing.assert_allclose(loaded, np.stack(stored).astype("float32") / 127.5 - 1.0, atol=1e-5)
+
+
+def _labels_in_order(data_dir, seed, epochs=2, cache=True):
+    ds = pipeline.load("uci", "train", data_dir, shuffle=True, seed=seed, repeat=True, batch_size=300,
+                       cache=cache)
+    count = pipeline.count("uci", "train", data_dir)
+    return np.concatenate([y.numpy() for _, y in ds.take(epochs * count // 300)])
+
+
+def test_shuffled_order_is_fixed_by_the_seed_and_new_each_epoch(embedded_data_dir):
+    """Parallel decoding and the cache keep the order a function of the seed alone: two pipelines built
+    alike give the same sequence (cached or not), another seed another, and each epoch is a new permutation
+    of the whole split."""
+    first = _labels_in_order(embedded_data_dir, seed=5)
+    np.testing.assert_array_equal(first, _labels_in_order(embedded_data_dir, seed=5))
+    np.testing.assert_array_equal(first, _labels_in_order(embedded_data_dir, seed=5, cache=False))
+    assert not np.array_equal(first, _labels_in_order(embedded_data_dir, seed=6))
+    count = pipeline.count("uci", "train", embedded_data_dir)
+    epoch_1, epoch_2 = first[:count], first[count:]
+    assert not np.array_equal(epoch_1, epoch_2)
+    np.testing.assert_array_equal(np.bincount(epoch_1, minlength=10), np.bincount(epoch_2, minlength=10))
