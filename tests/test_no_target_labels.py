@@ -31,10 +31,18 @@ def _scramble_labels(data_dir, name):
                 writer.write(example.SerializeToString())
 
 
+@pytest.fixture
+def deterministic_ops():
+    """Deterministic kernels for one test only: the switch is process-wide and turns XLA off for later tests."""
+    from tensorflow.python.framework import config as tf_config
+    tf.config.experimental.enable_op_determinism()
+    yield
+    tf_config.disable_op_determinism()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("direction", ["t2s", "s2t"])
-def test_adaptation_is_blind_to_target_labels(embedded_data_dir, tmp_path, direction):
-    tf.config.experimental.enable_op_determinism()
+def test_adaptation_is_blind_to_target_labels(embedded_data_dir, tmp_path, direction, deterministic_ops):
     scrambled = str(tmp_path / "scrambled")
     for name in ("uci", "uci_m"):
         shutil.copytree(os.path.join(embedded_data_dir, name), os.path.join(scrambled, name))
