@@ -67,9 +67,16 @@ class DigitsConfig:
     summary_every_epochs: int = _f(5, "Epochs between TensorBoard image summaries (translation grids, target "
                                       "test confusion matrices), and after the last; scalars go every epoch to "
                                       "<run_dir>/seed_<k>/<stage>/tb. 0: no TensorBoard summaries.")
-    strategy: str = _f("auto", "tf.distribute strategy: auto (MirroredStrategy on a host with several GPUs, else "
-                               "one device), one_device, or mirrored (every GPU of the host, else every logical "
-                               "CPU). Batch-size flags are global: each replica takes its share.")
+    strategy: str = _f("auto", "tf.distribute strategy: auto (multi_worker when the TF_CONFIG environment variable "
+                               "names 2 or more workers, else MirroredStrategy on a host with several GPUs, else "
+                               "one device), one_device, mirrored (every GPU of the host, else every logical "
+                               "CPU), or multi_worker (MultiWorkerMirroredStrategy over the cluster in TF_CONFIG; "
+                               "every worker runs the same command, only the chief writes --run_dir). "
+                               "Batch-size flags are global: each replica takes its share.")
+    worker_dir: str = _f("", "--strategy=multi_worker only: where a worker other than the chief writes its own "
+                             "copies of each stage's files (checkpoints, summaries, weights), under "
+                             "<worker_dir>/<task>/, kept for inspection; default: a temporary directory, "
+                             "deleted when the run ends.")
     precision: str = _f(
         "float32", "Numeric precision of the networks: float32, mixed_bfloat16 (CPUs with AVX512-BF16 or AMX, "
                    "TPUs, recent GPUs) or mixed_float16 (GPUs, with loss scaling); variables, checkpoints, "

@@ -14,7 +14,7 @@ CONFIG_FILE = "config.json"
 # Flags that do not change what a run computes: a run directory may be continued with other values of them.
 # (--strategy and --jit_compile change only float rounding; --seeds may grow, each seed has its own directory.)
 RESULT_INDEPENDENT_FLAGS = ("verbose", "summary_every_epochs", "export_dir", "seeds", "stages", "run_dir",
-                            "strategy", "jit_compile")
+                            "strategy", "jit_compile", "worker_dir")
 KEEP_CHECKPOINTS = 2  # the one being written never replaces the last good one until it is complete
 
 
@@ -22,9 +22,10 @@ class NonFiniteLoss(ValueError):
     """A loss or metric of a stage became NaN or infinite; the stage stopped before saving anything."""
 
 
-def check_run_config(config, run_dir):
-    """Store the flags that shape results in <run_dir>/config.json on first use; refuse a run directory made
-    with other values of them, naming each differing flag."""
+def check_run_config(config, run_dir, write=True):
+    """Store the flags that shape results in <run_dir>/config.json on first use (unless not `write`: a
+    multi_worker task other than the chief only checks); refuse a run directory made with other values of
+    them, naming each differing flag."""
     values = {k: v for k, v in config_lib.to_json(config).items() if k not in RESULT_INDEPENDENT_FLAGS}
     path = os.path.join(run_dir, CONFIG_FILE)
     if os.path.exists(path):
@@ -35,6 +36,8 @@ def check_run_config(config, run_dir):
             detail = ", ".join(f"--{k}={values.get(k)} (run directory: {stored.get(k)})" for k in differing)
             raise ValueError(f"run directory {run_dir} was made with other flags: {detail}. Use the same "
                              f"flags to continue it, or another --run_dir for a new run")
+        return
+    if not write:
         return
     tmp = path + ".tmp"
     with open(tmp, "w") as handle:
@@ -56,15 +59,22 @@ class StageCheckpoint(keras.callbacks.Callback):
     the last good state. tf.train.CheckpointManager writes a checkpoint completely before it points to it.
 
     restore() returns the number of epochs done (fit's initial_epoch). Data pipelines are rebuilt from their
-    seeds on resume, so a resumed stage sees its data in a new order from the epoch it continues."""
+    seeds on resume, so a resumed stage sees its data in a new order from the epoch it continues.
 
-    def __init__(self, stage, directory, log=print, **trackables):
+    Checkpoints are restored from `directory` and written to `write_directory` (default: the same). Under
+    MultiWorkerMirroredStrategy every worker must save (reading distributed variables may take part in
+    collectives), but only the chief to the run directory: the others write to their private directory."""
+
+    def __init__(self, stage, directory, log=print, write_directory=None, **trackables):
         super().__init__()
         self.stage, self.directory, self.log = stage, directory, log
+        self.write_directory = write_directory or directory
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.checkpoint = tf.train.Checkpoint(epoch=self.epoch, step=self.step, **trackables)
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=KEEP_CHECKPOINTS)
+        self.writer = self.manager if self.write_directory == directory else tf.train.CheckpointManager(
+            self.checkpoint, self.write_directory, max_to_keep=KEEP_CHECKPOINTS)
         self.last_logs = {}
         self._steps = 0
         self._current_epoch = 0
@@ -72,6 +82,10 @@ class StageCheckpoint(keras.callbacks.Callback):
     @property
     def logs_path(self):
         return os.path.join(self.directory, "last_logs.json")
+
+    @property
+    def written_logs_path(self):
+        return os.path.join(self.write_directory, "last_logs.json")
 
     def restore(self):
         if self.manager.latest_checkpoint is None:
@@ -91,9 +105,10 @@ class StageCheckpoint(keras.callbacks.Callback):
                 where = f"epoch {self._current_epoch + 1}, step {self._steps}"
                 if batch is not None:
                     where += f" (batch {batch + 1} of the epoch)"
+                last = self.writer.latest_checkpoint or self.manager.latest_checkpoint
                 raise NonFiniteLoss(
                     f"stage '{self.stage}': non-finite {name} ({float(value)}) at {where}; the last good "
-                    f"checkpoint ({self.manager.latest_checkpoint or 'none yet'}) is kept. Lower the learning "
+                    f"checkpoint ({last or 'none yet'}) is kept. Lower the learning "
                     f"rate or check the input data, then rerun the same command to continue from it")
 
     def on_train_begin(self, logs=None):
@@ -110,9 +125,9 @@ class StageCheckpoint(keras.callbacks.Callback):
         self._check(logs)
         self.epoch.assign(epoch + 1)
         self.step.assign(self._steps)
-        self.manager.save(checkpoint_number=epoch + 1)
+        self.writer.save(checkpoint_number=epoch + 1)
         self.last_logs = {k: float(v) for k, v in (logs or {}).items() if _finite(v)}
-        tmp = self.logs_path + ".tmp"
+        tmp = self.written_logs_path + ".tmp"
         with open(tmp, "w") as handle:
             json.dump(self.last_logs, handle)
-        os.replace(tmp, self.logs_path)
+        os.replace(tmp, self.written_logs_path)

@@ -6,18 +6,30 @@ summaries and ckpt/ its checkpoint of the last finished epoch; a stage whose don
 the command runs again, an unfinished one continues from its checkpoint (resume.py). <run_dir>/config.json
 holds the flags the run was made with; other values of them are refused. <run_dir>/results.json and
 results.md hold the table, report.md the table with the figures (translations, confusion matrices).
+
+Under --strategy=multi_worker every worker runs this same code, and --run_dir and --data_dir must name the
+same directory on every worker (one host, or a shared filesystem). Only the chief writes there: run-level files
+(config.json, results, report, export), each stage's files and the translated records. Every other worker
+reads what the chief wrote (the earlier stages' weights and done.json, the translated records, a checkpoint to
+resume from) after a barrier (distribute.barrier) that follows each of the chief's writes, and writes its own
+copies of each stage's files (checkpoints, whose saves every worker must take part in; summaries; weights)
+to a private directory: --worker_dir/<task> if given (kept, for inspection), else a temporary directory deleted
+when the run ends. A worker computing its own translated records instead would train the target model on data
+that differs between workers wherever the style code z draws differ; reading the chief's costs one wait.
 """
 
 import json
 import math
 import os
+import shutil
+import tempfile
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from cycada_tf import config as config_lib, distribute, export, figures, metrics, paper, resume, summaries
+from cycada_tf import config as config_lib, distribute, export, figures, loop, metrics, paper, resume, summaries
 from cycada_tf import precision as precision_lib
 from cycada_tf.data import pipeline, registry, schema, tfrecord
 from cycada_tf.models import digits as nets
@@ -61,11 +73,14 @@ def accuracy(counts):
 
 
 class Run:
-    """One seed of one experiment: the data, the networks and the stages."""
+    """One seed of one experiment: the data, the networks and the stages. It reads the run directory's files
+    from `run_dir` and writes its stages' files under `write_dir` (default `run_dir`; a worker's private
+    directory under multi_worker, see the module docstring); `strategy` is the one the stages run under."""
 
-    def __init__(self, config, seed, run_dir):
-        self.config, self.seed = config, seed
+    def __init__(self, config, seed, run_dir, strategy=None, write_dir=None):
+        self.config, self.seed, self.strategy = config, seed, strategy
         self.dir = os.path.join(run_dir, f"seed_{seed}")
+        self.out = os.path.join(write_dir or run_dir, f"seed_{seed}")
         c = config
         self.source_spec, self.target_spec = registry.get(c.source), registry.get(c.target)
         if self.source_spec.classes != self.target_spec.classes:
@@ -98,7 +113,8 @@ class Run:
 
     # --- stage bookkeeping ------------------------------------------------------------------------------
     def stage_dir(self, stage):
-        path = os.path.join(self.dir, stage)
+        """Where this process writes the stage's files (created)."""
+        path = os.path.join(self.out, stage)
         os.makedirs(path, exist_ok=True)
         return path
 
@@ -110,6 +126,7 @@ class Run:
         return None
 
     def finish(self, stage, result):
+        """Write the stage's done.json (this process's copy)."""
         _write_json(os.path.join(self.stage_dir(stage), "done.json"), result)
         return result
 
@@ -120,8 +137,11 @@ class Run:
             net.load_weights(weights)
         return net
 
-    def weights(self, stage, name="f"):
-        return os.path.join(self.dir, stage, f"{name}.weights.h5")
+    def weights(self, stage, name="f", written=False):
+        """The weights file of a stage's network `name`: to read (the run directory's) or, if `written`, to
+        write (this process's)."""
+        return os.path.join(self.stage_dir(stage) if written else os.path.join(self.dir, stage),
+                            f"{name}.weights.h5")
 
     def callbacks(self, stage, scalars=None, periodic=None, may_stop_early=False):
         """Progress lines, and TensorBoard summaries under <stage>/tb unless --summary_every_epochs=0."""
@@ -158,14 +178,20 @@ class Run:
             optimizers["d_optimizer"] = model.d_optimizer
         # model.variables: every network's weights, the frozen ones too, and the random states of its
         # layers (dropout, style codes), which a tf.train.Checkpoint of a subclassed Keras 3 model misses.
-        checkpoint = resume.StageCheckpoint(stage, os.path.join(self.stage_dir(stage), "ckpt"), log,
+        checkpoint = resume.StageCheckpoint(stage, os.path.join(self.dir, stage, "ckpt"), log,
+                                            write_directory=os.path.join(self.stage_dir(stage), "ckpt"),
                                             variables=list(model.variables), **optimizers, **state)
         initial = checkpoint.restore()
         if done and done():
             initial = epochs
         # Last, so that it saves what the other callbacks leave at the end of an epoch (the gate's stop).
-        history = model.fit(dataset, epochs=epochs, initial_epoch=initial, steps_per_epoch=steps,
-                            verbose=self.config.verbose, callbacks=callbacks + [checkpoint])
+        callbacks = callbacks + [checkpoint]
+        if distribute.is_multi_worker(self.strategy):  # Keras 3.15's fit fails there; the same loop by hand
+            history = loop.fit(model, dataset, epochs, initial_epoch=initial, steps_per_epoch=steps,
+                               callbacks=callbacks, verbose=self.config.verbose, strategy=self.strategy)
+        else:
+            history = model.fit(dataset, epochs=epochs, initial_epoch=initial, steps_per_epoch=steps,
+                                verbose=self.config.verbose, callbacks=callbacks)
         return history, checkpoint
 
     # --- stages -----------------------------------------------------------------------------------------
@@ -178,7 +204,7 @@ class Run:
         build_optimizer(model.optimizer, net.trainable_variables)  # before a checkpoint restores it
         self.fit(stage, model, dataset, epochs, steps,
                  self.callbacks(stage, periodic=self.target_test_summaries(net, view)))
-        _save_weights(net, self.weights(stage))
+        _save_weights(net, self.weights(stage, written=True))
         return net
 
     def train_labelled(self, stage, name, epochs):
@@ -288,12 +314,14 @@ class Run:
         images (without labels)."""
         c = self.config
         g_st, g_ts = self.load_generators()
-        if c.pixel_direction == "s2t":
-            self._write_translated("source", c.source, True, lambda x: g_st(x, training=False))
-        else:
-            self._write_translated("source", c.source, True,
-                                   lambda x: g_ts(g_st(x, training=False), training=False))
-            self._write_translated("target", c.target, False, lambda x: g_ts(x, training=False))
+        if distribute.is_chief(self.strategy):  # the other workers read the chief's (module docstring)
+            if c.pixel_direction == "s2t":
+                self._write_translated("source", c.source, True, lambda x: g_st(x, training=False))
+            else:
+                self._write_translated("source", c.source, True,
+                                       lambda x: g_ts(g_st(x, training=False), training=False))
+                self._write_translated("target", c.target, False, lambda x: g_ts(x, training=False))
+        distribute.barrier(self.strategy)
         return g_ts if c.pixel_direction == "t2s" else None
 
     def load_translated(self, domain="source", labels=True):
@@ -353,7 +381,7 @@ class Run:
                      periodic=self.target_test_summaries(f_t, view), may_stop_early=True),
                  done=lambda: stop.stopped_epoch is not None,
                  updates=model.updates, gate_stopped_epoch=stop.stopped)
-        _save_weights(f_t, self.weights("feature"))
+        _save_weights(f_t, self.weights("feature", written=True))
         return {"accuracy": self.evaluate(f_t, c.target, translate=view),
                 "gated_updates": int(model.updates.numpy()), "stopped_by_gate_at_epoch": stop.stopped_epoch}
 
@@ -476,14 +504,54 @@ def run(config):
     run_dir = config.run_dir or os.path.join("runs", f"{config.source}_to_{config.target}")
     strategy = distribute.strategy_from_flag(config.strategy)
     stage_settings(config)  # a bad --precision or --jit_compile fails here, before anything is written
+    if not distribute.is_chief(strategy):
+        return _run_worker(config, run_dir, strategy)
     for name in (config.source, config.target):
         registry.ensure(name, config.data_dir)
     # Only a run that can start leaves a run directory (and its config.json) behind.
     os.makedirs(run_dir, exist_ok=True)
     resume.check_run_config(config, run_dir)
+    distribute.barrier(strategy)  # the data and config.json are there for the other workers
+    with distribute.peer_errors(strategy):
+        summary = _run_stages(config, run_dir, strategy)
+    _write_json(os.path.join(run_dir, "results.json"), summary)
+    table = markdown_table(summary)
+    with open(os.path.join(run_dir, "results.md"), "w") as handle:
+        handle.write(table + "\n")
+    print(table, flush=True)
+    write_report(config, run_dir, summary)
+    log(f"report: {os.path.join(run_dir, 'report.md')}")
+    if config.export_dir:
+        export.export_seed(Run(config, config.seeds[0], run_dir), config.export_dir, log)
+    distribute.barrier(strategy)  # no worker leaves the cluster before the chief has written everything
+    return summary
+
+
+def _run_worker(config, run_dir, strategy):
+    """A multi_worker task other than the chief: the same stages, reading the chief's run directory and
+    writing to a private one (module docstring); the results are the chief's to write."""
+    distribute.barrier(strategy)  # the chief has checked the data and written config.json
+    for name in (config.source, config.target):
+        registry.ensure(name, config.data_dir)
+    resume.check_run_config(config, run_dir, write=False)
+    task = distribute.worker_index(strategy)
+    private = os.path.join(config.worker_dir, task) if config.worker_dir else tempfile.mkdtemp(
+        prefix=f"cycada_{task}_")
+    log(f"{task}: training with the chief; reading {run_dir}, writing this worker's copies to {private}")
+    try:
+        with distribute.peer_errors(strategy):
+            summary = _run_stages(config, run_dir, strategy, write_dir=private)
+        distribute.barrier(strategy)
+    finally:
+        if not config.worker_dir:
+            shutil.rmtree(private, ignore_errors=True)
+    return summary
+
+
+def _run_stages(config, run_dir, strategy, write_dir=None):
     per_seed = {}
     for seed in config.seeds:
-        trial = Run(config, seed, run_dir)
+        trial = Run(config, seed, run_dir, strategy, write_dir)
         results = {}
         for stage in STAGE_ORDER:
             result = trial.done(stage)
@@ -502,6 +570,7 @@ def run(config):
                     result = getattr(trial, stage)()
                 result["seconds"] = round(time.time() - start, 1)
                 trial.finish(stage, result)
+                distribute.barrier(strategy)  # the chief's files of the stage are there for the next one
                 log(f"seed {seed}: stage '{stage}' done in {result['seconds']:.0f}s: "
                     + ", ".join(f"{k}={v:.4f}" for k, v in result.items() if isinstance(v, float)))
             elif result is not None and stage in config.stages:
@@ -509,14 +578,4 @@ def run(config):
             if result is not None:
                 results[stage] = result
         per_seed[str(seed)] = results
-    summary = summarize(config, per_seed)
-    _write_json(os.path.join(run_dir, "results.json"), summary)
-    table = markdown_table(summary)
-    with open(os.path.join(run_dir, "results.md"), "w") as handle:
-        handle.write(table + "\n")
-    print(table, flush=True)
-    write_report(config, run_dir, summary)
-    log(f"report: {os.path.join(run_dir, 'report.md')}")
-    if config.export_dir:
-        export.export_seed(Run(config, config.seeds[0], run_dir), config.export_dir, log)
-    return summary
+    return summarize(config, per_seed)
