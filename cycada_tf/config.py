@@ -10,6 +10,34 @@ def _f(default, help):  # noqa: A002 - the flag's help text
     return dataclasses.field(default=default, metadata={"help": help})
 
 
+# Fields of every experiment (digits and segmentation): how it runs, not what it computes.
+def _strategy():
+    return _f("auto", "tf.distribute strategy: auto (multi_worker when the TF_CONFIG environment variable names "
+                      "2 or more workers, else MirroredStrategy on a host with several GPUs, else one device), "
+                      "one_device, mirrored (every GPU of the host, else every logical CPU), or multi_worker "
+                      "(MultiWorkerMirroredStrategy over the cluster in TF_CONFIG; every worker runs the same "
+                      "command, only the chief writes --run_dir). Batch-size flags are global: each replica "
+                      "takes its share.")
+
+
+def _worker_dir():
+    return _f("", "--strategy=multi_worker only: where a worker other than the chief writes its own copies of "
+                  "each stage's files (checkpoints, summaries, weights), under <worker_dir>/<task>/, kept for "
+                  "inspection; default: a temporary directory, deleted when the run ends.")
+
+
+def _precision():
+    return _f("float32", "Numeric precision of the networks: float32, mixed_bfloat16 (CPUs with AVX512-BF16 or "
+                         "AMX, TPUs, recent GPUs) or mixed_float16 (GPUs, with loss scaling); variables, "
+                         "checkpoints, losses and the feature gate stay float32. One value for every stage, then "
+                         "optional exceptions: mixed_bfloat16,source=float32.")
+
+
+def _jit_compile():
+    return _f("auto", "XLA compilation of the train steps: auto (on a single GPU, off on CPUs, where it measured "
+                      "slower), true or false; per-stage exceptions as for --precision (auto,pixel=true).")
+
+
 @dataclasses.dataclass
 class DigitsConfig:
     source: str = _f("uci", "Source dataset (labelled), e.g. uci, fonts, mnist, usps, svhn, tfds:svhn_cropped.")
@@ -67,24 +95,10 @@ class DigitsConfig:
     summary_every_epochs: int = _f(5, "Epochs between TensorBoard image summaries (translation grids, target "
                                       "test confusion matrices), and after the last; scalars go every epoch to "
                                       "<run_dir>/seed_<k>/<stage>/tb. 0: no TensorBoard summaries.")
-    strategy: str = _f("auto", "tf.distribute strategy: auto (multi_worker when the TF_CONFIG environment variable "
-                               "names 2 or more workers, else MirroredStrategy on a host with several GPUs, else "
-                               "one device), one_device, mirrored (every GPU of the host, else every logical "
-                               "CPU), or multi_worker (MultiWorkerMirroredStrategy over the cluster in TF_CONFIG; "
-                               "every worker runs the same command, only the chief writes --run_dir). "
-                               "Batch-size flags are global: each replica takes its share.")
-    worker_dir: str = _f("", "--strategy=multi_worker only: where a worker other than the chief writes its own "
-                             "copies of each stage's files (checkpoints, summaries, weights), under "
-                             "<worker_dir>/<task>/, kept for inspection; default: a temporary directory, "
-                             "deleted when the run ends.")
-    precision: str = _f(
-        "float32", "Numeric precision of the networks: float32, mixed_bfloat16 (CPUs with AVX512-BF16 or AMX, "
-                   "TPUs, recent GPUs) or mixed_float16 (GPUs, with loss scaling); variables, checkpoints, "
-                   "losses and the feature gate stay float32. One value for every stage, then optional "
-                   "exceptions: mixed_bfloat16,source=float32.")
-    jit_compile: str = _f(
-        "auto", "XLA compilation of the train steps: auto (on a single GPU, off on CPUs, where it measured "
-                "slower), true or false; per-stage exceptions as for --precision (auto,pixel=true).")
+    strategy: str = _strategy()
+    worker_dir: str = _worker_dir()
+    precision: str = _precision()
+    jit_compile: str = _jit_compile()
     export_dir: str = _f("", "If set, the first seed's adapted classifier and translators are exported there "
                              "after the run, as TF Serving models <export_dir>/<model>/<version>/ "
                              "(tools/export.py exports an existing run).")
@@ -104,3 +118,83 @@ def from_json(values, cls=DigitsConfig):
 
 def help_of(field_name, cls=DigitsConfig):
     return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}[field_name]
+
+
+@dataclasses.dataclass
+class SegmentationConfig:
+    """`python -m cycada_tf.experiments.segmentation`. Defaults: the embedded road-scene demo on a CPU
+    (small FCN, small CycleGAN); experiments/*.flags hold the paper's settings (appendix 6.1.2)."""
+    source: str = _f("roads_game", "Source dataset (labelled): roads_game (embedded), gta5, synthia_fall.")
+    target: str = _f("roads_camera", "Target dataset (its labels are read only to report mIoU): roads_camera "
+                                     "(embedded), cityscapes, synthia_winter.")
+    data_dir: str = _f("data", "Directory of prepared TFRecords (embedded domains are built there on first use).")
+    run_dir: str = _f("", "Where checkpoints, translations and results go; default runs/<source>_to_<target>.")
+    seeds: tuple = _f((0,), "Seeds; every table number is the mean +- standard error over them.")
+    stages: tuple = _f(("source", "pixel", "target", "feature", "oracle"),
+                       "Stages to run, in this order: source, pixel, target, feature, oracle.")
+    model: str = _f("small_fcn", "Segmenter: small_fcn (embedded demo), fcn8s (VGG16-FCN8s) or drn26 (DRN-C-26).")
+    backbone_weights: str = _f("", "fcn8s/drn26: ImageNet backbone weights, a local file, 'imagenet' (Keras "
+                                   "download when online) or empty (random init, with a warning).")
+    model_width: int = _f(32, "small_fcn: filters of its first layer.")
+    width: int = _f(0, "Image width the data was prepared at (tools/prepare_data.py --width; paper: 1024); "
+                       "checked against the prepared data. 0: any.")
+    crop_size: tuple = _f((64, 128), "Random training crop height,width of the task-model stages (paper: "
+                                     "400,400); the embedded images are 64x128.")
+    pixel_crop_size: tuple = _f((64, 64), "Random training crop height,width of pixel adaptation (the paper "
+                                          "does not say; CycleGAN: 256,256); half the embedded image halves "
+                                          "the cost of the most expensive stage.")
+    feature_crop_size: tuple = _f((64, 128), "Random crop height,width of feature adaptation (paper: 768,768; "
+                                             "images smaller than the crop are padded).")
+    eval_split: str = _f("test", "Split every score is measured on (cityscapes: val). A dataset without it is "
+                                 "scored on nothing (the source) or shown from its train split (figures).")
+    eval_batch_size: int = _f(50, "Images per evaluation batch at full resolution (1 when image sizes vary).")
+    task_optimizer: str = _f("adam", "Optimizer of the task-model stages: adam, or sgd (paper: SGD, momentum "
+                                     "0.9, lr 1e-3).")
+    source_epochs: int = _f(10, "Epochs of the source model (paper: 100k iterations of one crop).")
+    source_batch_size: int = _f(16, "Batch size of every task-model stage (paper: 1 crop per step).")
+    source_lr: float = _f(1e-3, "Learning rate of every task-model stage (paper: 1e-3 with SGD).")
+    momentum: float = _f(0.9, "Momentum of --task_optimizer=sgd (paper: 0.9).")
+    pixel_epochs: int = _f(5, "Pixel adaptation epochs over the larger domain (paper: 20).")
+    pixel_batch_size: int = _f(4, "Pixel adaptation batch size per domain (paper: 1).")
+    pixel_lr: float = _f(2e-4, "Adam learning rate of generators and discriminators (CycleGAN: 2e-4).")
+    pixel_beta_1: float = _f(0.5, "Adam beta_1 of the pixel stage (CycleGAN: 0.5).")
+    gan_mode: str = _f("lsgan", "GAN objective: lsgan (CycleGAN's least squares, whose recipe the paper "
+                                "follows for segmentation) or log (Eq. 2 as written).")
+    gan_weight: float = _f(1.0, "Weight of each GAN term.")
+    cycle_weight: float = _f(10.0, "Weight of the cycle-consistency loss, Eq. 3 (CycleGAN: 10).")
+    semantic_weight: float = _f(0.0, "Weight of Eq. 4's source term, per pixel through the frozen f_S (the "
+                                     "paper omitted Eq. 4 for segmentation, for memory; available here).")
+    semantic_t2s_weight: float = _f(0.0, "Weight of Eq. 4's target term: G_T->S(x_t) keeps f_S's labels of x_t.")
+    pool_size: int = _f(50, "Image history shown to the discriminators (CycleGAN: 50); 0 turns it off.")
+    generator_width: int = _f(16, "Filters of the ResNet generator's first convolution (CycleGAN: 64).")
+    generator_blocks: int = _f(3, "Residual blocks of the generator (CycleGAN: 9).")
+    generator_downsamplings: int = _f(2, "Stride-2 convolutions of the generator (CycleGAN: 2).")
+    discriminator_width: int = _f(16, "Filters of the PatchGAN's first convolution (CycleGAN: 64).")
+    discriminator_layers: int = _f(3, "Stride-2 layers of the PatchGAN (CycleGAN: 3, 70x70 patches).")
+    discriminator_norm: str = _f("instance", "PatchGAN normalisation: instance (CycleGAN) or none.")
+    pixel_direction: str = _f("s2t", "s2t (paper): the target model learns from G_S->T(X_S) and reads target "
+                                     "images; t2s: it reads G_T->S(x_t) and learns from G_T->S(G_S->T(X_S)).")
+    translations_per_image: int = _f(1, "Translated copies of each source image for the target model.")
+    target_epochs: int = _f(10, "Epochs of the target model on translated source images (source recipe).")
+    feature_epochs: int = _f(3, "Feature adaptation epochs at most (the gate may end it sooner).")
+    feature_batch_size: int = _f(8, "Feature adaptation batch size per domain (paper: 1).")
+    feature_optimizer: str = _f("adam", "Optimizer of feature adaptation: adam (beta_1 0.5) or sgd (paper: SGD, "
+                                        "momentum 0.99, lr 1e-5).")
+    feature_lr: float = _f(1e-4, "Learning rate of feature adaptation (paper: 1e-5; at 1e-5 the embedded run's "
+                                 "discriminator stayed under the gate for the whole first epoch, so the stage "
+                                 "changed nothing).")
+    feature_momentum: float = _f(0.99, "Momentum of --feature_optimizer=sgd (paper: 0.99).")
+    feature_min_steps_per_epoch: int = _f(100, "An epoch of feature adaptation (the gate's stop window) is a "
+                                               "pass over the target training set or this many iterations.")
+    feature_layer: str = _f("features", "What D_feat sees: features (the segmenter's 'features' map) or logits "
+                                        "(the score map).")
+    gate_window: int = _f(100, "The gate reads the discriminator accuracy over this many last iterations "
+                               "(appendix 6.1: 100 for segmentation).")
+    oracle_epochs: int = _f(10, "Epochs of the target-trained oracle (labelled target data; reported only).")
+    verbose: int = _f(0, "Keras fit verbosity (a progress line with the time left is logged after each epoch).")
+    summary_every_epochs: int = _f(5, "Epochs between TensorBoard image summaries (translations, prediction "
+                                      "overlays), and after the last; 0: no TensorBoard summaries.")
+    strategy: str = _strategy()
+    worker_dir: str = _worker_dir()
+    precision: str = _precision()
+    jit_compile: str = _jit_compile()

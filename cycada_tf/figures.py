@@ -1,5 +1,6 @@
-"""The run's figures as uint8 arrays and PNG files: translation grids (cf. the paper's Figure 3) and confusion
-matrices (cf. Figure 10); TensorBoard summaries and the run report use the same pictures."""
+"""The run's figures as uint8 arrays and PNG files: translation grids (cf. the paper's Figure 3), confusion
+matrices (cf. Figure 10) and segmentation predictions (cf. Figure 5); TensorBoard summaries and the run report
+use the same pictures."""
 
 import numpy as np
 
@@ -67,3 +68,46 @@ def confusion_figure(panels, class_names, dpi=100):
     figure.tight_layout()
     figure.canvas.draw()
     return np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+
+
+# The Cityscapes colours of its 19 evaluated classes (cityscapesscripts/helpers/labels.py), by class name, and
+# those of SYNTHIA's classes that Cityscapes lacks; a class named in neither is drawn in white.
+CITYSCAPES_COLOURS = {
+    "road": (128, 64, 128), "sidewalk": (244, 35, 232), "building": (70, 70, 70), "wall": (102, 102, 156),
+    "fence": (190, 153, 153), "pole": (153, 153, 153), "traffic light": (250, 170, 30),
+    "traffic sign": (220, 220, 0), "vegetation": (107, 142, 35), "terrain": (152, 251, 152),
+    "sky": (70, 130, 180), "person": (220, 20, 60), "rider": (255, 0, 0), "car": (0, 0, 142),
+    "truck": (0, 0, 70), "bus": (0, 60, 100), "train": (0, 80, 100), "motorcycle": (0, 0, 230),
+    "bicycle": (119, 11, 32), "pedestrian": (220, 20, 60), "lanemarking": (255, 255, 255),
+    "lane marking": (255, 255, 255)}
+IGNORED_COLOUR = (0, 0, 0)
+
+
+def palette(classes):
+    """uint8 (256, 3): the colour of each class id (by class name), black for the ignore label and unused ids."""
+    table = np.zeros((256, 3), np.uint8)
+    table[:] = IGNORED_COLOUR
+    for index, name in enumerate(classes):
+        table[index] = CITYSCAPES_COLOURS.get(name, (255, 255, 255))
+    return table
+
+
+def colour_labels(label_maps, classes):
+    """int label maps (..., H, W) -> uint8 (..., H, W, 3) in the Cityscapes colours."""
+    return palette(classes)[np.clip(np.asarray(label_maps), 0, 255).astype(np.int64)]
+
+
+def segmentation_overlays(images, labels, predictions, classes, separator=2):
+    """One row per image: image | ground truth | each prediction, coloured; a uint8 (rows * H, columns * W, 3)
+    array. images: [-1, 1] floats (N, H, W, 3); labels: (N, H, W) ids (255 ignored, black); predictions:
+    [(title, (N, H, W) ids)] (the titles are for the caller's legend)."""
+    images = pipeline.to_uint8(np.asarray(images, np.float32)).numpy()
+    columns = [images, colour_labels(labels, classes)] + [colour_labels(p, classes) for _, p in predictions]
+    gap = np.full(images.shape[1:2] + (separator, 3), 255, np.uint8)
+    rows = []
+    for i in range(images.shape[0]):
+        cells = []
+        for column in columns:
+            cells += [column[i], gap]
+        rows.append(np.concatenate(cells[:-1], axis=1))
+    return np.concatenate(rows, axis=0)

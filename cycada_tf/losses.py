@@ -4,10 +4,20 @@ the examples it is given; the stages scale by the number of replicas (see cycada
 import tensorflow as tf
 
 
-def task_loss(labels, logits):
-    """Eq. 1: cross-entropy of softmax(logits) against integer labels."""
+def task_loss(labels, logits, ignore_label=None):
+    """Eq. 1: cross-entropy of softmax(logits) against integer labels.
+
+    ignore_label (segmentation: 255): pixels with that label count neither in the sum nor in the number of
+    terms; the loss is the mean over the other pixels (0 when there are none)."""
     logits = tf.cast(logits, tf.float32)
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+    if ignore_label is None:
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+    labels = tf.convert_to_tensor(labels)
+    keep = tf.not_equal(labels, ignore_label)
+    safe = tf.where(keep, labels, tf.zeros_like(labels))  # any class: its term is masked out below
+    terms = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe, logits=logits)
+    keep = tf.cast(keep, tf.float32)
+    return tf.reduce_sum(terms * keep) / tf.maximum(tf.reduce_sum(keep), 1.0)
 
 
 def _bce(logits, target):
@@ -43,7 +53,8 @@ def cycle_consistency_loss(x_s, x_s_reconstructed, x_t, x_t_reconstructed):
 
 
 def semantic_consistency_term(f_s_logits_original, f_s_logits_translated):
-    """One term of Eq. 4: L_task(f_S, translated images, p(f_S, original images)), p = argmax."""
+    """One term of Eq. 4: L_task(f_S, translated images, p(f_S, original images)), p = argmax (per pixel for
+    a segmenter's score maps: every pixel has a pseudo-label, none is ignored)."""
     pseudo = tf.stop_gradient(tf.argmax(f_s_logits_original, axis=-1, output_type=tf.int32))
     return task_loss(pseudo, f_s_logits_translated)
 
@@ -57,8 +68,12 @@ def semantic_consistency_loss(f_s_logits_t, f_s_logits_t_to_s, f_s_logits_s, f_s
             + semantic_consistency_term(f_s_logits_s, f_s_logits_s_to_t))
 
 
-def discriminator_accuracy(real_logits, fake_logits):
-    """Fraction of real and fake inputs the discriminator classifies correctly (the feature-stage gate)."""
-    real = tf.cast(tf.cast(real_logits, tf.float32) > 0.0, tf.float32)
-    fake = tf.cast(tf.cast(fake_logits, tf.float32) <= 0.0, tf.float32)
+def discriminator_accuracy(real_logits, fake_logits, mode="log"):
+    """Fraction of real and fake inputs the discriminator classifies correctly (the feature-stage gate).
+
+    The decision threshold is where the GAN objective puts the boundary: logit 0 (probability 1/2) for "log";
+    output 1/2, halfway between the targets 1 (real) and 0 (fake), for "lsgan"."""
+    threshold = 0.5 if mode == "lsgan" else 0.0
+    real = tf.cast(tf.cast(real_logits, tf.float32) > threshold, tf.float32)
+    fake = tf.cast(tf.cast(fake_logits, tf.float32) <= threshold, tf.float32)
     return 0.5 * (tf.reduce_mean(real) + tf.reduce_mean(fake))

@@ -86,8 +86,11 @@ class Run:
         if self.source_spec.classes != self.target_spec.classes:
             raise ValueError(f"--source={c.source} and --target={c.target} have different classes")
         self.num_classes = self.source_spec.num_classes
-        self.shape = (c.image_size, c.image_size, c.channels)
+        self.shape = self.network_input_shape()
         self.precision, self.jit_compile = stage_settings(c)
+
+    def network_input_shape(self):
+        return (self.config.image_size, self.config.image_size, self.config.channels)
 
     # --- data -------------------------------------------------------------------------------------------
     def _load(self, name, split, **kwargs):
@@ -110,6 +113,45 @@ class Run:
     def evaluate(self, net, name, split="test", translate=None):
         """Accuracy of `net` (after `translate`, if given) on a labelled split (reporting only)."""
         return accuracy(self.confusion(net, name, split, translate))
+
+    # --- what a subclass changes for another task (train_segmentation.SegmentationRun) ------------------
+    ignore_label = None  # label of the examples (pixels) L_task skips; None: every example counts
+
+    def scores(self, net, name, translate=None, prefix="", suffix=""):
+        """What a stage reports of `net` on the test split of `name`, as {prefix + key + suffix: value}:
+        the accuracy here; a segmentation run reports mIoU, fwIoU, pixel accuracy and per-class IoU."""
+        return {f"{prefix}accuracy{suffix}": self.evaluate(net, name, translate=translate)}
+
+    def task_optimizer(self):
+        return keras.optimizers.Adam(self.config.source_lr)
+
+    def feature_optimizer(self):
+        return keras.optimizers.Adam(self.config.feature_lr, beta_1=0.5)
+
+    def build_image_discriminator(self, name):
+        c = self.config
+        return nets.image_discriminator(c.image_size, c.channels, c.discriminator_width, c.minibatch_std,
+                                        c.discriminator_norm, name=name)
+
+    def build_feature_discriminator(self):
+        c = self.config
+        return nets.feature_discriminator(nets.FEATURE_DIM if c.feature_layer == "features"
+                                          else self.num_classes)
+
+    def feature_stage_options(self, f_ref, f_t):
+        """Extra arguments of FeatureAdaptation: the digits use the LeNet's encoder and the last batch."""
+        return {}
+
+    def pixel_stage_options(self):
+        return {}
+
+    def translated_example(self, image, label, key):
+        """One record of the translated-source TFRecords: a translated image and its source label."""
+        return schema.make_example(image, int(label) if label is not None else -1, key=key)
+
+    def translated_info(self):
+        return {"image_size": self.config.image_size, "direction": self.config.pixel_direction}
+    # -----------------------------------------------------------------------------------------------------
 
     # --- stage bookkeeping ------------------------------------------------------------------------------
     def stage_dir(self, stage):
@@ -199,8 +241,8 @@ class Run:
         c = self.config
         keras.utils.set_random_seed(self.seed)
         net = self.new_task_net(init)
-        model = TaskStage(net, name=f"{stage}_stage")
-        self.compile(stage, model, keras.optimizers.Adam(c.source_lr))
+        model = TaskStage(net, ignore_label=self.ignore_label, name=f"{stage}_stage")
+        self.compile(stage, model, self.task_optimizer())
         build_optimizer(model.optimizer, net.trainable_variables)  # before a checkpoint restores it
         self.fit(stage, model, dataset, epochs, steps,
                  self.callbacks(stage, periodic=self.target_test_summaries(net, view)))
@@ -218,14 +260,13 @@ class Run:
     def source(self):
         c = self.config
         net = self.train_labelled("source", c.source, c.source_epochs)
-        return {"source_test_accuracy": self.evaluate(net, c.source),
-                "accuracy": self.evaluate(net, c.target)}
+        return {**self.scores(net, c.source, prefix="source_test_"), **self.scores(net, c.target)}
 
     def oracle(self):
         """Reads target labels: the oracle row only, never used by another stage (NEEDS)."""
         c = self.config
         net = self.train_labelled("oracle", c.target, c.oracle_epochs)
-        return {"accuracy": self.evaluate(net, c.target)}
+        return self.scores(net, c.target)
 
     def build_generators(self):
         c = self.config
@@ -239,12 +280,11 @@ class Run:
         keras.utils.set_random_seed(self.seed)
         f_s = self.new_task_net(self.weights("source"))
         g_st, g_ts = self.build_generators()
-        d_s, d_t = (nets.image_discriminator(c.image_size, c.channels, c.discriminator_width, c.minibatch_std,
-                                             c.discriminator_norm, name=name) for name in ("d_s", "d_t"))
+        d_s, d_t = (self.build_image_discriminator(name) for name in ("d_s", "d_t"))
         model = PixelAdaptation(g_st, g_ts, d_s, d_t, f_s, gan_mode=c.gan_mode, gan_weight=c.gan_weight,
                                 cycle_weight=c.cycle_weight, semantic_weight=c.semantic_weight,
                                 semantic_t2s_weight=c.semantic_t2s_weight,
-                                pool_size=c.pool_size, seed=self.seed)
+                                pool_size=c.pool_size, seed=self.seed, **self.pixel_stage_options())
         self.compile("pixel", model, keras.optimizers.Adam(c.pixel_lr, beta_1=c.pixel_beta_1),
                      keras.optimizers.Adam(c.pixel_lr, beta_1=c.pixel_beta_1))
         model.build_optimizers()
@@ -263,8 +303,7 @@ class Run:
         _save_weights(g_ts, os.path.join(directory, "g_ts.weights.h5"))
         grid.draw()
         final = {k: float(v[-1]) for k, v in history.history.items()} or checkpoint.last_logs
-        return {"final": final,
-                "accuracy_t2s": self.evaluate(f_s, c.target, translate=g_ts)}
+        return {"final": final, **self.scores(f_s, c.target, translate=g_ts, suffix="_t2s")}
 
     def load_generators(self):
         g_st, g_ts = self.build_generators()
@@ -302,12 +341,12 @@ class Run:
                     x, y = batch if labels else (batch, None)
                     images = pipeline.to_uint8(mapping(x)).numpy()
                     for i, image in enumerate(images):
-                        label = int(y[i]) if labels else -1  # target labels are never read here
-                        yield schema.make_example(image, label, key=f"copy{copy}:{index}")
+                        label = y[i].numpy() if labels else None  # target labels are never read here
+                        yield self.translated_example(image, label, key=f"copy{copy}:{index}")
                         index += 1
 
         tfrecord.write_dataset(self.translated_dir(domain), {"train": examples()}, inputs,
-                               info={"image_size": c.image_size, "direction": c.pixel_direction})
+                               info=self.translated_info())
 
     def translate(self):
         """Write the translated source images (with source labels) and, for t2s, the translated target
@@ -351,18 +390,17 @@ class Run:
         ds = ds.batch(c.source_batch_size, drop_remainder=True).prefetch(2)
         steps = max(1, count // c.source_batch_size)
         net = self.train_task("target", ds, steps, c.target_epochs, view=view)
-        return {"accuracy": self.evaluate(net, c.target, translate=view)}
+        return self.scores(net, c.target, translate=view)
 
     def feature(self):
         c = self.config
         keras.utils.set_random_seed(self.seed)
         f_ref = self.new_task_net(self.weights("target"))
         f_t = self.new_task_net(self.weights("target"))
-        d_feat = nets.feature_discriminator(nets.FEATURE_DIM if c.feature_layer == "features"
-                                            else self.num_classes)
-        model = FeatureAdaptation(f_ref, f_t, d_feat, layer=c.feature_layer, gan_mode=c.gan_mode)
-        self.compile("feature", model, keras.optimizers.Adam(c.feature_lr, beta_1=0.5),
-                     keras.optimizers.Adam(c.feature_lr, beta_1=0.5))
+        d_feat = self.build_feature_discriminator()
+        model = FeatureAdaptation(f_ref, f_t, d_feat, layer=c.feature_layer, gan_mode=c.gan_mode,
+                                  **self.feature_stage_options(f_ref, f_t))
+        self.compile("feature", model, self.feature_optimizer(), self.feature_optimizer())
         model.build_optimizers()
         b = c.feature_batch_size
         xs, _ = self.load_translated(labels=False)
@@ -380,9 +418,10 @@ class Run:
                      "feature", scalars=lambda model: {"gated_updates": model.updates.numpy()},
                      periodic=self.target_test_summaries(f_t, view), may_stop_early=True),
                  done=lambda: stop.stopped_epoch is not None,
-                 updates=model.updates, gate_stopped_epoch=stop.stopped)
+                 updates=model.updates, gate_stopped_epoch=stop.stopped,
+                 gate_recent_accuracies=model.recent_accuracies, gate_steps_seen=model.steps_seen)
         _save_weights(f_t, self.weights("feature", written=True))
-        return {"accuracy": self.evaluate(f_t, c.target, translate=view),
+        return {**self.scores(f_t, c.target, translate=view),
                 "gated_updates": int(model.updates.numpy()), "stopped_by_gate_at_epoch": stop.stopped_epoch}
 
 
@@ -496,8 +535,12 @@ def write_report(config, run_dir, summary):
         handle.write("\n".join(lines))
 
 
-def run(config):
-    """Run every requested stage for every seed; write and return results."""
+def run(config, run_cls=None):
+    """Run every requested stage for every seed; write and return results.
+
+    run_cls: the Run class of the task (default Run, the digits); its static methods summarize,
+    markdown_table and write_report make the results (segmentation.SegmentationRun has its own)."""
+    run_cls = run_cls or Run
     for stage in config.stages:
         if stage not in STAGE_ORDER:
             raise ValueError(f"--stages: unknown stage {stage!r}; choose from {', '.join(STAGE_ORDER)}")
@@ -505,7 +548,7 @@ def run(config):
     strategy = distribute.strategy_from_flag(config.strategy)
     stage_settings(config)  # a bad --precision or --jit_compile fails here, before anything is written
     if not distribute.is_chief(strategy):
-        return _run_worker(config, run_dir, strategy)
+        return _run_worker(config, run_dir, strategy, run_cls)
     for name in (config.source, config.target):
         registry.ensure(name, config.data_dir)
     # Only a run that can start leaves a run directory (and its config.json) behind.
@@ -513,21 +556,21 @@ def run(config):
     resume.check_run_config(config, run_dir)
     distribute.barrier(strategy)  # the data and config.json are there for the other workers
     with distribute.peer_errors(strategy):
-        summary = _run_stages(config, run_dir, strategy)
+        summary = _run_stages(config, run_dir, strategy, run_cls)
     _write_json(os.path.join(run_dir, "results.json"), summary)
-    table = markdown_table(summary)
+    table = run_cls.markdown_table(summary)
     with open(os.path.join(run_dir, "results.md"), "w") as handle:
         handle.write(table + "\n")
     print(table, flush=True)
-    write_report(config, run_dir, summary)
+    run_cls.write_report(config, run_dir, summary)
     log(f"report: {os.path.join(run_dir, 'report.md')}")
-    if config.export_dir:
+    if getattr(config, "export_dir", ""):
         export.export_seed(Run(config, config.seeds[0], run_dir), config.export_dir, log)
     distribute.barrier(strategy)  # no worker leaves the cluster before the chief has written everything
     return summary
 
 
-def _run_worker(config, run_dir, strategy):
+def _run_worker(config, run_dir, strategy, run_cls):
     """A multi_worker task other than the chief: the same stages, reading the chief's run directory and
     writing to a private one (module docstring); the results are the chief's to write."""
     distribute.barrier(strategy)  # the chief has checked the data and written config.json
@@ -540,7 +583,7 @@ def _run_worker(config, run_dir, strategy):
     log(f"{task}: training with the chief; reading {run_dir}, writing this worker's copies to {private}")
     try:
         with distribute.peer_errors(strategy):
-            summary = _run_stages(config, run_dir, strategy, write_dir=private)
+            summary = _run_stages(config, run_dir, strategy, run_cls, write_dir=private)
         distribute.barrier(strategy)
     finally:
         if not config.worker_dir:
@@ -548,10 +591,10 @@ def _run_worker(config, run_dir, strategy):
     return summary
 
 
-def _run_stages(config, run_dir, strategy, write_dir=None):
+def _run_stages(config, run_dir, strategy, run_cls, write_dir=None):
     per_seed = {}
     for seed in config.seeds:
-        trial = Run(config, seed, run_dir, strategy, write_dir)
+        trial = run_cls(config, seed, run_dir, strategy, write_dir)
         results = {}
         for stage in STAGE_ORDER:
             result = trial.done(stage)
@@ -578,4 +621,10 @@ def _run_stages(config, run_dir, strategy, write_dir=None):
             if result is not None:
                 results[stage] = result
         per_seed[str(seed)] = results
-    return summarize(config, per_seed)
+    return run_cls.summarize(config, per_seed)
+
+
+# The results of a digits run (train.run reads them from the Run class it is given).
+Run.summarize = staticmethod(summarize)
+Run.markdown_table = staticmethod(markdown_table)
+Run.write_report = staticmethod(write_report)

@@ -20,8 +20,38 @@ def parse(*argv):
     return config_from_flags(config_lib.DigitsConfig, flag_values)
 
 
-def test_every_flagfile_is_a_row_of_table_2():
-    assert sorted(os.listdir(os.path.join(REPO, "experiments"))) == sorted(ROWS)
+# Segmentation flagfiles (Tables 3 and 4): source, target, model, evaluation split.
+SEGMENTATION_ROWS = {"gta5_cityscapes.flags": ("gta5", "cityscapes", "fcn8s", "val"),
+                     "synthia_fall_winter.flags": ("synthia_fall", "synthia_winter", "fcn8s", "train")}
+
+
+def parse_segmentation(*argv):
+    flag_values = flags.FlagValues()
+    define_from(config_lib.SegmentationConfig, flag_values)
+    flag_values(["segmentation", *argv])
+    return config_from_flags(config_lib.SegmentationConfig, flag_values)
+
+
+def test_every_flagfile_is_a_row_of_the_papers_tables():
+    assert sorted(os.listdir(os.path.join(REPO, "experiments"))) == sorted({**ROWS, **SEGMENTATION_ROWS})
+
+
+@pytest.mark.parametrize("name", sorted(SEGMENTATION_ROWS))
+def test_segmentation_flagfile_pins_the_papers_protocol(name):
+    from cycada_tf.data import registry
+    source, target, model, split = SEGMENTATION_ROWS[name]
+    config = parse_segmentation(f"--flagfile={os.path.join(REPO, 'experiments', name)}")
+    assert (config.source, config.target, config.model, config.eval_split) == (source, target, model, split)
+    assert registry.get(source).classes == registry.get(target).classes
+    assert split in registry.get(target).splits
+    assert config.width == 1024 and config.crop_size == (400, 400)  # appendix 6.1.2
+    assert (config.task_optimizer, config.source_lr, config.momentum, config.source_batch_size) == ("sgd", 1e-3, 0.9, 1)
+    assert config.pixel_epochs == 20 and config.semantic_weight == config.semantic_t2s_weight == 0.0
+    assert (config.generator_width, config.generator_blocks, config.discriminator_width) == (64, 9, 64)
+    assert (config.gan_mode, config.cycle_weight, config.pixel_lr, config.pixel_batch_size) == ("lsgan", 10.0, 2e-4, 1)
+    assert (config.feature_optimizer, config.feature_lr, config.feature_momentum) == ("sgd", 1e-5, 0.99)
+    assert config.gate_window == 100 and config.pixel_direction == "s2t" and config.feature_crop_size == (768, 768)
+    assert config.run_dir == f"runs/{name[:-len('.flags')]}"
 
 
 @pytest.mark.parametrize("name", sorted(ROWS))

@@ -132,3 +132,27 @@ def test_discriminator_accuracy():
     assert float(losses.discriminator_accuracy(REAL, FAKE)) == pytest.approx(expected, rel=1e-6)
     assert float(losses.discriminator_accuracy(np.ones((4, 2, 2, 1)), -np.ones((4, 2, 2, 1)))) == 1.0
     assert float(losses.discriminator_accuracy(-np.ones((4, 1)), np.ones((4, 1)))) == 0.0
+
+
+def test_task_loss_with_an_ignore_label_averages_over_the_labelled_pixels_only():
+    # a 1x3 "label map" of 4 classes: the middle pixel is ignored (255), whatever its logits
+    logits = LOGITS[None]  # (1, 3, 4)
+    labels = np.array([[0, 255, 1]], "int32")
+    expected = -(_log_softmax(LOGITS[0])[0] + _log_softmax(LOGITS[2])[1]) / 2
+    np.testing.assert_allclose(losses.task_loss(labels, logits, ignore_label=255).numpy(), expected, rtol=1e-6)
+    # the ignored pixel's logits do not matter
+    changed = logits.copy()
+    changed[0, 1] = [50.0, -50.0, 0.0, 9.0]
+    np.testing.assert_allclose(losses.task_loss(labels, changed, ignore_label=255).numpy(), expected, rtol=1e-6)
+    # no labelled pixel: 0, not NaN; and without ignore_label the digits' mean is unchanged
+    assert losses.task_loss(np.full((1, 3), 255, "int32"), logits, ignore_label=255).numpy() == 0.0
+    np.testing.assert_allclose(losses.task_loss(LABELS, LOGITS, ignore_label=255).numpy(),
+                               losses.task_loss(LABELS, LOGITS).numpy(), rtol=1e-6)
+
+
+def test_discriminator_accuracy_decides_at_the_boundary_of_its_gan_objective():
+    real, fake = np.array([0.7, 0.4, -0.2], "float32"), np.array([0.3, 0.6, 0.1], "float32")
+    # log: logit > 0 is "real" -> real 2/3 right, fake 0/3 right
+    assert float(losses.discriminator_accuracy(real, fake)) == pytest.approx(0.5 * (2 / 3 + 0.0))
+    # lsgan: output > 1/2 is "real" (targets 1 and 0) -> real 1/3 right, fake 2/3 right
+    assert float(losses.discriminator_accuracy(real, fake, "lsgan")) == pytest.approx(0.5 * (1 / 3 + 2 / 3))

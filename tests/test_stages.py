@@ -117,13 +117,13 @@ def test_image_pool_of_size_zero_returns_its_input():
 
 # --- feature adaptation (Eq. 5, appendix 6.1) -----------------------------------------------------------
 
-def _feature_stage(gate=GATE_THRESHOLD, layer="features", d_feat=None):
+def _feature_stage(gate=GATE_THRESHOLD, layer="features", d_feat=None, gate_window=1):
     f_ref = _lenet(1, seed=0)
     f_t = _lenet(1, seed=1)
     f_t.set_weights(f_ref.get_weights())
     if d_feat is None:
         d_feat = nets.feature_discriminator(nets.FEATURE_DIM if layer == "features" else 10, hidden=16)
-    model = FeatureAdaptation(f_ref, f_t, d_feat, layer=layer, gate=gate)
+    model = FeatureAdaptation(f_ref, f_t, d_feat, layer=layer, gate=gate, gate_window=gate_window)
     model.compile(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3))
     model.build_optimizers()
     return model
@@ -271,3 +271,26 @@ def test_task_stage_lowers_the_task_loss_on_a_fixed_batch():
     assert np.isfinite(history["loss"][-1])
     assert after < 0.8 * before, (before, after)
 
+
+
+def test_the_gate_reads_the_mean_accuracy_of_the_last_window_iterations():
+    model = _feature_stage(gate_window=3)
+    means = [float(model.window_accuracy(tf.constant(a))) for a in (0.9, 0.3, 0.6, 0.0, 0.0, 1.0)]
+    np.testing.assert_allclose(means, [0.9, 0.6, 0.6, 0.3, 0.2, 1.0 / 3], rtol=1e-6)  # fewer at the start
+    digits = _feature_stage()  # window 1: the current batch alone, as before
+    assert [float(digits.window_accuracy(tf.constant(a))) for a in (0.9, 0.3)] == pytest.approx([0.9, 0.3])
+
+
+@pytest.mark.parametrize("window, opens", [(1, True), (100, False)])
+def test_one_accurate_batch_opens_the_last_batch_gate_but_not_the_100_iteration_gate(monkeypatch, window, opens):
+    # 100 iterations at chance (accuracy 0), then one at accuracy 1: the last batch is above 60%, the mean of
+    # the last 100 (0.01) is not, so only the digits' gate lets f_T learn (segmentation, appendix 6.1).
+    from cycada_tf import losses
+    model = _feature_stage(gate_window=window)
+    for _ in range(100):
+        model.window_accuracy(tf.constant(0.0))
+    monkeypatch.setattr(losses, "discriminator_accuracy", lambda real, fake, mode="log": tf.constant(1.0))
+    logs, changed = _step(model, _images(1, 1), _images(1, 2))
+    assert (all(changed["encoder"]) if opens else not any(changed["encoder"])), changed["encoder"]
+    assert int(model.updates.numpy()) == int(opens)
+    assert float(logs["gate_open"]) == float(opens)

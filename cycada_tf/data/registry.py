@@ -8,7 +8,7 @@ import os
 from typing import Callable, Optional
 
 from cycada_tf.data import tfrecord
-from cycada_tf.data.sources import cityscapes, gta5, segmentation, synthia, tfds_source
+from cycada_tf.data.sources import cityscapes, gta5, road_scenes, segmentation, synthia, tfds_source
 
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
 
@@ -117,6 +117,24 @@ register(_segmentation("gta5", gta5, gta5.PREPARE_HINT))
 register(_segmentation("cityscapes", cityscapes, cityscapes.PREPARE_HINT))
 for _name in synthia.SEASONS:
     register(_segmentation(_name, synthia, synthia.prepare_hint(_name)))
+
+
+# The embedded road-scene domains (road_scenes.py): rendered on first use, one label set, 64x128 images.
+def _road_scenes(name):
+    def build(directory):
+        inputs = road_scenes.fingerprint(name)
+        if not tfrecord.is_current(directory, inputs):
+            tfrecord.write_dataset(directory, road_scenes.examples(name), inputs,
+                                   info={"width": road_scenes.WIDTH, "height": road_scenes.HEIGHT,
+                                         "classes": list(road_scenes.CLASSES),
+                                         "ignore_label": segmentation.IGNORE_LABEL, "embedded": True})
+        return tfrecord.read_manifest(directory)
+    return DatasetSpec(name, road_scenes.CLASSES, road_scenes.WIDTH, 3, build=build,
+                       ignore_label=segmentation.IGNORE_LABEL)
+
+
+for _name in road_scenes.DOMAINS:
+    register(_road_scenes(_name))
 
 
 def _tfds_spec(name):

@@ -1,6 +1,7 @@
 """Feature-level adaptation, Eq. 5: D_feat tells the reference model's features of translated source images
 from f_T's features of target images; f_T learns to fool it, but only while D_feat is good enough to be
-worth fooling (accuracy above the gate on the last batch, appendix 6.1)."""
+worth fooling (accuracy above the gate, appendix 6.1: on the last batch for digits, over the last 100
+iterations for segmentation: `gate_window`)."""
 
 import keras
 import tensorflow as tf
@@ -9,26 +10,48 @@ from cycada_tf import losses
 from cycada_tf.stages.base import build_optimizer, replica_scale
 
 GATE_THRESHOLD = 0.6  # appendix 6.1: update f_T only when the discriminator accuracy is above 60%
+# Iterations whose mean accuracy the gate reads: the last batch for digits; segmentation's 100 is the default
+# of SegmentationConfig.gate_window (config.py).
+GATE_WINDOW_DIGITS = 1
 
 
 class FeatureAdaptation(keras.Model):
     """f_ref (frozen) embeds translated source images, f_t (trainable, initialised from f_ref) embeds target
     images; d_feat discriminates. layer="features" adapts the 500-d representation (paper) and updates the
-    encoder; layer="logits" adapts the class scores and updates the whole net (released code)."""
+    encoder; layer="logits" adapts the class scores and updates the whole net (released code).
 
-    def __init__(self, f_ref, f_t, d_feat, layer="features", gan_mode="log", gate=GATE_THRESHOLD, **kwargs):
+    encoders: (ref_encoder, t_encoder), the part of f_ref and f_t up to the adapted features, sharing their
+    layers (default: each net's .encoder, the LeNet's; a segmenter's is the sub-model up to its "features"
+    layer, whose output is a feature map that d_feat scores per position).
+    gate_window: the gate reads the mean discriminator accuracy of the last `gate_window` iterations (fewer
+    at the start of the stage): 1 (digits) is the current batch alone, 100 the segmentation rule."""
+
+    def __init__(self, f_ref, f_t, d_feat, layer="features", gan_mode="log", gate=GATE_THRESHOLD,
+                 encoders=None, gate_window=GATE_WINDOW_DIGITS, **kwargs):
         super().__init__(**kwargs)
         if layer not in ("features", "logits"):
             raise ValueError(f"--feature_layer must be 'features' or 'logits', got {layer!r}")
+        if gate_window < 1:
+            raise ValueError(f"the gate window must be at least 1 iteration, got {gate_window}")
         self.f_ref, self.f_t, self.d_feat = f_ref, f_t, d_feat
         self.f_ref.trainable = False
+        self.ref_encoder, self.t_encoder = encoders if encoders is not None else (f_ref.encoder, f_t.encoder)
         self.layer, self.gan_mode, self.gate = layer, gan_mode, gate
         # Counted once per step under a multi-replica strategy too (every replica takes the same branch).
         once = tf.VariableAggregation.ONLY_FIRST_REPLICA
         self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="gated_updates", aggregation=once)
         self.epoch_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch_gated_updates",
                                          aggregation=once)
+        # The last gate_window accuracies (a ring buffer) and the number of iterations seen; part of the
+        # stage checkpoint, so that a resumed stage gates as an unbroken one.
+        self.gate_window = int(gate_window)
+        self.recent_accuracies = tf.Variable(tf.zeros([self.gate_window]), trainable=False,
+                                             name="recent_d_accuracies", aggregation=once)
+        self.steps_seen = tf.Variable(0, dtype=tf.int64, trainable=False, name="gate_steps_seen",
+                                      aggregation=once)
         names = ["d_loss", "g_loss", "d_accuracy", "gate_open"]
+        if self.gate_window > 1:  # the accuracy the gate reads, when it is not d_accuracy itself
+            names.insert(3, "gate_accuracy")
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
 
     @property
@@ -44,14 +67,24 @@ class FeatureAdaptation(keras.Model):
 
     def _embed(self, net, x, training):
         if self.layer == "features":
-            return net.features(x, training=training)
+            encoder = self.ref_encoder if net is self.f_ref else self.t_encoder
+            return encoder(x, training=training)
         return net(x, training=training)
 
     @property
     def f_variables(self):
         if self.layer == "features":
-            return self.f_t.encoder.trainable_variables
+            return self.t_encoder.trainable_variables
         return self.f_t.trainable_variables
+
+    def window_accuracy(self, accuracy):
+        """Record this iteration's accuracy; the mean over the last gate_window iterations."""
+        slot = tf.cast(self.steps_seen % self.gate_window, tf.int32)
+        self.recent_accuracies.assign(tf.tensor_scatter_nd_update(
+            self.recent_accuracies, [[slot]], tf.reshape(tf.cast(accuracy, tf.float32), [1])))
+        self.steps_seen.assign_add(1)
+        filled = tf.minimum(self.steps_seen, self.gate_window)
+        return tf.reduce_sum(self.recent_accuracies) / tf.cast(filled, tf.float32)
 
     def build_optimizers(self):
         build_optimizer(self.optimizer, self.f_variables)
@@ -70,11 +103,12 @@ class FeatureAdaptation(keras.Model):
         # The gate reads the accuracy on the global batch: every replica must take the same branch below, or
         # the replicas that update f_T would wait forever for the others' gradients.
         accuracy = tf.distribute.get_replica_context().all_reduce(
-            "MEAN", losses.discriminator_accuracy(real, fake))
+            "MEAN", losses.discriminator_accuracy(real, fake, self.gan_mode))
         grads = tape.gradient(scaled, self.d_feat.trainable_variables)
         self.d_optimizer.apply_gradients(zip(grads, self.d_feat.trainable_variables))
 
-        open_gate = accuracy > self.gate
+        gate_accuracy = self.window_accuracy(accuracy)
+        open_gate = gate_accuracy > self.gate
         variables = self.f_variables
         with tf.GradientTape() as tape:
             g_loss = losses.gan_generator_loss(
@@ -91,8 +125,9 @@ class FeatureAdaptation(keras.Model):
             # a step).
             tf.distribute.get_replica_context().merge_call(self._merged_gated_update,
                                                            args=(open_gate, grads, variables))
-        values = {"d_loss": d_loss, "g_loss": g_loss, "d_accuracy": accuracy,
+        values = {"d_loss": d_loss, "g_loss": g_loss, "d_accuracy": accuracy, "gate_accuracy": gate_accuracy,
                   "gate_open": tf.cast(open_gate, tf.float32)}
+        values = {name: value for name, value in values.items() if name in self.trackers}
         for name, value in values.items():
             self.trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}

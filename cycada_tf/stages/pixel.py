@@ -48,10 +48,12 @@ class ImagePool(tf.Module):
 
 
 class PixelAdaptation(keras.Model):
-    """Trains g_st, g_ts, d_s, d_t on unpaired batches (x_s, x_t); f_s is frozen (pretrained source model)."""
+    """Trains g_st, g_ts, d_s, d_t on unpaired batches (x_s, x_t); f_s is frozen (pretrained source model),
+    a classifier or a segmenter (then Eq. 4 is a per-pixel cross-entropy against f_S's per-pixel labels)."""
 
     def __init__(self, g_st, g_ts, d_s, d_t, f_s, gan_mode="log", gan_weight=1.0, cycle_weight=1.0,
-                 semantic_weight=1.0, semantic_t2s_weight=None, pool_size=50, seed=0, **kwargs):
+                 semantic_weight=1.0, semantic_t2s_weight=None, pool_size=50, seed=0, image_shape=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.g_st, self.g_ts, self.d_s, self.d_t, self.f_s = g_st, g_ts, d_s, d_t, f_s
         self.f_s.trainable = False
@@ -61,8 +63,10 @@ class PixelAdaptation(keras.Model):
         # must keep f_S's label of x_t (semantic_t2s_weight, the same weight unless given).
         self.semantic_weight = semantic_weight
         self.semantic_t2s_weight = semantic_weight if semantic_t2s_weight is None else semantic_t2s_weight
-        shape_t = tuple(g_st.output_shape[1:])
-        shape_s = tuple(g_ts.output_shape[1:])
+        # The pools hold images of one shape: the generators' (fixed-size networks) or `image_shape`, the
+        # training crop of fully convolutional ones (segmentation).
+        shape_t = tuple(image_shape or g_st.output_shape[1:])
+        shape_s = tuple(image_shape or g_ts.output_shape[1:])
         self.pool_t = ImagePool(pool_size, shape_t, seed)
         self.pool_s = ImagePool(pool_size, shape_s, seed + 1)
         names = ["g_loss", "gan_st", "gan_ts", "cycle", "semantic_st", "semantic_ts", "d_loss", "d_t_accuracy", "d_s_accuracy"]
@@ -130,8 +134,8 @@ class PixelAdaptation(keras.Model):
         values = {"g_loss": g_loss, "gan_st": gan_st, "gan_ts": gan_ts, "cycle": cycle,
                   "semantic_st": semantic_st, "semantic_ts": semantic_ts,
                   "d_loss": d_loss,
-                  "d_t_accuracy": losses.discriminator_accuracy(real_t, fake_t_logits),
-                  "d_s_accuracy": losses.discriminator_accuracy(real_s, fake_s_logits)}
+                  "d_t_accuracy": losses.discriminator_accuracy(real_t, fake_t_logits, self.gan_mode),
+                  "d_s_accuracy": losses.discriminator_accuracy(real_s, fake_s_logits, self.gan_mode)}
         for name, value in values.items():
             self.trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}

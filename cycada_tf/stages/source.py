@@ -9,11 +9,13 @@ from cycada_tf.stages.base import replica_scale
 
 
 class TaskStage(keras.Model):
-    """Trains a classifier `net` with L_task (Eq. 1) on (image, label) batches."""
+    """Trains a classifier `net` with L_task (Eq. 1) on (image, label) batches; a segmenter on (image, label
+    map) batches with ignore_label (255) marking the pixels that count nowhere."""
 
-    def __init__(self, net, **kwargs):
+    def __init__(self, net, ignore_label=None, **kwargs):
         super().__init__(**kwargs)
         self.net = net
+        self.ignore_label = ignore_label
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
 
@@ -28,18 +30,33 @@ class TaskStage(keras.Model):
         x, y = data
         with tf.GradientTape() as tape:
             logits = self.net(x, training=True)
-            loss = losses.task_loss(y, logits)
+            loss = self._task_loss(y, logits)
             scaled = replica_scale(loss, self.optimizer)
         variables = self.net.trainable_variables
         grads = tape.gradient(scaled, variables)
         self.optimizer.apply_gradients(zip(grads, variables))
         self.loss_tracker.update_state(loss)
-        self.accuracy.update_state(y, logits)
+        self._update_accuracy(y, logits)
         return {m.name: m.result() for m in self.metrics}
 
     def test_step(self, data):
         x, y = data
         logits = self.net(x, training=False)
-        self.loss_tracker.update_state(losses.task_loss(y, logits))
-        self.accuracy.update_state(y, logits)
+        self.loss_tracker.update_state(self._task_loss(y, logits))
+        self._update_accuracy(y, logits)
         return {m.name: m.result() for m in self.metrics}
+
+    def _task_loss(self, y, logits):
+        # With an ignore label each replica averages over its own labelled pixels, so under a multi-replica
+        # strategy the step's loss is the mean of the replicas' means, not of all pixels (equal when every
+        # crop is fully labelled, as in the embedded domains).
+        if self.ignore_label is None:
+            return losses.task_loss(y, logits)
+        return losses.task_loss(y, logits, ignore_label=self.ignore_label)
+
+    def _update_accuracy(self, y, logits):
+        if self.ignore_label is None:
+            self.accuracy.update_state(y, logits)
+        else:  # pixel accuracy over the labelled pixels
+            keep = tf.not_equal(y, self.ignore_label)
+            self.accuracy.update_state(tf.where(keep, y, 0), logits, sample_weight=tf.cast(keep, tf.float32))

@@ -1,0 +1,78 @@
+"""One short real run of `python -m cycada_tf.experiments.segmentation` through every stage on the embedded
+road scenes (tiny networks, one epoch each), and its rerun, which skips every finished stage."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--seeds=0", "--source_epochs=1", "--pixel_epochs=1", "--target_epochs=1", "--feature_epochs=2",
+        "--oracle_epochs=1", "--source_batch_size=64", "--pixel_batch_size=32", "--crop_size=32,64",
+        "--pixel_crop_size=32,32", "--model_width=8", "--generator_width=4", "--generator_blocks=1",
+        "--discriminator_width=4", "--feature_batch_size=16", "--feature_min_steps_per_epoch=5",
+        "--gate_window=3", "--semantic_weight=1", "--summary_every_epochs=1", "--verbose=0"]
+STAGES = ["source", "pixel", "target", "feature", "oracle"]
+
+
+def run_main(*args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
+    result = subprocess.run([sys.executable, "-m", "cycada_tf.experiments.segmentation", *args], cwd=REPO,
+                            env=env, capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+@pytest.mark.slow
+def test_every_stage_runs_with_a_table_3_row_and_a_rerun_skips_them(tmp_path):
+    data_dir, run_dir = str(tmp_path / "data"), str(tmp_path / "run")
+    first = run_main(f"--data_dir={data_dir}", f"--run_dir={run_dir}", *TINY)
+    results = json.load(open(os.path.join(run_dir, "results.json")))
+    rows = {row["stage"]: row for row in results["table"]}
+    assert list(rows) == STAGES
+    classes = ["road", "sidewalk", "building", "pole", "vegetation", "sky", "person", "car"]
+    assert results["classes"] == classes
+    for row in rows.values():
+        for score in ("miou", "fwiou", "pixel_accuracy"):
+            assert 0.0 <= row[score] <= 1.0, (row["stage"], score)
+        assert sorted(row["per_class_iou"]) == sorted(classes) and len(row["seeds"]) == 1
+    seed = results["per_seed"]["0"]
+    # the source model is scored on both domains' test splits; the pixel stage reports f_S(G_T->S(x_t))
+    assert 0.0 <= seed["source"]["source_test_miou"] <= 1.0 and 0.0 <= seed["pixel"]["miou_t2s"] <= 1.0
+    seed_dir = os.path.join(run_dir, "seed_0")
+    for path in ("source/f.weights.h5", "pixel/g_st.weights.h5", "pixel/translations.png",
+                 "target/f.weights.h5", "feature/f.weights.h5", "oracle/f.weights.h5",
+                 "translated_source/manifest.json"):
+        assert os.path.exists(os.path.join(seed_dir, path)), path
+    translated = json.load(open(os.path.join(seed_dir, "translated_source", "manifest.json")))
+    assert translated["splits"]["train"]["count"] == 400  # every source training scene, translated once
+    table = open(os.path.join(run_dir, "results.md")).read()
+    assert "| Model | road | sidewalk |" in table and "| CyCADA pixel+feat |" in table and "mIoU" in table
+    report = open(os.path.join(run_dir, "report.md")).read()
+    assert "predictions_seed_0.png" in report and os.path.exists(os.path.join(run_dir, "predictions_seed_0.png"))
+    from cycada_tf import summaries
+    events = summaries.read_events(os.path.join(seed_dir, "target", "tb"))
+    assert "target_test/miou" in events and "target_test/predictions" in events
+    # the feature stage gates on the mean accuracy over --gate_window iterations, logged beside d_accuracy
+    assert {"d_accuracy", "gate_accuracy", "gate_open"} <= set(summaries.read_events(
+        os.path.join(seed_dir, "feature", "tb")))
+    image = events["target_test/predictions"][-1][1][0]
+    assert image.shape == (4 * 64, 3 * 128 + 2 * 2, 3)  # 4 images: image | truth | prediction, 2-pixel gaps
+
+    mtime = os.stat(os.path.join(seed_dir, "pixel", "g_st.weights.h5")).st_mtime_ns
+    second = run_main(f"--data_dir={data_dir}", f"--run_dir={run_dir}", *TINY)
+    assert second.stdout.count("already done, skipped") == 5
+    assert os.stat(os.path.join(seed_dir, "pixel", "g_st.weights.h5")).st_mtime_ns == mtime
+    assert json.load(open(os.path.join(run_dir, "results.json")))["table"] == results["table"]
+
+
+def test_a_bad_flag_ends_with_a_message_naming_it(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
+    result = subprocess.run([sys.executable, "-m", "cycada_tf.experiments.segmentation", "--model=unet",
+                             f"--data_dir={tmp_path / 'data'}", f"--run_dir={tmp_path / 'run'}"], cwd=REPO,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "--model must be one of small_fcn, fcn8s, drn26" in result.stderr
+    assert not os.path.exists(tmp_path / "run")
