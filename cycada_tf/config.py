@@ -38,6 +38,12 @@ def _jit_compile():
                       "slower), true or false; per-stage exceptions as for --precision (auto,pixel=true).")
 
 
+def _export_dir():
+    return _f("", "If set, the first seed's adapted model (the digit classifier, or the segmenter) and both "
+                  "translators are exported there after the run, as TF Serving models <export_dir>/<model>/"
+                  "<version>/ (tools/export.py exports an existing run).")
+
+
 @dataclasses.dataclass
 class DigitsConfig:
     source: str = _f("uci", "Source dataset (labelled), e.g. uci, fonts, mnist, usps, svhn, tfds:svhn_cropped.")
@@ -99,9 +105,7 @@ class DigitsConfig:
     worker_dir: str = _worker_dir()
     precision: str = _precision()
     jit_compile: str = _jit_compile()
-    export_dir: str = _f("", "If set, the first seed's adapted classifier and translators are exported there "
-                             "after the run, as TF Serving models <export_dir>/<model>/<version>/ "
-                             "(tools/export.py exports an existing run).")
+    export_dir: str = _export_dir()
 
 
 def to_json(config):
@@ -198,3 +202,4 @@ class SegmentationConfig:
     worker_dir: str = _worker_dir()
     precision: str = _precision()
     jit_compile: str = _jit_compile()
+    export_dir: str = _export_dir()

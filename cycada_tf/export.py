@@ -1,9 +1,11 @@
 """Exports a trained run as TF Serving SavedModels: <export_dir>/<model>/<version>/, one model each for the
-adapted classifier and the two translators, taking uint8 images as a client sends them.
+adapted classifier (digits) or segmenter (road scenes) and the two translators, taking uint8 images as a client
+sends them.
 
 Each model's preprocessing is in its graph (cycada_tf.data.pipeline.from_uint8: grey <-> RGB, bilinear resize
-to the networks' side, scaling to [-1, 1]), so a client sends uint8 images of any batch size, side and
-channel count (1 or 3). A version directory appears in one step (written beside it under a name TF Serving
+to the digit networks' side, scaling to [-1, 1]), so a client sends uint8 images of any batch size, side and
+channel count (1 or 3). The segmenter and its translators are fully convolutional: they take images of any
+height and width (padded inside to what the network needs, the output cropped back) and answer at that size. A version directory appears in one step (written beside it under a name TF Serving
 skips, then renamed), and each export takes the next integer version of its model.
 """
 
@@ -15,12 +17,14 @@ import tensorflow as tf
 
 from cycada_tf.data import pipeline
 from cycada_tf.models import digits as nets
+from cycada_tf.models import segmentation as seg_nets
 
-CLASSIFIER, G_ST, G_TS = "classifier", "g_st", "g_ts"
-CLASSIFY, TRANSLATE = "classify", "translate"  # signature names (each model's serving_default too)
+CLASSIFIER, SEGMENTER, G_ST, G_TS = "classifier", "segmenter", "g_st", "g_ts"
+# signature names (each model's serving_default too)
+CLASSIFY, SEGMENT, TRANSLATE = "classify", "segment", "translate"
 IMAGES = "images"  # the input of every signature
-PROBABILITIES, CLASSES, TRANSLATED = "probabilities", "classes", "translated"
-# Which run stage's f the classifier is, best first: f_T after feature adaptation, else the pixel-only f_T,
+PROBABILITIES, CLASSES, LABEL_MAP, TRANSLATED = "probabilities", "classes", "label_map", "translated"
+# Which run stage's f the classifier (or segmenter) is, best first: f_T after feature adaptation, else the pixel-only f_T,
 # else the source model.
 CLASSIFIER_STAGES = ("feature", "target", "source")
 IMAGE_SPEC = tf.TensorSpec([None, None, None, None], tf.uint8, name=IMAGES)
@@ -45,13 +49,34 @@ class Classifier(tf.Module):
                 CLASSES: tf.argmax(logits, axis=-1, output_type=tf.int64)}
 
 
+class Segmenter(tf.Module):
+    """uint8 road scenes (batch, height, width, 1 or 3) of any size -> per-pixel class probabilities (float32,
+    batch, height, width, classes) and the label map of train ids (uint8, batch, height, width). `view`
+    (G_T->S, for --pixel_direction=t2s) maps the images into the source domain first."""
+
+    def __init__(self, net, view=None, view_multiple=1):
+        super().__init__(name=SEGMENTER)
+        self.net, self.view, self.view_multiple = net, view, view_multiple
+        self.multiple = seg_nets.input_multiple(net)
+
+    @tf.function(input_signature=[IMAGE_SPEC])
+    def segment(self, images):
+        x = pipeline.from_uint8(images, None, 3)
+        if self.view is not None:
+            x = seg_nets.any_size(self.view, self.view_multiple)(x)
+        logits = tf.cast(seg_nets.any_size(self.net, self.multiple)(x), tf.float32)
+        return {PROBABILITIES: tf.nn.softmax(logits, axis=-1),
+                LABEL_MAP: tf.cast(tf.argmax(logits, axis=-1), tf.uint8)}
+
+
 class Translator(tf.Module):
     """uint8 images of one domain -> uint8 images of the other (G_S->T draws its style code z inside, a
-    fresh one per image and call)."""
+    fresh one per image and call). image_size None: images keep their size (a fully convolutional generator
+    whose sides must be multiples of `multiple`: padded inside, cropped back)."""
 
-    def __init__(self, generator, image_size, channels, name):
+    def __init__(self, generator, image_size, channels, name, multiple=1):
         super().__init__(name=name)
-        self.generator = generator
+        self.generator, self.multiple = generator, multiple
         # The style code's random state is a variable Keras does not list among the model's weights; a
         # SavedModel must own every variable its functions use, so it is tracked here.
         self.style_states = [layer.seed.state.value for layer in generator.layers
@@ -61,7 +86,7 @@ class Translator(tf.Module):
     @tf.function(input_signature=[IMAGE_SPEC])
     def translate(self, images):
         x = pipeline.from_uint8(images, self.image_size, self.channels)
-        return {TRANSLATED: pipeline.to_uint8(self.generator(x, training=False))}
+        return {TRANSLATED: pipeline.to_uint8(seg_nets.any_size(self.generator, self.multiple)(x))}
 
 
 def versions(model_dir):
@@ -104,8 +129,9 @@ def save(module, export_dir, model_name, signature):
 
 
 def export_seed(trial, export_dir, log=print):
-    """Export one seed of a run (`trial`, a cycada_tf.train.Run): the adapted classifier from the latest stage
-    that finished, and both translators if the pixel stage did. Returns {model name: version directory}."""
+    """Export one seed of a run (`trial`, a cycada_tf.train.Run or a SegmentationRun): the adapted classifier
+    (segmenter) from the latest stage that finished, and both translators if the pixel stage did. Returns
+    {model name: version directory}."""
     c = trial.config
     stage = next((s for s in CLASSIFIER_STAGES if os.path.exists(trial.weights(s))), None)
     if stage is None:
@@ -115,15 +141,15 @@ def export_seed(trial, export_dir, log=print):
     if stage != "source" and c.pixel_direction == "t2s" and not has_pixel:
         raise ValueError(f"the '{stage}' stage of {trial.dir} reads target images through G_T->S "
                          f"(--pixel_direction=t2s), but pixel/g_st.weights.h5 or g_ts.weights.h5 is missing")
-    g_st, g_ts = trial.load_generators() if has_pixel else (None, None)
+    g_st, g_ts = trial.trained_generators() if has_pixel else (None, None)
     view = g_ts if stage != "source" and c.pixel_direction == "t2s" else None
-    exported = {CLASSIFIER: save(Classifier(trial.new_task_net(trial.weights(stage)), c.image_size, c.channels,
-                                            view), export_dir, CLASSIFIER, CLASSIFY)}
-    log(f"exported the '{stage}' stage's classifier"
-        + (" (through G_T->S, --pixel_direction=t2s)" if view is not None else "") + f" to {exported[CLASSIFIER]}")
+    module, signature = trial.serving_model(trial.new_task_net(trial.weights(stage)), view)
+    name = module.name
+    exported = {name: save(module, export_dir, name, signature)}
+    log(f"exported the '{stage}' stage's {name}"
+        + (" (through G_T->S, --pixel_direction=t2s)" if view is not None else "") + f" to {exported[name]}")
     if has_pixel:
         for name, generator in ((G_ST, g_st), (G_TS, g_ts)):
-            exported[name] = save(Translator(generator, c.image_size, c.channels, name), export_dir, name,
-                                  TRANSLATE)
+            exported[name] = save(trial.serving_translator(generator, name), export_dir, name, TRANSLATE)
             log(f"exported {name} to {exported[name]}")
     return exported

@@ -151,6 +151,13 @@ class Run:
 
     def translated_info(self):
         return {"image_size": self.config.image_size, "direction": self.config.pixel_direction}
+
+    def serving_model(self, net, view=None):
+        """(the TF Serving module of the adapted task network `net`, its signature name); cycada_tf.export."""
+        return export.Classifier(net, self.config.image_size, self.config.channels, view), export.CLASSIFY
+
+    def serving_translator(self, generator, name):
+        return export.Translator(generator, self.config.image_size, self.config.channels, name)
     # -----------------------------------------------------------------------------------------------------
 
     # --- stage bookkeeping ------------------------------------------------------------------------------
@@ -305,11 +312,16 @@ class Run:
         final = {k: float(v[-1]) for k, v in history.history.items()} or checkpoint.last_logs
         return {"final": final, **self.scores(f_s, c.target, translate=g_ts, suffix="_t2s")}
 
-    def load_generators(self):
+    def trained_generators(self):
+        """G_S->T and G_T->S with the pixel stage's weights, as Keras models."""
         g_st, g_ts = self.build_generators()
         g_st.load_weights(os.path.join(self.dir, "pixel", "g_st.weights.h5"))
         g_ts.load_weights(os.path.join(self.dir, "pixel", "g_ts.weights.h5"))
         return g_st, g_ts
+
+    def load_generators(self):
+        """The trained translators as the stages apply them (a segmentation run: to images of any size)."""
+        return self.trained_generators()
 
     def translation_grid(self, g_st, g_ts, path, n=10):
         """A callback that draws the first `n` test images of each domain through both translators after each
@@ -565,7 +577,7 @@ def run(config, run_cls=None):
     run_cls.write_report(config, run_dir, summary)
     log(f"report: {os.path.join(run_dir, 'report.md')}")
     if getattr(config, "export_dir", ""):
-        export.export_seed(Run(config, config.seeds[0], run_dir), config.export_dir, log)
+        export.export_seed(run_cls(config, config.seeds[0], run_dir), config.export_dir, log)
     distribute.barrier(strategy)  # no worker leaves the cluster before the chief has written everything
     return summary
 

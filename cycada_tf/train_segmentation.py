@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from cycada_tf import config as config_lib, figures, metrics, train
+from cycada_tf import config as config_lib, export, figures, metrics, train
 from cycada_tf.data import pipeline, registry, schema, tfrecord
 from cycada_tf.models import segmentation as seg_nets
 
@@ -36,17 +36,6 @@ def _pair(values, flag):
     if len(values) != 2 or min(values) < 1:
         raise ValueError(f"--{flag} takes height,width (two positive integers), got {','.join(map(str, values))}")
     return values
-
-
-def any_size(generator, multiple):
-    """`generator` (sides must be multiples of `multiple`) applied to images of any size: reflection-padded at
-    the bottom and right up to the next multiple, the output cropped back (GTA5 at width 1024 is 563 high)."""
-    def translate(x, training=False):
-        height, width = tf.shape(x)[1], tf.shape(x)[2]
-        pad_h, pad_w = (-height) % multiple, (-width) % multiple
-        padded = tf.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode="REFLECT")
-        return generator(padded, training=training)[:, :height, :width, :]
-    return translate
 
 
 class SegmentationRun(train.Run):
@@ -175,12 +164,19 @@ class SegmentationRun(train.Run):
 
     def translation_grid(self, g_st, g_ts, path, n=6):
         multiple = 2 ** self.config.generator_downsamplings
-        return super().translation_grid(any_size(g_st, multiple), any_size(g_ts, multiple), path, n)
+        return super().translation_grid(seg_nets.any_size(g_st, multiple), seg_nets.any_size(g_ts, multiple),
+                                        path, n)
 
     def load_generators(self):
         """The trained translators, for full images of any size (translated records, target view)."""
         multiple = 2 ** self.config.generator_downsamplings
-        return tuple(any_size(g, multiple) for g in super().load_generators())
+        return tuple(seg_nets.any_size(g, multiple) for g in super().load_generators())
+
+    def serving_model(self, net, view=None):
+        return export.Segmenter(net, view, 2 ** self.config.generator_downsamplings), export.SEGMENT
+
+    def serving_translator(self, generator, name):
+        return export.Translator(generator, None, 3, name, multiple=2 ** self.config.generator_downsamplings)
 
     def _channels(self, layer):
         probe = self.new_task_net() if layer == seg_nets.FEATURES else None

@@ -1,5 +1,6 @@
 """One short real run of `python -m cycada_tf.experiments.segmentation` through every stage on the embedded
-road scenes (tiny networks, one epoch each), and its rerun, which skips every finished stage."""
+road scenes (tiny networks, one epoch each), its rerun, which skips every finished stage, and its export for
+TF Serving."""
 
 import json
 import os
@@ -26,10 +27,18 @@ def run_main(*args):
     return result
 
 
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """The tiny run's directories, after one run with --export_dir."""
+    root = tmp_path_factory.mktemp("segmentation")
+    dirs = {name: str(root / name) for name in ("data", "run", "export")}
+    run_main(f"--data_dir={dirs['data']}", f"--run_dir={dirs['run']}", f"--export_dir={dirs['export']}", *TINY)
+    return dirs
+
+
 @pytest.mark.slow
-def test_every_stage_runs_with_a_table_3_row_and_a_rerun_skips_them(tmp_path):
-    data_dir, run_dir = str(tmp_path / "data"), str(tmp_path / "run")
-    first = run_main(f"--data_dir={data_dir}", f"--run_dir={run_dir}", *TINY)
+def test_every_stage_runs_with_a_table_3_row_and_a_rerun_skips_them(finished):
+    data_dir, run_dir = finished["data"], finished["run"]
     results = json.load(open(os.path.join(run_dir, "results.json")))
     rows = {row["stage"]: row for row in results["table"]}
     assert list(rows) == STAGES
@@ -67,6 +76,54 @@ def test_every_stage_runs_with_a_table_3_row_and_a_rerun_skips_them(tmp_path):
     assert second.stdout.count("already done, skipped") == 5
     assert os.stat(os.path.join(seed_dir, "pixel", "g_st.weights.h5")).st_mtime_ns == mtime
     assert json.load(open(os.path.join(run_dir, "results.json")))["table"] == results["table"]
+
+
+@pytest.mark.slow
+def test_the_export_serves_label_maps_and_translations_as_the_keras_networks_compute_them(finished, tmp_path):
+    import numpy as np
+    import tensorflow as tf
+
+    from cycada_tf import config as config_lib, export, train_segmentation
+    from cycada_tf.data import pipeline
+    from cycada_tf.models import segmentation as seg_nets
+    from tools import export as export_tool
+
+    models = sorted(os.listdir(finished["export"]))
+    assert models == ["g_st", "g_ts", "segmenter"]
+    for model in models:
+        assert os.listdir(os.path.join(finished["export"], model)) == ["1"]
+    listing = subprocess.run([sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show", "--dir",
+                              os.path.join(finished["export"], "segmenter", "1"), "--all"], capture_output=True,
+                             text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert listing.returncode == 0, listing.stderr[-2000:]
+    segment = listing.stdout[listing.stdout.index("signature_def['segment']"):]
+    assert "dtype: DT_UINT8" in segment and "shape: (-1, -1, -1, -1)" in segment
+    assert "outputs['label_map']" in segment and "outputs['probabilities']" in segment
+
+    config = export_tool.run_config(finished["run"])
+    assert isinstance(config, config_lib.SegmentationConfig)
+    trial = train_segmentation.SegmentationRun(config, 0, finished["run"])
+    images = np.random.default_rng(3).integers(0, 256, (2, 50, 70, 3), dtype=np.uint8)  # no crop's size
+    x = pipeline.from_uint8(tf.constant(images), None, 3)
+    net = trial.new_task_net(trial.weights("feature"))
+    served = tf.saved_model.load(os.path.join(finished["export"], "segmenter", "1")).signatures["segment"](
+        images=tf.constant(images))
+    logits = net(x, training=False).numpy()
+    assert served["label_map"].shape == (2, 50, 70) and served["label_map"].dtype == tf.uint8
+    np.testing.assert_allclose(served["probabilities"].numpy(), tf.nn.softmax(logits).numpy(), atol=1e-5)
+    ties = np.sort(logits, axis=-1)[..., -1] - np.sort(logits, axis=-1)[..., -2] < 1e-4
+    np.testing.assert_array_equal(served["label_map"].numpy()[~ties], logits.argmax(-1)[~ties])
+    g_st, _ = trial.trained_generators()
+    translated = tf.saved_model.load(os.path.join(finished["export"], "g_st", "1")).signatures["translate"](
+        images=tf.constant(images))["translated"].numpy()
+    expected = pipeline.to_uint8(seg_nets.any_size(g_st, 2 ** config.generator_downsamplings)(x)).numpy()
+    assert translated.shape == (2, 50, 70, 3)
+    assert np.abs(translated.astype(int) - expected.astype(int)).max() <= 1  # rounding at .5 only
+
+    # tools/export.py on the finished run: the next version of each model
+    assert export_tool.main([f"--run_dir={finished['run']}", "--seed=0", f"--export_dir={finished['export']}"]) == 0
+    assert all(sorted(os.listdir(os.path.join(finished["export"], m))) == ["1", "2"] for m in models)
+    assert export.versions(os.path.join(finished["export"], "segmenter")) == [1, 2]
 
 
 def test_a_bad_flag_ends_with_a_message_naming_it(tmp_path):

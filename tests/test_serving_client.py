@@ -15,18 +15,21 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 from cycada_tf import export
 from cycada_tf.data import pipeline
 from cycada_tf.models import digits as nets
+from cycada_tf.models import segmentation as seg_nets
 from tools import serving_client
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    """Exported classifier and G_T->S (untrained: only the plumbing is under test here)."""
+    """Exported classifier, G_T->S and segmenter (untrained: only the plumbing is under test here)."""
     root = str(tmp_path_factory.mktemp("serving"))
     net = nets.LeNet(10)
     net.build((None, 32, 32, 3))
     g_ts = nets.generator(32, 3, 3, 4, name="g_ts")
+    segmenter = seg_nets.small_fcn(8, width=4)
     return {"classifier": (net, export.save(export.Classifier(net, 32, 3), root, "classifier", "classify")),
-            "g_ts": (g_ts, export.save(export.Translator(g_ts, 32, 3, "g_ts"), root, "g_ts", "translate"))}
+            "g_ts": (g_ts, export.save(export.Translator(g_ts, 32, 3, "g_ts"), root, "g_ts", "translate")),
+            "segmenter": (segmenter, export.save(export.Segmenter(segmenter), root, "segmenter", "segment"))}
 
 
 @pytest.fixture
@@ -105,6 +108,17 @@ def test_round_trip_over_grpc(models, server, grey_digit, tmp_path, capsys):
     translated = np.asarray(Image.open(output))
     expected = pipeline.to_uint8(models["g_ts"][0](x)).numpy()[0]
     assert translated.shape == (32, 32, 3) and np.abs(translated.astype(int) - expected).max() <= 1
+    assert capsys.readouterr().out == f"wrote {output}\n"
+
+    output = str(tmp_path / "labels.png")
+    assert serving_client.main([f"--image={path}", f"--port={server}", "--model=segmenter",
+                                f"--output={output}"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    label_map = np.asarray(Image.open(output))
+    logits = models["segmenter"][0](pipeline.from_uint8(tf.constant(image[None, ..., None]), None, 3)).numpy()[0]
+    assert label_map.shape == image.shape and label_map.dtype == np.uint8  # one label per pixel of the image
+    assert (label_map == logits.argmax(-1)).mean() > 0.99  # near-ties aside
+    assert answer["label_map"] == output and abs(sum(answer["class_shares"].values()) - 1) < 1e-3
 
 
 def test_an_unreachable_server_is_one_clear_line(grey_digit, capsys):

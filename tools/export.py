@@ -1,10 +1,12 @@
-"""Export one seed of an existing run as TF Serving models: the adapted classifier and both translators.
+"""Export one seed of an existing run as TF Serving models: the adapted classifier (or segmenter) and both
+translators.
 
     python tools/export.py --run_dir=runs/uci_to_uci_m --seed=0 --export_dir=export
 
-writes <export_dir>/classifier/<version>/, <export_dir>/g_st/<version>/ and <export_dir>/g_ts/<version>/, each
-the next integer version of its model (cycada_tf/export.py says what the signatures take and give). The
-networks are rebuilt from the configuration the run recorded in <run_dir>/results.json.
+writes <export_dir>/classifier/<version>/ (a segmentation run: segmenter/), <export_dir>/g_st/<version>/ and
+<export_dir>/g_ts/<version>/, each the next integer version of its model (cycada_tf/export.py says what the
+signatures take and give). The networks are rebuilt from the configuration the run recorded in
+<run_dir>/results.json.
 """
 
 import argparse
@@ -27,14 +29,17 @@ def parse_args(argv):
 
 
 def run_config(run_dir):
-    """The DigitsConfig a run was made with, from its results.json (fields added since take their default)."""
+    """The DigitsConfig or SegmentationConfig a run was made with, from its results.json (fields added since
+    take their default)."""
     path = os.path.join(run_dir, "results.json")
     if not os.path.exists(path):
         raise ValueError(f"{path} does not exist: --run_dir must be the directory of a run that finished "
                          f"(python -m cycada_tf.experiments.digits writes it at the end)")
     with open(path) as handle:
         recorded = json.load(handle).get("config", {})
-    return config_lib.from_json(recorded)
+    # Only a segmentation run records crop sizes.
+    cls = config_lib.SegmentationConfig if "crop_size" in recorded else config_lib.DigitsConfig
+    return config_lib.from_json(recorded, cls)
 
 
 def main(argv=None):
@@ -44,8 +49,10 @@ def main(argv=None):
         if not os.path.isdir(os.path.join(args.run_dir, f"seed_{args.seed}")):
             raise ValueError(f"--seed={args.seed}: {args.run_dir} has no seed_{args.seed}/ (the run's seeds: "
                              f"{', '.join(map(str, config.seeds))})")
-        from cycada_tf import export, train
-        exported = export.export_seed(train.Run(config, args.seed, args.run_dir), args.export_dir,
+        from cycada_tf import export, train, train_segmentation
+        run_cls = (train_segmentation.SegmentationRun if isinstance(config, config_lib.SegmentationConfig)
+                   else train.Run)
+        exported = export.export_seed(run_cls(config, args.seed, args.run_dir), args.export_dir,
                                       log=lambda message: print(message, file=sys.stderr, flush=True))
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

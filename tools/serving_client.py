@@ -3,10 +3,13 @@
     tensorflow_model_server --port=8500 --model_config_file=models.config   # classifier, g_st, g_ts
     python tools/serving_client.py --image=digit.png --model=classifier --host=localhost --port=8500
     python tools/serving_client.py --image=digit.png --model=g_ts --output=translated.png
+    python tools/serving_client.py --image=street.png --model=segmenter --output=label_map.png
 
 The image (PNG, JPEG, ...; grey or colour, any side) goes as it is, uint8 [1, height, width, channels]: the
 exported models resize and convert it themselves. A classifier's answer is printed (class id, probabilities);
-a translator's image is written to --output.
+a translator's image is written to --output (default translated.png); a segmenter's label map (train ids,
+one grey PNG pixel per image pixel) is written to --output (default label_map.png) and the share of each
+class printed.
 """
 
 import argparse
@@ -17,7 +20,7 @@ import sys
 import numpy as np
 
 # Each exported model's signature (cycada_tf/export.py; all three also answer as serving_default).
-SIGNATURES = {"classifier": "classify", "g_st": "translate", "g_ts": "translate"}
+SIGNATURES = {"classifier": "classify", "segmenter": "segment", "g_st": "translate", "g_ts": "translate"}
 INPUT = "images"
 
 
@@ -70,7 +73,8 @@ def parse_args(argv):
     parser.add_argument("--host", default="localhost", help="TF Serving host")
     parser.add_argument("--port", type=int, default=8500, help="TF Serving gRPC port")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer")
-    parser.add_argument("--output", default="translated.png", help="where a translator's image goes")
+    parser.add_argument("--output", help="where a translator's image (default translated.png) or a segmenter's "
+                                         "label map (default label_map.png) goes")
     return parser.parse_args(argv)
 
 
@@ -89,8 +93,17 @@ def main(argv=None):
     if "translated" in answer:
         from PIL import Image
         image = answer["translated"][0]
-        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(args.output)
-        print(f"wrote {args.output}")
+        output = args.output or "translated.png"
+        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(output)
+        print(f"wrote {output}")
+    elif "label_map" in answer:
+        from PIL import Image
+        label_map = answer["label_map"][0].astype(np.uint8)
+        output = args.output or "label_map.png"
+        Image.fromarray(label_map).save(output)
+        ids, counts = np.unique(label_map, return_counts=True)
+        print(json.dumps({"label_map": output, "class_shares": {str(i): round(float(n) / label_map.size, 4)
+                                                                for i, n in zip(ids, counts)}}))
     else:
         print(json.dumps({name: value.tolist() for name, value in answer.items()}))
     return 0

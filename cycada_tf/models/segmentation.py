@@ -66,6 +66,26 @@ class ResizeLike(layers.Layer):
         return (x[0], reference[1], reference[2], x[3])
 
 
+def any_size(network, multiple):
+    """`network` (sides must be multiples of `multiple`) applied to images of any size: reflection-padded at the
+    bottom and right up to the next multiple, the output cropped back (GTA5 at width 1024 is 563 high)."""
+    def apply(x, training=False):
+        height, width = tf.shape(x)[1], tf.shape(x)[2]
+        pad_h, pad_w = (-height) % multiple, (-width) % multiple
+        padded = tf.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode="REFLECT")
+        return network(padded, training=training)[:, :height, :width, :]
+    return apply
+
+
+def input_multiple(model):
+    """What the sides of `model`'s input must be multiples of (its SizeCheck layers; 1 if none)."""
+    multiple = 1
+    for layer in model.layers:
+        if isinstance(layer, SizeCheck):
+            multiple = int(np.lcm(multiple, layer.multiple))
+    return multiple
+
+
 @keras.saving.register_keras_serializable("cycada_tf")
 class SizeCheck(layers.Layer):
     """Passes its input through, failing with a clear message when its height or width is not a multiple of
