@@ -68,7 +68,10 @@ def generator(image_size, in_channels, out_channels, width=32, noise_channels=0,
         x = instance_norm()(x) if z is None else StyleModulation()([instance_norm(affine=False)(x), z])
         x = layers.ReLU()(x)
     x = ReflectionPad2D(3)(x)
-    x = layers.Conv2D(out_channels, 7, activation="tanh", dtype="float32")(x)
+    # The last convolution, the costliest layer (7x7 over the full image), computes in the policy's precision;
+    # tanh and the output are float32 (an op, not a layer: the weights files keep their layout).
+    x = layers.Conv2D(out_channels, 7)(x)
+    x = ops.tanh(ops.cast(x, "float32"))
     return keras.Model(x_in, x, name=name)
 
 

@@ -359,7 +359,8 @@ def resnet_generator(channels_in=3, channels_out=3, width=64, blocks=9, downsamp
         x = layers.Conv2DTranspose(width * 2 ** level, 3, strides=2, padding="same")(x)
         x = layers.ReLU()(instance_norm()(x))
     x = ReflectionPad2D(3)(x)
-    x = layers.Conv2D(channels_out, 7, activation="tanh", dtype="float32")(x)
+    x = layers.Conv2D(channels_out, 7)(x)  # in the policy's precision; tanh and the output in float32
+    x = ops.tanh(ops.cast(x, "float32"))
     return keras.Model(image, x, name=name)
 
 
