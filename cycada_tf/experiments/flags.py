@@ -1,8 +1,10 @@
 """absl flags generated from a config dataclass, so each flag's default and help live in one place."""
 
 import dataclasses
+import importlib
+import sys
 
-from absl import flags
+from absl import app, flags, logging
 
 
 def define_from(cls, flag_values=flags.FLAGS):
@@ -39,3 +41,24 @@ def config_from_flags(cls, flag_values=flags.FLAGS):
                 value = tuple(value)
         values[field.name] = value
     return cls(**values)
+
+
+def experiment_main(cls, runner):
+    """The absl main of an experiment: flags -> `cls` -> `runner`.run(config), `runner` a module's name
+    (imported only then: --help answers without loading TensorFlow). Bad data or flag values end with one
+    line on stderr and exit status 2."""
+    def main(argv):
+        if len(argv) > 1:
+            raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+        if not flags.FLAGS["verbosity"].present:
+            # app.run logs at INFO, and TensorFlow's checkpoint saver logs a line per save there; progress is
+            # ours to print. --verbosity=0 brings TensorFlow's INFO lines back.
+            logging.set_verbosity(logging.WARNING)
+        from cycada_tf.data.tfrecord import DataError
+        config = config_from_flags(cls)
+        try:
+            importlib.import_module(runner).run(config)
+        except (DataError, ValueError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+    return main
