@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from cycada_tf import config as config_lib, export, figures, metrics, train
+from cycada_tf import config as config_lib, export, figures, metrics, paper, train
 from cycada_tf.data import pipeline, registry, schema, tfrecord
 from cycada_tf.models import segmentation as seg_nets
 
@@ -271,8 +271,10 @@ def summarize(config, per_seed):
              if "miou" in r.get("feature", {}) and "miou" in r.get("source", {})]
     mean, se = train.mean_and_se([a - b for a, b in pairs])
     gain = None if mean is None else {"mean": mean, "standard_error": se, "seeds": len(pairs)}
+    name, published = paper.reported_segmentation(config.source, config.target, config.model, classes)
     return {"source": config.source, "target": config.target, "seeds": list(per_seed), "classes": list(classes),
-            "table": table, "per_seed": per_seed, "gain": gain, "config": config_lib.to_json(config)}
+            "table": table, "per_seed": per_seed, "gain": gain, "config": config_lib.to_json(config),
+            "paper": {"table": name, "rows": published} if published else None}
 
 
 def _percent(value):
@@ -293,6 +295,15 @@ def markdown_table(summary):
         miou = f"{_percent(row['miou'])} ± {_percent(row['miou_standard_error'])}"
         lines.append(f"| {row['model']} | " + " | ".join(cells)
                      + f" | {miou} | {_percent(row['fwiou'])} | {_percent(row['pixel_accuracy'])} |")
+    published = summary.get("paper")
+    if published:  # the paper's rows for this shift and segmenter, beneath ours (one run each: no ± there)
+        for stage, _, label in ROWS:
+            row = published["rows"].get(stage)
+            if row is not None:
+                cells = [_percent(row["per_class_iou"].get(name)) for name in classes]
+                lines.append(f"| paper, {published['table']}: {label} | " + " | ".join(cells)
+                             + f" | {_percent(row['miou'])} | {_percent(row['fwiou'])} | "
+                             f"{_percent(row['pixel_accuracy'])} |")
     gain = summary.get("gain")
     if gain and gain["seeds"] > 1:
         lines.append(f"\nGain of pixel+feat over source only in mIoU, paired by seed: {100 * gain['mean']:+.1f} ± "

@@ -51,3 +51,41 @@ def test_paper_numbers_beside_the_papers_shifts():
     assert paper.reported("usps", "mnist")["source"] == (69.6, 3.8)
     assert paper.reported("mnist", "usps")["oracle"] == (96.3, 0.1)
     assert paper.reported("uci", "uci_m") == {}
+
+
+def _segmentation_seed(classes, miou):
+    scores = {"miou": miou, "fwiou": miou + 0.1, "pixel_accuracy": miou + 0.2,
+              "per_class_iou": {name: miou for name in classes}}
+    return {"source": dict(scores), "feature": dict(scores)}
+
+
+def test_segmentation_tables_carry_the_papers_rows_for_its_shifts_and_segmenters():
+    from cycada_tf import train_segmentation
+    from cycada_tf.data.sources import cityscapes, synthia
+    for model, table_name, road, bicycle, miou in (("fcn8s", "Table 4 (A)", "85.2", "0.0", "35.4"),
+                                                   ("drn26", "Table 4 (B)", "79.1", "20.4", "39.5")):
+        config = config_lib.SegmentationConfig(source="gta5", target="cityscapes", model=model, seeds=(0,))
+        summary = train_segmentation.summarize(config, {"0": _segmentation_seed(cityscapes.CLASSES, 0.3)})
+        assert summary["paper"]["table"] == table_name
+        # the paper's columns are Cityscapes' 19 train ids in order: road first, bicycle last
+        assert math.isclose(summary["paper"]["rows"]["feature"]["per_class_iou"]["road"], float(road) / 100)
+        assert math.isclose(summary["paper"]["rows"]["feature"]["miou"], float(miou) / 100)
+        lines = train_segmentation.markdown_table(summary).splitlines()
+        ours = [line for line in lines if line.startswith("| CyCADA pixel+feat |")]
+        theirs = [line for line in lines if line.startswith(f"| paper, {table_name}: CyCADA pixel+feat |")]
+        assert len(ours) == 1 and "| 30.0 ± " in ours[0]
+        cells = theirs[0].strip("| ").split(" | ")
+        assert cells[1] == road and cells[19] == bicycle and cells[20] == miou and len(cells) == 1 + 19 + 3
+        assert any(line.startswith(f"| paper, {table_name}: Oracle (train on target) |") for line in lines)
+    config = config_lib.SegmentationConfig(source="synthia_fall", target="synthia_winter", model="fcn8s")
+    summary = train_segmentation.summarize(config, {"0": _segmentation_seed(synthia.CLASSES, 0.3)})
+    pixel_only = summary["paper"]["rows"]["target"]
+    assert math.isclose(pixel_only["per_class_iou"]["sky"], 0.925)  # the first column of Table 3
+    assert math.isclose(pixel_only["per_class_iou"]["traffic light"], 0.215)  # the last class column
+    assert math.isclose(pixel_only["pixel_accuracy"], 0.921) and "feature" not in summary["paper"]["rows"]
+    # no paper row for the embedded domains or for a segmenter the paper did not use
+    for source, target, model in (("roads_game", "roads_camera", "small_fcn"), ("gta5", "cityscapes", "small_fcn")):
+        config = config_lib.SegmentationConfig(source=source, target=target, model=model)
+        classes = cityscapes.CLASSES if source == "gta5" else ("road", "sky")
+        summary = train_segmentation.summarize(config, {"0": _segmentation_seed(classes, 0.3)})
+        assert summary["paper"] is None and "paper," not in train_segmentation.markdown_table(summary)
