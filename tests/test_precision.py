@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cycada_tf import precision
+from cycada_tf import config as config_lib, precision
 from cycada_tf.models import digits as nets
 from cycada_tf.stages.feature import FeatureAdaptation
 from cycada_tf.stages.pixel import PixelAdaptation
@@ -218,3 +218,31 @@ def test_a_source_stage_under_mixed_bfloat16_trains_and_records_its_precision(tm
     # A finished stage under another precision is refused, not mixed in.
     again = _digits(f"--data_dir={embedded_data_dir}", f"--run_dir={run_dir}", "--stages=source")
     assert again.returncode != 0 and "--precision=float32 (run directory: mixed_bfloat16)" in again.stderr
+
+
+@pytest.mark.slow
+def test_segmentation_stages_train_under_mixed_bfloat16_with_float32_weights(tmp_path, capsys):
+    """The segmentation networks (small FCN, ResNet generator, PatchGAN) under the low precision: the source
+    and pixel stages train, their losses stay finite, and the weights files hold float32."""
+    import h5py
+
+    from cycada_tf import train_segmentation
+    config = config_lib.SegmentationConfig(
+        data_dir=str(tmp_path / "data"), run_dir=str(tmp_path / "run"), stages=("source", "pixel"),
+        source_epochs=2, pixel_epochs=1, source_batch_size=32, pixel_batch_size=16, crop_size=(32, 64),
+        pixel_crop_size=(32, 32), model_width=8, generator_width=4, generator_blocks=1, discriminator_width=4,
+        semantic_weight=1.0, summary_every_epochs=0, precision="mixed_bfloat16", verbose=0)
+    summary = train_segmentation.run(config)
+    seed = summary["per_seed"]["0"]
+    assert 0.0 < seed["source"]["miou"] <= 1.0 and 0.0 <= seed["pixel"]["miou_t2s"] <= 1.0
+    # the pixel stage's progress line: every loss finite
+    line = next(line for line in capsys.readouterr().out.splitlines() if "pixel epoch 1/1" in line)
+    logged = dict(item.split("=") for item in line.split(": ", 1)[1].split())
+    assert {"cycle", "g_loss", "d_loss", "semantic_st"} <= set(logged)
+    assert all(np.isfinite(float(value)) for value in logged.values())
+    for path in ("source/f.weights.h5", "pixel/g_st.weights.h5", "pixel/g_ts.weights.h5"):
+        with h5py.File(tmp_path / "run" / "seed_0" / path) as handle:
+            dtypes = set()
+            handle.visititems(lambda name, item: dtypes.add(str(item.dtype)) if isinstance(item, h5py.Dataset)
+                              else None)
+        assert dtypes == {"float32"}, (path, dtypes)
