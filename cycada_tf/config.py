@@ -10,42 +10,36 @@ def _f(default, help):  # noqa: A002 - the flag's help text
     return dataclasses.field(default=default, metadata={"help": help})
 
 
-# Fields of every experiment (digits and segmentation): how it runs, not what it computes.
-def _strategy():
-    return _f("auto", "tf.distribute strategy: auto (multi_worker when the TF_CONFIG environment variable names "
-                      "2 or more workers, else MirroredStrategy on a host with several GPUs, else one device), "
-                      "one_device, mirrored (every GPU of the host, else every logical CPU), or multi_worker "
-                      "(MultiWorkerMirroredStrategy over the cluster in TF_CONFIG; every worker runs the same "
-                      "command, only the chief writes --run_dir). Batch-size flags are global: each replica "
-                      "takes its share.")
-
-
-def _worker_dir():
-    return _f("", "--strategy=multi_worker only: where a worker other than the chief writes its own copies of "
-                  "each stage's files (checkpoints, summaries, weights), under <worker_dir>/<task>/, kept for "
-                  "inspection; default: a temporary directory, deleted when the run ends.")
-
-
-def _precision():
-    return _f("float32", "Numeric precision of the networks: float32, mixed_bfloat16 (CPUs with AVX512-BF16 or "
-                         "AMX, TPUs, recent GPUs) or mixed_float16 (GPUs, with loss scaling); variables, "
-                         "checkpoints, losses and the feature gate stay float32. One value for every stage, then "
-                         "optional exceptions: mixed_bfloat16,source=float32.")
-
-
-def _jit_compile():
-    return _f("auto", "XLA compilation of the train steps: auto (on a single GPU, off on CPUs, where it measured "
-                      "slower), true or false; per-stage exceptions as for --precision (auto,pixel=true).")
-
-
-def _export_dir():
-    return _f("", "If set, the first seed's adapted model (the digit classifier, or the segmenter) and both "
-                  "translators are exported there after the run, as TF Serving models <export_dir>/<model>/"
-                  "<version>/ (tools/export.py exports an existing run).")
+@dataclasses.dataclass
+class RunOptions:
+    """Fields of every experiment (digits and segmentation): how it runs and what it writes besides the
+    results, not what it computes (but --precision)."""
+    strategy: str = _f(
+        "auto", "tf.distribute strategy: auto (multi_worker when the TF_CONFIG environment variable names 2 or "
+                "more workers, else MirroredStrategy on a host with several GPUs, else one device), one_device, "
+                "mirrored (every GPU of the host, else every logical CPU), or multi_worker "
+                "(MultiWorkerMirroredStrategy over the cluster in TF_CONFIG; every worker runs the same command, "
+                "only the chief writes --run_dir). Batch-size flags are global: each replica takes its share.")
+    worker_dir: str = _f(
+        "", "--strategy=multi_worker only: where a worker other than the chief writes its own copies of each "
+            "stage's files (checkpoints, summaries, weights), under <worker_dir>/<task>/, kept for inspection; "
+            "default: a temporary directory, deleted when the run ends.")
+    precision: str = _f(
+        "float32", "Numeric precision of the networks: float32, mixed_bfloat16 (CPUs with AVX512-BF16 or AMX, "
+                   "TPUs, recent GPUs) or mixed_float16 (GPUs, with loss scaling); variables, checkpoints, "
+                   "losses and the feature gate stay float32. One value for every stage, then optional "
+                   "exceptions: mixed_bfloat16,source=float32.")
+    jit_compile: str = _f(
+        "auto", "XLA compilation of the train steps: auto (on a single GPU, off on CPUs, where it measured "
+                "slower), true or false; per-stage exceptions as for --precision (auto,pixel=true).")
+    export_dir: str = _f(
+        "", "If set, the first seed's adapted model (the digit classifier, or the segmenter) and both "
+            "translators are exported there after the run, as TF Serving models <export_dir>/<model>/<version>/ "
+            "(tools/export.py exports an existing run).")
 
 
 @dataclasses.dataclass
-class DigitsConfig:
+class DigitsConfig(RunOptions):
     source: str = _f("uci", "Source dataset (labelled), e.g. uci, fonts, mnist, usps, svhn, tfds:svhn_cropped.")
     target: str = _f("uci_m", "Target dataset (its labels are read only to report accuracy).")
     data_dir: str = _f("data", "Directory of prepared TFRecords (embedded domains are built there on first use).")
@@ -101,11 +95,6 @@ class DigitsConfig:
     summary_every_epochs: int = _f(5, "Epochs between TensorBoard image summaries (translation grids, target "
                                       "test confusion matrices), and after the last; scalars go every epoch to "
                                       "<run_dir>/seed_<k>/<stage>/tb. 0: no TensorBoard summaries.")
-    strategy: str = _strategy()
-    worker_dir: str = _worker_dir()
-    precision: str = _precision()
-    jit_compile: str = _jit_compile()
-    export_dir: str = _export_dir()
 
 
 def to_json(config):
@@ -125,7 +114,7 @@ def help_of(field_name, cls=DigitsConfig):
 
 
 @dataclasses.dataclass
-class SegmentationConfig:
+class SegmentationConfig(RunOptions):
     """`python -m cycada_tf.experiments.segmentation`. Defaults: the embedded road-scene demo on a CPU
     (small FCN, small CycleGAN); experiments/*.flags hold the paper's settings (appendix 6.1.2)."""
     source: str = _f("roads_game", "Source dataset (labelled): roads_game (embedded), gta5, synthia_fall.")
@@ -198,8 +187,3 @@ class SegmentationConfig:
     verbose: int = _f(0, "Keras fit verbosity (a progress line with the time left is logged after each epoch).")
     summary_every_epochs: int = _f(5, "Epochs between TensorBoard image summaries (translations, prediction "
                                       "overlays), and after the last; 0: no TensorBoard summaries.")
-    strategy: str = _strategy()
-    worker_dir: str = _worker_dir()
-    precision: str = _precision()
-    jit_compile: str = _jit_compile()
-    export_dir: str = _export_dir()

@@ -5,8 +5,9 @@ sends them.
 Each model's preprocessing is in its graph (cycada_tf.data.pipeline.from_uint8: grey <-> RGB, bilinear resize
 to the digit networks' side, scaling to [-1, 1]), so a client sends uint8 images of any batch size, side and
 channel count (1 or 3). The segmenter and its translators are fully convolutional: they take images of any
-height and width (padded inside to what the network needs, the output cropped back) and answer at that size. A version directory appears in one step (written beside it under a name TF Serving
-skips, then renamed), and each export takes the next integer version of its model.
+height and width (padded inside to what the network needs, the output cropped back) and answer at that size.
+A version directory appears in one step (written beside it under a name TF Serving skips, then renamed), and
+each export takes the next integer version of its model.
 """
 
 import os
@@ -24,8 +25,8 @@ CLASSIFIER, SEGMENTER, G_ST, G_TS = "classifier", "segmenter", "g_st", "g_ts"
 CLASSIFY, SEGMENT, TRANSLATE = "classify", "segment", "translate"
 IMAGES = "images"  # the input of every signature
 PROBABILITIES, CLASSES, LABEL_MAP, TRANSLATED = "probabilities", "classes", "label_map", "translated"
-# Which run stage's f the classifier (or segmenter) is, best first: f_T after feature adaptation, else the pixel-only f_T,
-# else the source model.
+# Which run stage's f the classifier (or segmenter) is, best first: f_T after feature adaptation, else the
+# pixel-only f_T, else the source model.
 CLASSIFIER_STAGES = ("feature", "target", "source")
 IMAGE_SPEC = tf.TensorSpec([None, None, None, None], tf.uint8, name=IMAGES)
 

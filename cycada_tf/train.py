@@ -576,7 +576,7 @@ def run(config, run_cls=None):
     print(table, flush=True)
     run_cls.write_report(config, run_dir, summary)
     log(f"report: {os.path.join(run_dir, 'report.md')}")
-    if getattr(config, "export_dir", ""):
+    if config.export_dir:
         export.export_seed(run_cls(config, config.seeds[0], run_dir), config.export_dir, log)
     distribute.barrier(strategy)  # no worker leaves the cluster before the chief has written everything
     return summary

@@ -69,7 +69,8 @@ class PixelAdaptation(keras.Model):
         shape_s = tuple(image_shape or g_ts.output_shape[1:])
         self.pool_t = ImagePool(pool_size, shape_t, seed)
         self.pool_s = ImagePool(pool_size, shape_s, seed + 1)
-        names = ["g_loss", "gan_st", "gan_ts", "cycle", "semantic_st", "semantic_ts", "d_loss", "d_t_accuracy", "d_s_accuracy"]
+        names = ["g_loss", "gan_st", "gan_ts", "cycle", "semantic_st", "semantic_ts", "d_loss", "d_t_accuracy",
+                 "d_s_accuracy"]
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
 
     @property
