@@ -1,10 +1,12 @@
 """Layers the paper's networks share: instance norm, reflection padding, the residual block.
 
 tensorflow-addons is end-of-life and does not import on TF 2.21; its InstanceNormalization is
-GroupNormalization with one group per channel, and reflection padding is keras.ops.pad(mode="reflect").
+GroupNormalization with one group per channel. Reflection padding is keras.ops.pad(mode="reflect") in
+meaning; ReflectionPad2D computes it by slices (see reflection_pad).
 """
 
 import keras
+import tensorflow as tf
 from keras import layers, ops
 
 
@@ -12,17 +14,60 @@ def instance_norm(affine=True, name=None):
     return layers.GroupNormalization(groups=-1, epsilon=1e-5, center=affine, scale=affine, name=name)
 
 
+def _axis_slice(x, axis, start, stop):
+    return x[(slice(None),) * axis + (slice(start, stop),)]
+
+
+def _reflect_1d(x, p, axis):
+    """x mirrored by p on both ends of `axis`, the edge not repeated (numpy's "reflect")."""
+    return tf.concat([tf.reverse(_axis_slice(x, axis, 1, p + 1), [axis]), x,
+                      tf.reverse(_axis_slice(x, axis, -p - 1, -1), [axis])], axis)
+
+
+def _reflect_1d_adjoint(g, p, axis):
+    """The gradient of _reflect_1d: the middle of g, plus each mirrored border added back, flipped, onto the
+    p elements next to the edge it copied."""
+    middle = _axis_slice(g, axis, p, -p)
+    left = tf.reverse(_axis_slice(g, axis, None, p), [axis])
+    right = tf.reverse(_axis_slice(g, axis, -p, None), [axis])
+    n = g.shape[axis] - 2 * p if g.shape[axis] is not None else None
+    if n is not None and n >= 2 * p + 2:  # the two bands are apart: five slices, two of them summed
+        return tf.concat([_axis_slice(middle, axis, None, 1), _axis_slice(middle, axis, 1, p + 1) + left,
+                          _axis_slice(middle, axis, p + 1, -p - 1), _axis_slice(middle, axis, -p - 1, -1) + right,
+                          _axis_slice(middle, axis, -1, None)], axis)
+    n = tf.shape(g)[axis] - 2 * p  # short or unknown length: the bands may overlap; zero-pad each and add
+    paddings = lambda before, after: [[before, after] if i == axis else [0, 0] for i in range(len(g.shape))]
+    return middle + tf.pad(left, paddings(1, n - 1 - p)) + tf.pad(right, paddings(n - 1 - p, 1))
+
+
+def reflection_pad(x, p):
+    """Height and width of NHWC x mirrored by p, as tf.pad(mode="REFLECT") (numpy's "reflect"), by reversed
+    slices with a hand-written gradient. On CPU, oneDNN builds of TensorFlow run MirrorPad and MirrorPadGrad
+    slowly in bfloat16: measured forward + backward at batch 100, p=3 on 32x32x32, 15.6 ms against 8.4 ms
+    here (p=1 on 8x8x128: 4.8 against 2.3 ms); the values are identical."""
+
+    @tf.custom_gradient
+    def pad(x):
+        def grad(g):
+            return _reflect_1d_adjoint(_reflect_1d_adjoint(g, p, 1), p, 2)
+        return _reflect_1d(_reflect_1d(x, p, 1), p, 2), grad
+
+    for axis in (1, 2):
+        if x.shape[axis] is not None and x.shape[axis] <= p:
+            raise ValueError(f"reflection padding of {p} needs sides over {p} pixels, got shape {x.shape}")
+    return pad(x)
+
+
 @keras.saving.register_keras_serializable("cycada_tf")
 class ReflectionPad2D(layers.Layer):
-    """Pads height and width by mirroring; exports as MirrorPad."""
+    """Pads height and width by mirroring (reflection_pad)."""
 
     def __init__(self, padding=1, **kwargs):
         super().__init__(**kwargs)
         self.padding = int(padding)
 
     def call(self, x):
-        p = self.padding
-        return ops.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="reflect")
+        return reflection_pad(x, self.padding)
 
     def compute_output_shape(self, shape):
         grow = lambda d: None if d is None else d + 2 * self.padding
