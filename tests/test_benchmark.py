@@ -1,7 +1,7 @@
 """tools/benchmark.py: a tiny real run of every stage under two precisions and of the input pipelines gives
 positive finite rates and peak memory in the JSON it prints and writes, with the pipelines' headroom over the
-fastest stage; --compare gives new / old (also against a report from before --precisions); a bad flag is
-named, run as a script."""
+fastest stage and each stage's arithmetic against the machine's matrix-product peak; --compare gives new / old
+(also against a report from before --precisions); a bad flag is named, run as a script."""
 
 import json
 import math
@@ -26,7 +26,9 @@ def test_every_stage_and_pipeline_gives_a_positive_finite_rate(embedded_data_dir
     report = benchmark.main([*TINY, f"--data_dir={embedded_data_dir}", f"--output={output}",
                              "--precisions=float32,mixed_bfloat16"])
 
-    assert set(report) == {"machine", "settings", "results", "pipeline_headroom"}
+    assert set(report) == {"machine", "settings", "results", "pipeline_headroom", "matmul_peak_gflop_per_second"}
+    peaks = report["matmul_peak_gflop_per_second"]
+    assert set(peaks) == {"float32", "bfloat16"} and all(math.isfinite(v) and v > 0 for v in peaks.values())
     for key in ("tensorflow", "keras", "python", "cpu_count", "gpus"):
         assert key in report["machine"]
     assert report["settings"]["generator_width"] == 4 and report["settings"]["minibatch_std"] is True
@@ -40,6 +42,14 @@ def test_every_stage_and_pipeline_gives_a_positive_finite_rate(embedded_data_dir
         assert entry["precision"] == key.split(":")[1] and entry["batch_size"] == 8
         assert all(math.isfinite(v) for v in entry["metrics"].values()), key
         assert entry["peak_memory"] == "process_peak_rss" and entry["peak_memory_bytes"] > 100 * 2**20, key
+        # the step's arithmetic (tools/flops.py), its rate and how near the machine's matmul peak that is
+        assert entry["gflop_per_step"] > 0, key
+        assert math.isclose(entry["gflop_per_second"], entry["gflop_per_step"] / entry["seconds_per_step"])
+        dtype = "float32" if entry["precision"] == "float32" else "bfloat16"
+        assert math.isclose(entry["fraction_of_matmul_peak"], entry["gflop_per_second"] / peaks[dtype])
+    for stage in ("source", "pixel", "feature"):  # the same arithmetic under either precision
+        assert report["results"][f"{stage}:float32"]["gflop_per_step"] == report["results"][
+            f"{stage}:mixed_bfloat16"]["gflop_per_step"]
     for key in ("pipeline:uci", "pipeline:uci_m"):
         assert set(benchmark.rates(report["results"][key])) == {"images_per_second",
                                                                 "decode_images_per_second"}

@@ -14,6 +14,11 @@ one `fit` step (Keras builds the model and traces the step), then --warmup_steps
 step; then --steps timed calls of `model.train_function`, ending when the last step's metrics are read
 back. The input pipeline is timed separately: cycada_tf.data.pipeline.load over embedded datasets, built
 in a temporary directory unless --data_dir holds them.
+
+How close each step is to the hardware: gflop_per_step counts the step's convolutions and matrix products
+as they run (tools/flops.py), gflop_per_second is that over the timed seconds per step, and
+fraction_of_matmul_peak divides it by matmul_peak_gflop_per_second, the best rate of a 2048^3 matrix product
+in the precision's compute dtype on this machine: a step cannot go faster than gflop_per_step / peak.
 """
 
 import argparse
@@ -38,6 +43,7 @@ from cycada_tf.models import digits as nets  # noqa: E402
 from cycada_tf.stages.feature import FeatureAdaptation  # noqa: E402
 from cycada_tf.stages.pixel import PixelAdaptation  # noqa: E402
 from cycada_tf.stages.source import TaskStage  # noqa: E402
+from tools import flops as flops_lib  # noqa: E402
 
 STAGES = ("source", "pixel", "feature", "pipeline")
 PAPER_BATCH = {"source": 128, "pixel": 100, "feature": 128}  # appendix 6.1.1 (feature: DigitsConfig's)
@@ -176,7 +182,8 @@ def build_pixel(c, num_classes):
                                          name=name) for name in ("d_s", "d_t"))
     model = PixelAdaptation(g_st, g_ts, d_s, d_t, _task_net(c, num_classes), gan_mode=c.gan_mode,
                             gan_weight=c.gan_weight, cycle_weight=c.cycle_weight,
-                            semantic_weight=c.semantic_weight, pool_size=c.pool_size, seed=c.seeds[0])
+                            semantic_weight=c.semantic_weight, semantic_t2s_weight=c.semantic_t2s_weight,
+                            pool_size=c.pool_size, seed=c.seeds[0])
     return model, [keras.optimizers.Adam(c.pixel_lr, beta_1=c.pixel_beta_1) for _ in range(2)]
 
 
@@ -266,10 +273,36 @@ def time_stage(stage, args, precision):
             logs = model.train_function(iterator)
         metrics = {name: float(value) for name, value in logs.items()}  # waits for the last step to finish
         seconds = time.perf_counter() - start
+        flops = step_flops(model, ds)
     return {"images_per_second": batch_size * args.steps / seconds, "batch_size": batch_size,
             "precision": precision, "seconds_per_step": seconds / args.steps, "images": IMAGES[stage],
             "jit_compile": bool(model.jit_compile), "peak_memory_bytes": memory.bytes,
-            "peak_memory": memory.kind, "metrics": metrics}
+            "peak_memory": memory.kind, "metrics": metrics, "gflop_per_step": flops / 1e9,
+            "gflop_per_second": flops / 1e9 / (seconds / args.steps)}
+
+
+def step_flops(model, ds):
+    """Floating-point operations of one train step (tools/flops.py: convolutions and matrix products, as
+    they run), traced anew from the stage's train_step on the batch's shapes."""
+    traced = tf.function(lambda batch: model.train_step(batch)).get_concrete_function(ds.element_spec)
+    counted = flops_lib.step_flops(traced)
+    if counted["uncounted"]:
+        raise RuntimeError(f"unknown shapes in the traced step: {counted['uncounted'][:3]}")
+    return counted["total"]
+
+
+COMPUTE_DTYPE = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16, "mixed_float16": tf.float16}
+
+
+def matmul_peaks(precisions):
+    """{compute dtype: best GFLOP/s of a 2048^3 matrix product}: the machine's practical ceiling, for each
+    precision's compute dtype."""
+    peaks = {}
+    for precision in precisions:
+        dtype = COMPUTE_DTYPE[precision]
+        if dtype.name not in peaks:
+            peaks[dtype.name] = flops_lib.matmul_peak(dtype) / 1e9
+    return peaks
 
 
 def _time_batches(ds, steps, warmup_steps):
@@ -362,6 +395,13 @@ def main(argv=None):
                                               "discriminator_width", "noise_channels", "minibatch_std",
                                               "datasets", "seed")}
     report = {"machine": machine_info(), "settings": settings, "results": run(args)}
+    stages = {k: v for k, v in report["results"].items() if not k.startswith("pipeline:")}
+    if stages:
+        print("benchmark: timing a 2048^3 matrix product in each compute dtype", file=sys.stderr, flush=True)
+        peaks = report["matmul_peak_gflop_per_second"] = matmul_peaks(args.precisions)
+        for entry in stages.values():
+            entry["fraction_of_matmul_peak"] = (entry["gflop_per_second"]
+                                                / peaks[COMPUTE_DTYPE[entry["precision"]].name])
     report["pipeline_headroom"] = headroom(report["results"])
     if report["pipeline_headroom"] and report["pipeline_headroom"]["minimum"] < HEADROOM:
         h = report["pipeline_headroom"]
