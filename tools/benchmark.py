@@ -260,20 +260,21 @@ def time_stage(stage, args, precision):
     c = _config(args, batch_size)
     keras.utils.set_random_seed(args.seed)
     num_classes = registry.get(c.source).num_classes
-    with PeakMemory() as memory, precision_lib.policy(precision):
-        model = build(stage, c, num_classes, precision, args.jit_compile)
-        ds = repeated_batch(stage, c, batch_size, num_classes, np.random.default_rng(args.seed))
-        model.fit(ds, epochs=1, steps_per_epoch=1, shuffle=False, verbose=0)  # Keras's setup and first trace
-        iterator = iter(ds)
-        for _ in range(args.warmup_steps):
-            logs = model.train_function(iterator)
-        model.reset_metrics()
-        start = time.perf_counter()
-        for _ in range(args.steps):
-            logs = model.train_function(iterator)
-        metrics = {name: float(value) for name, value in logs.items()}  # waits for the last step to finish
-        seconds = time.perf_counter() - start
-        flops = step_flops(model, ds)
+    with precision_lib.policy(precision):
+        with PeakMemory() as memory:
+            model = build(stage, c, num_classes, precision, args.jit_compile)
+            ds = repeated_batch(stage, c, batch_size, num_classes, np.random.default_rng(args.seed))
+            model.fit(ds, epochs=1, steps_per_epoch=1, shuffle=False, verbose=0)  # Keras's setup and first trace
+            iterator = iter(ds)
+            for _ in range(args.warmup_steps):
+                logs = model.train_function(iterator)
+            model.reset_metrics()
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                logs = model.train_function(iterator)
+            metrics = {name: float(value) for name, value in logs.items()}  # waits for the last step to finish
+            seconds = time.perf_counter() - start
+        flops = step_flops(model, ds)  # traced after the peak is read: tracing is not the step's memory
     return {"images_per_second": batch_size * args.steps / seconds, "batch_size": batch_size,
             "precision": precision, "seconds_per_step": seconds / args.steps, "images": IMAGES[stage],
             "jit_compile": bool(model.jit_compile), "peak_memory_bytes": memory.bytes,
@@ -320,8 +321,8 @@ def _time_batches(ds, steps, warmup_steps):
 def time_pipeline(name, args, data_dir):
     def load(cache):
         return pipeline.load(name, "train", data_dir, args.image_size, args.channels,
-                             batch_size=args.batch_size or PAPER_BATCH["source"], shuffle=True, seed=args.seed, repeat=True,
-                             drop_remainder=True, cache=cache)
+                             batch_size=args.batch_size or PAPER_BATCH["source"], shuffle=True, seed=args.seed,
+                             repeat=True, drop_remainder=True, cache=cache)
 
     return {"images_per_second": _time_batches(load(True), args.steps, args.warmup_steps),
             "decode_images_per_second": _time_batches(load(False), args.steps, args.warmup_steps),
