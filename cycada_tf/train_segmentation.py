@@ -290,20 +290,20 @@ def markdown_table(summary):
              f"(%, mean over {seeds} seed{'s' if seeds != 1 else ''}; mIoU ± standard error)", "",
              "| Model | " + " | ".join(classes) + " | mIoU | fwIoU | Pixel acc. |",
              "|---|" + "---|" * (len(classes) + 3)]
-    for row in summary["table"]:
+
+    def line(label, row, miou):
         cells = [_percent(row["per_class_iou"].get(name)) for name in classes]
-        miou = f"{_percent(row['miou'])} ± {_percent(row['miou_standard_error'])}"
-        lines.append(f"| {row['model']} | " + " | ".join(cells)
-                     + f" | {miou} | {_percent(row['fwiou'])} | {_percent(row['pixel_accuracy'])} |")
+        return (f"| {label} | " + " | ".join(cells)
+                + f" | {miou} | {_percent(row['fwiou'])} | {_percent(row['pixel_accuracy'])} |")
+
+    for row in summary["table"]:
+        lines.append(line(row["model"], row, f"{_percent(row['miou'])} ± {_percent(row['miou_standard_error'])}"))
     published = summary.get("paper")
     if published:  # the paper's rows for this shift and segmenter, beneath ours (one run each: no ± there)
         for stage, _, label in ROWS:
             row = published["rows"].get(stage)
             if row is not None:
-                cells = [_percent(row["per_class_iou"].get(name)) for name in classes]
-                lines.append(f"| paper, {published['table']}: {label} | " + " | ".join(cells)
-                             + f" | {_percent(row['miou'])} | {_percent(row['fwiou'])} | "
-                             f"{_percent(row['pixel_accuracy'])} |")
+                lines.append(line(f"paper, {published['table']}: {label}", row, _percent(row["miou"])))
     gain = summary.get("gain")
     if gain and gain["seeds"] > 1:
         lines.append(f"\nGain of pixel+feat over source only in mIoU, paired by seed: {100 * gain['mean']:+.1f} ± "
