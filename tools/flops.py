@@ -18,8 +18,10 @@ import time
 
 import tensorflow as tf
 
-# Ops counted, and where to read the forward convolution's output positions and kernel from.
-_CONV = {"Conv2D": (0, 1), "Conv2DBackpropInput": (2, 1), "Conv2DBackpropFilter": (2, None)}
+# Convolution ops counted: (the forward convolution's output, its kernel) among each op's tensors.
+_CONV = {"Conv2D": lambda op: (op.outputs[0], op.inputs[1]),
+         "Conv2DBackpropInput": lambda op: (op.inputs[2], op.inputs[1]),    # (sizes, kernel, output gradient)
+         "Conv2DBackpropFilter": lambda op: (op.inputs[2], op.outputs[0])}  # (input, sizes, output gradient)
 _MATMUL = ("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3")
 
 
@@ -35,9 +37,7 @@ def op_flops(op):
     if op.type in _CONV:
         if op.get_attr("data_format") not in (b"NHWC", "NHWC"):
             raise ValueError(f"{op.name}: only NHWC convolutions are counted, got {op.get_attr('data_format')}")
-        grad_index, kernel_index = _CONV[op.type]
-        positions = _dims(op.inputs[grad_index].shape if op.type != "Conv2D" else op.outputs[0].shape)
-        kernel = _dims(op.inputs[kernel_index].shape if kernel_index is not None else op.outputs[0].shape)
+        positions, kernel = (_dims(tensor.shape) for tensor in _CONV[op.type](op))
         if positions is None or kernel is None:
             return None
         return 2 * math.prod(positions[:-1]) * math.prod(kernel)
