@@ -25,10 +25,11 @@ class RunOptions:
             "stage's files (checkpoints, summaries, weights), under <worker_dir>/<task>/, kept for inspection; "
             "default: a temporary directory, deleted when the run ends.")
     precision: str = _f(
-        "float32", "Numeric precision of the networks: float32, mixed_bfloat16 (CPUs with AVX512-BF16 or AMX, "
-                   "TPUs, recent GPUs) or mixed_float16 (GPUs, with loss scaling); variables, checkpoints, "
-                   "losses and the feature gate stay float32. One value for every stage, then optional "
-                   "exceptions: mixed_bfloat16,source=float32.")
+        "auto", "Numeric precision of the networks: auto (mixed_bfloat16 on CPUs with AVX512-BF16 or AMX and on "
+                "GPUs of compute capability 8.0+, float32 elsewhere; the choice is logged), float32, "
+                "mixed_bfloat16 or mixed_float16 (GPUs, with loss scaling); variables, checkpoints, losses and "
+                "the feature gate stay float32. One value for every stage, then optional exceptions: "
+                "mixed_bfloat16,source=float32.")
     jit_compile: str = _f(
         "auto", "XLA compilation of the train steps: auto (on a single GPU, off on CPUs, where it measured "
                 "slower), true or false; per-stage exceptions as for --precision (auto,pixel=true).")
@@ -45,8 +46,9 @@ class DigitsConfig(RunOptions):
     data_dir: str = _f("data", "Directory of prepared TFRecords (embedded domains are built there on first use).")
     run_dir: str = _f("", "Where checkpoints, translations and results go; default runs/<source>_to_<target>.")
     seeds: tuple = _f((0,), "Seeds; every table number is the mean +- standard error over them.")
-    stages: tuple = _f(("source", "pixel", "target", "feature", "oracle"),
-                       "Stages to run, in this order: source, pixel, target, feature, oracle.")
+    stages: tuple = _f(("source", "pixel", "target", "feature", "self_train", "oracle"),
+                       "Stages to run, in this order: source, pixel, target, feature, self_train (AdaMatch, not "
+                       "in the paper), oracle.")
     image_size: int = _f(32, "Image side inside the networks (28 for MNIST<->USPS, 32 for SVHN->MNIST).")
     channels: int = _f(3, "Channels inside the networks: 1 (grey) or 3 (RGB); images are converted.")
     source_epochs: int = _f(30, "Source model epochs (paper: 100; 30 suffices on the 900 embedded digits).")
@@ -74,10 +76,11 @@ class DigitsConfig(RunOptions):
     discriminator_norm: str = _f("none", "Image discriminator normalisation: none, or instance (CycleGAN); "
                                          "instance norm hides each image's colours from the discriminator.")
     pixel_direction: str = _f(
-        "t2s", "How the target model uses the translators: s2t (paper) trains it on G_S->T(X_S) and gives it "
-               "target images; t2s gives it G_T->S(x_t) and trains it on G_T->S(G_S->T(X_S)). Default t2s: "
-               "on uci->uci_m G_S->T did not learn to paint photo backgrounds within the CPU budget "
-               "(s2t 50-55% vs 57% source only) while G_T->S, which only removes them, did.")
+        "auto", "How the target model uses the translators: s2t (paper) trains it on G_S->T(X_S) and gives it "
+                "target images; t2s gives it G_T->S(x_t) and trains it on G_T->S(G_S->T(X_S)); auto chooses "
+                "after the pixel stage without target labels: t2s when the source model is more decisive "
+                "(information maximisation) on G_T->S(x_t) than on x_t, else s2t (Run.choose_direction). "
+                "Measured on the development pairs: uci->uci_m is better in t2s, fonts->uci in s2t.")
     translations_per_image: int = _f(3, "Translated copies of each source image for the target model "
                                         "(different style codes z).")
     target_epochs: int = _f(30, "Epochs of the target model on translated source images (source recipe).")
@@ -89,6 +92,18 @@ class DigitsConfig(RunOptions):
              "set or this many iterations, whichever is longer: on small data a pass is too short for a "
              "discriminator at lr 1e-5 to ever reach the gate (MNIST's pass is ~470 iterations).")
     feature_layer: str = _f("features", "What D_feat sees: features (paper, the 500-d layer) or logits (code).")
+    self_train_epochs: int = _f(4, "Epochs of self-training (AdaMatch, after the feature stage).")
+    self_train_steps_per_epoch: int = _f(250, "Iterations of a self-training epoch (its checkpoint interval).")
+    self_train_batch_size: int = _f(64, "Labelled images per self-training step (AdaMatch: 64).")
+    self_train_target_ratio: int = _f(3, "Unlabelled target images per labelled image in a self-training step "
+                                         "(AdaMatch's uratio: 3).")
+    self_train_lr: float = _f(3e-4, "Adam learning rate of self-training.")
+    self_train_confidence: float = _f(0.9, "AdaMatch's relative confidence threshold tau: a target image's "
+                                           "pseudo-label counts when its confidence is at least tau times the "
+                                           "mean confidence on the labelled batch (AdaMatch: 0.9).")
+    self_train_target_weight: float = _f(1.0, "Weight of the pseudo-label term of self-training.")
+    self_train_init: str = _f("feature", "The model self-training starts from: feature (CyCADA's f_T), target "
+                                         "or source (f_S).")
     oracle_epochs: int = _f(30, "Epochs of the target-trained oracle (labelled target data; reported only).")
     verbose: int = _f(2, "Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch (a progress "
                          "line with the time left is logged after each epoch at every verbosity).")

@@ -10,6 +10,7 @@ A version directory appears in one step (written beside it under a name TF Servi
 each export takes the next integer version of its model.
 """
 
+import json
 import os
 import shutil
 import tempfile
@@ -27,7 +28,7 @@ IMAGES = "images"  # the input of every signature
 PROBABILITIES, CLASSES, LABEL_MAP, TRANSLATED = "probabilities", "classes", "label_map", "translated"
 # Which run stage's f the classifier (or segmenter) is, best first: f_T after feature adaptation, else the
 # pixel-only f_T, else the source model.
-CLASSIFIER_STAGES = ("feature", "target", "source")
+CLASSIFIER_STAGES = ("self_train", "feature", "target", "source")
 IMAGE_SPEC = tf.TensorSpec([None, None, None, None], tf.uint8, name=IMAGES)
 
 
@@ -131,19 +132,25 @@ def save(module, export_dir, model_name, signature):
 
 def export_seed(trial, export_dir, log=print):
     """Export one seed of a run (`trial`, a cycada_tf.train.Run or a SegmentationRun): the adapted classifier
-    (segmenter) from the latest stage that finished, and both translators if the pixel stage did. Returns
+    (segmenter) that the run chose as final (seed_<k>/final.json), else the one of the latest stage that
+    finished, and both translators if the pixel stage did. Returns
     {model name: version directory}."""
     c = trial.config
     stage = next((s for s in CLASSIFIER_STAGES if os.path.exists(trial.weights(s))), None)
+    final = os.path.join(trial.dir, "final.json")  # the model chosen without target labels (train.Run.final_model)
+    if os.path.exists(final):
+        with open(final) as handle:
+            stage = json.load(handle)["choice"]
     if stage is None:
         raise ValueError(f"nothing to export in {trial.dir}: no finished source, target or feature stage "
                          f"(run those stages first, or check --run_dir and --seed)")
     has_pixel = all(os.path.exists(os.path.join(trial.dir, "pixel", f"{g}.weights.h5")) for g in (G_ST, G_TS))
-    if stage != "source" and c.pixel_direction == "t2s" and not has_pixel:
+    direction = trial.direction if stage in ("target", "feature") else None
+    if direction == "t2s" and not has_pixel:
         raise ValueError(f"the '{stage}' stage of {trial.dir} reads target images through G_T->S "
                          f"(--pixel_direction=t2s), but pixel/g_st.weights.h5 or g_ts.weights.h5 is missing")
     g_st, g_ts = trial.trained_generators() if has_pixel else (None, None)
-    view = g_ts if stage != "source" and c.pixel_direction == "t2s" else None
+    view = g_ts if direction == "t2s" else None
     module, signature = trial.serving_model(trial.new_task_net(trial.weights(stage)), view)
     name = module.name
     exported = {name: save(module, export_dir, name, signature)}

@@ -77,3 +77,33 @@ def discriminator_accuracy(real_logits, fake_logits, mode="log"):
     real = tf.cast(tf.cast(real_logits, tf.float32) > threshold, tf.float32)
     fake = tf.cast(tf.cast(fake_logits, tf.float32) <= threshold, tf.float32)
     return 0.5 * (tf.reduce_mean(real) + tf.reduce_mean(fake))
+
+
+
+# Self-training after CyCADA (not in the paper): AdaMatch (Berthelot et al., ICLR 2022, Algorithm 1 there).
+def distribution_alignment(target_probabilities, source_probabilities):
+    """AdaMatch's distribution alignment: the target predictions rescaled by the ratio of the mean source
+    prediction to the mean target prediction, then renormalised, so that the pseudo-labels follow the
+    (labelled) source class distribution instead of the model's bias on the target domain."""
+    target = tf.cast(target_probabilities, tf.float32)
+    ratio = tf.reduce_mean(tf.cast(source_probabilities, tf.float32), axis=0) / (
+        tf.reduce_mean(target, axis=0) + 1e-6)
+    aligned = target * ratio
+    return aligned / tf.reduce_sum(aligned, axis=-1, keepdims=True)
+
+
+def relative_confidence_threshold(source_probabilities, confidence):
+    """AdaMatch's threshold: `confidence` times the mean top probability on the (weakly augmented) labelled
+    source batch, so it follows how confident the model is on data whose labels it knows."""
+    return confidence * tf.reduce_mean(tf.reduce_max(tf.cast(source_probabilities, tf.float32), axis=-1))
+
+
+def pseudo_label_loss(pseudo_probabilities, logits, threshold):
+    """FixMatch's unlabelled term: cross-entropy of the strongly augmented view's logits against the argmax of
+    the weak view's (aligned) prediction, for the examples whose prediction passes `threshold`, averaged over
+    all examples. Returns (loss, fraction of examples kept)."""
+    pseudo = tf.stop_gradient(tf.cast(pseudo_probabilities, tf.float32))
+    keep = tf.cast(tf.reduce_max(pseudo, axis=-1) >= threshold, tf.float32)
+    terms = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.argmax(pseudo, axis=-1, output_type=tf.int32), logits=tf.cast(logits, tf.float32))
+    return tf.reduce_mean(keep * terms), tf.reduce_mean(keep)

@@ -29,13 +29,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cycada_tf import config as config_lib, distribute, export, figures, loop, metrics, paper, resume, summaries
+from cycada_tf import config as config_lib, distribute, export, figures, loop, metrics, paper, resume, selection
+from cycada_tf import summaries
 from cycada_tf import precision as precision_lib
 from cycada_tf.data import pipeline, registry, schema, tfrecord
 from cycada_tf.models import digits as nets
 from cycada_tf.stages.base import build_optimizer
 from cycada_tf.stages.feature import FeatureAdaptation, GateStop
 from cycada_tf.stages.pixel import PixelAdaptation
+from cycada_tf.stages.self_train import SelfTraining
 from cycada_tf.stages.source import TaskStage
 
 # (stage, key in its done.json, row label): the paper's Table 2 rows, plus the pixel stage's other direction.
@@ -43,10 +45,19 @@ ROWS = (("source", "accuracy", "Source only"),
         ("pixel", "accuracy_t2s", "f_S on G_T->S(x_t) (pixel, target to source)"),
         ("target", "accuracy", "CyCADA pixel only"),
         ("feature", "accuracy", "CyCADA pixel+feat"),
+        ("self_train", "accuracy", "CyCADA + self-training (AdaMatch)"),
+        ("final", "accuracy", "Final model (chosen without target labels)"),
         ("oracle", "accuracy", "Target only (oracle)"))
-STAGE_ORDER = ("source", "pixel", "target", "feature", "oracle")
+# The adapted models a seed's final model is chosen from (Run.final_model), and the file under seed_<k>/
+# that records the choice.
+FINAL_FILE = "final.json"
+FINAL_CANDIDATES = ("target", "feature", "self_train")
+# The stages whose model reads G_T->S(x_t) under --pixel_direction=t2s (Run.view_of); the others read x_t.
+VIEWED_STAGES = ("target", "feature")
+STAGE_ORDER = ("source", "pixel", "target", "feature", "self_train", "oracle")
 # Which earlier stages each stage reads from the run directory.
-NEEDS = {"source": (), "pixel": ("source",), "target": ("pixel",), "feature": ("target",), "oracle": ()}
+NEEDS = {"source": (), "pixel": ("source",), "target": ("pixel",), "feature": ("target",),
+         "self_train": ("feature",), "oracle": ()}  # self_train: its --self_train_init (Run.needs)
 
 
 def log(message):
@@ -116,6 +127,7 @@ class Run:
 
     # --- what a subclass changes for another task (train_segmentation.SegmentationRun) ------------------
     ignore_label = None  # label of the examples (pixels) L_task skips; None: every example counts
+    score_key = "accuracy"  # the key of done.json that the table's rows and the decisions' oracle read
 
     def scores(self, net, name, translate=None, prefix="", suffix=""):
         """What a stage reports of `net` on the test split of `name`, as {prefix + key + suffix: value}:
@@ -150,7 +162,7 @@ class Run:
         return schema.make_example(image, int(label) if label is not None else -1, key=key)
 
     def translated_info(self):
-        return {"image_size": self.config.image_size, "direction": self.config.pixel_direction}
+        return {"image_size": self.config.image_size, "direction": self.direction}
 
     def serving_model(self, net, view=None):
         """(the TF Serving module of the adapted task network `net`, its signature name); cycada_tf.export."""
@@ -310,7 +322,66 @@ class Run:
         _save_weights(g_ts, os.path.join(directory, "g_ts.weights.h5"))
         grid.draw()
         final = {k: float(v[-1]) for k, v in history.history.items()} or checkpoint.last_logs
-        return {"final": final, **self.scores(f_s, c.target, translate=g_ts, suffix="_t2s")}
+        return {"final": final, **self.scores(f_s, c.target, translate=g_ts, suffix="_t2s"),
+                "direction": self.choose_direction(f_s, self.applied_generators(g_st, g_ts)[1])}
+
+    @property
+    def direction(self):
+        """s2t or t2s: --pixel_direction, or with auto the direction the pixel stage chose (its done.json)."""
+        if self.config.pixel_direction != "auto":
+            return self.config.pixel_direction
+        choice = (self.done("pixel") or {}).get("direction", {}).get("choice")
+        if choice is None:
+            raise ValueError(f"--pixel_direction=auto: the pixel stage of {self.dir} recorded no direction "
+                             f"(made by an older version): rerun it, or pass --pixel_direction=s2t or t2s")
+        return choice
+
+    def choose_direction(self, f_s, g_ts):
+        """--pixel_direction=auto's decision, made without target labels: t2s when f_S is more decisive on
+        G_T->S(x_t) than on x_t itself (information maximisation over the target training images,
+        selection.py), i.e. when mapping target images into the source domain makes them more source-like
+        to the source model; else s2t. The oracle's view (f_S's target test score either way) is recorded
+        beside it, for reporting only."""
+        c = self.config
+        plain, translated = selection.InformationMaximisation(), selection.InformationMaximisation()
+        for batch in self._load(c.target, "train", labels=False, batch_size=100).take(self.selection_batches):
+            plain.update(tf.nn.softmax(tf.cast(f_s(batch, training=False), tf.float32)).numpy())
+            translated.update(tf.nn.softmax(tf.cast(f_s(g_ts(batch, training=False), training=False),
+                                                    tf.float32)).numpy())
+        oracle = {"s2t": self.evaluate(f_s, c.target), "t2s": self.evaluate(f_s, c.target, translate=g_ts)}
+        decision = selection.choose({"s2t": plain.result(), "t2s": translated.result()}, oracle)
+        if c.pixel_direction != "auto":
+            decision["choice"] = c.pixel_direction  # given by the flag; the criterion is only recorded
+        log(f"pixel direction: {decision['choice']} ({'--pixel_direction' if c.pixel_direction != 'auto' else 'label-free criterion'}; "
+            f"information maximisation of f_S on x_t {decision['criterion']['s2t']:.3f}, on G_T->S(x_t) "
+            f"{decision['criterion']['t2s']:.3f}; the oracle would pick {decision['oracle_choice']})")
+        return decision
+
+    def final_model(self, results):
+        """Which finished adapted model is this seed's result (exported, the table's final row), chosen
+        without target labels: the largest information maximisation on the target training images, as each
+        model reads them (selection.py). Self-training maximises a form of it, so it is picked unless it
+        collapsed; what the target test labels would have picked is recorded beside it (reporting only)."""
+        key = self.score_key
+        stages = [stage for stage in FINAL_CANDIDATES if key in results.get(stage, {})]
+        if not stages:
+            return None
+        criteria = {}
+        for stage in stages:
+            net = self.new_task_net(self.weights(stage))
+            score = selection.InformationMaximisation()
+            for batch in self.target_images(stage).batch(100).take(self.selection_batches):
+                score.update(tf.nn.softmax(tf.cast(net(batch, training=False), tf.float32)).numpy())
+            criteria[stage] = score.result()
+        decision = selection.choose(criteria, {stage: results[stage][key] for stage in stages})
+        log(f"seed {self.seed}: final model: '{decision['choice']}' (label-free criterion; the oracle would "
+            f"pick '{decision['oracle_choice']}')")
+        decision[key] = results[decision["choice"]][key]
+        if distribute.is_chief(self.strategy):  # what export reads (export.export_seed)
+            _write_json(os.path.join(self.dir, FINAL_FILE), decision)
+        return decision
+
+    selection_batches = 20  # batches of 100 target training images the label-free criteria read, at most
 
     def trained_generators(self):
         """G_S->T and G_T->S with the pixel stage's weights, as Keras models."""
@@ -320,8 +391,12 @@ class Run:
         return g_st, g_ts
 
     def load_generators(self):
-        """The trained translators as the stages apply them (a segmentation run: to images of any size)."""
-        return self.trained_generators()
+        """The trained translators as the stages apply them."""
+        return self.applied_generators(*self.trained_generators())
+
+    def applied_generators(self, g_st, g_ts):
+        """G_S->T and G_T->S as the stages apply them (a segmentation run: to images of any size)."""
+        return g_st, g_ts
 
     def translation_grid(self, g_st, g_ts, path, n=10):
         """A callback that draws the first `n` test images of each domain through both translators after each
@@ -344,7 +419,7 @@ class Run:
         pixel_dir = os.path.join(self.dir, "pixel")
         inputs = {"g_st": tfrecord.sha256_of_file(os.path.join(pixel_dir, "g_st.weights.h5")),
                   "g_ts": tfrecord.sha256_of_file(os.path.join(pixel_dir, "g_ts.weights.h5")),
-                  "direction": c.pixel_direction, "copies": c.translations_per_image, "labels": labels}
+                  "direction": self.direction, "copies": c.translations_per_image, "labels": labels}
 
         def examples():
             for copy in range(c.translations_per_image if labels else 1):
@@ -366,14 +441,14 @@ class Run:
         c = self.config
         g_st, g_ts = self.load_generators()
         if distribute.is_chief(self.strategy):  # the other workers read the chief's (module docstring)
-            if c.pixel_direction == "s2t":
+            if self.direction == "s2t":
                 self._write_translated("source", c.source, True, lambda x: g_st(x, training=False))
             else:
                 self._write_translated("source", c.source, True,
                                        lambda x: g_ts(g_st(x, training=False), training=False))
                 self._write_translated("target", c.target, False, lambda x: g_ts(x, training=False))
         distribute.barrier(self.strategy)
-        return g_ts if c.pixel_direction == "t2s" else None
+        return g_ts if self.direction == "t2s" else None
 
     def load_translated(self, domain="source", labels=True):
         c = self.config
@@ -391,7 +466,7 @@ class Run:
 
     def target_view(self):
         """What the target model is given of a target image: the image (s2t) or G_T->S of it (t2s)."""
-        if self.config.pixel_direction == "s2t":
+        if self.direction == "s2t":
             return None
         return self.load_generators()[1]
 
@@ -416,7 +491,7 @@ class Run:
         model.build_optimizers()
         b = c.feature_batch_size
         xs, _ = self.load_translated(labels=False)
-        if c.pixel_direction == "s2t":
+        if self.direction == "s2t":
             xt = self._load(c.target, "train", labels=False, shuffle=True, seed=self.seed + 1, repeat=True)
         else:
             xt, _ = self.load_translated("target", labels=False)
@@ -436,11 +511,60 @@ class Run:
         return {**self.scores(f_t, c.target, translate=view),
                 "gated_updates": int(model.updates.numpy()), "stopped_by_gate_at_epoch": stop.stopped_epoch}
 
+    def target_images(self, stage="feature"):
+        """The unlabelled target training images as `stage`'s model reads them, unbatched, in a fixed order:
+        the target split itself, or for the target and feature stages under t2s G_T->S of it (the translated
+        target records)."""
+        c = self.config
+        if stage not in VIEWED_STAGES or self.direction == "s2t":
+            return self._load(c.target, "train", labels=False)
+        files = tfrecord.split_files(self.translated_dir("target"), "train")
+        return tf.data.TFRecordDataset(files).map(
+            lambda serialized: pipeline.decode_image(schema.parse(serialized)[schema.IMAGE], c.image_size,
+                                                     c.channels),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache()
+
+    def self_train(self):
+        """AdaMatch on top of CyCADA (stages/self_train.py): the net starts from --self_train_init and reads
+        target images as they are; labelled source images and unlabelled target images (no labels) train
+        it."""
+        c = self.config
+        keras.utils.set_random_seed(self.seed)
+        if c.self_train_init not in FINAL_CANDIDATES[:2] + ("source",):
+            raise ValueError(f"--self_train_init must be feature, target or source, got {c.self_train_init!r}")
+        net = self.new_task_net(self.weights(c.self_train_init))
+        model = SelfTraining(net, confidence=c.self_train_confidence, target_weight=c.self_train_target_weight,
+                             seed=self.seed, name="self_train_stage")
+        self.compile("self_train", model, keras.optimizers.Adam(c.self_train_lr))
+        build_optimizer(model.optimizer, net.trainable_variables)
+        b = c.self_train_batch_size
+        xs = self._load(c.source, "train", batch_size=b, shuffle=True, seed=self.seed, repeat=True,
+                        drop_remainder=True)
+        xt = self._load(c.target, "train", labels=False, batch_size=b * c.self_train_target_ratio, shuffle=True,
+                        seed=self.seed + 1, repeat=True, drop_remainder=True)
+        self.fit("self_train", model, tf.data.Dataset.zip(xs, xt).prefetch(2), c.self_train_epochs,
+                 c.self_train_steps_per_epoch, self.callbacks("self_train", periodic=self.target_test_summaries(net)))
+        _save_weights(net, self.weights("self_train", written=True))
+        return self.scores(net, c.target)
+
+    def needs(self, stage):
+        """The earlier stages `stage` reads from the run directory."""
+        return (self.config.self_train_init,) if stage == "self_train" else NEEDS[stage]
+
+    def view_of(self, stage):
+        """What `stage`'s model is given of a target image: G_T->S of it (target, feature under t2s), or the
+        image itself (None)."""
+        return self.target_view() if stage in VIEWED_STAGES else None
+
 
 def stage_settings(config):
     """({stage: precision}, {stage: jit_compile}) of --precision and --jit_compile (ValueError naming the
     flag)."""
-    return (precision_lib.per_stage("precision", config.precision, STAGE_ORDER, precision_lib.PRECISIONS),
+    precisions = precision_lib.per_stage("precision", config.precision, STAGE_ORDER, precision_lib.FLAG_CHOICES)
+    if "auto" in precisions.values():
+        resolved, _ = precision_lib.resolve_auto()
+        precisions = {stage: resolved if value == "auto" else value for stage, value in precisions.items()}
+    return (precisions,
             precision_lib.per_stage("jit_compile", config.jit_compile, STAGE_ORDER, precision_lib.JIT_COMPILE))
 
 
@@ -468,15 +592,17 @@ def summarize(config, per_seed):
             "config": config_lib.to_json(config)}
 
 
-def adaptation_gain(per_seed):
-    """CyCADA pixel+feat minus source only, paired by seed: {"mean", "standard_error", "seeds"} in accuracy
-    (the question of the paper's table: does adaptation beat source only by more than seed noise?)."""
-    pairs = [(r["feature"]["accuracy"], r["source"]["accuracy"]) for r in per_seed.values()
-             if "accuracy" in r.get("feature", {}) and "accuracy" in r.get("source", {})]
+def adaptation_gain(per_seed, key="accuracy"):
+    """The final model (else CyCADA pixel+feat) minus source only, paired by seed: {"mean", "standard_error",
+    "seeds", "stage"} in accuracy (the question of the paper's table: does adaptation beat source only by
+    more than seed noise?)."""
+    stage = "final" if any(key in r.get("final", {}) for r in per_seed.values()) else "feature"
+    pairs = [(r[stage][key], r["source"][key]) for r in per_seed.values()
+             if key in r.get(stage, {}) and key in r.get("source", {})]
     mean, se = mean_and_se([adapted - source for adapted, source in pairs])
     if mean is None:
         return None
-    return {"mean": mean, "standard_error": se, "seeds": len(pairs)}
+    return {"mean": mean, "standard_error": se, "seeds": len(pairs), "stage": stage}
 
 
 def markdown_table(results):
@@ -494,14 +620,32 @@ def markdown_table(results):
         lines.append(line)
     gain = results.get("gain")
     if gain and gain["seeds"] > 1:
-        lines.append(f"\nGain of pixel+feat over source only, paired by seed: {100 * gain['mean']:+.1f} ± "
+        model = "the final model" if gain.get("stage") == "final" else "pixel+feat"
+        lines.append(f"\nGain of {model} over source only, paired by seed: {100 * gain['mean']:+.1f} ± "
                      f"{100 * gain['standard_error']:.1f} points (mean ± s.e. of {gain['seeds']} seeds; "
                      f"{abs(gain['mean']) / gain['standard_error'] if gain['standard_error'] else float('inf'):.1f}"
                      " standard errors)")
+    lines += decisions_lines(results["per_seed"])
     return "\n".join(lines)
 
 
-REPORT_PANELS = (("source", "Source only"), ("feature", "CyCADA pixel+feat"))  # before/after, cf. Figure 10
+def decisions_lines(per_seed):
+    """The label-free decisions of each seed beside what the target test labels would have picked."""
+    decisions = (("pixel direction", lambda r: r.get("pixel", {}).get("direction")),
+                 ("final model", lambda r: r.get("final")))
+    lines = []
+    for name, get in decisions:
+        made = {seed: get(r) for seed, r in per_seed.items() if get(r) and "oracle_choice" in get(r)}
+        if made:
+            agree = sum(d["choice"] == d["oracle_choice"] for d in made.values())
+            lines.append(f"\nDecision without target labels, {name} (seed: chosen / oracle's choice): "
+                         + ", ".join(f"{seed}: {d['choice']} / {d['oracle_choice']}" for seed, d in made.items())
+                         + f"; agrees on {agree} of {len(made)}")
+    return lines
+
+
+REPORT_PANELS = (("source", "Source only"), ("feature", "CyCADA pixel+feat"),
+                 ("self_train", "CyCADA + self-training"))  # before/after, cf. Figure 10
 
 
 def confusion_matrices(config, run_dir, seeds):
@@ -513,7 +657,7 @@ def confusion_matrices(config, run_dir, seeds):
         if not trials or any(trial.done(stage) is None for trial in trials):
             continue
         totals[stage] = sum(trial.confusion(trial.new_task_net(trial.weights(stage)), config.target,
-                                            translate=trial.target_view() if stage == "feature" else None)
+                                            translate=trial.view_of(stage))
                             for trial in trials)
     return totals
 
@@ -559,6 +703,9 @@ def run(config, run_cls=None):
     run_dir = config.run_dir or os.path.join("runs", f"{config.source}_to_{config.target}")
     strategy = distribute.strategy_from_flag(config.strategy)
     stage_settings(config)  # a bad --precision or --jit_compile fails here, before anything is written
+    if "auto" in config.precision:
+        resolved, why = precision_lib.resolve_auto()
+        log(f"--precision=auto: {resolved} ({why})")
     if not distribute.is_chief(strategy):
         return _run_worker(config, run_dir, strategy, run_cls)
     for name in (config.source, config.target):
@@ -611,7 +758,7 @@ def _run_stages(config, run_dir, strategy, run_cls, write_dir=None):
         for stage in STAGE_ORDER:
             result = trial.done(stage)
             if stage in config.stages and result is None:
-                missing = [n for n in NEEDS[stage] if trial.done(n) is None]
+                missing = [n for n in trial.needs(stage) if trial.done(n) is None]
                 if missing:
                     raise ValueError(f"stage '{stage}' needs the '{missing[0]}' stage of seed {seed} in "
                                      f"{trial.dir}: add it to --stages")
@@ -632,6 +779,9 @@ def _run_stages(config, run_dir, strategy, run_cls, write_dir=None):
                 log(f"seed {seed}: stage '{stage}' already done, skipped")
             if result is not None:
                 results[stage] = result
+        final = trial.final_model(results)
+        if final is not None:
+            results["final"] = final
         per_seed[str(seed)] = results
     return run_cls.summarize(config, per_seed)
 

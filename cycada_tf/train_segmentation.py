@@ -167,10 +167,10 @@ class SegmentationRun(train.Run):
         return super().translation_grid(seg_nets.any_size(g_st, multiple), seg_nets.any_size(g_ts, multiple),
                                         path, n)
 
-    def load_generators(self):
-        """The trained translators, for full images of any size (translated records, target view)."""
+    def applied_generators(self, g_st, g_ts):
+        """The translators for full images of any size (translated records, target view)."""
         multiple = 2 ** self.config.generator_downsamplings
-        return tuple(seg_nets.any_size(g, multiple) for g in super().load_generators())
+        return seg_nets.any_size(g_st, multiple), seg_nets.any_size(g_ts, multiple)
 
     def serving_model(self, net, view=None):
         return export.Segmenter(net, view, 2 ** self.config.generator_downsamplings), export.SEGMENT
@@ -202,7 +202,7 @@ class SegmentationRun(train.Run):
         return schema.make_example(image, label_map=None if label is None else label.astype(np.uint8), key=key)
 
     def translated_info(self):
-        return {"width": self.config.width or None, "direction": self.config.pixel_direction,
+        return {"width": self.config.width or None, "direction": self.direction,
                 "ignore_label": self.ignore_label}
 
     def load_translated(self, domain="source", labels=True):

@@ -146,3 +146,16 @@ def test_shuffled_order_is_fixed_by_the_seed_and_new_each_epoch(embedded_data_di
     epoch_1, epoch_2 = first[:count], first[count:]
     assert not np.array_equal(epoch_1, epoch_2)
     np.testing.assert_array_equal(np.bincount(epoch_1, minlength=10), np.bincount(epoch_2, minlength=10))
+
+
+def test_uci_s_renders_the_target_half_only_and_is_deterministic():
+    first, again = embedded.uci_s_splits(), embedded.uci_s_splits()
+    assert len(first["train"]) == embedded.TARGET_TRAIN * embedded.UCI_S_RENDERS_PER_TRAIN_DIGIT
+    assert len(first["test"]) == SIZES[("uci_m", "test")]
+    for split in ("train", "test"):
+        assert all(np.array_equal(a[0], b[0]) and a[1:] == b[1:] for a, b in zip(first[split], again[split]))
+    digit = {split: {int(key.split(":")[1].split("/")[0]) for _, _, key in items} for split, items in first.items()}
+    source, target_train, target_test = embedded._index_split()
+    assert digit["train"] == set(target_train) and digit["test"] == set(target_test)
+    image = first["test"][0][0]
+    assert image.shape == (32, 32, 3) and image.dtype == np.uint8 and image.std() > 10  # coloured, not blank

@@ -11,7 +11,8 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--seeds=0", "--source_epochs=2", "--pixel_epochs=1", "--target_epochs=1", "--feature_epochs=2",
         "--oracle_epochs=1", "--pixel_batch_size=64", "--generator_width=4", "--discriminator_width=4",
-        "--feature_min_steps_per_epoch=5", "--noise_channels=2", "--verbose=0"]
+        "--feature_min_steps_per_epoch=5", "--noise_channels=2", "--verbose=0", "--self_train_epochs=2",
+        "--self_train_steps_per_epoch=5", "--pixel_direction=t2s"]
 
 
 def run_main(*args, check=True):
@@ -32,10 +33,19 @@ def test_every_stage_runs_and_a_rerun_skips_them(embedded_data_dir, tmp_path):
     with open(os.path.join(run_dir, "results.json")) as handle:
         results = json.load(handle)
     rows = {row["stage"]: row for row in results["table"]}
-    assert list(rows) == ["source", "pixel", "target", "feature", "oracle"]
+    assert list(rows) == ["source", "pixel", "target", "feature", "self_train", "final", "oracle"]
     for row in rows.values():
         assert 0.0 <= row["accuracy"] <= 1.0 and row["seeds"] and len(row["seeds"]) == 1
     seed_dir = os.path.join(run_dir, "seed_0")
+    # the decisions, with what the target test labels would have picked beside them (reporting only)
+    per_seed = results["per_seed"]["0"]
+    direction = per_seed["pixel"]["direction"]
+    assert direction["choice"] == "t2s" and set(direction["criterion"]) == {"s2t", "t2s"}  # given by the flag
+    assert direction["oracle_choice"] in ("s2t", "t2s")
+    final = per_seed["final"]
+    assert final["choice"] in ("target", "feature", "self_train") and final["oracle_choice"] in final["oracle"]
+    assert final["accuracy"] == per_seed[final["choice"]]["accuracy"] == rows["final"]["accuracy"]
+    assert "Decision without target labels, final model" in first.stdout
     for path in ("source/f.weights.h5", "pixel/g_st.weights.h5", "pixel/g_ts.weights.h5",
                  "pixel/translations.png", "target/f.weights.h5", "feature/f.weights.h5",
                  "oracle/f.weights.h5", "translated_source/manifest.json", "translated_target/manifest.json"):
@@ -55,7 +65,7 @@ def test_every_stage_runs_and_a_rerun_skips_them(embedded_data_dir, tmp_path):
     mtime = os.stat(os.path.join(seed_dir, "pixel", "g_st.weights.h5")).st_mtime_ns
     second = run_main(f"--data_dir={embedded_data_dir}", f"--run_dir={run_dir}", f"--export_dir={export_dir}",
                       *TINY)
-    assert second.stdout.count("already done, skipped") == 5
+    assert second.stdout.count("already done, skipped") == 6
     assert os.stat(os.path.join(seed_dir, "pixel", "g_st.weights.h5")).st_mtime_ns == mtime
     assert json.load(open(os.path.join(run_dir, "results.json")))["table"] == results["table"]
     for model in ("classifier", "g_st", "g_ts"):  # each export is the next version
@@ -70,11 +80,13 @@ STAGE_SCALARS = {
               "d_s_accuracy"},
     "target": {"loss", "accuracy", "target_test/accuracy"},
     "feature": {"d_loss", "g_loss", "d_accuracy", "gate_open", "gated_updates", "target_test/accuracy"},
+    "self_train": {"loss", "source_loss", "target_loss", "pseudo_fraction", "threshold", "target_test/accuracy"},
     "oracle": {"loss", "accuracy", "target_test/accuracy"},
 }
 STAGE_IMAGES = {"source": "target_test/confusion", "pixel": "translations", "target": "target_test/confusion",
-                "feature": "target_test/confusion", "oracle": "target_test/confusion"}
-EPOCHS = {"source": 2, "pixel": 1, "target": 1, "feature": 2, "oracle": 1}  # TINY's
+                "feature": "target_test/confusion", "self_train": "target_test/confusion",
+                "oracle": "target_test/confusion"}
+EPOCHS = {"source": 2, "pixel": 1, "target": 1, "feature": 2, "self_train": 2, "oracle": 1}  # TINY's
 
 
 def _check_reporting(run_dir, stdout, export_dir):

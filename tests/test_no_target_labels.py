@@ -1,6 +1,7 @@
 """No target label enters training: the target training pipeline yields images only, and adaptation trained on
 target data whose labels were scrambled ends with bit-identical weights."""
 
+import json
 import os
 import shutil
 
@@ -51,24 +52,29 @@ def test_adaptation_is_blind_to_target_labels(embedded_data_dir, tmp_path, direc
     _, bad_labels = pipeline.arrays("uci_m", "train", scrambled)
     assert (clean_labels != bad_labels).mean() > 0.5
 
-    weights = {}
+    weights, decisions = {}, {}
     for tag, data_dir in (("clean", embedded_data_dir), ("scrambled", scrambled)):
         config = config_lib.DigitsConfig(
             data_dir=data_dir, run_dir=str(tmp_path / tag), seeds=(0,),
-            stages=("source", "pixel", "target", "feature"), source_epochs=1, pixel_epochs=1,
+            stages=("source", "pixel", "target", "feature", "self_train"), source_epochs=1, pixel_epochs=1,
             target_epochs=1, feature_epochs=1, pixel_batch_size=64, generator_width=4,
             discriminator_width=4, noise_channels=2, feature_min_steps_per_epoch=5, pixel_direction=direction,
-            translations_per_image=1, verbose=0)
+            translations_per_image=1, verbose=0, self_train_epochs=1, self_train_steps_per_epoch=3)
         train.run(config)
         seed_dir = os.path.join(config.run_dir, "seed_0")
         weights[tag] = {}
         for path in ("pixel/g_st.weights.h5", "pixel/g_ts.weights.h5", "target/f.weights.h5",
-                     "feature/f.weights.h5"):
+                     "feature/f.weights.h5", "self_train/f.weights.h5"):
             import h5py
             with h5py.File(os.path.join(seed_dir, path)) as handle:
                 arrays = []
                 handle.visititems(lambda n, o: arrays.append((n, o[()])) if hasattr(o, "shape") else None)
             weights[tag][path] = arrays
+        with open(os.path.join(config.run_dir, "results.json")) as handle:
+            per_seed = json.load(handle)["per_seed"]["0"]
+        decisions[tag] = (per_seed["pixel"]["direction"]["criterion"], per_seed["final"]["criterion"])
+    # the label-free criteria, and so the decisions, are the same too (the oracle's choices may differ)
+    assert decisions["clean"] == decisions["scrambled"]
     for path, arrays in weights["clean"].items():
         other = weights["scrambled"][path]
         assert [n for n, _ in arrays] == [n for n, _ in other]

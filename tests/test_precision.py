@@ -17,6 +17,7 @@ from cycada_tf.models import digits as nets
 from cycada_tf.stages.feature import FeatureAdaptation
 from cycada_tf.stages.pixel import PixelAdaptation
 from cycada_tf.stages.source import TaskStage
+from cycada_tf import train
 from cycada_tf.train import STAGE_ORDER
 
 SIZE, BATCH = 16, 8
@@ -53,10 +54,26 @@ def test_one_value_for_every_stage_then_per_stage_exceptions():
     values = precision.per_stage("precision", "mixed_bfloat16,source=float32,oracle=float32", STAGE_ORDER,
                                  precision.PRECISIONS)
     assert values == {"source": "float32", "pixel": "mixed_bfloat16", "target": "mixed_bfloat16",
-                      "feature": "mixed_bfloat16", "oracle": "float32"}
+                      "feature": "mixed_bfloat16", "self_train": "mixed_bfloat16", "oracle": "float32"}
     # Exceptions alone keep the first choice (float32, auto) for the other stages.
     assert precision.per_stage("jit_compile", "pixel=true", STAGE_ORDER, precision.JIT_COMPILE) == {
-        "source": "auto", "pixel": "true", "target": "auto", "feature": "auto", "oracle": "auto"}
+        "source": "auto", "pixel": "true", "target": "auto", "feature": "auto", "self_train": "auto",
+        "oracle": "auto"}
+
+
+def test_auto_precision_is_bfloat16_only_where_the_hardware_has_it(tmp_path):
+    assert precision.resolve_auto(flags={"avx2", "avx512_bf16"}, gpus=[])[0] == "mixed_bfloat16"
+    assert precision.resolve_auto(flags={"amx_bf16", "amx_tile"}, gpus=[])[0] == "mixed_bfloat16"
+    choice, why = precision.resolve_auto(flags={"avx2", "avx512f"}, gpus=[])
+    assert choice == "float32" and "without" in why
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512_bf16\n")
+    assert precision.cpu_flags(str(cpuinfo)) == {"fpu", "sse2", "avx512_bf16"}
+    assert precision.cpu_flags(str(tmp_path / "missing")) == set()
+    # the run resolves auto per stage, keeping explicit exceptions
+    config = config_lib.DigitsConfig(precision="auto,source=float32")
+    values, _ = train.stage_settings(config)
+    assert values["source"] == "float32" and values["pixel"] in precision.PRECISIONS
 
 
 @pytest.mark.parametrize("text, says", [("float64", "'float64' is not one of"),

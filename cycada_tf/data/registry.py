@@ -89,6 +89,7 @@ def _embedded(name):
 register(DatasetSpec("uci", DIGIT_CLASSES, 32, 1, build=_embedded("uci")))
 register(DatasetSpec("uci_m", DIGIT_CLASSES, 32, 3, build=_embedded("uci_m")))
 register(DatasetSpec("fonts", DIGIT_CLASSES, 32, 1, build=_embedded("fonts")))
+register(DatasetSpec("uci_s", DIGIT_CLASSES, 32, 3, build=_embedded("uci_s")))
 
 
 # Digit datasets prepared from the files users download (tools/prepare_data.py), stored at native size.

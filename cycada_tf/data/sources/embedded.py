@@ -4,6 +4,9 @@ uci    the 1,797 UCI optdigits (8x8, scikit-learn), upsampled and padded to 32x3
 uci_m  the MNIST-M construction (Ganin & Lempitsky 2015) over the other half of uci: |crop - digit| per
        channel, crops of scikit-learn's two sample photographs.
 fonts  printed digits rendered from matplotlib's TrueType fonts, random size, offset and rotation.
+uci_s  the target half of uci in a house-number look (cf. SVHN): a coloured digit between the cut-off edges of
+       two neighbours on a background of another colour, blurred, with noise. Built after the defaults were
+       chosen, as the pair `uci -> uci_s` that nothing is tuned on (README).
 
 Splits are fixed: a seeded permutation gives uci's train half (the source half) and a disjoint target half,
 which uci_m divides into its own train and test digits; uci's test split is the target half's test digits,
@@ -15,7 +18,7 @@ import hashlib
 import os
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from cycada_tf.data import schema
 
@@ -23,6 +26,8 @@ SPLIT_SEED = 20180710          # fixes which digits are source, target-train and
 SOURCE_HALF = 900              # digits in uci/train
 TARGET_TRAIN = 600             # digits of the other half in uci_m/train (the rest are test digits)
 UCI_M_BLENDS_PER_TRAIN_DIGIT = 3   # each target training digit blended with this many crops
+UCI_S_RENDERS_PER_TRAIN_DIGIT = 3  # each target training digit rendered this many times in uci_s
+STREET_CONTRAST = 0.25             # least luminance difference of uci_s's digit and background colours
 FONTS_TRAIN, FONTS_TEST = 2000, 500
 IMAGE_SIZE = 32
 DIGIT_SIZE = 28                # uci digits are upsampled to this and padded to IMAGE_SIZE, like MNIST
@@ -122,7 +127,44 @@ def fonts_splits():
     return out
 
 
-MAKERS = {"uci": uci_splits, "uci_m": uci_m_splits, "fonts": fonts_splits}
+def _street(digit, neighbours, rng):
+    """A house-number look (cf. SVHN): the digit and the cut-off edges of its two neighbours in one colour on
+    a background of another (luminances at least STREET_CONTRAST apart), blurred, with sensor noise."""
+    mask = digit.astype(np.float32) / 255.0
+    for neighbour, side in zip(neighbours, (-1, 1)):
+        shifted = np.roll(neighbour.astype(np.float32) / 255.0, side * rng.randint(19, 25), axis=1)
+        cut = np.zeros_like(shifted)
+        keep = slice(0, 12) if side < 0 else slice(IMAGE_SIZE - 12, IMAGE_SIZE)  # only the edge it lands on
+        cut[:, keep] = shifted[:, keep]
+        mask = np.maximum(mask, cut)
+    luminance = np.array([0.299, 0.587, 0.114])
+    while True:
+        fg, bg = rng.uniform(0, 1, 3), rng.uniform(0, 1, 3)
+        if abs(float(fg @ luminance - bg @ luminance)) >= STREET_CONTRAST:
+            break
+    image = bg + (fg - bg) * mask[..., None]
+    blurred = Image.fromarray(np.round(image * 255).astype(np.uint8)).filter(
+        ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
+    noisy = np.asarray(blurred, np.float32) / 255.0 + rng.normal(0, rng.uniform(0.02, 0.08), image.shape)
+    return np.round(np.clip(noisy, 0, 1) * 255).astype(np.uint8)
+
+
+def uci_s_splits():
+    """The target half of uci in the house-number look (_street); the train split renders each training digit
+    UCI_S_RENDERS_PER_TRAIN_DIGIT times, with neighbours drawn from the same split (test digits appear only
+    in the test split)."""
+    images, labels = _uci_arrays()
+    _, target_train, target_test = _index_split()
+    out = {}
+    for split, indices, copies, seed in (("train", target_train, UCI_S_RENDERS_PER_TRAIN_DIGIT, SPLIT_SEED + 4),
+                                         ("test", target_test, 1, SPLIT_SEED + 5)):
+        rng = np.random.RandomState(seed)
+        out[split] = [(_street(images[i], images[rng.choice(indices, 2)], rng), labels[i], f"uci:{i}/render{k}")
+                      for k in range(copies) for i in indices]
+    return out
+
+
+MAKERS = {"uci": uci_splits, "uci_m": uci_m_splits, "fonts": fonts_splits, "uci_s": uci_s_splits}
 
 
 def fingerprint(name):

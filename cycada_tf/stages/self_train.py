@@ -1,0 +1,64 @@
+"""Self-training after CyCADA (not in the paper): AdaMatch (Berthelot et al., "AdaMatch: A Unified Approach to
+Semi-Supervised Learning and Domain Adaptation", ICLR 2022), FixMatch's consistency (Sohn et al. 2020)
+adapted to a domain shift.
+
+Each step sees a labelled batch (source-side images and their labels) and an unlabelled batch of target
+images, mu times larger. The labelled batch, weakly augmented, gives L_task. Each target image is
+augmented twice, weakly and strongly (augment.py); the weak view's prediction, aligned to the source class
+distribution, is the pseudo-label of the strong view wherever it is more confident than a threshold relative
+to the model's confidence on the labelled batch. AdaMatch's random logit interpolation is left out: it
+combines logits computed with and without the target images in the batch, which differ only through batch
+normalisation, and the task nets here have none. The target images come without labels.
+"""
+
+import keras
+import tensorflow as tf
+
+from cycada_tf import augment, losses
+from cycada_tf.stages.base import replica_scale
+
+
+class SelfTraining(keras.Model):
+    """Trains every weight of `net` on ((x_labelled, y_labelled), x_target) batches.
+
+    confidence: AdaMatch's tau, relative to the mean top probability on the labelled batch (paper: 0.9).
+    target_weight: the weight of the pseudo-label term (AdaMatch ramps it up from 0 when training from
+    scratch; here the net starts from a trained model, so it is constant)."""
+
+    def __init__(self, net, confidence=0.9, target_weight=1.0, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        self.net = net
+        self.confidence, self.target_weight = float(confidence), float(target_weight)
+        self.augment_seed = keras.random.SeedGenerator(seed)
+        self.trackers = {n: keras.metrics.Mean(name=n)
+                         for n in ("loss", "source_loss", "target_loss", "pseudo_fraction", "threshold")}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def call(self, x, training=False):
+        return self.net(x, training=training)
+
+    def train_step(self, data):
+        (x_s, y_s), x_t = data
+        seed = self.augment_seed
+        inputs = [augment.weak(x_s, seed), augment.weak(x_t, seed), augment.strong(x_t, seed)]
+        sizes = [tf.shape(x)[0] for x in inputs]
+        variables = self.net.trainable_variables
+        with tf.GradientTape() as tape:
+            logits_s, logits_weak, logits_strong = tf.split(
+                self.net(tf.concat(inputs, axis=0), training=True), sizes, axis=0)
+            source_loss = losses.task_loss(y_s, logits_s)
+            p_s = tf.nn.softmax(tf.cast(logits_s, tf.float32))
+            pseudo = losses.distribution_alignment(tf.nn.softmax(tf.cast(logits_weak, tf.float32)), p_s)
+            threshold = tf.stop_gradient(losses.relative_confidence_threshold(p_s, self.confidence))
+            target_loss, kept = losses.pseudo_label_loss(pseudo, logits_strong, threshold)
+            loss = source_loss + self.target_weight * target_loss
+            scaled = replica_scale(loss, self.optimizer)
+        grads = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        for name, value in (("loss", loss), ("source_loss", source_loss), ("target_loss", target_loss),
+                            ("pseudo_fraction", kept), ("threshold", threshold)):
+            self.trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
