@@ -562,7 +562,7 @@ def run(config, run_cls=None):
     if not distribute.is_chief(strategy):
         return _run_worker(config, run_dir, strategy, run_cls)
     for name in (config.source, config.target):
-        registry.ensure(name, config.data_dir)
+        registry.ensure(name, config.data_dir, download=config.download)
     # Only a run that can start leaves a run directory (and its config.json) behind.
     os.makedirs(run_dir, exist_ok=True)
     resume.check_run_config(config, run_dir)

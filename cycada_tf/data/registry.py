@@ -7,7 +7,7 @@ import dataclasses
 import os
 from typing import Callable, Optional
 
-from cycada_tf.data import tfrecord
+from cycada_tf.data import public, tfrecord
 from cycada_tf.data.sources import cityscapes, gta5, road_scenes, segmentation, synthia, tfds_source
 
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
@@ -61,16 +61,22 @@ def dataset_dir(data_dir, name):
     return os.path.join(data_dir, name)
 
 
-def ensure(name, data_dir):
+def ensure(name, data_dir, download=False):
     """Return the directory of `name`'s TFRecords, building embedded datasets on first use.
 
-    Raises tfrecord.DataError naming the preparation command when a downloaded dataset is not prepared.
+    A public digit dataset (public.py) that is not prepared is prepared from the raw cache <data_dir>/raw,
+    its missing files downloaded first when `download`. Raises tfrecord.DataError naming the preparation
+    command (and, for a public dataset, the URLs and file names to place by hand) when it cannot be.
     """
     spec = get(name)
     directory = dataset_dir(data_dir, name)
     if spec.build is not None:
         spec.build(directory)
     elif tfrecord.read_manifest(directory) is None:
+        if name in public.FILES:
+            public.ensure(name, data_dir, directory, spec.prepare_hint,
+                          {"image_size": spec.image_size, "channels": spec.channels}, download)
+            return directory
         raise tfrecord.DataError(f"dataset '{name}' is not prepared in {directory}. {spec.prepare_hint}")
     return directory
 
@@ -104,6 +110,9 @@ register(DatasetSpec("usps", DIGIT_CLASSES, 16, 1, prepare_hint=_prepare_hint(
     "usps", "zip.train.gz and zip.test.gz, or usps.h5")))
 register(DatasetSpec("svhn", DIGIT_CLASSES, 32, 3, prepare_hint=_prepare_hint(
     "svhn", "train_32x32.mat and test_32x32.mat")))
+register(DatasetSpec("mnist_m", DIGIT_CLASSES, 28, 3, prepare_hint=_prepare_hint(
+    "mnist_m", "mnist_m_train/, mnist_m_test/ and their labels .txt (or --build_mnist_m with the MNIST files "
+    "and BSR_bsds500.tgz)")))
 
 
 # Segmentation datasets prepared from their official layouts (tools/prepare_data.py --width), stored resized
