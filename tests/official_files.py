@@ -75,16 +75,19 @@ def png_bytes(array):
     return buffer.getvalue()
 
 
-def bsds_tgz(count=3, seed=30):
-    """BSR_bsds500.tgz's shape: BSR/BSDS500/data/images/{train,test}/*.jpg (small colour photos)."""
-    rng = np.random.RandomState(seed)
+BSDS_COLOURS = {"train": (200, 100, 50), "test": (0, 255, 0)}  # one flat colour per split: a known blend
+
+
+def bsds_tgz(count=3):
+    """BSR_bsds500.tgz's shape: BSR/BSDS500/data/images/{train,test}/*.jpg, every photo of a split one flat
+    colour (BSDS_COLOURS), so that a blend with a digit is known exactly whatever crop it takes."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         for split in ("train", "test"):
             for i in range(count):
-                photo = rng.randint(0, 256, size=(40, 50, 3)).astype(np.uint8)
+                photo = np.zeros((40, 50, 3), np.uint8) + np.array(BSDS_COLOURS[split], np.uint8)
                 jpg = io.BytesIO()
-                Image.fromarray(photo).save(jpg, format="JPEG")
+                Image.fromarray(photo).save(jpg, format="PNG")  # lossless, whatever the .jpg name says
                 info = tarfile.TarInfo(f"BSR/BSDS500/data/images/{split}/{i:04d}.jpg")
                 info.size = len(jpg.getvalue())
                 archive.addfile(info, io.BytesIO(jpg.getvalue()))

@@ -99,6 +99,11 @@ def sources():
     return {"mnist": mnist, "usps": usps, "svhn": svhn, "mnist_m": mnist_m}
 
 
+def converter(source, build=False, **_):
+    """The manifest's record of the code that converted the raw files (a new version rebuilds)."""
+    return f"{source.__name__.rsplit('.', 1)[-1]}-v{source.VERSION}" + ("-built" if build else "")
+
+
 def prepare(name, raw, directory, info, say=download.stderr_say, **source_args):
     """Records of `name` from the raw files in `raw` into `directory` (atomic; a no-op when current).
 
@@ -109,8 +114,7 @@ def prepare(name, raw, directory, info, say=download.stderr_say, **source_args):
     for file_name, path in source.input_files(raw, **source_args).items():
         say(f"checksum {path}")
         inputs[file_name] = tfrecord.sha256_of_file(path)
-    inputs["converter"] = f"{source.__name__.rsplit('.', 1)[-1]}-v{source.VERSION}" + (
-        "-built" if source_args.get("build") else "")
+    inputs["converter"] = converter(source, **source_args)
     if tfrecord.is_current(directory, inputs):
         say(f"{directory} is up to date: it was written from these same files; nothing to do")
         return tfrecord.read_manifest(directory)
