@@ -29,7 +29,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cycada_tf import config as config_lib, distribute, export, figures, loop, metrics, paper, resume, summaries
+from cycada_tf import config as config_lib, distribute, export, figures, label_free, loop, metrics, paper, resume
+from cycada_tf import summaries
 from cycada_tf import precision as precision_lib
 from cycada_tf.data import pipeline, registry, schema, tfrecord
 from cycada_tf.models import digits as nets
@@ -83,7 +84,7 @@ class Run:
         self.out = os.path.join(write_dir or run_dir, f"seed_{seed}")
         c = config
         self.source_spec, self.target_spec = registry.get(c.source), registry.get(c.target)
-        if self.source_spec.classes != self.target_spec.classes:
+        if self.target_spec.labelled and self.source_spec.classes != self.target_spec.classes:
             raise ValueError(f"--source={c.source} and --target={c.target} have different classes")
         self.num_classes = self.source_spec.num_classes
         self.shape = self.network_input_shape()
@@ -119,7 +120,10 @@ class Run:
 
     def scores(self, net, name, translate=None, prefix="", suffix=""):
         """What a stage reports of `net` on the test split of `name`, as {prefix + key + suffix: value}:
-        the accuracy here; a segmentation run reports mIoU, fwIoU, pixel accuracy and per-class IoU."""
+        the accuracy here; a segmentation run reports mIoU, fwIoU, pixel accuracy and per-class IoU. A dataset
+        without labels gets label-free criteria instead (label_free.py)."""
+        if not registry.get(name).labelled:
+            return label_free.scores(self, net, name, translate, prefix, suffix)
         return {f"{prefix}accuracy{suffix}": self.evaluate(net, name, translate=translate)}
 
     def task_optimizer(self):
@@ -202,7 +206,10 @@ class Run:
 
     def target_test_summaries(self, net, translate=None):
         """What a task model's TensorBoard shows at the interval: its confusion matrix and accuracy on the
-        target test split (target labels read for reporting only)."""
+        target test split (target labels read for reporting only); nothing for a target without labels."""
+        if not self.target_spec.labelled:
+            return None
+
         def periodic(model):
             counts = self.confusion(net, self.config.target, translate=translate)
             classes = [str(k) for k in self.source_spec.classes]
@@ -272,6 +279,9 @@ class Run:
     def oracle(self):
         """Reads target labels: the oracle row only, never used by another stage (NEEDS)."""
         c = self.config
+        if not self.target_spec.labelled:
+            log(f"seed {self.seed}: no oracle: {c.target} has no labels to train on")
+            return {"skipped": "the target has no labels"}
         net = self.train_labelled("oracle", c.target, c.oracle_epochs)
         return self.scores(net, c.target)
 
@@ -454,6 +464,8 @@ def mean_and_se(values):
 
 
 def summarize(config, per_seed):
+    if not registry.get(config.target).labelled:
+        return label_free.summarize(config, per_seed, ROWS)
     table = []
     for stage, key, label in ROWS:
         values = [seed_result.get(stage, {}).get(key) for seed_result in per_seed.values()]
@@ -481,6 +493,8 @@ def adaptation_gain(per_seed):
 
 def markdown_table(results):
     """The table, with the paper's Table 2 number beside each row when the shift is one of the paper's."""
+    if results.get("label_free"):
+        return label_free.markdown_table(results)
     published = paper.reported(results["source"], results["target"])
     header = (f"| Model | {results['source']} -> {results['target']} (accuracy %, mean ± s.e., "
               f"{len(results['seeds'])} seed{'s' if len(results['seeds']) != 1 else ''}) |")
@@ -531,7 +545,10 @@ def write_report(config, run_dir, summary):
                   "Rows, top to bottom: " + ", ".join(f"`{row}`" for row in figures.TRANSLATION_ROWS)
                   + "; each column is one of the first test images of its domain.", ""]
         lines += [f"![translations, seed {seed}](seed_{seed}/pixel/translations.png)" for seed in grids] + [""]
-    counts = confusion_matrices(config, run_dir, seeds)
+    labelled = registry.get(config.target).labelled
+    counts = confusion_matrices(config, run_dir, seeds) if labelled else {}
+    if not labelled:
+        lines += ["## No confusion matrices", "", label_free.WHY, ""]
     if counts:
         labels = dict(REPORT_PANELS)
         classes = [str(k) for k in registry.get(config.source).classes]

@@ -8,7 +8,7 @@ import os
 from typing import Callable, Optional
 
 from cycada_tf.data import public, tfrecord
-from cycada_tf.data.sources import cityscapes, gta5, road_scenes, segmentation, synthia, tfds_source
+from cycada_tf.data.sources import cityscapes, folder, gta5, road_scenes, segmentation, synthia, tfds_source
 
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
 
@@ -27,6 +27,9 @@ class DatasetSpec:
     # Segmentation datasets: records hold a label map of train ids (classes), this value meaning "not
     # evaluated"; None for classification datasets (one class id per record).
     ignore_label: Optional[int] = None
+    # False for a target domain without labels (folder:<flat folder of images>): its records carry label -1;
+    # runs report label-free criteria for it instead of accuracy (cycada_tf/label_free.py).
+    labelled: bool = True
 
     @property
     def num_classes(self):
@@ -52,12 +55,16 @@ def names():
 def get(name):
     if name not in _REGISTRY and tfds_source.is_tfds(name):
         register(_tfds_spec(name))
+    if name not in _REGISTRY and folder.is_folder(name):
+        register(_folder_spec(name))
     if name not in _REGISTRY:
         raise ValueError(f"unknown dataset '{name}'; known: {', '.join(names())}")
     return _REGISTRY[name]
 
 
 def dataset_dir(data_dir, name):
+    if folder.is_folder(name):
+        return folder.records_dir(data_dir, name)
     return os.path.join(data_dir, name)
 
 
@@ -157,3 +164,37 @@ def _tfds_spec(name):
 
     return DatasetSpec(name, build=build, prepare_hint=tfds_source.prepare_hint(name),
                        **tfds_source.spec_fields(name))
+
+
+def _folder_spec(name):
+    """A `folder:<path>` dataset (sources/folder.py): its classes read from the folder now, its records
+    converted once by `build` (again when a file changes)."""
+    kind = folder.kind(name)
+    if kind == "segmentation":
+        source = folder.SegmentationFolder(name)
+
+        def build(directory):
+            layout = source.layout()
+            inputs = folder.fingerprint([p for pairs in layout.splits.values() for pair in pairs
+                                         for p in (pair.image, pair.label)], kind)
+            if not tfrecord.is_current(directory, inputs):
+                tfrecord.write_dataset(directory, segmentation.examples(source, layout, 0), inputs,
+                                       info={"width": None, "classes": list(source.classes),
+                                             "colors": source.colors, "ignore_label": segmentation.IGNORE_LABEL,
+                                             "folder": source.path})
+        return DatasetSpec(name, source.classes, 0, 3, build=build, ignore_label=segmentation.IGNORE_LABEL)
+    if kind == "classification":
+        splits, classes = folder.classification_items(name)
+    else:
+        splits, classes = folder.unlabelled_items(name), ()
+    paths = [path for items in splits.values() for path, _ in items]
+    channels = folder.channels(paths)
+    size = folder.image_side(paths[0])
+
+    def build(directory):
+        inputs = folder.fingerprint(paths, f"{kind}:{channels}")
+        if not tfrecord.is_current(directory, inputs):
+            tfrecord.write_dataset(directory, folder.classification_examples(splits, channels, folder.path_of(name)),
+                                   inputs, info={"image_size": size, "channels": channels, "classes": list(classes),
+                                                 "labelled": kind != "unlabelled", "folder": folder.path_of(name)})
+    return DatasetSpec(name, classes, size, channels, build=build, labelled=kind != "unlabelled")
