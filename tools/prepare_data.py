@@ -2,6 +2,7 @@
 
     python tools/prepare_data.py --dataset=mnist --raw_dir=/path/to/raw --data_dir=data [--verify]
     python tools/prepare_data.py --dataset=gta5 --raw_dir=/path/to/gta5 --data_dir=data --width=1024
+    python tools/prepare_data.py --dataset=cityscapes --raw_dir=<dir with the .zip archives> --data_dir=data
     python tools/prepare_data.py --dataset=svhn --data_dir=data --verify     # check a prepared copy
     python tools/prepare_data.py --dataset=mnist_m --build_mnist_m --raw_dir=<MNIST files, BSR_bsds500.tgz>
 
@@ -17,7 +18,7 @@ import time
 if __package__ in (None, ""):  # run as `python tools/prepare_data.py`: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from cycada_tf.data import public, registry, tfrecord  # noqa: E402
+from cycada_tf.data import archives, public, registry, tfrecord  # noqa: E402
 from cycada_tf.data.sources import cityscapes, gta5, segmentation, synthia  # noqa: E402
 
 SOURCES = public.sources()  # mnist, usps, svhn, mnist_m
@@ -140,6 +141,8 @@ def prepare_segmentation(dataset, raw_dir, data_dir, records_per_shard, width):
     directory = registry.dataset_dir(data_dir, dataset)
     if not os.path.isdir(raw_dir):
         raise tfrecord.DataError(f"{raw_dir}: no such directory (--raw_dir)")
+    # The archives as downloaded (.zip) are extracted once into <data_dir>/raw/<dataset>/.
+    raw_dir = archives.unpacked(raw_dir, os.path.join(public.raw_dir(data_dir), dataset), _say)
     layout = source.layout(raw_dir, **layout_args)
     counts = ", ".join(f"{split} {len(pairs)}" for split, pairs in layout.splits.items())
     _say(f"found {counts} image/label pairs in {raw_dir}")

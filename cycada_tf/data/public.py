@@ -44,6 +44,16 @@ PAGES = {"mnist": "http://yann.lecun.com/exdb/mnist/", "svhn": "http://ufldl.sta
          "usps": "https://hastie.su.domains/ElemStatLearn/data.html",
          "mnist_m": "http://yaroslav.ganin.net/ (mnist_m.tar.gz), or MNIST + BSDS500 for --build_mnist_m"}
 
+# Segmentation datasets are never downloaded (a login, or tens of GB): where to get them, and the archives that
+# tools/prepare_data.py --raw_dir accepts as downloaded (.zip; SYNTHIA's .rar must be extracted first).
+SEGMENTATION_PAGES = {
+    "cityscapes": "https://www.cityscapes-dataset.com/downloads/ (login): leftImg8bit_trainvaltest.zip, "
+                  "gtFine_trainvaltest.zip",
+    "gta5": "https://download.visinf.tu-darmstadt.de/data/from_games/: 01_images.zip..10_images.zip, "
+            "01_labels.zip..10_labels.zip",
+    "synthia": "http://synthia-dataset.net/downloads/: SYNTHIA-SEQS-<NN>-<SEASON>.rar (extract it first)",
+}
+
 
 def raw_dir(data_dir):
     return os.path.join(data_dir, RAW_SUBDIR)

@@ -125,8 +125,10 @@ register(DatasetSpec("mnist_m", DIGIT_CLASSES, 28, 3, prepare_hint=_prepare_hint
 # Segmentation datasets prepared from their official layouts (tools/prepare_data.py --width), stored resized
 # to the paper's width by default; image_size is that width (heights vary with each image's aspect ratio).
 def _segmentation(name, source, prepare_hint):
+    pages = public.SEGMENTATION_PAGES[source.__name__.rsplit(".", 1)[-1]]
     return DatasetSpec(name, source.CLASSES, segmentation.PAPER_WIDTH, 3, splits=source.SPLITS,
-                       prepare_hint=prepare_hint, ignore_label=segmentation.IGNORE_LABEL)
+                       prepare_hint=f"{prepare_hint} (--raw_dir may hold the archives as downloaded). Get them "
+                                    f"from {pages}", ignore_label=segmentation.IGNORE_LABEL)
 
 
 register(_segmentation("gta5", gta5, gta5.PREPARE_HINT))
