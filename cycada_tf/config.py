@@ -33,6 +33,10 @@ class RunOptions:
     jit_compile: str = _f(
         "auto", "XLA compilation of the train steps: auto (on a single GPU, off on CPUs, where it measured "
                 "slower), true or false; per-stage exceptions as for --precision (auto,pixel=true).")
+    download: bool = _f(
+        True, "Download a public dataset (mnist, usps, svhn, mnist_m) that is not prepared in --data_dir into "
+              "<data_dir>/raw, check its SHA-256 and prepare it; --nodownload only prepares files placed there "
+              "by hand (the error names them and their URLs). Segmentation datasets are never downloaded.")
     export_dir: str = _f(
         "", "If set, the first seed's adapted model (the digit classifier, or the segmenter) and both "
             "translators are exported there after the run, as TF Serving models <export_dir>/<model>/<version>/ "

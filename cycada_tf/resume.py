@@ -14,7 +14,7 @@ CONFIG_FILE = "config.json"
 # Flags that do not change what a run computes: a run directory may be continued with other values of them.
 # (--strategy and --jit_compile change only float rounding; --seeds may grow, each seed has its own directory.)
 RESULT_INDEPENDENT_FLAGS = ("verbose", "summary_every_epochs", "export_dir", "seeds", "stages", "run_dir",
-                            "strategy", "jit_compile", "worker_dir")
+                            "strategy", "jit_compile", "worker_dir", "download")
 KEEP_CHECKPOINTS = 2  # the one being written never replaces the last good one until it is complete
 
 

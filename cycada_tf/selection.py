@@ -25,6 +25,10 @@ class InformationMaximisation:
         self.count += len(p)
         return self
 
+    def mean_entropy(self):
+        """E_x[H(p(y|x))], in nats (lower: more confident)."""
+        return self.entropy / self.count
+
     def result(self):
         marginal = self.total / self.count
         return float(-(marginal * np.log(marginal)).sum() - self.entropy / self.count)

@@ -29,7 +29,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cycada_tf import config as config_lib, distribute, export, figures, loop, metrics, paper, resume, selection
+from cycada_tf import config as config_lib, distribute, export, figures, label_free, loop, metrics, paper, resume
+from cycada_tf import selection
 from cycada_tf import summaries
 from cycada_tf import precision as precision_lib
 from cycada_tf.data import pipeline, registry, schema, tfrecord
@@ -94,7 +95,7 @@ class Run:
         self.out = os.path.join(write_dir or run_dir, f"seed_{seed}")
         c = config
         self.source_spec, self.target_spec = registry.get(c.source), registry.get(c.target)
-        if self.source_spec.classes != self.target_spec.classes:
+        if self.target_spec.labelled and self.source_spec.classes != self.target_spec.classes:
             raise ValueError(f"--source={c.source} and --target={c.target} have different classes")
         self.num_classes = self.source_spec.num_classes
         self.shape = self.network_input_shape()
@@ -131,7 +132,10 @@ class Run:
 
     def scores(self, net, name, translate=None, prefix="", suffix=""):
         """What a stage reports of `net` on the test split of `name`, as {prefix + key + suffix: value}:
-        the accuracy here; a segmentation run reports mIoU, fwIoU, pixel accuracy and per-class IoU."""
+        the accuracy here; a segmentation run reports mIoU, fwIoU, pixel accuracy and per-class IoU. A dataset
+        without labels gets label-free criteria instead (label_free.py)."""
+        if not registry.get(name).labelled:
+            return label_free.scores(self, net, name, translate, prefix, suffix)
         return {f"{prefix}accuracy{suffix}": self.evaluate(net, name, translate=translate)}
 
     def task_optimizer(self):
@@ -214,7 +218,10 @@ class Run:
 
     def target_test_summaries(self, net, translate=None):
         """What a task model's TensorBoard shows at the interval: its confusion matrix and accuracy on the
-        target test split (target labels read for reporting only)."""
+        target test split (target labels read for reporting only); nothing for a target without labels."""
+        if not self.target_spec.labelled:
+            return None
+
         def periodic(model):
             counts = self.confusion(net, self.config.target, translate=translate)
             classes = [str(k) for k in self.source_spec.classes]
@@ -284,6 +291,9 @@ class Run:
     def oracle(self):
         """Reads target labels: the oracle row only, never used by another stage (NEEDS)."""
         c = self.config
+        if not self.target_spec.labelled:
+            log(f"seed {self.seed}: no oracle: {c.target} has no labels to train on")
+            return {"skipped": "the target has no labels"}
         net = self.train_labelled("oracle", c.target, c.oracle_epochs)
         return self.scores(net, c.target)
 
@@ -348,13 +358,15 @@ class Run:
             plain.update(tf.nn.softmax(tf.cast(f_s(batch, training=False), tf.float32)).numpy())
             translated.update(tf.nn.softmax(tf.cast(f_s(g_ts(batch, training=False), training=False),
                                                     tf.float32)).numpy())
-        oracle = {"s2t": self.evaluate(f_s, c.target), "t2s": self.evaluate(f_s, c.target, translate=g_ts)}
+        oracle = ({"s2t": self.evaluate(f_s, c.target), "t2s": self.evaluate(f_s, c.target, translate=g_ts)}
+                  if self.target_spec.labelled else None)
         decision = selection.choose({"s2t": plain.result(), "t2s": translated.result()}, oracle)
         if c.pixel_direction != "auto":
             decision["choice"] = c.pixel_direction  # given by the flag; the criterion is only recorded
         log(f"pixel direction: {decision['choice']} ({'--pixel_direction' if c.pixel_direction != 'auto' else 'label-free criterion'}; "
             f"information maximisation of f_S on x_t {decision['criterion']['s2t']:.3f}, on G_T->S(x_t) "
-            f"{decision['criterion']['t2s']:.3f}; the oracle would pick {decision['oracle_choice']})")
+            f"{decision['criterion']['t2s']:.3f}" + (f"; the oracle would pick {decision['oracle_choice']})"
+                                                      if oracle else ")"))
         return decision
 
     def final_model(self, results):
@@ -363,7 +375,7 @@ class Run:
         model reads them (selection.py). Self-training maximises a form of it, so it is picked unless it
         collapsed; what the target test labels would have picked is recorded beside it (reporting only)."""
         key = self.score_key
-        stages = [stage for stage in FINAL_CANDIDATES if key in results.get(stage, {})]
+        stages = [stage for stage in FINAL_CANDIDATES if stage in results]
         if not stages:
             return None
         criteria = {}
@@ -373,10 +385,12 @@ class Run:
             for batch in self.target_images(stage).batch(100).take(self.selection_batches):
                 score.update(tf.nn.softmax(tf.cast(net(batch, training=False), tf.float32)).numpy())
             criteria[stage] = score.result()
-        decision = selection.choose(criteria, {stage: results[stage][key] for stage in stages})
-        log(f"seed {self.seed}: final model: '{decision['choice']}' (label-free criterion; the oracle would "
-            f"pick '{decision['oracle_choice']}')")
-        decision[key] = results[decision["choice"]][key]
+        oracle = {stage: results[stage][key] for stage in stages if key in results[stage]}
+        decision = selection.choose(criteria, oracle if len(oracle) == len(stages) else None)
+        log(f"seed {self.seed}: final model: '{decision['choice']}' (label-free criterion"
+            + (f"; the oracle would pick '{decision['oracle_choice']}')" if "oracle_choice" in decision else ")"))
+        if key in results[decision["choice"]]:
+            decision[key] = results[decision["choice"]][key]
         if distribute.is_chief(self.strategy):  # what export reads (export.export_seed)
             _write_json(os.path.join(self.dir, FINAL_FILE), decision)
         return decision
@@ -578,6 +592,8 @@ def mean_and_se(values):
 
 
 def summarize(config, per_seed):
+    if not registry.get(config.target).labelled:
+        return label_free.summarize(config, per_seed, ROWS)
     table = []
     for stage, key, label in ROWS:
         values = [seed_result.get(stage, {}).get(key) for seed_result in per_seed.values()]
@@ -607,6 +623,8 @@ def adaptation_gain(per_seed, key="accuracy"):
 
 def markdown_table(results):
     """The table, with the paper's Table 2 number beside each row when the shift is one of the paper's."""
+    if results.get("label_free"):
+        return label_free.markdown_table(results)
     published = paper.reported(results["source"], results["target"])
     header = (f"| Model | {results['source']} -> {results['target']} (accuracy %, mean ± s.e., "
               f"{len(results['seeds'])} seed{'s' if len(results['seeds']) != 1 else ''}) |")
@@ -675,7 +693,10 @@ def write_report(config, run_dir, summary):
                   "Rows, top to bottom: " + ", ".join(f"`{row}`" for row in figures.TRANSLATION_ROWS)
                   + "; each column is one of the first test images of its domain.", ""]
         lines += [f"![translations, seed {seed}](seed_{seed}/pixel/translations.png)" for seed in grids] + [""]
-    counts = confusion_matrices(config, run_dir, seeds)
+    labelled = registry.get(config.target).labelled
+    counts = confusion_matrices(config, run_dir, seeds) if labelled else {}
+    if not labelled:
+        lines += ["## No confusion matrices", "", label_free.WHY, ""]
     if counts:
         labels = dict(REPORT_PANELS)
         classes = [str(k) for k in registry.get(config.source).classes]
@@ -709,7 +730,7 @@ def run(config, run_cls=None):
     if not distribute.is_chief(strategy):
         return _run_worker(config, run_dir, strategy, run_cls)
     for name in (config.source, config.target):
-        registry.ensure(name, config.data_dir)
+        registry.ensure(name, config.data_dir, download=config.download)
     # Only a run that can start leaves a run directory (and its config.json) behind.
     os.makedirs(run_dir, exist_ok=True)
     resume.check_run_config(config, run_dir)

@@ -32,8 +32,29 @@ def parse_segmentation(*argv):
     return config_from_flags(config_lib.SegmentationConfig, flag_values)
 
 
-def test_every_flagfile_is_a_row_of_the_papers_tables():
-    assert sorted(os.listdir(os.path.join(REPO, "experiments"))) == sorted({**ROWS, **SEGMENTATION_ROWS})
+# Shifts the paper has no row for: flagfile -> (source, target, published anchors its comments must carry).
+ANCHOR_ROWS = {"mnist_mnistm.flags": ("mnist", "mnist_m", ("52.25", "76.66", "98.2"))}
+
+
+def test_every_flagfile_is_a_row_of_the_papers_tables_or_names_its_anchors():
+    assert sorted(os.listdir(os.path.join(REPO, "experiments"))) == sorted({**ROWS, **SEGMENTATION_ROWS,
+                                                                           **ANCHOR_ROWS})
+
+
+@pytest.mark.parametrize("name", sorted(ANCHOR_ROWS))
+def test_a_flagfile_outside_the_paper_keeps_its_protocol_and_anchors(name):
+    from cycada_tf.data import registry
+    source, target, anchors = ANCHOR_ROWS[name]
+    path = os.path.join(REPO, "experiments", name)
+    config = parse(f"--flagfile={path}")
+    assert (config.source, config.target) == (source, target) and not paper.reported(source, target)
+    assert registry.get(source).classes == registry.get(target).classes
+    comments = "".join(line for line in open(path) if line.startswith("#"))
+    assert all(anchor in comments for anchor in anchors)
+    reference = parse(f"--flagfile={os.path.join(REPO, 'experiments', 'svhn_mnist.flags')}")
+    same = {k: v for k, v in vars(config).items() if k not in ("source", "target", "run_dir")}
+    assert same == {k: v for k, v in vars(reference).items() if k in same}  # the paper's digit protocol
+    assert config.run_dir == f"runs/{name[:-len('.flags')]}"
 
 
 @pytest.mark.parametrize("name", sorted(SEGMENTATION_ROWS))

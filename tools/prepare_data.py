@@ -2,7 +2,9 @@
 
     python tools/prepare_data.py --dataset=mnist --raw_dir=/path/to/raw --data_dir=data [--verify]
     python tools/prepare_data.py --dataset=gta5 --raw_dir=/path/to/gta5 --data_dir=data --width=1024
+    python tools/prepare_data.py --dataset=cityscapes --raw_dir=<dir with the .zip archives> --data_dir=data
     python tools/prepare_data.py --dataset=svhn --data_dir=data --verify     # check a prepared copy
+    python tools/prepare_data.py --dataset=mnist_m --build_mnist_m --raw_dir=<MNIST files, BSR_bsds500.tgz>
 
 Every raw file is read and checked before anything is written, and the dataset directory appears in one
 step, so a failed run leaves nothing behind. Running again on the same files (same SHA-256) is a no-op.
@@ -16,10 +18,10 @@ import time
 if __package__ in (None, ""):  # run as `python tools/prepare_data.py`: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from cycada_tf.data import registry, tfrecord  # noqa: E402
-from cycada_tf.data.sources import cityscapes, gta5, mnist, segmentation, svhn, synthia, usps  # noqa: E402
+from cycada_tf.data import archives, public, registry, tfrecord  # noqa: E402
+from cycada_tf.data.sources import cityscapes, gta5, segmentation, synthia  # noqa: E402
 
-SOURCES = {"mnist": mnist, "usps": usps, "svhn": svhn}
+SOURCES = public.sources()  # mnist, usps, svhn, mnist_m
 # Segmentation datasets: name -> (source module, arguments of its layout()).
 SEGMENTATION_SOURCES = {"gta5": (gta5, {}), "cityscapes": (cityscapes, {}),
                         **{name: (synthia, {"season": season}) for name, season in synthia.SEASONS.items()}}
@@ -49,7 +51,15 @@ def parse_args(argv):
                         help="segmentation datasets only: resize every image (bilinear) and label map "
                              "(nearest) to this width, keeping the aspect ratio; 0 keeps the native size. "
                              "The paper uses 1024")
+    parser.add_argument("--build_mnist_m", action="store_true",
+                        help="mnist_m only: build it from the MNIST IDX files in --raw_dir and BSDS500 photos "
+                             "(Ganin & Lempitsky 2015) instead of reading mnist_m_train/ and mnist_m_test/")
+    parser.add_argument("--bsds500", default=None,
+                        help="--build_mnist_m: BSR_bsds500.tgz as distributed, or its extracted BSR/ "
+                             "directory (default: found in --raw_dir)")
     args = parser.parse_args(argv)
+    if args.build_mnist_m and args.dataset != "mnist_m":
+        parser.error("--build_mnist_m builds --dataset=mnist_m only")
     if args.raw_dir is None and not args.verify:
         parser.error("give --raw_dir to prepare, or --verify to check a prepared copy")
     if args.width < 0:
@@ -57,13 +67,13 @@ def parse_args(argv):
     return args
 
 
-def input_checksums(source, raw_dir):
+def input_checksums(source, raw_dir, **source_args):
     """{file name: sha256} of the raw files, plus the converter version: what the manifest records."""
     inputs = {}
-    for name, path in source.input_files(raw_dir).items():
+    for name, path in source.input_files(raw_dir, **source_args).items():
         _say(f"checksum {path}")
         inputs[name] = tfrecord.sha256_of_file(path)
-    inputs["converter"] = f"{source.__name__.rsplit('.', 1)[-1]}-v{source.VERSION}"
+    inputs["converter"] = public.converter(source, **source_args)
     return inputs
 
 
@@ -94,8 +104,9 @@ def _remove_empty(path, top):
         path = os.path.dirname(path)
 
 
-def prepare(dataset, raw_dir, data_dir, records_per_shard=None, width=segmentation.PAPER_WIDTH):
-    """Write <data_dir>/<dataset> from the files in raw_dir unless it is current; returns the manifest."""
+def prepare(dataset, raw_dir, data_dir, records_per_shard=None, width=segmentation.PAPER_WIDTH, **source_args):
+    """Write <data_dir>/<dataset> from the files in raw_dir unless it is current; returns the manifest.
+    source_args: mnist_m's build=True and bsds500=<path> (--build_mnist_m)."""
     if dataset in SEGMENTATION_SOURCES:
         return prepare_segmentation(dataset, raw_dir, data_dir,
                                     records_per_shard or SEGMENTATION_RECORDS_PER_SHARD, width)
@@ -104,14 +115,14 @@ def prepare(dataset, raw_dir, data_dir, records_per_shard=None, width=segmentati
     directory = registry.dataset_dir(data_dir, dataset)
     if not os.path.isdir(raw_dir):
         raise tfrecord.DataError(f"{raw_dir}: no such directory (--raw_dir)")
-    inputs = input_checksums(source, raw_dir)
+    inputs = input_checksums(source, raw_dir, **source_args)
     if tfrecord.is_current(directory, inputs):
         _say(f"{directory} is up to date: it was written from these same files; nothing to do")
         return tfrecord.read_manifest(directory)
     created = _missing_ancestor(data_dir)
     try:
         _say(f"reading and checking {', '.join(n for n in inputs if n != 'converter')}")
-        splits = source.examples(raw_dir)
+        splits = source.examples(raw_dir, **source_args)
         _say(f"writing {directory}")
         return tfrecord.write_dataset(
             directory, {split: _with_progress(examples, split) for split, examples in splits.items()},
@@ -130,6 +141,8 @@ def prepare_segmentation(dataset, raw_dir, data_dir, records_per_shard, width):
     directory = registry.dataset_dir(data_dir, dataset)
     if not os.path.isdir(raw_dir):
         raise tfrecord.DataError(f"{raw_dir}: no such directory (--raw_dir)")
+    # The archives as downloaded (.zip) are extracted once into <data_dir>/raw/<dataset>/.
+    raw_dir = archives.unpacked(raw_dir, os.path.join(public.raw_dir(data_dir), dataset), _say)
     layout = source.layout(raw_dir, **layout_args)
     counts = ", ".join(f"{split} {len(pairs)}" for split, pairs in layout.splits.items())
     _say(f"found {counts} image/label pairs in {raw_dir}")
@@ -177,7 +190,8 @@ def main(argv=None):
     args = parse_args(argv)
     directory = registry.dataset_dir(args.data_dir, args.dataset)
     if args.raw_dir is not None:
-        manifest = prepare(args.dataset, args.raw_dir, args.data_dir, args.records_per_shard, args.width)
+        build = {"build": True, "bsds500": args.bsds500} if args.build_mnist_m else {}
+        manifest = prepare(args.dataset, args.raw_dir, args.data_dir, args.records_per_shard, args.width, **build)
     else:
         manifest = tfrecord.read_manifest(directory)
         if manifest is None:

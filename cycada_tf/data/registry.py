@@ -7,8 +7,8 @@ import dataclasses
 import os
 from typing import Callable, Optional
 
-from cycada_tf.data import tfrecord
-from cycada_tf.data.sources import cityscapes, gta5, road_scenes, segmentation, synthia, tfds_source
+from cycada_tf.data import public, tfrecord
+from cycada_tf.data.sources import cityscapes, folder, gta5, road_scenes, segmentation, synthia, tfds_source
 
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
 
@@ -27,6 +27,9 @@ class DatasetSpec:
     # Segmentation datasets: records hold a label map of train ids (classes), this value meaning "not
     # evaluated"; None for classification datasets (one class id per record).
     ignore_label: Optional[int] = None
+    # False for a target domain without labels (folder:<flat folder of images>): its records carry label -1;
+    # runs report label-free criteria for it instead of accuracy (cycada_tf/label_free.py).
+    labelled: bool = True
 
     @property
     def num_classes(self):
@@ -52,25 +55,35 @@ def names():
 def get(name):
     if name not in _REGISTRY and tfds_source.is_tfds(name):
         register(_tfds_spec(name))
+    if name not in _REGISTRY and folder.is_folder(name):
+        register(_folder_spec(name))
     if name not in _REGISTRY:
         raise ValueError(f"unknown dataset '{name}'; known: {', '.join(names())}")
     return _REGISTRY[name]
 
 
 def dataset_dir(data_dir, name):
+    if folder.is_folder(name):
+        return folder.records_dir(data_dir, name)
     return os.path.join(data_dir, name)
 
 
-def ensure(name, data_dir):
+def ensure(name, data_dir, download=False):
     """Return the directory of `name`'s TFRecords, building embedded datasets on first use.
 
-    Raises tfrecord.DataError naming the preparation command when a downloaded dataset is not prepared.
+    A public digit dataset (public.py) that is not prepared is prepared from the raw cache <data_dir>/raw,
+    its missing files downloaded first when `download`. Raises tfrecord.DataError naming the preparation
+    command (and, for a public dataset, the URLs and file names to place by hand) when it cannot be.
     """
     spec = get(name)
     directory = dataset_dir(data_dir, name)
     if spec.build is not None:
         spec.build(directory)
     elif tfrecord.read_manifest(directory) is None:
+        if name in public.FILES:
+            public.ensure(name, data_dir, directory, spec.prepare_hint,
+                          {"image_size": spec.image_size, "channels": spec.channels}, download)
+            return directory
         raise tfrecord.DataError(f"dataset '{name}' is not prepared in {directory}. {spec.prepare_hint}")
     return directory
 
@@ -105,13 +118,18 @@ register(DatasetSpec("usps", DIGIT_CLASSES, 16, 1, prepare_hint=_prepare_hint(
     "usps", "zip.train.gz and zip.test.gz, or usps.h5")))
 register(DatasetSpec("svhn", DIGIT_CLASSES, 32, 3, prepare_hint=_prepare_hint(
     "svhn", "train_32x32.mat and test_32x32.mat")))
+register(DatasetSpec("mnist_m", DIGIT_CLASSES, 28, 3, prepare_hint=_prepare_hint(
+    "mnist_m", "mnist_m_train/, mnist_m_test/ and their labels .txt (or --build_mnist_m with the MNIST files "
+    "and BSR_bsds500.tgz)")))
 
 
 # Segmentation datasets prepared from their official layouts (tools/prepare_data.py --width), stored resized
 # to the paper's width by default; image_size is that width (heights vary with each image's aspect ratio).
 def _segmentation(name, source, prepare_hint):
+    pages = public.SEGMENTATION_PAGES[source.__name__.rsplit(".", 1)[-1]]
     return DatasetSpec(name, source.CLASSES, segmentation.PAPER_WIDTH, 3, splits=source.SPLITS,
-                       prepare_hint=prepare_hint, ignore_label=segmentation.IGNORE_LABEL)
+                       prepare_hint=f"{prepare_hint} (--raw_dir may hold the archives as downloaded). Get them "
+                                    f"from {pages}", ignore_label=segmentation.IGNORE_LABEL)
 
 
 register(_segmentation("gta5", gta5, gta5.PREPARE_HINT))
@@ -149,3 +167,37 @@ def _tfds_spec(name):
 
     return DatasetSpec(name, build=build, prepare_hint=tfds_source.prepare_hint(name),
                        **tfds_source.spec_fields(name))
+
+
+def _folder_spec(name):
+    """A `folder:<path>` dataset (sources/folder.py): its classes read from the folder now, its records
+    converted once by `build` (again when a file changes)."""
+    kind = folder.kind(name)
+    if kind == "segmentation":
+        source = folder.SegmentationFolder(name)
+
+        def build(directory):
+            layout = source.layout()
+            inputs = folder.fingerprint([p for pairs in layout.splits.values() for pair in pairs
+                                         for p in (pair.image, pair.label)], kind)
+            if not tfrecord.is_current(directory, inputs):
+                tfrecord.write_dataset(directory, segmentation.examples(source, layout, 0), inputs,
+                                       info={"width": None, "classes": list(source.classes),
+                                             "colors": source.colors, "ignore_label": segmentation.IGNORE_LABEL,
+                                             "folder": source.path})
+        return DatasetSpec(name, source.classes, 0, 3, build=build, ignore_label=segmentation.IGNORE_LABEL)
+    if kind == "classification":
+        splits, classes = folder.classification_items(name)
+    else:
+        splits, classes = folder.unlabelled_items(name), ()
+    paths = [path for items in splits.values() for path, _ in items]
+    channels = folder.channels(paths)
+    size = folder.image_side(paths[0])
+
+    def build(directory):
+        inputs = folder.fingerprint(paths, f"{kind}:{channels}")
+        if not tfrecord.is_current(directory, inputs):
+            tfrecord.write_dataset(directory, folder.classification_examples(splits, channels, folder.path_of(name)),
+                                   inputs, info={"image_size": size, "channels": channels, "classes": list(classes),
+                                                 "labelled": kind != "unlabelled", "folder": folder.path_of(name)})
+    return DatasetSpec(name, classes, size, channels, build=build, labelled=kind != "unlabelled")

@@ -59,12 +59,16 @@ def _photos():
     return [np.asarray(im, np.float32) / 255.0 for im in load_sample_images().images]
 
 
-def _blend(digit, photos, rng):
-    """MNIST-M: |crop - digit| per channel, digit and crop in [0, 1]."""
+def blend(digit, photos, rng):
+    """MNIST-M: |crop - digit| per channel, digit and crop in [0, 1]; a random crop of the digit's size from
+    a random photo (float in [0, 1], or uint8). sources/mnist_m.py builds MNIST-M itself with it."""
     photo = photos[rng.randint(len(photos))]
-    y = rng.randint(photo.shape[0] - IMAGE_SIZE + 1)
-    x = rng.randint(photo.shape[1] - IMAGE_SIZE + 1)
-    crop = photo[y:y + IMAGE_SIZE, x:x + IMAGE_SIZE]
+    height, width = digit.shape[:2]
+    y = rng.randint(photo.shape[0] - height + 1)
+    x = rng.randint(photo.shape[1] - width + 1)
+    crop = photo[y:y + height, x:x + width].astype(np.float32)
+    if photo.dtype == np.uint8:
+        crop /= 255.0
     out = np.abs(crop - digit[..., None].astype(np.float32) / 255.0)
     return np.round(out * 255.0).astype(np.uint8)
 
@@ -81,9 +85,9 @@ def uci_m_splits():
     _, target_train, target_test = _index_split()
     photos = _photos()
     train_rng, test_rng = np.random.RandomState(SPLIT_SEED + 1), np.random.RandomState(SPLIT_SEED + 2)
-    train = [(_blend(images[i], photos, train_rng), labels[i], f"uci:{i}/crop{k}")
+    train = [(blend(images[i], photos, train_rng), labels[i], f"uci:{i}/crop{k}")
              for k in range(UCI_M_BLENDS_PER_TRAIN_DIGIT) for i in target_train]
-    test = [(_blend(images[i], photos, test_rng), labels[i], f"uci:{i}") for i in target_test]
+    test = [(blend(images[i], photos, test_rng), labels[i], f"uci:{i}") for i in target_test]
     return {"train": train, "test": test}
 
 

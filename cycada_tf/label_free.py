@@ -1,0 +1,81 @@
+"""What a run reports on a target domain without labels (folder:<flat folder>): no accuracy, no confusion
+matrix, but what needs no label: the predictions' entropy, the information-maximisation criterion, and how
+often two stages' models agree on the same target image.
+
+Entropy: mean over images of H(p(y|x)) in nats (lower: more confident). Information maximisation (the
+label-free criterion of SHOT, Liang et al. 2020; RIM, Krause et al. 2010): H(mean p) - mean H(p), the mutual
+information between image and prediction (higher: confident and spread over the classes, not collapsed onto
+one). Agreement: the fraction of target images two stages' models give the same class.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from cycada_tf import config as config_lib, selection
+
+WHY = ("The target has no labels: accuracy and confusion matrices are left out; the table shows label-free "
+       "criteria (mean prediction entropy, information maximisation) and the agreement between stages.")
+PREDICTIONS = "predictions"
+
+
+def probabilities(run, net, name, translate=None):
+    """Softmax outputs of `net` (after `translate`) on every image of the test split of `name`, in order."""
+    out = []
+    for x in run._load(name, "test", labels=False, batch_size=500):
+        if translate is not None:
+            x = translate(x, training=False)
+        out.append(tf.nn.softmax(tf.cast(net(x, training=False), tf.float32), axis=-1).numpy())
+    return np.concatenate(out) if out else np.zeros((0, run.num_classes), np.float32)
+
+
+def criteria(p):
+    """(mean entropy, information maximisation) of probabilities p (N, classes), in nats."""
+    score = selection.InformationMaximisation().update(p)
+    return score.mean_entropy(), score.result()
+
+
+def scores(run, net, name, translate=None, prefix="", suffix=""):
+    """Run.scores for an unlabelled dataset: the criteria and the predicted classes (for the agreement)."""
+    p = probabilities(run, net, name, translate)
+    entropy, infomax = criteria(p)
+    return {f"{prefix}entropy{suffix}": entropy, f"{prefix}information_maximisation{suffix}": infomax,
+            f"{prefix}{PREDICTIONS}{suffix}": [int(k) for k in np.argmax(p, axis=1)]}
+
+
+def agreement(a, b):
+    return float(np.mean(np.asarray(a) == np.asarray(b))) if len(a) and len(a) == len(b) else None
+
+
+def summarize(config, per_seed, rows):
+    """The results of a run on an unlabelled target; `rows`: train.ROWS (stage, accuracy key, label)."""
+    table = []
+    for stage, key, label in rows:
+        suffix = key[len("accuracy"):]  # "_t2s" for the pixel stage's row
+        results = [r.get(stage, {}) for r in per_seed.values()]
+        results = [r for r in results if f"entropy{suffix}" in r]
+        if not results:
+            continue
+        row = {"model": label, "stage": stage, "key": f"entropy{suffix}", "seeds": len(results),
+               "entropy": float(np.mean([r[f"entropy{suffix}"] for r in results])),
+               "information_maximisation": float(np.mean([r[f"information_maximisation{suffix}"]
+                                                          for r in results]))}
+        agree = [agreement(r[f"{PREDICTIONS}{suffix}"], s["source"][PREDICTIONS])
+                 for r, s in zip(results, per_seed.values()) if PREDICTIONS in s.get("source", {})]
+        agree = [a for a in agree if a is not None]
+        row["agreement_with_source"] = float(np.mean(agree)) if agree else None
+        table.append(row)
+    slim = {seed: {stage: {k: (len(v) if k.startswith(PREDICTIONS) else v) for k, v in result.items()}
+                   for stage, result in stages.items()} for seed, stages in per_seed.items()}
+    return {"source": config.source, "target": config.target, "seeds": list(per_seed), "label_free": True,
+            "why": WHY, "table": table, "per_seed": slim, "gain": None, "paper_table_2": {},
+            "config": config_lib.to_json(config)}
+
+
+def markdown_table(results):
+    lines = [f"| Model | {results['source']} -> {results['target']}: entropy (nats) | information "
+             f"maximisation (nats) | agrees with source only |", "|---|---|---|---|"]
+    for row in results["table"]:
+        agree = row["agreement_with_source"]
+        lines.append(f"| {row['model']} | {row['entropy']:.3f} | {row['information_maximisation']:.3f} | "
+                     + (f"{100 * agree:.1f}% |" if agree is not None else "- |"))
+    return "\n".join(lines + ["", WHY])

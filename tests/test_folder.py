@@ -1,0 +1,131 @@
+"""folder: datasets, a user's own images: classification (labelled source or target), segmentation, and a
+target without any label running the whole digits method end to end."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import official_files
+from cycada_tf.data import pipeline, registry, tfrecord
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--seeds=0", "--source_epochs=3", "--pixel_epochs=1", "--target_epochs=1", "--feature_epochs=1",
+        "--pixel_batch_size=32", "--generator_width=4", "--discriminator_width=4",
+        "--feature_min_steps_per_epoch=2", "--noise_channels=2", "--verbose=0", "--summary_every_epochs=0",
+        "--self_train_epochs=1", "--self_train_steps_per_epoch=5"]
+
+
+def write_classes(root, split, count, seed, rgb=False):
+    images, labels = official_files.digits(count, 28, seed)
+    for i, (image, label) in enumerate(zip(images, labels)):
+        os.makedirs(os.path.join(root, split, str(label)), exist_ok=True)
+        array = np.stack([image, image // 2, 255 - image], -1) if rgb else image
+        with open(os.path.join(root, split, str(label), f"{i:04d}.png"), "wb") as handle:
+            handle.write(official_files.png_bytes(array))
+    return labels
+
+
+def test_classification_folder_names_classes_by_folder_and_holds_out_a_test_split(tmp_path):
+    write_classes(str(tmp_path / "digits"), "train", 100, 0)
+    name = f"folder:{tmp_path / 'digits'}"
+    spec = registry.get(name)
+    assert spec.classes == tuple(str(k) for k in range(10)) and spec.channels == 1 and spec.labelled
+    directory = registry.ensure(name, str(tmp_path / "data"))
+    assert directory.startswith(str(tmp_path / "data" / "folder" / "digits-"))
+    manifest = tfrecord.read_manifest(directory)
+    assert manifest["splits"]["train"]["count"] == 90 and manifest["splits"]["test"]["count"] == 10
+    assert manifest["splits"]["test"]["classes"] == {str(k): 1 for k in range(10)}
+    mtime = os.stat(os.path.join(directory, "manifest.json")).st_mtime_ns
+    registry.ensure(name, str(tmp_path / "data"))  # converted once
+    assert os.stat(os.path.join(directory, "manifest.json")).st_mtime_ns == mtime
+    x, y = pipeline.arrays(name, "train", str(tmp_path / "data"), 28, 1)
+    assert x.shape == (90, 28, 28, 1) and x.min() >= -1 and sorted(set(y)) == list(range(10))
+
+
+def test_a_test_class_unknown_to_train_is_named(tmp_path):
+    write_classes(str(tmp_path / "d"), "train", 20, 0)
+    os.makedirs(tmp_path / "d" / "test" / "cat")
+    with pytest.raises(tfrecord.DataError, match=f"{tmp_path}/d/test/cat: class 'cat' is not among"):
+        registry.get(f"folder:{tmp_path / 'd'}")
+    with pytest.raises(tfrecord.DataError, match=f"{tmp_path}/nothing: no such directory"):
+        registry.get(f"folder:{tmp_path / 'nothing'}")
+
+
+def test_segmentation_folder_maps_its_ignore_id_and_names_a_bad_label(tmp_path):
+    root = tmp_path / "scenes"
+    os.makedirs(root / "images")
+    os.makedirs(root / "labels")
+    (root / "classes.json").write_text(json.dumps({"names": ["road", "car", "sky"], "ignore_label": 9}))
+    rng = np.random.RandomState(0)
+    labels = []
+    for i in range(3):
+        image = rng.randint(0, 256, size=(8, 12, 3)).astype(np.uint8)
+        label = rng.choice([0, 1, 2, 9], size=(8, 12)).astype(np.uint8)
+        labels.append(label)
+        (root / "images" / f"{i}.png").write_bytes(official_files.png_bytes(image))
+        (root / "labels" / f"{i}.png").write_bytes(official_files.png_bytes(label))
+    name = f"folder:{root}"
+    spec = registry.get(name)
+    assert spec.classes == ("road", "car", "sky") and spec.segmentation
+    ds = pipeline.load_segmentation(name, "train", str(tmp_path / "data"))
+    stored = [y.numpy() for _, y in ds]
+    assert len(stored) == 2 and np.array_equal(stored[0], np.where(labels[0] == 9, 255, labels[0]))
+    (root / "labels" / "1.png").write_bytes(official_files.png_bytes(np.full((8, 12), 5, np.uint8)))
+    with pytest.raises(tfrecord.DataError, match=f"{root}/labels/1.png: train id 5 is not a class"):
+        registry.ensure(name, str(tmp_path / "data2"))
+
+
+def run_main(*args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
+    result = subprocess.run([sys.executable, "-m", "cycada_tf.experiments.digits", *args], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, f"{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+@pytest.mark.slow
+def test_a_labelled_folder_target_is_scored_with_its_labels(embedded_data_dir, tmp_path):
+    write_classes(str(tmp_path / "t"), "train", 60, 1, rgb=True)
+    write_classes(str(tmp_path / "t"), "test", 30, 2, rgb=True)
+    run_dir = tmp_path / "run"
+    run_main(f"--data_dir={embedded_data_dir}", f"--target=folder:{tmp_path / 't'}", f"--run_dir={run_dir}",
+             "--stages=source", *TINY)
+    done = json.load(open(run_dir / "seed_0" / "source" / "done.json"))
+    assert 0.0 <= done["accuracy"] <= 1.0 and "entropy" not in done
+
+
+@pytest.mark.slow
+def test_an_unlabelled_target_runs_the_whole_method_and_exports(embedded_data_dir, tmp_path):
+    flat = tmp_path / "my_images"
+    os.makedirs(flat)
+    for i, (image, _) in enumerate(pipeline.load("uci_m", "test", embedded_data_dir, 32, 3).take(200)):
+        (flat / f"photo_{i:03d}.jpg").write_bytes(tf.io.encode_jpeg(pipeline.to_uint8(image)).numpy())
+    run_dir, export_dir = tmp_path / "run", tmp_path / "export"
+    result = run_main(f"--data_dir={embedded_data_dir}", f"--target=folder:{flat}", f"--run_dir={run_dir}",
+                      f"--export_dir={export_dir}", *TINY)
+    results = json.load(open(run_dir / "results.json"))
+    assert results["label_free"] and "no labels" in results["why"]
+    rows = {row["stage"]: row for row in results["table"]}
+    # no oracle: nothing to train it on; the final model is chosen without labels all the same
+    assert list(rows) == ["source", "pixel", "target", "feature", "self_train"]
+    final = results["per_seed"]["0"]["final"]
+    assert final["choice"] in ("target", "feature", "self_train") and "oracle_choice" not in final
+    assert f"exported the '{final['choice']}' stage's classifier" in result.stdout
+    for row in rows.values():
+        assert 0 <= row["entropy"] <= np.log(10) + 1e-6 and row["information_maximisation"] >= 0
+        assert 0 <= row["agreement_with_source"] <= 1
+    assert rows["source"]["agreement_with_source"] == 1.0
+    assert results["per_seed"]["0"]["oracle"]["skipped"] == "the target has no labels"
+    assert "information maximisation" in result.stdout and "accuracy" not in results["table"][0]
+    report = open(run_dir / "report.md").read()
+    assert "## No confusion matrices" in report and "The target has no labels" in report
+    assert not os.path.exists(run_dir / "confusion_matrices.png")
+    assert os.path.exists(export_dir / "classifier" / "1" / "saved_model.pb")
+    served = tf.saved_model.load(str(export_dir / "classifier" / "1"))
+    out = served.signatures["classify"](images=tf.zeros([2, 20, 20, 3], tf.uint8))
+    assert out["probabilities"].shape == (2, 10)
