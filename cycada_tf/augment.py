@@ -66,9 +66,16 @@ def cutout(images, seed):
     return images * tf.cast(~inside, images.dtype)[..., None]
 
 
-def weak(images, seed):
-    return translate(images, WEAK_SHIFT, seed)
+def weak(images, seed, geometric=True):
+    """geometric=False (segmentation, whose label maps would have to move too): the images as they are; their
+    pipeline already crops and flips them."""
+    return translate(images, WEAK_SHIFT, seed) if geometric else images
 
 
-def strong(images, seed):
-    return cutout(translate(colour(images, seed), STRONG_SHIFT, seed), seed)
+def strong(images, seed, geometric=True):
+    """geometric=False (segmentation): colour and Cutout only, so that each pixel of the strong view is the
+    pixel of the weak view whose prediction is its pseudo-label."""
+    images = colour(images, seed)
+    if geometric:
+        images = translate(images, STRONG_SHIFT, seed)
+    return cutout(images, seed)

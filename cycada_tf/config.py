@@ -142,8 +142,9 @@ class SegmentationConfig(RunOptions):
     data_dir: str = _f("data", "Directory of prepared TFRecords (embedded domains are built there on first use).")
     run_dir: str = _f("", "Where checkpoints, translations and results go; default runs/<source>_to_<target>.")
     seeds: tuple = _f((0,), "Seeds; every table number is the mean +- standard error over them.")
-    stages: tuple = _f(("source", "pixel", "target", "feature", "oracle"),
-                       "Stages to run, in this order: source, pixel, target, feature, oracle.")
+    stages: tuple = _f(("source", "pixel", "target", "feature", "self_train", "oracle"),
+                       "Stages to run, in this order: source, pixel, target, feature, self_train (AdaMatch per "
+                       "pixel, not in the paper), oracle.")
     model: str = _f("small_fcn", "Segmenter: small_fcn (embedded demo), fcn8s (VGG16-FCN8s) or drn26 (DRN-C-26).")
     backbone_weights: str = _f("", "fcn8s/drn26: ImageNet backbone weights, a local file, 'imagenet' (Keras "
                                    "download when online) or empty (random init, with a warning).")
@@ -184,8 +185,10 @@ class SegmentationConfig(RunOptions):
     discriminator_width: int = _f(16, "Filters of the PatchGAN's first convolution (CycleGAN: 64).")
     discriminator_layers: int = _f(3, "Stride-2 layers of the PatchGAN (CycleGAN: 3, 70x70 patches).")
     discriminator_norm: str = _f("instance", "PatchGAN normalisation: instance (CycleGAN) or none.")
-    pixel_direction: str = _f("s2t", "s2t (paper): the target model learns from G_S->T(X_S) and reads target "
-                                     "images; t2s: it reads G_T->S(x_t) and learns from G_T->S(G_S->T(X_S)).")
+    pixel_direction: str = _f("auto", "s2t (paper): the target model learns from G_S->T(X_S) and reads target "
+                                      "images; t2s: it reads G_T->S(x_t) and learns from G_T->S(G_S->T(X_S)); "
+                                      "auto: chosen after the pixel stage without target labels (as the "
+                                      "digits' --pixel_direction).")
     translations_per_image: int = _f(1, "Translated copies of each source image for the target model.")
     target_epochs: int = _f(10, "Epochs of the target model on translated source images (source recipe).")
     feature_epochs: int = _f(3, "Feature adaptation epochs at most (the gate may end it sooner).")
@@ -202,6 +205,17 @@ class SegmentationConfig(RunOptions):
                                         "(the score map).")
     gate_window: int = _f(100, "The gate reads the discriminator accuracy over this many last iterations "
                                "(appendix 6.1: 100 for segmentation).")
+    self_train_epochs: int = _f(3, "Epochs of self-training (AdaMatch per pixel, after the feature stage).")
+    self_train_steps_per_epoch: int = _f(100, "Iterations of a self-training epoch (its checkpoint interval).")
+    self_train_batch_size: int = _f(8, "Labelled crops per self-training step.")
+    self_train_target_ratio: int = _f(2, "Unlabelled target crops per labelled crop in a self-training step.")
+    self_train_lr: float = _f(1e-4, "Adam learning rate of self-training.")
+    self_train_confidence: float = _f(0.9, "Relative confidence threshold tau of self-training, per class: a "
+                                           "pixel's pseudo-label counts when its confidence is at least tau "
+                                           "times the model's mean confidence on labelled pixels of that class.")
+    self_train_target_weight: float = _f(1.0, "Weight of the pseudo-label term of self-training.")
+    self_train_init: str = _f("feature", "The model self-training starts from: feature (CyCADA's f_T), target "
+                                         "or source (f_S).")
     oracle_epochs: int = _f(10, "Epochs of the target-trained oracle (labelled target data; reported only).")
     verbose: int = _f(0, "Keras fit verbosity (a progress line with the time left is logged after each epoch).")
     summary_every_epochs: int = _f(5, "Epochs between TensorBoard image summaries (translations, prediction "

@@ -92,18 +92,33 @@ def distribution_alignment(target_probabilities, source_probabilities):
     return aligned / tf.reduce_sum(aligned, axis=-1, keepdims=True)
 
 
-def relative_confidence_threshold(source_probabilities, confidence):
+def relative_confidence_threshold(source_probabilities, confidence, labels=None):
     """AdaMatch's threshold: `confidence` times the mean top probability on the (weakly augmented) labelled
-    source batch, so it follows how confident the model is on data whose labels it knows."""
-    return confidence * tf.reduce_mean(tf.reduce_max(tf.cast(source_probabilities, tf.float32), axis=-1))
+    source batch, so it follows how confident the model is on data whose labels it knows.
+
+    With `labels` (one per row of source_probabilities, -1 for rows that do not count), one threshold per
+    class instead, as class-balanced self-training does for segmentation (Zou et al. 2018), so that rare
+    classes, predicted with less confidence, still get pseudo-labels: `confidence` times the mean probability
+    the model gives class k on the source examples of class k; the global threshold for classes absent from
+    the batch. Returns a scalar, or a vector over the classes."""
+    p = tf.cast(source_probabilities, tf.float32)
+    overall = confidence * tf.reduce_mean(tf.reduce_max(p, axis=-1))
+    if labels is None:
+        return overall
+    one_hot = tf.one_hot(labels, tf.shape(p)[-1])  # all zeros for -1
+    count = tf.reduce_sum(one_hot, axis=0)
+    own = tf.reduce_sum(one_hot * p, axis=0) / tf.maximum(count, 1.0)
+    return tf.where(count > 0, confidence * own, overall)
 
 
 def pseudo_label_loss(pseudo_probabilities, logits, threshold):
     """FixMatch's unlabelled term: cross-entropy of the strongly augmented view's logits against the argmax of
-    the weak view's (aligned) prediction, for the examples whose prediction passes `threshold`, averaged over
-    all examples. Returns (loss, fraction of examples kept)."""
+    the weak view's (aligned) prediction, for the examples whose prediction passes `threshold` (a scalar, or
+    one per class: the threshold of the predicted class), averaged over all examples. Returns (loss, fraction
+    of examples kept)."""
     pseudo = tf.stop_gradient(tf.cast(pseudo_probabilities, tf.float32))
+    labels = tf.argmax(pseudo, axis=-1, output_type=tf.int32)
+    threshold = tf.gather(tf.broadcast_to(threshold, tf.shape(pseudo)[-1:]), labels)
     keep = tf.cast(tf.reduce_max(pseudo, axis=-1) >= threshold, tf.float32)
-    terms = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.argmax(pseudo, axis=-1, output_type=tf.int32), logits=tf.cast(logits, tf.float32))
+    terms = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=tf.cast(logits, tf.float32))
     return tf.reduce_mean(keep * terms), tf.reduce_mean(keep)

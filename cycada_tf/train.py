@@ -353,14 +353,10 @@ class Run:
         to the source model; else s2t. The oracle's view (f_S's target test score either way) is recorded
         beside it, for reporting only."""
         c = self.config
-        plain, translated = selection.InformationMaximisation(), selection.InformationMaximisation()
-        for batch in self._load(c.target, "train", labels=False, batch_size=100).take(self.selection_batches):
-            plain.update(tf.nn.softmax(tf.cast(f_s(batch, training=False), tf.float32)).numpy())
-            translated.update(tf.nn.softmax(tf.cast(f_s(g_ts(batch, training=False), training=False),
-                                                    tf.float32)).numpy())
+        criteria = {"s2t": self.information_maximisation(f_s), "t2s": self.information_maximisation(f_s, g_ts)}
         oracle = ({"s2t": self.evaluate(f_s, c.target), "t2s": self.evaluate(f_s, c.target, translate=g_ts)}
                   if self.target_spec.labelled else None)
-        decision = selection.choose({"s2t": plain.result(), "t2s": translated.result()}, oracle)
+        decision = selection.choose(criteria, oracle)
         if c.pixel_direction != "auto":
             decision["choice"] = c.pixel_direction  # given by the flag; the criterion is only recorded
         log(f"pixel direction: {decision['choice']} ({'--pixel_direction' if c.pixel_direction != 'auto' else 'label-free criterion'}; "
@@ -378,13 +374,10 @@ class Run:
         stages = [stage for stage in FINAL_CANDIDATES if stage in results]
         if not stages:
             return None
-        criteria = {}
-        for stage in stages:
-            net = self.new_task_net(self.weights(stage))
-            score = selection.InformationMaximisation()
-            for batch in self.target_images(stage).batch(100).take(self.selection_batches):
-                score.update(tf.nn.softmax(tf.cast(net(batch, training=False), tf.float32)).numpy())
-            criteria[stage] = score.result()
+        view = self.target_view() if any(stage in VIEWED_STAGES for stage in stages) else None
+        criteria = {stage: self.information_maximisation(self.new_task_net(self.weights(stage)),
+                                                         view if stage in VIEWED_STAGES else None)
+                    for stage in stages}
         oracle = {stage: results[stage][key] for stage in stages if key in results[stage]}
         decision = selection.choose(criteria, oracle if len(oracle) == len(stages) else None)
         log(f"seed {self.seed}: final model: '{decision['choice']}' (label-free criterion"
@@ -395,7 +388,17 @@ class Run:
             _write_json(os.path.join(self.dir, FINAL_FILE), decision)
         return decision
 
-    selection_batches = 20  # batches of 100 target training images the label-free criteria read, at most
+    def information_maximisation(self, net, translate=None):
+        """The label-free criterion (selection.py) of `net` (after `translate`) on the first
+        selection_batches batches of the target training images (no labels read)."""
+        c = self.config
+        score = selection.InformationMaximisation()
+        for batch in self._load(c.target, "train", labels=False, batch_size=100).take(self.selection_batches):
+            x = batch if translate is None else translate(batch, training=False)
+            score.update(tf.nn.softmax(tf.cast(net(x, training=False), tf.float32)).numpy())
+        return score.result()
+
+    selection_batches = 20  # batches of target training images the label-free criteria read, at most
 
     def trained_generators(self):
         """G_S->T and G_T->S with the pixel stage's weights, as Keras models."""
@@ -525,19 +528,6 @@ class Run:
         return {**self.scores(f_t, c.target, translate=view),
                 "gated_updates": int(model.updates.numpy()), "stopped_by_gate_at_epoch": stop.stopped_epoch}
 
-    def target_images(self, stage="feature"):
-        """The unlabelled target training images as `stage`'s model reads them, unbatched, in a fixed order:
-        the target split itself, or for the target and feature stages under t2s G_T->S of it (the translated
-        target records)."""
-        c = self.config
-        if stage not in VIEWED_STAGES or self.direction == "s2t":
-            return self._load(c.target, "train", labels=False)
-        files = tfrecord.split_files(self.translated_dir("target"), "train")
-        return tf.data.TFRecordDataset(files).map(
-            lambda serialized: pipeline.decode_image(schema.parse(serialized)[schema.IMAGE], c.image_size,
-                                                     c.channels),
-            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache()
-
     def self_train(self):
         """AdaMatch on top of CyCADA (stages/self_train.py): the net starts from --self_train_init and reads
         target images as they are; labelled source images and unlabelled target images (no labels) train
@@ -548,7 +538,8 @@ class Run:
             raise ValueError(f"--self_train_init must be feature, target or source, got {c.self_train_init!r}")
         net = self.new_task_net(self.weights(c.self_train_init))
         model = SelfTraining(net, confidence=c.self_train_confidence, target_weight=c.self_train_target_weight,
-                             seed=self.seed, name="self_train_stage")
+                             seed=self.seed, segmentation=self.ignore_label is not None,
+                             ignore_label=self.ignore_label, name="self_train_stage")
         self.compile("self_train", model, keras.optimizers.Adam(c.self_train_lr))
         build_optimizer(model.optimizer, net.trainable_variables)
         b = c.self_train_batch_size
@@ -606,6 +597,14 @@ def summarize(config, per_seed):
             "paper_table_2": {stage: list(v)
                               for stage, v in paper.reported(config.source, config.target).items()},
             "config": config_lib.to_json(config)}
+
+
+def stage_results(per_seed, stage):
+    """Each seed's results of `stage` (its done.json), in seed order; for "final", those of the stage the seed
+    chose (Run.final_model)."""
+    if stage == "final":
+        return [r[r["final"]["choice"]] for r in per_seed.values() if r.get("final")]
+    return [r[stage] for r in per_seed.values() if stage in r]
 
 
 def adaptation_gain(per_seed, key="accuracy"):

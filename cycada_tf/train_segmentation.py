@@ -25,6 +25,8 @@ ROWS = (("source", "miou", "Source only"),
         ("pixel", "miou_t2s", "f_S on G_T->S(x_t) (pixel, target to source)"),
         ("target", "miou", "CyCADA pixel only"),
         ("feature", "miou", "CyCADA pixel+feat"),
+        ("self_train", "miou", "CyCADA + self-training (AdaMatch, per pixel)"),
+        ("final", "miou", "Final model (chosen without target labels)"),
         ("oracle", "miou", "Oracle (train on target)"))
 SCORES = ("miou", "fwiou", "pixel_accuracy")
 OVERLAY_IMAGES = 4  # test images of the prediction figure
@@ -42,6 +44,7 @@ class SegmentationRun(train.Run):
     """One seed of a segmentation experiment."""
 
     ignore_label = metrics.IGNORE_LABEL
+    score_key = "miou"
 
     def __init__(self, config, seed, run_dir, strategy=None, write_dir=None):
         c = config
@@ -256,7 +259,7 @@ def summarize(config, per_seed):
     table = []
     for stage, key, label in ROWS:
         suffix = key[len("miou"):]  # "_t2s" for the pixel stage's row
-        done = [r[stage] for r in per_seed.values() if key in r.get(stage, {})]
+        done = [r for r in train.stage_results(per_seed, stage) if key in r]
         if not done:
             continue
         row = {"model": label, "stage": stage, "key": key, "seeds": [r[key] for r in done]}
@@ -267,10 +270,7 @@ def summarize(config, per_seed):
                                                           if r["per_class_iou" + suffix].get(name) is not None])[0]
                                 for name in classes}
         table.append(row)
-    pairs = [(r["feature"]["miou"], r["source"]["miou"]) for r in per_seed.values()
-             if "miou" in r.get("feature", {}) and "miou" in r.get("source", {})]
-    mean, se = train.mean_and_se([a - b for a, b in pairs])
-    gain = None if mean is None else {"mean": mean, "standard_error": se, "seeds": len(pairs)}
+    gain = train.adaptation_gain(per_seed, "miou")
     name, published = paper.reported_segmentation(config.source, config.target, config.model, classes)
     return {"source": config.source, "target": config.target, "seeds": list(per_seed), "classes": list(classes),
             "table": table, "per_seed": per_seed, "gain": gain, "config": config_lib.to_json(config),
@@ -306,12 +306,15 @@ def markdown_table(summary):
                 lines.append(line(f"paper, {published['table']}: {label}", row, _percent(row["miou"])))
     gain = summary.get("gain")
     if gain and gain["seeds"] > 1:
-        lines.append(f"\nGain of pixel+feat over source only in mIoU, paired by seed: {100 * gain['mean']:+.1f} ± "
+        model = "the final model" if gain.get("stage") == "final" else "pixel+feat"
+        lines.append(f"\nGain of {model} over source only in mIoU, paired by seed: {100 * gain['mean']:+.1f} ± "
                      f"{100 * gain['standard_error']:.1f} points (mean ± s.e. of {gain['seeds']} seeds)")
+    lines += train.decisions_lines(summary["per_seed"])
     return "\n".join(lines)
 
 
-REPORT_PANELS = (("source", "source only"), ("target", "pixel only"), ("feature", "pixel+feat"))
+REPORT_PANELS = (("source", "source only"), ("target", "pixel only"), ("feature", "pixel+feat"),
+                 ("self_train", "+ self-training"))
 
 
 def prediction_figure(config, run_dir, seed, path):
@@ -324,7 +327,7 @@ def prediction_figure(config, run_dir, seed, path):
     x, y = next(iter(trial._load(config.target, "test", batch_size=OVERLAY_IMAGES)))
     predictions = []
     for stage, label in panels:
-        view = trial.target_view() if stage in ("target", "feature") else None
+        view = trial.view_of(stage)
         net = trial.new_task_net(trial.weights(stage))
         seen = view(x, training=False) if view is not None else x
         predictions.append((label, tf.argmax(net(seen, training=False), axis=-1).numpy()))

@@ -14,8 +14,10 @@ TINY = ["--seeds=0", "--source_epochs=1", "--pixel_epochs=1", "--target_epochs=1
         "--oracle_epochs=1", "--source_batch_size=64", "--pixel_batch_size=32", "--crop_size=32,64",
         "--pixel_crop_size=32,32", "--model_width=8", "--generator_width=4", "--generator_blocks=1",
         "--discriminator_width=4", "--feature_batch_size=16", "--feature_min_steps_per_epoch=5",
-        "--gate_window=3", "--semantic_weight=1", "--summary_every_epochs=1", "--verbose=0"]
-STAGES = ["source", "pixel", "target", "feature", "oracle"]
+        "--gate_window=3", "--semantic_weight=1", "--summary_every_epochs=1", "--verbose=0",
+        "--self_train_epochs=1", "--self_train_steps_per_epoch=3", "--self_train_batch_size=4",
+        "--pixel_direction=s2t"]
+STAGES = ["source", "pixel", "target", "feature", "self_train", "final", "oracle"]
 
 
 def run_main(*args):
@@ -49,6 +51,10 @@ def test_every_stage_runs_with_a_table_3_row_and_a_rerun_skips_them(finished):
             assert 0.0 <= row[score] <= 1.0, (row["stage"], score)
         assert sorted(row["per_class_iou"]) == sorted(classes) and len(row["seeds"]) == 1
     seed = results["per_seed"]["0"]
+    # the final model, chosen by information maximisation over target pixels, with the oracle's choice beside it
+    assert seed["final"]["choice"] in ("target", "feature", "self_train")
+    assert seed["final"]["miou"] == seed[seed["final"]["choice"]]["miou"] == rows["final"]["miou"]
+    assert seed["final"]["oracle_choice"] in seed["final"]["oracle"]
     # the source model is scored on both domains' test splits; the pixel stage reports f_S(G_T->S(x_t))
     assert 0.0 <= seed["source"]["source_test_miou"] <= 1.0 and 0.0 <= seed["pixel"]["miou_t2s"] <= 1.0
     seed_dir = os.path.join(run_dir, "seed_0")
@@ -73,7 +79,7 @@ def test_every_stage_runs_with_a_table_3_row_and_a_rerun_skips_them(finished):
 
     mtime = os.stat(os.path.join(seed_dir, "pixel", "g_st.weights.h5")).st_mtime_ns
     second = run_main(f"--data_dir={data_dir}", f"--run_dir={run_dir}", *TINY)
-    assert second.stdout.count("already done, skipped") == 5
+    assert second.stdout.count("already done, skipped") == 6
     assert os.stat(os.path.join(seed_dir, "pixel", "g_st.weights.h5")).st_mtime_ns == mtime
     assert json.load(open(os.path.join(run_dir, "results.json")))["table"] == results["table"]
 
@@ -105,7 +111,8 @@ def test_the_export_serves_label_maps_and_translations_as_the_keras_networks_com
     trial = train_segmentation.SegmentationRun(config, 0, finished["run"])
     images = np.random.default_rng(3).integers(0, 256, (2, 50, 70, 3), dtype=np.uint8)  # no crop's size
     x = pipeline.from_uint8(tf.constant(images), None, 3)
-    net = trial.new_task_net(trial.weights("feature"))
+    chosen = json.load(open(os.path.join(finished["run"], "seed_0", "final.json")))["choice"]
+    net = trial.new_task_net(trial.weights(chosen))  # s2t: the segmenter reads target images as they are
     served = tf.saved_model.load(os.path.join(finished["export"], "segmenter", "1")).signatures["segment"](
         images=tf.constant(images))
     logits = net(x, training=False).numpy()

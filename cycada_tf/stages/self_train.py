@@ -9,6 +9,10 @@ distribution, is the pseudo-label of the strong view wherever it is more confide
 to the model's confidence on the labelled batch. AdaMatch's random logit interpolation is left out: it
 combines logits computed with and without the target images in the batch, which differ only through batch
 normalisation, and the task nets here have none. The target images come without labels.
+
+For a segmenter every pixel is an example (per-pixel pseudo-labels), the augmentations keep each pixel in
+place (no translation), L_task skips the ignore label, and the confidence threshold is one per class
+(losses.relative_confidence_threshold with labels), as class-balanced self-training does (Zou et al. 2018).
 """
 
 import keras
@@ -23,12 +27,15 @@ class SelfTraining(keras.Model):
 
     confidence: AdaMatch's tau, relative to the mean top probability on the labelled batch (paper: 0.9).
     target_weight: the weight of the pseudo-label term (AdaMatch ramps it up from 0 when training from
-    scratch; here the net starts from a trained model, so it is constant)."""
+    scratch; here the net starts from a trained model, so it is constant).
+    segmentation: per-pixel examples as the module docstring says, with `ignore_label` in the label maps."""
 
-    def __init__(self, net, confidence=0.9, target_weight=1.0, seed=0, **kwargs):
+    def __init__(self, net, confidence=0.9, target_weight=1.0, seed=0, segmentation=False, ignore_label=255,
+                 **kwargs):
         super().__init__(**kwargs)
         self.net = net
         self.confidence, self.target_weight = float(confidence), float(target_weight)
+        self.segmentation, self.ignore_label = bool(segmentation), ignore_label
         self.augment_seed = keras.random.SeedGenerator(seed)
         self.trackers = {n: keras.metrics.Mean(name=n)
                          for n in ("loss", "source_loss", "target_loss", "pseudo_fraction", "threshold")}
@@ -42,23 +49,37 @@ class SelfTraining(keras.Model):
 
     def train_step(self, data):
         (x_s, y_s), x_t = data
-        seed = self.augment_seed
-        inputs = [augment.weak(x_s, seed), augment.weak(x_t, seed), augment.strong(x_t, seed)]
+        seed, geometric = self.augment_seed, not self.segmentation
+        inputs = [augment.weak(x_s, seed, geometric), augment.weak(x_t, seed, geometric),
+                  augment.strong(x_t, seed, geometric)]
         sizes = [tf.shape(x)[0] for x in inputs]
         variables = self.net.trainable_variables
         with tf.GradientTape() as tape:
             logits_s, logits_weak, logits_strong = tf.split(
                 self.net(tf.concat(inputs, axis=0), training=True), sizes, axis=0)
-            source_loss = losses.task_loss(y_s, logits_s)
-            p_s = tf.nn.softmax(tf.cast(logits_s, tf.float32))
-            pseudo = losses.distribution_alignment(tf.nn.softmax(tf.cast(logits_weak, tf.float32)), p_s)
-            threshold = tf.stop_gradient(losses.relative_confidence_threshold(p_s, self.confidence))
+            classes = tf.shape(logits_s)[-1]
+            # rows of examples: images, or pixels of score maps
+            p_s = tf.reshape(tf.nn.softmax(tf.cast(logits_s, tf.float32)), [-1, classes])
+            p_weak = tf.reshape(tf.nn.softmax(tf.cast(logits_weak, tf.float32)), [-1, classes])
+            logits_strong = tf.reshape(logits_strong, [-1, classes])
+            if self.segmentation:
+                source_loss = losses.task_loss(y_s, logits_s, ignore_label=self.ignore_label)
+                labels = tf.reshape(tf.cast(y_s, tf.int32), [-1])
+                labels = tf.where(labels == self.ignore_label, -1, labels)
+                p_s_labelled = tf.boolean_mask(p_s, labels >= 0)
+                threshold = losses.relative_confidence_threshold(p_s, self.confidence, labels)
+            else:
+                source_loss = losses.task_loss(y_s, logits_s)
+                p_s_labelled = p_s
+                threshold = losses.relative_confidence_threshold(p_s, self.confidence)
+            pseudo = losses.distribution_alignment(p_weak, p_s_labelled)
+            threshold = tf.stop_gradient(threshold)
             target_loss, kept = losses.pseudo_label_loss(pseudo, logits_strong, threshold)
             loss = source_loss + self.target_weight * target_loss
             scaled = replica_scale(loss, self.optimizer)
         grads = tape.gradient(scaled, variables)
         self.optimizer.apply_gradients(zip(grads, variables))
         for name, value in (("loss", loss), ("source_loss", source_loss), ("target_loss", target_loss),
-                            ("pseudo_fraction", kept), ("threshold", threshold)):
+                            ("pseudo_fraction", kept), ("threshold", tf.reduce_mean(threshold))):
             self.trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
