@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from cycada_tf import config as config_lib, distribute, export, figures, loop, metrics, paper, resume, summaries
+from cycada_tf import failures
 from cycada_tf import precision as precision_lib
 from cycada_tf.data import pipeline, registry, schema, tfrecord
 from cycada_tf.models import digits as nets
@@ -561,10 +562,12 @@ def run(config, run_cls=None):
     stage_settings(config)  # a bad --precision or --jit_compile fails here, before anything is written
     if not distribute.is_chief(strategy):
         return _run_worker(config, run_dir, strategy, run_cls)
+    failures.check_directory(config.data_dir, "--data_dir")
     for name in (config.source, config.target):
         registry.ensure(name, config.data_dir)
-    # Only a run that can start leaves a run directory (and its config.json) behind.
-    os.makedirs(run_dir, exist_ok=True)
+    # Only a run that can start leaves a run directory (and its config.json) behind; one that could not save
+    # its first checkpoint does not start.
+    failures.check_writable(run_dir, "--run_dir")
     resume.check_run_config(config, run_dir)
     distribute.barrier(strategy)  # the data and config.json are there for the other workers
     with distribute.peer_errors(strategy):
