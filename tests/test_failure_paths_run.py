@@ -210,3 +210,30 @@ def test_a_non_finite_loss_then_a_lower_learning_rate_continues_the_run(embedded
     assert [entry["changed"] for entry in stored["history"]] == [{"source_lr": {"from": 1e-4, "to": 2e-5}}]
     train.run(lower)  # the run directory now holds the new rate: no flag needed to reuse it
     assert os.path.exists(os.path.join(run_dir, "results.json"))
+
+
+def _corrupt_dataset(directory):
+    """A one-shard dataset at `directory` with a byte flipped in its middle; returns the shard."""
+    from cycada_tf.data import schema, tfrecord
+    examples = [schema.make_example(np.full((8, 8, 1), i, np.uint8), i % 10) for i in range(20)]
+    tfrecord.write_dataset(directory, {"train": examples}, {"x": "1"})
+    shard = os.path.join(directory, "train-00000-of-00001.tfrecord")
+    data = bytearray(open(shard, "rb").read())
+    data[len(data) // 2] ^= 0xFF
+    open(shard, "wb").write(bytes(data))
+    return shard
+
+
+@pytest.mark.parametrize("where", ["prepared", "translated"])
+def test_the_corrupt_record_line_names_the_command_for_each_kind_of_shard(tmp_path, where):
+    from cycada_tf import failures
+    data_dir, run_dir = str(tmp_path / "data"), str(tmp_path / "run")
+    if where == "prepared":
+        shard = _corrupt_dataset(os.path.join(data_dir, "mnist"))
+        command = f"python tools/prepare_data.py --dataset=mnist --data_dir={data_dir} --verify"
+    else:
+        shard = _corrupt_dataset(os.path.join(run_dir, "seed_0", "translated_source"))
+        command = "rerun the same command: the pixel stage's translations are written again"
+    config = config_lib.DigitsConfig(source="mnist", target="usps", data_dir=data_dir, run_dir=run_dir)
+    line = failures.one_line(tf.errors.DataLossError(None, None, "corrupted record at 12"), config)
+    assert line.startswith(f"{shard}: corrupt TFRecord shard (the record at byte ") and command in line, line
