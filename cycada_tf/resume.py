@@ -148,8 +148,9 @@ class StageCheckpoint(keras.callbacks.Callback):
         for variable in self.weights:
             if not bool(keras.ops.all(keras.ops.isfinite(variable))):
                 last = self.writer.latest_checkpoint or self.manager.latest_checkpoint
+                name = getattr(variable, "path", variable.name)
                 raise NonFiniteLoss(
-                    f"stage '{self.stage}': non-finite weights in {variable.path} after epoch {epoch + 1}, "
+                    f"stage '{self.stage}': non-finite weights in {name} after epoch {epoch + 1}, "
                     f"step {self._steps}, though its logged values were finite; not saved, the last good "
                     f"checkpoint ({last or 'none yet'}) is kept. {CONTINUE}")
 
