@@ -41,6 +41,11 @@ class RunOptions:
         "", "If set, the first seed's adapted model (the digit classifier, or the segmenter) and both "
             "translators are exported there after the run, as TF Serving models <export_dir>/<model>/<version>/ "
             "(tools/export.py exports an existing run).")
+    accept_lr_change: bool = _f(
+        False, "Continue a run directory with other learning rates (--*_lr) than it was made with, e.g. a "
+               "lower one after a non-finite loss: the unfinished stage resumes from its last good checkpoint "
+               "at the new rate; <run_dir>/config.json records the change in its history. Other changed "
+               "flags are still refused.")
 
 
 @dataclasses.dataclass

@@ -1,9 +1,12 @@
 """Surviving a crash: each stage's checkpoint (networks, every optimizer, step, epoch and the stage's own
-state), written at the end of each epoch; the stop on a non-finite loss; the run directory's config check."""
+state), written at the end of each epoch whose weights are all finite; the stop on a non-finite loss or weight;
+the run directory's config check, which lets a learning rate change on request (--accept_lr_change) and keeps
+the change in config.json's history."""
 
 import json
 import math
 import os
+import time
 
 import keras
 import tensorflow as tf
@@ -14,34 +17,56 @@ CONFIG_FILE = "config.json"
 # Flags that do not change what a run computes: a run directory may be continued with other values of them.
 # (--strategy and --jit_compile change only float rounding; --seeds may grow, each seed has its own directory.)
 RESULT_INDEPENDENT_FLAGS = ("verbose", "summary_every_epochs", "export_dir", "seeds", "stages", "run_dir",
-                            "strategy", "jit_compile", "worker_dir", "download")
+                            "strategy", "jit_compile", "worker_dir", "download", "accept_lr_change")
+HISTORY = "history"  # config.json's list of accepted flag changes (not a flag)
 KEEP_CHECKPOINTS = 2  # the one being written never replaces the last good one until it is complete
+
+
+CONTINUE = ("Lower the stage's learning rate (its --*_lr flag) and rerun the same command with "
+            "--accept_lr_change to continue from it, or check the input data")
 
 
 class NonFiniteLoss(ValueError):
     """A loss or metric of a stage became NaN or infinite; the stage stopped before saving anything."""
 
 
+def is_learning_rate(flag):
+    return flag.endswith("_lr")
+
+
 def check_run_config(config, run_dir, write=True):
     """Store the flags that shape results in <run_dir>/config.json on first use (unless not `write`: a
     multi_worker task other than the chief only checks); refuse a run directory made with other values of
-    them, naming each differing flag."""
+    them, naming each differing flag. With --accept_lr_change, other learning rates (--*_lr) are accepted:
+    config.json then holds the new values, and its history the old ones, when and which flags changed."""
     values = {k: v for k, v in config_lib.to_json(config).items() if k not in RESULT_INDEPENDENT_FLAGS}
     path = os.path.join(run_dir, CONFIG_FILE)
     if os.path.exists(path):
         with open(path) as handle:
             stored = json.load(handle)
+        history = stored.pop(HISTORY, [])
         differing = sorted(k for k in set(stored) | set(values) if stored.get(k) != values.get(k))
-        if differing:
-            detail = ", ".join(f"--{k}={values.get(k)} (run directory: {stored.get(k)})" for k in differing)
-            raise ValueError(f"run directory {run_dir} was made with other flags: {detail}. Use the same "
-                             f"flags to continue it, or another --run_dir for a new run")
+        accept = getattr(config, "accept_lr_change", False)
+        refused = [k for k in differing if not (accept and is_learning_rate(k))]
+        if refused:
+            detail = ", ".join(f"--{k}={values.get(k)} (run directory: {stored.get(k)})" for k in refused)
+            hint = (" (add --accept_lr_change to continue with another learning rate)"
+                    if any(is_learning_rate(k) for k in refused) else "")
+            raise ValueError(f"run directory {run_dir} was made with other flags: {detail}{hint}. Use the "
+                             f"same flags to continue it, or another --run_dir for a new run")
+        if differing and write:
+            history.append({"time": time.strftime("%Y-%m-%d %H:%M:%S"), "accepted": "--accept_lr_change",
+                            "changed": {k: {"from": stored.get(k), "to": values.get(k)} for k in differing}})
+            _write_json(path, {**values, HISTORY: history})
         return
-    if not write:
-        return
+    if write:
+        _write_json(path, values)
+
+
+def _write_json(path, value):
     tmp = path + ".tmp"
     with open(tmp, "w") as handle:
-        json.dump(values, handle, indent=1, sort_keys=True)
+        json.dump(value, handle, indent=1, sort_keys=True)
     os.replace(tmp, path)
 
 
@@ -72,6 +97,8 @@ class StageCheckpoint(keras.callbacks.Callback):
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.checkpoint = tf.train.Checkpoint(epoch=self.epoch, step=self.step, **trackables)
+        self.weights = [v for v in trackables.get("variables", ()) if "float" in str(v.dtype)]
+        self.optimizers = [t for t in trackables.values() if isinstance(t, keras.optimizers.Optimizer)]
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=KEEP_CHECKPOINTS)
         self.writer = self.manager if self.write_directory == directory else tf.train.CheckpointManager(
             self.checkpoint, self.write_directory, max_to_keep=KEEP_CHECKPOINTS)
@@ -90,7 +117,13 @@ class StageCheckpoint(keras.callbacks.Callback):
     def restore(self):
         if self.manager.latest_checkpoint is None:
             return 0
+        # A checkpoint holds each optimizer's learning rate; the flags' (--accept_lr_change) win over it.
+        inner = [getattr(o, "inner_optimizer", o) for o in self.optimizers]  # under a LossScaleOptimizer
+        rates = [(o, float(o.learning_rate)) for o in inner
+                 if not isinstance(o._learning_rate, keras.optimizers.schedules.LearningRateSchedule)]
         self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        for optimizer, rate in rates:
+            optimizer.learning_rate = rate
         if os.path.exists(self.logs_path):
             with open(self.logs_path) as handle:
                 self.last_logs = json.load(handle)
@@ -108,8 +141,18 @@ class StageCheckpoint(keras.callbacks.Callback):
                 last = self.writer.latest_checkpoint or self.manager.latest_checkpoint
                 raise NonFiniteLoss(
                     f"stage '{self.stage}': non-finite {name} ({float(value)}) at {where}; the last good "
-                    f"checkpoint ({last or 'none yet'}) is kept. Lower the learning "
-                    f"rate or check the input data, then rerun the same command to continue from it")
+                    f"checkpoint ({last or 'none yet'}) is kept. {CONTINUE}")
+
+    def _check_weights(self, epoch):
+        """NonFiniteLoss naming the first weight with a NaN or an infinity: such a state is never saved."""
+        for variable in self.weights:
+            if not bool(keras.ops.all(keras.ops.isfinite(variable))):
+                last = self.writer.latest_checkpoint or self.manager.latest_checkpoint
+                name = getattr(variable, "path", variable.name)
+                raise NonFiniteLoss(
+                    f"stage '{self.stage}': non-finite weights in {name} after epoch {epoch + 1}, "
+                    f"step {self._steps}, though its logged values were finite; not saved, the last good "
+                    f"checkpoint ({last or 'none yet'}) is kept. {CONTINUE}")
 
     def on_train_begin(self, logs=None):
         self._steps = int(self.step.numpy())
@@ -123,6 +166,7 @@ class StageCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._check(logs)
+        self._check_weights(epoch)
         self.epoch.assign(epoch + 1)
         self.step.assign(self._steps)
         self.writer.save(checkpoint_number=epoch + 1)

@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from cycada_tf import config as config_lib, distribute, export, figures, label_free, loop, metrics, paper, resume
-from cycada_tf import selection
+from cycada_tf import failures, selection
 from cycada_tf import summaries
 from cycada_tf import precision as precision_lib
 from cycada_tf.data import pipeline, registry, schema, tfrecord
@@ -728,10 +728,12 @@ def run(config, run_cls=None):
         log(f"--precision=auto: {resolved} ({why})")
     if not distribute.is_chief(strategy):
         return _run_worker(config, run_dir, strategy, run_cls)
+    failures.check_directory(config.data_dir, "--data_dir")
     for name in (config.source, config.target):
         registry.ensure(name, config.data_dir, download=config.download)
-    # Only a run that can start leaves a run directory (and its config.json) behind.
-    os.makedirs(run_dir, exist_ok=True)
+    # Only a run that can start leaves a run directory (and its config.json) behind; one that could not save
+    # its first checkpoint does not start.
+    failures.check_writable(run_dir, "--run_dir")
     resume.check_run_config(config, run_dir)
     distribute.barrier(strategy)  # the data and config.json are there for the other workers
     with distribute.peer_errors(strategy):

@@ -8,6 +8,8 @@
 
 Every raw file is read and checked before anything is written, and the dataset directory appears in one
 step, so a failed run leaves nothing behind. Running again on the same files (same SHA-256) is a no-op.
+A segmentation pair whose label is not the size of its image (a few of GTA5's) is left out and reported (the
+first few in the log, all of them in the manifest), unless --mismatched_labels=resize keeps it.
 """
 
 import argparse
@@ -18,6 +20,7 @@ import time
 if __package__ in (None, ""):  # run as `python tools/prepare_data.py`: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from cycada_tf import failures  # noqa: E402
 from cycada_tf.data import archives, public, registry, tfrecord  # noqa: E402
 from cycada_tf.data.sources import cityscapes, gta5, segmentation, synthia  # noqa: E402
 
@@ -29,6 +32,7 @@ PROGRESS_EVERY = 10000  # records between two progress lines
 SEGMENTATION_RECORDS_PER_SHARD = 500  # a 1024-wide image and label are ~1 MB: shards of ~0.5 GB
 SKIPPED_SHOWN = 10  # unpaired files named in the log; the manifest keeps up to SKIPPED_KEPT of them
 SKIPPED_KEPT = 1000
+MISMATCHED_SHOWN = 5  # mis-sized pairs named in the log; the manifest keeps all of them
 
 
 def _say(message):
@@ -57,6 +61,11 @@ def parse_args(argv):
     parser.add_argument("--bsds500", default=None,
                         help="--build_mnist_m: BSR_bsds500.tgz as distributed, or its extracted BSR/ "
                              "directory (default: found in --raw_dir)")
+    parser.add_argument("--mismatched_labels", default="skip", choices=segmentation.MISMATCHED_LABELS,
+                        help="segmentation datasets only: what becomes of a pair whose label map is not the "
+                             "size of its image (a few of GTA5's). skip (default): left out, and listed in the "
+                             "log and the manifest. resize: kept, its label map resized to the image's size "
+                             "by nearest neighbour (label ids are never blended), before --width applies")
     args = parser.parse_args(argv)
     if args.build_mnist_m and args.dataset != "mnist_m":
         parser.error("--build_mnist_m builds --dataset=mnist_m only")
@@ -104,18 +113,20 @@ def _remove_empty(path, top):
         path = os.path.dirname(path)
 
 
-def prepare(dataset, raw_dir, data_dir, records_per_shard=None, width=segmentation.PAPER_WIDTH, **source_args):
+def prepare(dataset, raw_dir, data_dir, records_per_shard=None, width=segmentation.PAPER_WIDTH,
+            mismatched_labels="skip", **source_args):
     """Write <data_dir>/<dataset> from the files in raw_dir unless it is current; returns the manifest.
     source_args: mnist_m's build=True and bsds500=<path> (--build_mnist_m)."""
     if dataset in SEGMENTATION_SOURCES:
         return prepare_segmentation(dataset, raw_dir, data_dir,
-                                    records_per_shard or SEGMENTATION_RECORDS_PER_SHARD, width)
+                                    records_per_shard or SEGMENTATION_RECORDS_PER_SHARD, width, mismatched_labels)
     records_per_shard = records_per_shard or tfrecord.RECORDS_PER_SHARD
     source, spec = SOURCES[dataset], registry.get(dataset)
     directory = registry.dataset_dir(data_dir, dataset)
     if not os.path.isdir(raw_dir):
         raise tfrecord.DataError(f"{raw_dir}: no such directory (--raw_dir)")
     inputs = input_checksums(source, raw_dir, **source_args)
+    tfrecord.remove_stale_partials(directory, log=_say)
     if tfrecord.is_current(directory, inputs):
         _say(f"{directory} is up to date: it was written from these same files; nothing to do")
         return tfrecord.read_manifest(directory)
@@ -135,7 +146,7 @@ def prepare(dataset, raw_dir, data_dir, records_per_shard=None, width=segmentati
         raise
 
 
-def prepare_segmentation(dataset, raw_dir, data_dir, records_per_shard, width):
+def prepare_segmentation(dataset, raw_dir, data_dir, records_per_shard, width, mismatched_labels="skip"):
     """prepare() for an image + label map dataset: pair the files, check every pair's headers, then write."""
     (source, layout_args), spec = SEGMENTATION_SOURCES[dataset], registry.get(dataset)
     directory = registry.dataset_dir(data_dir, dataset)
@@ -150,12 +161,22 @@ def prepare_segmentation(dataset, raw_dir, data_dir, records_per_shard, width):
         _say(f"left out {len(layout.skipped)} files without a partner: "
              + "; ".join(layout.skipped[:SKIPPED_SHOWN])
              + (" ..." if len(layout.skipped) > SKIPPED_SHOWN else ""))
+    segmentation.separate_mismatched(layout, mismatched_labels)
+    if layout.mismatched:
+        _say(f"{'resized the labels of' if mismatched_labels == 'resize' else 'left out'} "
+             f"{len(layout.mismatched)} pairs whose label is not the size of its image (all listed in the "
+             f"manifest): " + "; ".join(layout.mismatched[:MISMATCHED_SHOWN])
+             + (" ..." if len(layout.mismatched) > MISMATCHED_SHOWN else "")
+             + ("" if mismatched_labels == "resize" else ". --mismatched_labels=resize keeps them"))
     _say("checksumming the files")
     inputs = segmentation.fingerprint(source, layout, width, say=_say)
+    if mismatched_labels != "skip":
+        inputs["converter"] += f"-mismatched_labels={mismatched_labels}"
+    tfrecord.remove_stale_partials(directory, log=_say)
     if tfrecord.is_current(directory, inputs):
         _say(f"{directory} is up to date: it was written from these same files; nothing to do")
         return tfrecord.read_manifest(directory)
-    _say("checking that every image has a label of the same size")
+    _say("checking the headers of every image and label")
     source.check(layout)
     created = _missing_ancestor(data_dir)
     try:
@@ -165,7 +186,9 @@ def prepare_segmentation(dataset, raw_dir, data_dir, records_per_shard, width):
             directory, {split: _with_progress(examples, split) for split, examples in splits.items()},
             inputs, info={"width": width or None, "channels": spec.channels, "classes": list(spec.classes),
                           "ignore_label": spec.ignore_label, "raw_dir": os.path.abspath(raw_dir),
-                          "skipped_count": len(layout.skipped), "skipped": layout.skipped[:SKIPPED_KEPT]},
+                          "skipped_count": len(layout.skipped), "skipped": layout.skipped[:SKIPPED_KEPT],
+                          "mismatched_labels": mismatched_labels, "mismatched_count": len(layout.mismatched),
+                          "mismatched": layout.mismatched},
             records_per_shard=records_per_shard)
     except BaseException:
         if created:
@@ -185,19 +208,33 @@ def report(directory, manifest):
             f"(per class {classes})")
 
 
+def report_left_out(manifest):
+    """The count summary of what a segmentation dataset's records leave out or changed."""
+    info = manifest["info"]
+    if "skipped_count" not in info:
+        return
+    mismatched, resized = info.get("mismatched_count", 0), info.get("mismatched_labels") == "resize"
+    _say(f"left out: {info['skipped_count']} files without a partner, "
+         f"{0 if resized else mismatched} pairs whose label is not the size of its image"
+         + (f"; {mismatched} such labels resized to their image" if resized else ""))
+
+
 def main(argv=None):
     """Prepare and/or verify one dataset; raises tfrecord.DataError on bad or missing data."""
     args = parse_args(argv)
+    failures.check_directory(args.data_dir, "--data_dir")
     directory = registry.dataset_dir(args.data_dir, args.dataset)
     if args.raw_dir is not None:
         build = {"build": True, "bsds500": args.bsds500} if args.build_mnist_m else {}
-        manifest = prepare(args.dataset, args.raw_dir, args.data_dir, args.records_per_shard, args.width, **build)
+        manifest = prepare(args.dataset, args.raw_dir, args.data_dir, args.records_per_shard, args.width,
+                           args.mismatched_labels, **build)
     else:
         manifest = tfrecord.read_manifest(directory)
         if manifest is None:
             raise tfrecord.DataError(f"nothing to verify: {directory} is not prepared. "
                                      f"{registry.get(args.dataset).prepare_hint}")
     report(directory, manifest)
+    report_left_out(manifest)
     if args.verify:
         _say(f"verifying every record of {directory}")
         counts = tfrecord.verify(directory)
@@ -206,11 +243,21 @@ def main(argv=None):
 
 
 def cli(argv=None):
-    """The command line: a data error ends with its one-line message and exit status 1."""
+    """The command line: a data error, or an OS error (a --data_dir that is a file or read-only, a full
+    disk), ends with its one-line message (the path and the errno text) and exit status 1."""
     try:
         return main(argv)
     except tfrecord.DataError as error:
         print(f"prepare_data: error: {error}", file=sys.stderr)
+        return 1
+    except failures.StorageError as error:
+        print(f"prepare_data: error: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:  # noqa: BLE001 - only a disk's error is turned into one line
+        line = failures.storage_line(error)
+        if line is None:
+            raise
+        print(f"prepare_data: error: {line}", file=sys.stderr)
         return 1
 
 

@@ -3,14 +3,18 @@
 Layout: <data_dir>/<dataset>/<split>-<i>-of-<n>.tfrecord and <data_dir>/<dataset>/manifest.json.
 A dataset directory is written under a temporary name and renamed into place in one step, so a reader never
 sees half a dataset, and the manifest (counts per split and class, checksums of the inputs) says which
-inputs made it: writing again from the same inputs is a no-op.
+inputs made it: writing again from the same inputs is a no-op. The temporary directory's name holds the
+writer's process id and host: one left by a killed writer is removed by the next write of the same dataset.
+Directories are made with the process's umask (a shared data directory stays readable by its group).
 """
 
 import collections
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 
 import tensorflow as tf
@@ -66,12 +70,15 @@ def write_dataset(dataset_dir, splits, inputs, info=None, records_per_shard=RECO
     what the records were made from. info: extra JSON-able facts (image size, classes) for the manifest.
     Returns the manifest. If dataset_dir already holds the same inputs, nothing is written.
     """
+    remove_stale_partials(dataset_dir)
     if is_current(dataset_dir, inputs):
         return read_manifest(dataset_dir)
     parent = os.path.dirname(os.path.abspath(dataset_dir))
     os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix="." + os.path.basename(dataset_dir) + ".partial-", dir=parent)
+    staging = tempfile.mkdtemp(prefix=_partial_prefix(dataset_dir) + f"{os.getpid()}@{socket.gethostname()}-",
+                               dir=parent)
     try:
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700: others could not read the dataset
         manifest = {"inputs": inputs, "info": info or {}, "splits": {}}
         for split, examples in splits.items():
             manifest["splits"][split] = _write_split(staging, split, examples, records_per_shard)
@@ -88,6 +95,59 @@ def write_dataset(dataset_dir, splits, inputs, info=None, records_per_shard=RECO
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return manifest
+
+
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _partial_prefix(dataset_dir):
+    return "." + os.path.basename(os.path.abspath(dataset_dir)) + ".partial-"
+
+
+# <pid>@<host>-<mkdtemp's random suffix>, the part of a temporary name after its prefix
+_WRITER = re.compile(r"(\d+)@(.+)-[A-Za-z0-9_]+$")
+
+
+def _writer_is_gone(suffix):
+    """True when the writer named in a temporary directory's name (pid@host) is a process of this host that
+    no longer runs, or the name has no writer (an older version made it)."""
+    match = _WRITER.match(suffix)
+    if match is None:
+        return True
+    if match.group(2) != socket.gethostname():
+        return False  # another host's writer (a shared filesystem): it may still be running
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    return False
+
+
+def remove_stale_partials(dataset_dir, log=print):
+    """Remove what a killed write of dataset_dir left beside it: its temporary .<name>.partial-* directory
+    and a replaced copy (<name>.old-*) not yet deleted; each one removed is said in the log. Returns them."""
+    parent = os.path.dirname(os.path.abspath(dataset_dir))
+    prefix = _partial_prefix(dataset_dir)
+    old_prefix = os.path.basename(os.path.abspath(dataset_dir)) + ".old-" + prefix
+    try:
+        names = os.listdir(parent)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    removed = []
+    for name in sorted(names):
+        start = prefix if name.startswith(prefix) else old_prefix if name.startswith(old_prefix) else None
+        path = os.path.join(parent, name)
+        if start is None or not os.path.isdir(path) or not _writer_is_gone(name[len(start):]):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+        log(f"removed {path}: left by a write of {dataset_dir} that did not finish (a killed run)")
+    return removed
 
 
 def _write_split(directory, split, examples, records_per_shard):

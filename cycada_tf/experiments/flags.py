@@ -46,7 +46,8 @@ def config_from_flags(cls, flag_values=flags.FLAGS):
 def experiment_main(cls, runner):
     """The absl main of an experiment: flags -> `cls` -> `runner`.run(config), `runner` a module's name
     (imported only then: --help answers without loading TensorFlow). Bad data or flag values end with one
-    line on stderr and exit status 2."""
+    line on stderr and exit status 2, and so do a directory that cannot be written, a full disk and a corrupt
+    TFRecord shard met while training (cycada_tf.failures)."""
     def main(argv):
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -60,5 +61,12 @@ def experiment_main(cls, runner):
             importlib.import_module(runner).run(config)
         except (DataError, ValueError) as error:
             print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+        except Exception as error:  # noqa: BLE001 - only a disk's or a shard's error is turned into one line
+            from cycada_tf import failures
+            line = failures.one_line(error, config)
+            if line is None:
+                raise
+            print(f"error: {line}", file=sys.stderr)
             sys.exit(2)
     return main

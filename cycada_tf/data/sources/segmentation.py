@@ -4,7 +4,9 @@ A source module (gta5, cityscapes, synthia) only knows its layout and its label 
 each image with its label file, `read_label(path)` gives the raw ids and `TRAIN_IDS` maps them. This module
 checks every pair's headers (PNG signature, size, bit depth) before anything is written, then decodes,
 maps and resizes one pair at a time while the records are written (a bad file then aborts the atomic write,
-so nothing partial is left).
+so nothing partial is left). Every PNG's chunk CRCs and zlib stream are checked before it is decoded (png.py).
+A label whose size differs from its image's (a few of GTA5's) is left out and reported, or, with
+MISMATCHED_LABELS "resize", resized to its image's size by nearest neighbour (ids never blended).
 """
 
 import collections
@@ -17,7 +19,7 @@ import struct
 import numpy as np
 from PIL import Image
 
-from cycada_tf.data import schema
+from cycada_tf.data import png, schema
 from cycada_tf.data.tfrecord import DataError
 
 PAPER_WIDTH = 1024  # "All images were resized to have width of 1024 pixels while keeping the aspect ratio" (6.1.2)
@@ -25,6 +27,7 @@ IGNORE_LABEL = 255  # train id of every pixel that is not one of a dataset's eva
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_COLOR_TYPES = {0: "grey", 2: "RGB", 3: "palette", 4: "grey+alpha", 6: "RGBA"}
 CHECKSUM_PROGRESS_EVERY = 2000  # files between two progress lines while checksumming
+MISMATCHED_LABELS = ("skip", "resize")  # what becomes of a pair whose label is not the size of its image
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,12 +35,14 @@ class Pair:
     key: str              # the image's path relative to raw_dir: the record's key
     image: str            # absolute paths; label None for image-only splits (Cityscapes train_extra)
     label: str = None
+    resize_label: bool = False  # its label differs in size from the image: resized to it (MISMATCHED_LABELS)
 
 
 @dataclasses.dataclass
 class Layout:
     splits: dict          # {split: [Pair]} in a fixed order
     skipped: list = dataclasses.field(default_factory=list)  # "path: why" of files left out (reported)
+    mismatched: list = dataclasses.field(default_factory=list)  # "label: sizes" of mis-sized pairs (reported)
 
 
 def lookup_table(mapping, size=256):
@@ -70,21 +75,57 @@ def check_pair(pair, label_depths=(8,), label_colors=(0, 3)):
     if pair.label is None:
         return
     l_width, l_height, l_depth, l_color = png_header(pair.label)
-    if (l_width, l_height) != (width, height):
-        raise DataError(f"{pair.label}: label is {l_width}x{l_height} but its image {pair.image} is "
-                        f"{width}x{height}; image and label must be the same size")
+    if (l_width, l_height) != (width, height) and not pair.resize_label:
+        raise DataError(size_mismatch(pair) + "; image and label must be the same size")
     if l_depth not in label_depths or l_color not in label_colors:
         raise DataError(f"{pair.label}: a {l_depth}-bit {PNG_COLOR_TYPES.get(l_color, l_color)} PNG; expected "
                         f"a {' or '.join(map(str, label_depths))}-bit "
                         f"{' or '.join(PNG_COLOR_TYPES[c] for c in label_colors)} label PNG of class ids")
 
 
-def _open(path):
-    """A fully decoded PIL image, or DataError naming the file (truncated or damaged PNG)."""
+def size_mismatch(pair):
+    """None if the pair's label is the size of its image, else "<label>: label is WxH but its image ..."."""
+    width, height, _, _ = png_header(pair.image)
+    l_width, l_height, _, _ = png_header(pair.label)
+    if (l_width, l_height) == (width, height):
+        return None
+    return f"{pair.label}: label is {l_width}x{l_height} but its image {pair.image} is {width}x{height}"
+
+
+def separate_mismatched(layout, policy="skip"):
+    """Apply `policy` (MISMATCHED_LABELS) to every pair whose label differs in size from its image: "skip"
+    leaves it out, "resize" marks it to be resized; either way it is listed in layout.mismatched."""
+    for split, pairs in layout.splits.items():
+        kept = []
+        for pair in pairs:
+            problem = size_mismatch(pair) if pair.label is not None else None
+            if problem is not None:
+                layout.mismatched.append(problem)
+                if policy == "skip":
+                    continue
+                pair = dataclasses.replace(pair, resize_label=True)
+            kept.append(pair)
+        layout.splits[split] = kept
+    return layout
+
+
+def _read_checked(path):
+    """The bytes of a PNG whose chunk CRCs and zlib stream are intact (png.check), else DataError."""
     try:
         with open(path, "rb") as handle:
-            image = Image.open(io.BytesIO(handle.read()))
-            image.load()
+            data = handle.read()
+    except OSError as error:
+        raise DataError(f"{path}: unreadable ({error})") from None
+    png.check(data, path)
+    return data
+
+
+def _open(path):
+    """A fully decoded PIL image, or DataError naming the file (truncated or damaged PNG)."""
+    data = _read_checked(path)
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
         return image
     except Exception as error:  # PIL raises OSError, SyntaxError, ValueError... on damaged files
         raise DataError(f"{path}: unreadable or truncated PNG ({type(error).__name__}: {error}); "
@@ -109,9 +150,8 @@ def read_first_channel_16bit(path):
     """Channel 0 of a 16- or 8-bit PNG as uint16 (H, W). PIL reduces 16-bit RGB to 8 bits, so TF decodes."""
     import tensorflow as tf
     _, _, depth, _ = png_header(path)
+    data = _read_checked(path)
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
         values = tf.io.decode_png(data, channels=0, dtype=tf.uint16 if depth == 16 else tf.uint8).numpy()
     except (OSError, tf.errors.InvalidArgumentError) as error:
         message = getattr(error, "message", str(error)).splitlines()[0]
@@ -188,6 +228,8 @@ def _records(source, pairs, width):
         label = None
         if pair.label is not None:
             label = to_train_ids(source.read_label(pair.label), source.TRAIN_IDS, pair.label)
+            if pair.resize_label:
+                label = np.asarray(Image.fromarray(label).resize(image.shape[1::-1], Image.NEAREST))
             if label.shape != image.shape[:2]:  # headers agreed; the decoded data did not
                 raise DataError(f"{pair.label}: decoded label is {label.shape[1]}x{label.shape[0]}, its "
                                 f"image {pair.image} {image.shape[1]}x{image.shape[0]}")

@@ -1,0 +1,32 @@
+"""tools/fault_inject.py: what it counts as left behind, where it says a run was killed, and one real trial
+(kill -9 early in a tiny embedded run, then the rerun finishes with results.json and nothing partial)."""
+
+import os
+
+import pytest
+
+from tools import fault_inject
+
+
+def test_leftovers_are_the_names_only_an_unfinished_write_has(tmp_path):
+    for name in ("data/.uci.partial-12@host-ab1", "data/uci.old-.uci.partial-3@h-x", "run/config.json.tmp",
+                 "run/seed_0/source/f.partial.weights.h5", "run/seed_0/source/ckpt/ckpt-2_temp",
+                 "data/uci/train-00000-of-00001.tfrecord", "run/seed_0/source/ckpt/ckpt-1.index",
+                 "run/results.json"):
+        os.makedirs(os.path.dirname(tmp_path / name), exist_ok=True)
+        (tmp_path / name).write_text("")
+    found = [os.path.relpath(p, tmp_path) for p in fault_inject.leftovers(str(tmp_path))]
+    assert found == ["data/.uci.partial-12@host-ab1", "data/uci.old-.uci.partial-3@h-x", "run/config.json.tmp",
+                     "run/seed_0/source/ckpt/ckpt-2_temp", "run/seed_0/source/f.partial.weights.h5"]
+
+
+def test_last_stage_is_the_last_one_started():
+    assert fault_inject.last_stage("") == "data"
+    assert fault_inject.last_stage("seed 0: stage 'source' starting\n...\nseed 0: stage 'pixel' starting\n") == "pixel"
+
+
+@pytest.mark.slow
+def test_one_kill_and_rerun(tmp_path, capsys):
+    assert fault_inject.main(["--kills=1", "--horizon_s=15", f"--work_dir={tmp_path / 'fi'}"]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 1 reruns finished with results.json and no partial file" in out, out
