@@ -145,12 +145,12 @@ def export_seed(trial, export_dir, log=print):
         raise ValueError(f"nothing to export in {trial.dir}: no finished source, target or feature stage "
                          f"(run those stages first, or check --run_dir and --seed)")
     has_pixel = all(os.path.exists(os.path.join(trial.dir, "pixel", f"{g}.weights.h5")) for g in (G_ST, G_TS))
-    direction = trial.direction if stage in ("target", "feature") else None
-    if direction == "t2s" and not has_pixel:
+    translated = trial.reads_translated(stage)
+    if translated and not has_pixel:
         raise ValueError(f"the '{stage}' stage of {trial.dir} reads target images through G_T->S "
                          f"(--pixel_direction=t2s), but pixel/g_st.weights.h5 or g_ts.weights.h5 is missing")
     g_st, g_ts = trial.trained_generators() if has_pixel else (None, None)
-    view = g_ts if direction == "t2s" else None
+    view = g_ts if translated else None
     module, signature = trial.serving_model(trial.new_task_net(trial.weights(stage)), view)
     name = module.name
     exported = {name: save(module, export_dir, name, signature)}

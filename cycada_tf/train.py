@@ -55,6 +55,7 @@ FINAL_FILE = "final.json"
 FINAL_CANDIDATES = ("target", "feature", "self_train")
 # The stages whose model reads G_T->S(x_t) under --pixel_direction=t2s (Run.view_of); the others read x_t.
 VIEWED_STAGES = ("target", "feature")
+SELF_TRAIN_VIEWS = ("target", "init")  # --self_train_view
 STAGE_ORDER = ("source", "pixel", "target", "feature", "self_train", "oracle")
 # Which earlier stages each stage reads from the run directory.
 NEEDS = {"source": (), "pixel": ("source",), "target": ("pixel",), "feature": ("target",),
@@ -374,9 +375,8 @@ class Run:
         stages = [stage for stage in FINAL_CANDIDATES if stage in results]
         if not stages:
             return None
-        view = self.target_view() if any(stage in VIEWED_STAGES for stage in stages) else None
         criteria = {stage: self.information_maximisation(self.new_task_net(self.weights(stage)),
-                                                         view if stage in VIEWED_STAGES else None)
+                                                         self.view_of(stage))
                     for stage in stages}
         oracle = {stage: results[stage][key] for stage in stages if key in results[stage]}
         decision = selection.choose(criteria, oracle if len(oracle) == len(stages) else None)
@@ -529,9 +529,9 @@ class Run:
                 "gated_updates": int(model.updates.numpy()), "stopped_by_gate_at_epoch": stop.stopped_epoch}
 
     def self_train(self):
-        """AdaMatch on top of CyCADA (stages/self_train.py): the net starts from --self_train_init and reads
-        target images as they are; labelled source images and unlabelled target images (no labels) train
-        it."""
+        """AdaMatch on top of CyCADA (stages/self_train.py): the net starts from --self_train_init and learns
+        from labelled source and unlabelled target images (no labels), both as they are, or with
+        --self_train_view=init both as the init model reads them (under t2s: the translated records)."""
         c = self.config
         keras.utils.set_random_seed(self.seed)
         if c.self_train_init not in FINAL_CANDIDATES[:2] + ("source",):
@@ -542,24 +542,40 @@ class Run:
                              ignore_label=self.ignore_label, name="self_train_stage")
         self.compile("self_train", model, keras.optimizers.Adam(c.self_train_lr))
         build_optimizer(model.optimizer, net.trainable_variables)
-        b = c.self_train_batch_size
-        xs = self._load(c.source, "train", batch_size=b, shuffle=True, seed=self.seed, repeat=True,
-                        drop_remainder=True)
-        xt = self._load(c.target, "train", labels=False, batch_size=b * c.self_train_target_ratio, shuffle=True,
-                        seed=self.seed + 1, repeat=True, drop_remainder=True)
-        self.fit("self_train", model, tf.data.Dataset.zip(xs, xt).prefetch(2), c.self_train_epochs,
-                 c.self_train_steps_per_epoch, self.callbacks("self_train", periodic=self.target_test_summaries(net)))
+        b, mu = c.self_train_batch_size, c.self_train_target_ratio
+        view = self.view_of("self_train")
+        if c.self_train_view == "init" and c.self_train_init in VIEWED_STAGES:  # what f_T learnt from and reads
+            xs = self.load_translated()[0]
+        else:
+            xs = self._load(c.source, "train", shuffle=True, seed=self.seed, repeat=True)
+        if view is not None:  # G_T->S(x_t), the translated target records
+            xt = self.load_translated("target", labels=False)[0]
+        else:
+            xt = self._load(c.target, "train", labels=False, shuffle=True, seed=self.seed + 1, repeat=True)
+        ds = tf.data.Dataset.zip(xs.batch(b, drop_remainder=True), xt.batch(b * mu, drop_remainder=True))
+        self.fit("self_train", model, ds.prefetch(2), c.self_train_epochs, c.self_train_steps_per_epoch,
+                 self.callbacks("self_train", periodic=self.target_test_summaries(net, view)))
         _save_weights(net, self.weights("self_train", written=True))
-        return self.scores(net, c.target)
+        return self.scores(net, c.target, translate=view)
 
     def needs(self, stage):
         """The earlier stages `stage` reads from the run directory."""
         return (self.config.self_train_init,) if stage == "self_train" else NEEDS[stage]
 
+    def reads_translated(self, stage):
+        """Whether `stage`'s model is given G_T->S of a target image rather than the image: the target and
+        feature stages under t2s, and self_train too with --self_train_view=init from one of them."""
+        c = self.config
+        if stage == "self_train":
+            if c.self_train_view not in SELF_TRAIN_VIEWS:
+                raise ValueError(f"--self_train_view must be {' or '.join(SELF_TRAIN_VIEWS)}, "
+                                 f"got {c.self_train_view!r}")
+            stage = c.self_train_init if c.self_train_view == "init" else "source"
+        return stage in VIEWED_STAGES and self.direction == "t2s"
+
     def view_of(self, stage):
-        """What `stage`'s model is given of a target image: G_T->S of it (target, feature under t2s), or the
-        image itself (None)."""
-        return self.target_view() if stage in VIEWED_STAGES else None
+        """What `stage`'s model is given of a target image: G_T->S (reads_translated), or the image (None)."""
+        return self.target_view() if self.reads_translated(stage) else None
 
 
 def stage_settings(config):

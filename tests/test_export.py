@@ -19,7 +19,7 @@ from cycada_tf.models import digits as nets
 from cycada_tf.stages.source import TaskStage
 from tools import export as export_tool
 
-TINY = dict(seeds=(0,), generator_width=4, noise_channels=2)
+TINY = dict(seeds=(0,), generator_width=4, noise_channels=2, pixel_direction="t2s")
 
 
 def _images(seed, shape):
