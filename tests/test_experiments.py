@@ -89,7 +89,7 @@ def test_flagfile_pins_the_papers_protocol(name):
     # the paper's method, not the embedded recipe of config.py's defaults
     assert config.pixel_direction == "s2t" and config.noise_channels == 0 and not config.minibatch_std
     assert config.semantic_weight == config.semantic_t2s_weight == config.gan_weight == config.cycle_weight == 1
-    assert config.translations_per_image == 1 and config.feature_min_steps_per_epoch == 100
+    assert config.translations_per_image == 1 and config.feature_min_steps_per_epoch == 500
     assert config.run_dir == f"runs/{name[:-len('.flags')]}"
 
 
@@ -109,7 +109,8 @@ def test_an_unknown_flag_in_a_flagfile_is_refused(tmp_path):
 @pytest.mark.slow
 def test_paper_flagfile_feature_stage_updates_f_t_on_small_data(embedded_data_dir, tmp_path):
     """experiments/mnist_usps.flags as given, on small embedded grey digits (900 target training images, 7
-    iterations a pass) and with fewer epochs for the CPU: the gate opens (appendix 6.1) and f_T changes."""
+    iterations a pass) and with fewer epochs for the CPU: the gate opens (appendix 6.1) and f_T changes (with
+    an epoch of 100 iterations it did not: D_feat stayed under 60% and the stage ended after epoch 1)."""
     import h5py
     import numpy as np
 
@@ -117,8 +118,8 @@ def test_paper_flagfile_feature_stage_updates_f_t_on_small_data(embedded_data_di
     config = parse(f"--flagfile={os.path.join(REPO, 'experiments', 'mnist_usps.flags')}", "--source=fonts",
                    "--target=uci", f"--data_dir={embedded_data_dir}", f"--run_dir={tmp_path / 'run'}", "--seeds=0",
                    "--stages=source,pixel,target,feature", "--source_epochs=5", "--pixel_epochs=1",
-                   "--target_epochs=5", "--feature_epochs=3", "--summary_every_epochs=0", "--verbose=0")
-    assert config.feature_lr == 1e-5 and config.feature_min_steps_per_epoch == 100
+                   "--target_epochs=5", "--feature_epochs=2", "--summary_every_epochs=0", "--verbose=0")
+    assert config.feature_lr == 1e-5 and config.feature_min_steps_per_epoch == 500
     feature = train.run(config)["per_seed"]["0"]["feature"]
     assert feature["gated_updates"] > 0, feature
 
