@@ -233,7 +233,8 @@ def test_a_source_stage_under_mixed_bfloat16_trains_and_records_its_precision(tm
         done = json.load(handle)
     assert done["source_test_accuracy"] > 0.3  # 3 epochs on 900 digits learn (chance is 0.1)
     # A finished stage under another precision is refused, not mixed in.
-    again = _digits(f"--data_dir={embedded_data_dir}", f"--run_dir={run_dir}", "--stages=source")
+    again = _digits(f"--data_dir={embedded_data_dir}", f"--run_dir={run_dir}", "--stages=source",
+                    "--precision=float32")
     assert again.returncode != 0 and "--precision=float32 (run directory: mixed_bfloat16)" in again.stderr
 
 
