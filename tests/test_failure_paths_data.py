@@ -123,7 +123,7 @@ def test_a_corrupt_png_is_refused_by_name_and_nothing_is_written(tmp_path, capsy
     flip_middle(label, recompute_crc)
     data_dir = tmp_path / "out" / "data"
     assert prepare_data.cli(["--dataset=cityscapes", f"--raw_dir={raw_dir}", f"--data_dir={data_dir}",
-                             "--width=0"]) == 1
+                             "--width=0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and label in err[0] and words in err[0], err
     assert not (tmp_path / "out").exists()
@@ -215,6 +215,6 @@ def test_a_data_dir_that_is_a_file_is_one_line(tmp_path, capsys):
     write_cityscapes(raw_dir)
     not_a_dir = tmp_path / "data"
     not_a_dir.write_text("")
-    assert prepare_data.cli(["--dataset=cityscapes", f"--raw_dir={raw_dir}", f"--data_dir={not_a_dir}"]) == 1
+    assert prepare_data.cli(["--dataset=cityscapes", f"--raw_dir={raw_dir}", f"--data_dir={not_a_dir}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"prepare_data: error: --data_dir={not_a_dir}: Not a directory; give a directory"]

@@ -65,7 +65,7 @@ def test_verify_names_a_truncated_shard(tmp_path, capsys):
         handle.write(data[:len(data) - 20])
     with pytest.raises(tfrecord.DataError, match="train-00001-of-00003.tfrecord"):
         prepare_data.main(["--dataset=usps", f"--data_dir={data_dir}", "--verify"])
-    assert prepare_data.cli(["--dataset=usps", f"--data_dir={data_dir}", "--verify"]) == 1
+    assert prepare_data.cli(["--dataset=usps", f"--data_dir={data_dir}", "--verify"]) == 2
     assert "train-00001-of-00003.tfrecord" in capsys.readouterr().err
 
 
@@ -110,6 +110,6 @@ def test_runs_as_a_script_and_as_a_module(tmp_path):
     failed = subprocess.run([sys.executable, "-m", "tools.prepare_data", "--dataset=mnist",
                              f"--raw_dir={raw_dir}", f"--data_dir={data_dir}"], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=120)
-    assert failed.returncode == 1
+    assert failed.returncode == 2
     assert "prepare_data: error:" in failed.stderr and "train-images-idx3-ubyte" in failed.stderr
     assert "Traceback" not in failed.stderr

@@ -244,21 +244,22 @@ def main(argv=None):
 
 def cli(argv=None):
     """The command line: a data error, or an OS error (a --data_dir that is a file or read-only, a full
-    disk), ends with its one-line message (the path and the errno text) and exit status 1."""
+    disk), ends with its one-line message (the path and the errno text) and exit status 2, as the
+    experiments do."""
     try:
         return main(argv)
     except tfrecord.DataError as error:
         print(f"prepare_data: error: {error}", file=sys.stderr)
-        return 1
+        return 2
     except failures.StorageError as error:
         print(f"prepare_data: error: {error}", file=sys.stderr)
-        return 1
+        return 2
     except Exception as error:  # noqa: BLE001 - only a disk's error is turned into one line
         line = failures.storage_line(error)
         if line is None:
             raise
         print(f"prepare_data: error: {line}", file=sys.stderr)
-        return 1
+        return 2
 
 
 if __name__ == "__main__":
