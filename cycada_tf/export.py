@@ -18,8 +18,7 @@ import tempfile
 import tensorflow as tf
 
 from cycada_tf.data import pipeline
-from cycada_tf.models import digits as nets
-from cycada_tf.models import segmentation as seg_nets
+from cycada_tf.models import digit_gan, segmenter
 
 CLASSIFIER, SEGMENTER, G_ST, G_TS = "classifier", "segmenter", "g_st", "g_ts"
 # signature names (each model's serving_default too)
@@ -59,14 +58,14 @@ class Segmenter(tf.Module):
     def __init__(self, net, view=None, view_multiple=1):
         super().__init__(name=SEGMENTER)
         self.net, self.view, self.view_multiple = net, view, view_multiple
-        self.multiple = seg_nets.input_multiple(net)
+        self.multiple = segmenter.input_multiple(net)
 
     @tf.function(input_signature=[IMAGE_SPEC])
     def segment(self, images):
         x = pipeline.from_uint8(images, None, 3)
         if self.view is not None:
-            x = seg_nets.any_size(self.view, self.view_multiple)(x)
-        logits = tf.cast(seg_nets.any_size(self.net, self.multiple)(x), tf.float32)
+            x = segmenter.any_size(self.view, self.view_multiple)(x)
+        logits = tf.cast(segmenter.any_size(self.net, self.multiple)(x), tf.float32)
         return {PROBABILITIES: tf.nn.softmax(logits, axis=-1),
                 LABEL_MAP: tf.cast(tf.argmax(logits, axis=-1), tf.uint8)}
 
@@ -82,13 +81,13 @@ class Translator(tf.Module):
         # The style code's random state is a variable Keras does not list among the model's weights; a
         # SavedModel must own every variable its functions use, so it is tracked here.
         self.style_states = [layer.seed.state.value for layer in generator.layers
-                             if isinstance(layer, nets.StyleCode)]
+                             if isinstance(layer, digit_gan.StyleCode)]
         self.image_size, self.channels = image_size, channels
 
     @tf.function(input_signature=[IMAGE_SPEC])
     def translate(self, images):
         x = pipeline.from_uint8(images, self.image_size, self.channels)
-        return {TRANSLATED: pipeline.to_uint8(seg_nets.any_size(self.generator, self.multiple)(x))}
+        return {TRANSLATED: pipeline.to_uint8(segmenter.any_size(self.generator, self.multiple)(x))}
 
 
 def versions(model_dir):

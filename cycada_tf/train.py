@@ -34,7 +34,7 @@ from cycada_tf import failures, selection
 from cycada_tf import summaries
 from cycada_tf import precision as precision_lib
 from cycada_tf.data import pipeline, registry, schema, tfrecord
-from cycada_tf.models import digits as nets
+from cycada_tf.models import digit_gan, lenet
 from cycada_tf.stages.base import build_optimizer
 from cycada_tf.stages.feature import FeatureAdaptation, GateStop
 from cycada_tf.stages.pixel import PixelAdaptation
@@ -147,13 +147,13 @@ class Run:
 
     def build_image_discriminator(self, name):
         c = self.config
-        return nets.image_discriminator(c.image_size, c.channels, c.discriminator_width, c.minibatch_std,
-                                        c.discriminator_norm, name=name)
+        return digit_gan.image_discriminator(c.image_size, c.channels, c.discriminator_width, c.minibatch_std,
+                                             c.discriminator_norm, name=name)
 
     def build_feature_discriminator(self):
         c = self.config
-        return nets.feature_discriminator(nets.FEATURE_DIM if c.feature_layer == "features"
-                                          else self.num_classes)
+        return lenet.feature_discriminator(lenet.FEATURE_DIM if c.feature_layer == "features"
+                                           else self.num_classes)
 
     def feature_stage_options(self, f_ref, f_t):
         """Extra arguments of FeatureAdaptation: the digits use the LeNet's encoder and the last batch."""
@@ -197,7 +197,7 @@ class Run:
         return result
 
     def new_task_net(self, weights=None):
-        net = nets.LeNet(self.num_classes)
+        net = lenet.LeNet(self.num_classes)
         net.build((None,) + self.shape)
         if weights:
             net.load_weights(weights)
@@ -300,9 +300,9 @@ class Run:
 
     def build_generators(self):
         c = self.config
-        g_st = nets.generator(c.image_size, c.channels, c.channels, c.generator_width, c.noise_channels,
-                              name="g_st")
-        g_ts = nets.generator(c.image_size, c.channels, c.channels, c.generator_width, name="g_ts")
+        g_st = digit_gan.generator(c.image_size, c.channels, c.channels, c.generator_width, c.noise_channels,
+                                   name="g_st")
+        g_ts = digit_gan.generator(c.image_size, c.channels, c.channels, c.generator_width, name="g_ts")
         return g_st, g_ts
 
     def pixel(self):

@@ -1,7 +1,7 @@
 """CyCADA for semantic segmentation (paper section 4.2): train.Run with segmentation networks, label-map data,
 mIoU evaluation at full resolution and Table 3-style results; the stages and their order are train.py's.
 
-What differs from the digits, and only that, is here: the networks (models/segmentation.py), the data
+What differs from the digits, and only that, is here: the networks (models/segmenter.py and its families), the data
 (random crops of label-mapped images, full images for evaluation), the translated-source records (image PNG
 + label map PNG), the feature discriminator (per position of a feature map) and the gate window (the last
 100 iterations), the scores (per-class IoU, mIoU, fwIoU, pixel accuracy) and the tables, figures and report.
@@ -16,7 +16,7 @@ from keras import layers
 
 from cycada_tf import config as config_lib, export, figures, metrics, paper, train
 from cycada_tf.data import pipeline, registry, schema, tfrecord
-from cycada_tf.models import segmentation as seg_nets
+from cycada_tf.models import cyclegan, drn, fcn8s, segmenter, small_fcn
 
 MODELS = ("small_fcn", "fcn8s", "drn26")
 OPTIMIZERS = ("adam", "sgd")
@@ -118,10 +118,10 @@ class SegmentationRun(train.Run):
     def new_task_net(self, weights=None):
         c = self.config
         if c.model == "small_fcn":
-            net = seg_nets.small_fcn(self.num_classes, width=c.model_width)
+            net = small_fcn.small_fcn(self.num_classes, width=c.model_width)
         else:
             backbone = None if weights else (c.backbone_weights or None)  # weights replace the backbone's
-            net = getattr(seg_nets, c.model)(self.num_classes, weights=backbone)
+            net = {"fcn8s": fcn8s.fcn8s, "drn26": drn.drn26}[c.model](self.num_classes, weights=backbone)
         if weights:
             net.load_weights(weights)
         return net
@@ -140,12 +140,12 @@ class SegmentationRun(train.Run):
 
     def build_generators(self):
         c = self.config
-        return tuple(seg_nets.resnet_generator(3, 3, c.generator_width, c.generator_blocks,
+        return tuple(cyclegan.resnet_generator(3, 3, c.generator_width, c.generator_blocks,
                                                c.generator_downsamplings, name=name) for name in ("g_st", "g_ts"))
 
     def build_image_discriminator(self, name):
         c = self.config
-        return seg_nets.patchgan_discriminator(3, c.discriminator_width, c.discriminator_layers,
+        return cyclegan.patchgan_discriminator(3, c.discriminator_width, c.discriminator_layers,
                                                c.discriminator_norm, name=name)
 
     def pixel_stage_options(self):
@@ -167,13 +167,13 @@ class SegmentationRun(train.Run):
 
     def translation_grid(self, g_st, g_ts, path, n=6):
         multiple = 2 ** self.config.generator_downsamplings
-        return super().translation_grid(seg_nets.any_size(g_st, multiple), seg_nets.any_size(g_ts, multiple),
+        return super().translation_grid(segmenter.any_size(g_st, multiple), segmenter.any_size(g_ts, multiple),
                                         path, n)
 
     def applied_generators(self, g_st, g_ts):
         """The translators for full images of any size (translated records, target view)."""
         multiple = 2 ** self.config.generator_downsamplings
-        return seg_nets.any_size(g_st, multiple), seg_nets.any_size(g_ts, multiple)
+        return segmenter.any_size(g_st, multiple), segmenter.any_size(g_ts, multiple)
 
     def serving_model(self, net, view=None):
         return export.Segmenter(net, view, 2 ** self.config.generator_downsamplings), export.SEGMENT
@@ -182,8 +182,8 @@ class SegmentationRun(train.Run):
         return export.Translator(generator, None, 3, name, multiple=2 ** self.config.generator_downsamplings)
 
     def _channels(self, layer):
-        probe = self.new_task_net() if layer == seg_nets.FEATURES else None
-        return probe.get_layer(seg_nets.FEATURES).output.shape[-1] if probe is not None else self.num_classes
+        probe = self.new_task_net() if layer == segmenter.FEATURES else None
+        return probe.get_layer(segmenter.FEATURES).output.shape[-1] if probe is not None else self.num_classes
 
     def build_feature_discriminator(self):
         """D_feat: 1x1 convolutions, one domain logit per position of the feature (or score) map."""
@@ -197,7 +197,7 @@ class SegmentationRun(train.Run):
 
     def feature_stage_options(self, f_ref, f_t):
         def encoder(net):
-            return keras.Model(net.inputs, net.get_layer(seg_nets.FEATURES).output, name=f"{net.name}_encoder")
+            return keras.Model(net.inputs, net.get_layer(segmenter.FEATURES).output, name=f"{net.name}_encoder")
         return {"encoders": (encoder(f_ref), encoder(f_t)), "gate_window": self.config.gate_window}
 
     # --- translated-source records: image PNG + label map PNG -------------------------------------------

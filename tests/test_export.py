@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from cycada_tf import config as config_lib, export, train
 from cycada_tf.data import pipeline
-from cycada_tf.models import digits as nets
+from cycada_tf.models import digit_gan, lenet
 from cycada_tf.stages.source import TaskStage
 from tools import export as export_tool
 
@@ -42,7 +42,7 @@ def _make_run(run_dir, data_dir, **overrides):
     keras.utils.set_random_seed(7)
     for generator in trial.build_generators():
         for layer in generator.layers:
-            if isinstance(layer, nets.StyleModulation):  # zero-initialised: make z change the image
+            if isinstance(layer, digit_gan.StyleModulation):  # zero-initialised: make z change the image
                 layer.set_weights([np.random.RandomState(1).normal(0, 0.5, w.shape) for w in layer.get_weights()])
         train._save_weights(generator, os.path.join(trial.dir, "pixel", f"{generator.name}.weights.h5"))
     with open(os.path.join(run_dir, "results.json"), "w") as handle:
@@ -141,7 +141,7 @@ def test_the_translators_answer_as_the_keras_networks(run):
     first, second = (loaded.signatures["translate"](images=tf.constant(images))["translated"].numpy()
                      for _ in range(2))
     assert np.abs(first.astype(int) - second).max() > 10
-    (style,) = [layer for layer in g_st.layers if isinstance(layer, nets.StyleCode)]
+    (style,) = [layer for layer in g_st.layers if isinstance(layer, digit_gan.StyleCode)]
     style.seed.state.assign(state)
     assert np.abs(first.astype(int) - pipeline.to_uint8(g_st(x, training=False)).numpy()).max() <= 1
 
@@ -163,7 +163,7 @@ def test_s2t_classifier_reads_target_images_as_they_are(run, tmp_path):
 
 
 def _small_module():
-    net = nets.LeNet(10)
+    net = lenet.LeNet(10)
     net.build((None, 32, 32, 3))
     return export.Classifier(net, 32, 3)
 

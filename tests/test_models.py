@@ -6,7 +6,7 @@ import pytest
 import keras
 import tensorflow as tf
 
-from cycada_tf.models import digits as nets
+from cycada_tf.models import digit_gan, lenet
 from cycada_tf.models.layers import ReflectionPad2D, ResidualBlock, instance_norm
 
 SHAPES = [(28, 1), (32, 3)]  # MNIST/USPS-like grey and SVHN/uci_m-like colour
@@ -19,12 +19,12 @@ def _images(size, channels, seed=0):
 
 @pytest.mark.parametrize("size,channels", SHAPES)
 def test_lenet_gives_logits_per_class_and_500_features(size, channels):
-    net = nets.LeNet(num_classes=10)
+    net = lenet.LeNet(num_classes=10)
     net.build((None, size, size, channels))
     x = _images(size, channels)
     logits, features = net(x).numpy(), net.features(x).numpy()
     assert logits.shape == (N, 10)
-    assert features.shape == (N, nets.FEATURE_DIM) == (N, 500)
+    assert features.shape == (N, lenet.FEATURE_DIM) == (N, 500)
     assert features.min() >= 0.0  # the features are taken after fc1's ReLU
     # call() is the classifier head applied to features() (at inference, where dropout is off)
     np.testing.assert_allclose(net.classifier(features).numpy(), logits, rtol=1e-5, atol=1e-5)
@@ -32,26 +32,26 @@ def test_lenet_gives_logits_per_class_and_500_features(size, channels):
 
 @pytest.mark.parametrize("size,channels", SHAPES)
 def test_generator_keeps_the_shape_and_stays_in_minus_one_one(size, channels):
-    g = nets.generator(size, channels, channels, width=4)
+    g = digit_gan.generator(size, channels, channels, width=4)
     y = g(_images(size, channels) * 50.0).numpy()  # large inputs push tanh to its limits
     assert y.shape == (N, size, size, channels)
     assert y.min() >= -1.0 and y.max() <= 1.0
 
 
 def test_generator_can_change_the_number_of_channels():
-    g = nets.generator(32, 1, 3, width=4)
+    g = digit_gan.generator(32, 1, 3, width=4)
     assert g(_images(32, 1)).shape == (N, 32, 32, 3)
 
 
 def test_deterministic_generator_repeats_itself_and_the_noisy_one_does_not():
     x = _images(32, 3)
-    plain = nets.generator(32, 3, 3, width=4)
+    plain = digit_gan.generator(32, 3, 3, width=4)
     np.testing.assert_array_equal(plain(x).numpy(), plain(x).numpy())
-    noisy = nets.generator(32, 3, 3, width=4, noise_channels=2)
+    noisy = digit_gan.generator(32, 3, 3, width=4, noise_channels=2)
     # The style modulation starts at zero, so a new translator behaves as the deterministic one ...
     np.testing.assert_array_equal(noisy(x).numpy(), noisy(x).numpy())
     # ... and once it has learned to use z, two calls draw two renderings of the same images.
-    modulations = [layer for layer in noisy.layers if isinstance(layer, nets.StyleModulation)]
+    modulations = [layer for layer in noisy.layers if isinstance(layer, digit_gan.StyleModulation)]
     assert len(modulations) == 2
     rng = np.random.RandomState(0)
     for layer in modulations:
@@ -64,10 +64,10 @@ def test_deterministic_generator_repeats_itself_and_the_noisy_one_does_not():
 
 def test_style_code_is_one_vector_per_image_and_modulates_per_image_and_channel():
     x = _images(8, 3)
-    z = nets.StyleCode(2)(x).numpy()
+    z = digit_gan.StyleCode(2)(x).numpy()
     assert z.shape == (N, 2)
     assert len({tuple(c) for c in z}) == N  # each image draws its own code
-    modulation = nets.StyleModulation()
+    modulation = digit_gan.StyleModulation()
     features = _images(8, 3)
     modulation.build([features.shape, z.shape])
     modulation.gamma.kernel.assign(np.ones((2, 3), "float32"))
@@ -81,7 +81,7 @@ def test_style_code_is_one_vector_per_image_and_modulates_per_image_and_channel(
 @pytest.mark.parametrize("minibatch_std", [False, True])
 def test_image_discriminator_gives_one_logit_per_position_of_a_quarter_size_map(size, channels,
                                                                                  minibatch_std):
-    d = nets.image_discriminator(size, channels, width=4, minibatch_std=minibatch_std)
+    d = digit_gan.image_discriminator(size, channels, width=4, minibatch_std=minibatch_std)
     convs = [layer for layer in d.layers if isinstance(layer, keras.layers.Conv2D)]
     assert len(convs) == 6  # appendix 6.1.1: six convolutional layers
     out = d(_images(size, channels)).numpy()
@@ -92,19 +92,19 @@ def test_image_discriminator_gives_one_logit_per_position_of_a_quarter_size_map(
 
 def test_minibatch_std_appends_the_mean_across_batch_standard_deviation():
     x = _images(4, 3)
-    y = nets.MinibatchStd()(x).numpy()
+    y = digit_gan.MinibatchStd()(x).numpy()
     assert y.shape == (N, 4, 4, 4)
     np.testing.assert_array_equal(y[..., :3], x)
     expected = np.sqrt(x.var(axis=0) + 1e-8).mean()
     np.testing.assert_allclose(y[..., 3], np.full((N, 4, 4), expected), rtol=1e-5)
     # a batch of identical images (a collapsed mapping) has (almost) zero spread
     same = np.repeat(x[:1], N, axis=0)
-    assert nets.MinibatchStd()(same).numpy()[..., 3].max() < 1e-3
+    assert digit_gan.MinibatchStd()(same).numpy()[..., 3].max() < 1e-3
 
 
-@pytest.mark.parametrize("feature_dim", [nets.FEATURE_DIM, 10])
+@pytest.mark.parametrize("feature_dim", [lenet.FEATURE_DIM, 10])
 def test_feature_discriminator_gives_one_logit_per_example(feature_dim):
-    d = nets.feature_discriminator(feature_dim, hidden=16)
+    d = lenet.feature_discriminator(feature_dim, hidden=16)
     dense = [layer for layer in d.layers if isinstance(layer, keras.layers.Dense)]
     assert len(dense) == 3  # appendix 6.1.1: three fully connected layers
     out = d(np.random.default_rng(0).normal(size=(N, feature_dim)).astype("float32"))
@@ -175,7 +175,7 @@ def test_noise_codes_follow_the_run_seed():
     # one seed and differ between seeds, or the N seeds of a table share one noise stream.
     def codes(seed):
         keras.utils.set_random_seed(seed)
-        return nets.StyleCode(2)(np.zeros((N, 2, 2, 1), "float32")).numpy()
+        return digit_gan.StyleCode(2)(np.zeros((N, 2, 2, 1), "float32")).numpy()
 
     np.testing.assert_array_equal(codes(0), codes(0))
     assert not np.array_equal(codes(0), codes(1))

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 import keras
 
-from cycada_tf.models import segmentation as seg
+from cycada_tf.models import cyclegan, drn, fcn8s, layers, segmenter, small_fcn
 
 CLASSES = 5
 
@@ -36,7 +36,7 @@ def _trainable(model_or_layers):
 
 @pytest.fixture(scope="module")
 def fcn():
-    return seg.fcn8s(CLASSES)  # 134M parameters: built once, at a run-time input size
+    return fcn8s.fcn8s(CLASSES)  # 134M parameters: built once, at a run-time input size
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def vgg16_files(tmp_path_factory):
             layer.bias.assign(np.random.default_rng(len(layer.name)).normal(size=layer.bias.shape))
     keras3 = str(directory / "vgg16_notop.weights.h5")
     vgg.save_weights(keras3)
-    official = str(directory / seg.VGG16_NOTOP_FILE)
+    official = str(directory / fcn8s.VGG16_NOTOP_FILE)
     with h5py.File(official, "w") as f:
         f.attrs["layer_names"] = [layer.name.encode() for layer in vgg.layers]
         f.attrs["backend"], f.attrs["keras_version"] = b"tensorflow", b"2.2.4"
@@ -65,7 +65,7 @@ def vgg16_files(tmp_path_factory):
 
 
 def _assert_backbone_is(model, vgg):
-    for block, (_, convs) in enumerate(seg.VGG16_BLOCKS, start=1):
+    for block, (_, convs) in enumerate(fcn8s.VGG16_BLOCKS, start=1):
         for conv in range(1, convs + 1):
             name = f"block{block}_conv{conv}"
             for ours, theirs in zip(model.get_layer(name).get_weights(), vgg.get_layer(name).get_weights()):
@@ -94,17 +94,17 @@ def test_fcn8s_gives_float32_logits_at_any_multiple_of_32_and_refuses_other_size
         logits = fcn(_images(2, height, width))
         assert logits.shape == (2, height, width, CLASSES) and logits.dtype == "float32"
     with pytest.raises(ValueError, match="multiples of 32"):
-        seg.fcn8s(CLASSES, input_shape=(48, 64, 3))
+        fcn8s.fcn8s(CLASSES, input_shape=(48, 64, 3))
     with pytest.raises(tf.errors.InvalidArgumentError, match="fcn8s: input height and width must be multiples of 32"):
         fcn(_images(1, 48, 64))
-    assert seg.fcn8s(CLASSES, input_shape=(32, 64, 3))(_images(1, 32, 64)).shape == (1, 32, 64, CLASSES)
+    assert fcn8s.fcn8s(CLASSES, input_shape=(32, 64, 3))(_images(1, 32, 64)).shape == (1, 32, 64, CLASSES)
 
 
 def test_fcn8s_upsampling_starts_bilinear():
     # A constant score map upsampled x8 stays that constant (away from the zero-padded border), and a ramp stays
     # a ramp: the fixed kernel interpolates, and "same" padding puts it on the pixel grid.
     layer = keras.layers.Conv2DTranspose(2, 16, strides=8, padding="same", use_bias=False,
-                                         kernel_initializer=seg.BilinearUpsampling())
+                                         kernel_initializer=fcn8s.BilinearUpsampling())
     constant = layer(np.full((1, 4, 4, 2), 3.0, "float32")).numpy()
     assert constant.shape == (1, 32, 32, 2)
     np.testing.assert_allclose(constant[:, 4:-4, 4:-4], 3.0, rtol=1e-6)
@@ -112,13 +112,13 @@ def test_fcn8s_upsampling_starts_bilinear():
     up = layer(ramp).numpy()[0, 16, 4:-4, 0]  # columns 4..27 lie between the centres of cells 0 and 3
     np.testing.assert_allclose(np.diff(up), 1.0 / 8, rtol=1e-5)
     with pytest.raises(ValueError, match="square kernel"):
-        seg.BilinearUpsampling()((4, 4, 2, 3))
+        fcn8s.BilinearUpsampling()((4, 4, 2, 3))
 
 
 @pytest.mark.parametrize("layout", ["official .h5", "keras 3 .weights.h5"])
 def test_fcn8s_loads_a_local_vgg16_file_and_feeds_it_caffe_style_input(vgg16_files, layout):
     vgg, paths = vgg16_files
-    model = seg.fcn8s(CLASSES, input_shape=(32, 32, 3), weights=paths[layout])
+    model = fcn8s.fcn8s(CLASSES, input_shape=(32, 32, 3), weights=paths[layout])
     _assert_backbone_is(model, vgg)
     # The model's own [-1, 1] -> caffe conversion gives VGG16 the input Keras' preprocess_input prepares.
     x = _images(2, 32, 32)
@@ -136,8 +136,8 @@ def test_fcn8s_imagenet_weights_come_from_the_keras_download(vgg16_files, monkey
         return paths["official .h5"]
 
     monkeypatch.setattr(keras.utils, "get_file", get_file)
-    model = seg.fcn8s(CLASSES, input_shape=(32, 32, 3), weights="imagenet")
-    assert asked == [(seg.VGG16_NOTOP_FILE, seg.VGG16_NOTOP_URL, seg.VGG16_NOTOP_MD5)]
+    model = fcn8s.fcn8s(CLASSES, input_shape=(32, 32, 3), weights="imagenet")
+    assert asked == [(fcn8s.VGG16_NOTOP_FILE, fcn8s.VGG16_NOTOP_URL, fcn8s.VGG16_NOTOP_MD5)]
     _assert_backbone_is(model, vgg)
 
 
@@ -147,7 +147,7 @@ def test_fcn8s_imagenet_offline_warns_and_keeps_a_random_backbone(vgg16_files, m
 
     monkeypatch.setattr(keras.utils, "get_file", offline)
     with pytest.warns(UserWarning, match="VGG16 ImageNet weights.*network is unreachable"):
-        model = seg.fcn8s(CLASSES, input_shape=(32, 32, 3), weights="imagenet")
+        model = fcn8s.fcn8s(CLASSES, input_shape=(32, 32, 3), weights="imagenet")
     vgg, _ = vgg16_files
     assert not np.array_equal(model.get_layer("block1_conv1").kernel.numpy(),
                               vgg.get_layer("block1_conv1").kernel.numpy())
@@ -158,19 +158,19 @@ def test_fcn8s_imagenet_offline_warns_and_keeps_a_random_backbone(vgg16_files, m
 def test_bad_weight_files_raise_errors_naming_the_file(tmp_path):
     missing = str(tmp_path / "nowhere.h5")
     with pytest.raises(FileNotFoundError, match="nowhere.h5"):
-        seg.fcn8s(CLASSES, weights=missing)
+        fcn8s.fcn8s(CLASSES, weights=missing)
     with pytest.raises(FileNotFoundError, match="nowhere.h5"):
-        seg.drn26(CLASSES, weights=missing)
+        drn.drn26(CLASSES, weights=missing)
     other = str(tmp_path / "small.weights.h5")
-    seg.small_fcn(CLASSES, width=4).save_weights(other)
+    small_fcn.small_fcn(CLASSES, width=4).save_weights(other)
     with pytest.raises(ValueError, match="small.weights.h5 is not a keras.applications.VGG16"):
-        seg.fcn8s(CLASSES, weights=other)
+        fcn8s.fcn8s(CLASSES, weights=other)
     with pytest.raises(ValueError, match="small.weights.h5 does not hold the weights"):
-        seg.drn26(CLASSES, weights=other)
+        drn.drn26(CLASSES, weights=other)
     garbage = tmp_path / "garbage.weights.h5"
     garbage.write_bytes(b"not hdf5")
     with pytest.raises(ValueError, match="garbage.weights.h5"):
-        seg.drn26(CLASSES, weights=str(garbage))
+        drn.drn26(CLASSES, weights=str(garbage))
 
 
 # --- DRN-C-26 ---------------------------------------------------------------------------------------------
@@ -193,7 +193,7 @@ def _drn_c26_trainable_by_hand():
 
 
 def test_drn26_parameters_match_drn_c_26():
-    model = seg.drn26(CLASSES)
+    model = drn.drn26(CLASSES)
     backbone = _drn_c26_trainable_by_hand()
     assert backbone == 20_613_584
     assert round((backbone + 512 * 1000 + 1000) / 1e6, 1) == 21.1  # the DRN paper's count, ImageNet head
@@ -214,8 +214,8 @@ def test_drn26_parameters_match_drn_c_26():
 # --- all segmenters ---------------------------------------------------------------------------------------
 
 SEGMENTERS = {
-    "small_fcn": lambda **kw: seg.small_fcn(CLASSES, width=8, **kw),
-    "drn26": lambda **kw: seg.drn26(CLASSES, **kw),
+    "small_fcn": lambda **kw: small_fcn.small_fcn(CLASSES, width=8, **kw),
+    "drn26": lambda **kw: drn.drn26(CLASSES, **kw),
 }
 
 
@@ -228,7 +228,7 @@ def test_segmenters_give_float32_logits_at_the_input_size(name, height, width):
 
 
 def test_small_fcn_is_small():
-    assert 100_000 <= seg.small_fcn(19).count_params() <= 300_000
+    assert 100_000 <= small_fcn.small_fcn(19).count_params() <= 300_000
 
 
 @pytest.fixture
@@ -242,11 +242,11 @@ def mixed_bfloat16():
 
 
 @pytest.mark.parametrize("build,size,channels_out", [
-    (lambda: seg.small_fcn(CLASSES, width=8), 32, CLASSES),
-    (lambda: seg.drn26(CLASSES), 32, CLASSES),
-    (lambda: seg.fcn8s(CLASSES, input_shape=(32, 32, 3)), 32, CLASSES),
-    (lambda: seg.resnet_generator(width=8, blocks=2), 32, 3),
-    (lambda: seg.patchgan_discriminator(width=8), 32, 1),
+    (lambda: small_fcn.small_fcn(CLASSES, width=8), 32, CLASSES),
+    (lambda: drn.drn26(CLASSES), 32, CLASSES),
+    (lambda: fcn8s.fcn8s(CLASSES, input_shape=(32, 32, 3)), 32, CLASSES),
+    (lambda: cyclegan.resnet_generator(width=8, blocks=2), 32, 3),
+    (lambda: cyclegan.patchgan_discriminator(width=8), 32, 1),
 ], ids=["small_fcn", "drn26", "fcn8s", "generator", "discriminator"])
 def test_outputs_are_float32_under_mixed_bfloat16(mixed_bfloat16, build, size, channels_out):
     model = build()
@@ -276,7 +276,7 @@ def test_weights_round_trip(name, tmp_path):
 
 def test_drn26_imagenet_warns_and_keeps_random_weights():
     with pytest.warns(UserWarning, match="no ImageNet weights of DRN-C-26"):
-        model = seg.drn26(CLASSES, weights="imagenet")
+        model = drn.drn26(CLASSES, weights="imagenet")
     assert model(_images(1, 32, 32)).shape == (1, 32, 32, CLASSES)
 
 
@@ -285,7 +285,7 @@ def test_feature_model_returns_the_named_features_and_the_same_logits(name, fcn)
     model = fcn if name == "fcn8s" else SEGMENTERS[name]()
     stride, channels = {"small_fcn": (4, 16), "drn26": (8, 512), "fcn8s": (32, 4096)}[name]
     x = _images(2, 64, 64)
-    features, logits = (t.numpy() for t in seg.feature_model(model)(x))
+    features, logits = (t.numpy() for t in segmenter.feature_model(model)(x))
     assert features.shape == (2, 64 // stride, 64 // stride, channels)
     assert features.min() >= 0.0  # taken after a ReLU
     np.testing.assert_allclose(logits, model(x).numpy(), rtol=1e-5, atol=1e-5)
@@ -293,33 +293,33 @@ def test_feature_model_returns_the_named_features_and_the_same_logits(name, fcn)
         scores = model.get_layer("classifier")(features)
         np.testing.assert_allclose(model.get_layer("logits")([scores, x]).numpy(), logits, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="no layer named 'features'"):
-        seg.feature_model(seg.patchgan_discriminator(width=4))
+        segmenter.feature_model(cyclegan.patchgan_discriminator(width=4))
 
 
 # --- CycleGAN's generator and PatchGAN --------------------------------------------------------------------
 
 def test_resnet_generator_keeps_the_size_and_stays_in_minus_one_one():
-    g = seg.resnet_generator(width=8, blocks=2)
+    g = cyclegan.resnet_generator(width=8, blocks=2)
     y = g(_images(2, 32, 48) * 50.0).numpy()  # large inputs push tanh to its limits
     assert y.shape == (2, 32, 48, 3) and y.min() >= -1.0 and y.max() <= 1.0 and y.std() > 0
-    assert seg.resnet_generator(channels_in=1, channels_out=3, width=8, blocks=1)(
+    assert cyclegan.resnet_generator(channels_in=1, channels_out=3, width=8, blocks=1)(
         _images(1, 16, 16, channels=1)).shape == (1, 16, 16, 3)
 
 
 def test_resnet_generator_is_cyclegans_resnet_9blocks():
-    g = seg.resnet_generator()
-    assert sum(isinstance(layer, seg.ResidualBlock) for layer in g.layers) == 9
+    g = cyclegan.resnet_generator()
+    assert sum(isinstance(layer, layers.ResidualBlock) for layer in g.layers) == 9
     norm_channels = 64 + 128 + 256 + 9 * 2 * 256 + 128 + 64  # our instance norms' gamma and beta
     assert g.count_params() == CYCLEGAN_G + 2 * norm_channels
 
 
 def test_patchgan_gives_one_logit_per_70x70_patch():
-    d = seg.patchgan_discriminator()
+    d = cyclegan.patchgan_discriminator()
     assert d(_images(2, 64, 64)).shape == (2, 6, 6, 1)
     biases_dropped = 128 + 256 + 512
     assert d.count_params() == PATCHGAN_D - biases_dropped + 2 * biases_dropped
     # Each logit sees a 70x70 window (without a norm: instance norm mixes every position of the image).
-    small = seg.patchgan_discriminator(width=4, norm="none")
+    small = cyclegan.patchgan_discriminator(width=4, norm="none")
     x = tf.constant(_images(1, 128, 128))
     with tf.GradientTape() as tape:
         tape.watch(x)
@@ -328,4 +328,4 @@ def test_patchgan_gives_one_logit_per_70x70_patch():
     rows, cols = np.flatnonzero(seen.any(axis=1)), np.flatnonzero(seen.any(axis=0))
     assert rows.max() - rows.min() + 1 == 70 and cols.max() - cols.min() + 1 == 70
     with pytest.raises(ValueError, match="norm must be one of"):
-        seg.patchgan_discriminator(norm="layer")
+        cyclegan.patchgan_discriminator(norm="layer")

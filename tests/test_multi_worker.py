@@ -118,7 +118,7 @@ strategy = distribute.strategy_from_flag(mode)
 import keras
 import numpy as np
 import tensorflow as tf
-from cycada_tf.models import digits as nets
+from cycada_tf.models import lenet
 from cycada_tf.stages.base import build_optimizer
 from cycada_tf.stages.source import TaskStage
 
@@ -128,7 +128,7 @@ x = rng.uniform(-1, 1, (BATCH * STEPS, SIZE, SIZE, 3)).astype("float32")
 y = rng.integers(0, 10, BATCH * STEPS).astype("int32")
 keras.utils.set_random_seed(0)
 with distribute.scope(strategy):
-    net = nets.LeNet(10, dropout=0.0)
+    net = lenet.LeNet(10, dropout=0.0)
     net.build((None, SIZE, SIZE, 3))
     model = TaskStage(net)
     model.compile(optimizer=keras.optimizers.SGD(0.05))

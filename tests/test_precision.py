@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from cycada_tf import config as config_lib, precision
-from cycada_tf.models import digits as nets
+from cycada_tf.models import digit_gan, lenet
 from cycada_tf.stages.feature import FeatureAdaptation
 from cycada_tf.stages.pixel import PixelAdaptation
 from cycada_tf.stages.source import TaskStage
@@ -34,7 +34,7 @@ def _labels(seed):
 
 def _lenet(seed=0):
     keras.utils.set_random_seed(seed)
-    net = nets.LeNet(10)
+    net = lenet.LeNet(10)
     net.build((None, SIZE, SIZE, 3))
     return net
 
@@ -109,9 +109,9 @@ def test_policy_is_restored_after_the_block():
 def test_pixel_step_under_a_mixed_policy_keeps_float32_variables_and_losses(name):
     with precision.policy(name):
         keras.utils.set_random_seed(0)
-        g_st, g_ts = (nets.generator(SIZE, 3, 3, width=4, noise_channels=2 if n == "g_st" else 0, name=n)
+        g_st, g_ts = (digit_gan.generator(SIZE, 3, 3, width=4, noise_channels=2 if n == "g_st" else 0, name=n)
                       for n in ("g_st", "g_ts"))
-        d_s, d_t = (nets.image_discriminator(SIZE, 3, width=4, minibatch_std=True, name=n) for n in ("d_s", "d_t"))
+        d_s, d_t = (digit_gan.image_discriminator(SIZE, 3, width=4, minibatch_std=True, name=n) for n in ("d_s", "d_t"))
         model = PixelAdaptation(g_st, g_ts, d_s, d_t, _lenet(), pool_size=4)
         model.compile(precision.optimizer(keras.optimizers.Adam(2e-4), name),
                       precision.optimizer(keras.optimizers.Adam(2e-4), name), auto_scale_loss=False)
@@ -157,7 +157,7 @@ def test_float16_loss_scaling_multiplies_the_gradients_and_the_update_divides_th
 def test_feature_step_gate_is_read_in_float32(name):
     with precision.policy(name):
         f_ref, f_t = _lenet(1), _lenet(1)
-        d_feat = nets.feature_discriminator(nets.FEATURE_DIM, hidden=16)
+        d_feat = lenet.feature_discriminator(lenet.FEATURE_DIM, hidden=16)
         model = FeatureAdaptation(f_ref, f_t, d_feat, gate=-1.0)
         model.compile(precision.optimizer(keras.optimizers.Adam(1e-3), name),
                       precision.optimizer(keras.optimizers.Adam(1e-3), name), auto_scale_loss=False)
@@ -174,7 +174,7 @@ def test_weights_saved_under_a_mixed_policy_are_float32_and_load_under_float32(t
         low = _lenet(seed=9)
         low.save_weights(path)
         low_logits = low(_images(10)).numpy().astype("float32")
-    full = nets.LeNet(10)
+    full = lenet.LeNet(10)
     full.build((None, SIZE, SIZE, 3))
     full.load_weights(path)
     for a, b in zip(low.weights, full.weights):

@@ -91,7 +91,7 @@ def test_the_export_serves_label_maps_and_translations_as_the_keras_networks_com
 
     from cycada_tf import config as config_lib, export, train_segmentation
     from cycada_tf.data import pipeline
-    from cycada_tf.models import segmentation as seg_nets
+    from cycada_tf.models import segmenter
     from tools import export as export_tool
 
     models = sorted(os.listdir(finished["export"]))
@@ -123,7 +123,7 @@ def test_the_export_serves_label_maps_and_translations_as_the_keras_networks_com
     g_st, _ = trial.trained_generators()
     translated = tf.saved_model.load(os.path.join(finished["export"], "g_st", "1")).signatures["translate"](
         images=tf.constant(images))["translated"].numpy()
-    expected = pipeline.to_uint8(seg_nets.any_size(g_st, 2 ** config.generator_downsamplings)(x)).numpy()
+    expected = pipeline.to_uint8(segmenter.any_size(g_st, 2 ** config.generator_downsamplings)(x)).numpy()
     assert translated.shape == (2, 50, 70, 3)
     assert np.abs(translated.astype(int) - expected.astype(int)).max() <= 1  # rounding at .5 only
 

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from cycada_tf import augment, config as config_lib, losses, selection, train
-from cycada_tf.models.digits import LeNet
+from cycada_tf.models.lenet import LeNet
 from cycada_tf.stages.self_train import SelfTraining
 
 

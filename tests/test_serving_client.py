@@ -14,8 +14,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from cycada_tf import export
 from cycada_tf.data import pipeline
-from cycada_tf.models import digits as nets
-from cycada_tf.models import segmentation as seg_nets
+from cycada_tf.models import digit_gan, lenet, small_fcn
 from tools import serving_client
 
 
@@ -23,10 +22,10 @@ from tools import serving_client
 def models(tmp_path_factory):
     """Exported classifier, G_T->S and segmenter (untrained: only the plumbing is under test here)."""
     root = str(tmp_path_factory.mktemp("serving"))
-    net = nets.LeNet(10)
+    net = lenet.LeNet(10)
     net.build((None, 32, 32, 3))
-    g_ts = nets.generator(32, 3, 3, 4, name="g_ts")
-    segmenter = seg_nets.small_fcn(8, width=4)
+    g_ts = digit_gan.generator(32, 3, 3, 4, name="g_ts")
+    segmenter = small_fcn.small_fcn(8, width=4)
     return {"classifier": (net, export.save(export.Classifier(net, 32, 3), root, "classifier", "classify")),
             "g_ts": (g_ts, export.save(export.Translator(g_ts, 32, 3, "g_ts"), root, "g_ts", "translate")),
             "segmenter": (segmenter, export.save(export.Segmenter(segmenter), root, "segmenter", "segment"))}

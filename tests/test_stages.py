@@ -9,7 +9,7 @@ import tensorflow as tf
 import keras
 
 from cycada_tf import losses
-from cycada_tf.models import digits as nets
+from cycada_tf.models import digit_gan, lenet
 from cycada_tf.stages.feature import GATE_THRESHOLD, FeatureAdaptation, GateStop
 from cycada_tf.stages.pixel import ImagePool, PixelAdaptation
 from cycada_tf.stages.source import TaskStage
@@ -31,7 +31,7 @@ def _changed(variables, before):
 
 def _lenet(channels, seed=0):
     keras.utils.set_random_seed(seed)
-    net = nets.LeNet(10)
+    net = lenet.LeNet(10)
     net.build((None, SIZE, SIZE, channels))
     return net
 
@@ -41,10 +41,10 @@ def _lenet(channels, seed=0):
 def test_pixel_step_trains_mappings_and_discriminators_and_leaves_f_s_untouched():
     keras.utils.set_random_seed(0)
     f_s = _lenet(3)
-    nets_ = {"g_st": nets.generator(SIZE, 3, 3, width=4, name="g_st"),
-             "g_ts": nets.generator(SIZE, 3, 3, width=4, name="g_ts"),
-             "d_s": nets.image_discriminator(SIZE, 3, width=4, name="d_s"),
-             "d_t": nets.image_discriminator(SIZE, 3, width=4, name="d_t")}
+    nets_ = {"g_st": digit_gan.generator(SIZE, 3, 3, width=4, name="g_st"),
+             "g_ts": digit_gan.generator(SIZE, 3, 3, width=4, name="g_ts"),
+             "d_s": digit_gan.image_discriminator(SIZE, 3, width=4, name="d_s"),
+             "d_t": digit_gan.image_discriminator(SIZE, 3, width=4, name="d_t")}
     model = PixelAdaptation(**nets_, f_s=f_s, pool_size=8)
     model.compile(keras.optimizers.Adam(2e-4, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5))
     model.build_optimizers()
@@ -122,7 +122,7 @@ def _feature_stage(gate=GATE_THRESHOLD, layer="features", d_feat=None, gate_wind
     f_t = _lenet(1, seed=1)
     f_t.set_weights(f_ref.get_weights())
     if d_feat is None:
-        d_feat = nets.feature_discriminator(nets.FEATURE_DIM if layer == "features" else 10, hidden=16)
+        d_feat = lenet.feature_discriminator(lenet.FEATURE_DIM if layer == "features" else 10, hidden=16)
     model = FeatureAdaptation(f_ref, f_t, d_feat, layer=layer, gate=gate, gate_window=gate_window)
     model.compile(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3))
     model.build_optimizers()
@@ -174,7 +174,7 @@ def test_closed_gate_trains_only_the_discriminator(layer):
 
 def _fixed_discriminator(kernel, bias):
     """A feature discriminator with constant weights, so its accuracy on a batch is known in advance."""
-    d = nets.feature_discriminator(nets.FEATURE_DIM, hidden=8)
+    d = lenet.feature_discriminator(lenet.FEATURE_DIM, hidden=8)
     for layer in d.layers:
         layer.kernel.assign(np.full(layer.kernel.shape, kernel, "float32"))
         layer.bias.assign(np.full(layer.bias.shape, bias if layer is d.layers[-1] else 0.0, "float32"))
@@ -243,7 +243,7 @@ def test_discriminator_sees_reference_and_target_features_computed_alike(layer):
     # way they were computed (dropout on one side only: half the units zeroed, the rest doubled) and the
     # 60% gate measures that instead of the domain gap.
     seen = []
-    d = _Recording(nets.feature_discriminator(nets.FEATURE_DIM if layer == "features" else 10, hidden=16), seen)
+    d = _Recording(lenet.feature_discriminator(lenet.FEATURE_DIM if layer == "features" else 10, hidden=16), seen)
     model = _feature_stage(layer=layer, d_feat=d)
     x = _images(1, 1, batch=8)
     model.train_step((tf.constant(x), tf.constant(x)))

@@ -26,7 +26,8 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 import keras
 import numpy as np
 from cycada_tf import distribute
-from cycada_tf.models import digits as nets
+from cycada_tf.models.digit_gan import generator, image_discriminator
+from cycada_tf.models.lenet import LeNet, feature_discriminator
 from cycada_tf.stages.base import build_optimizer
 from cycada_tf.stages.feature import FeatureAdaptation
 from cycada_tf.stages.pixel import PixelAdaptation
@@ -44,7 +45,7 @@ def sgd():  # not Adam: its update hardly depends on the gradient's scale, which
 
 
 def lenet():
-    net = nets.LeNet(10, dropout=0.0)
+    net = LeNet(10, dropout=0.0)
     net.build((None, SIZE, SIZE, 3))
     return net
 
@@ -62,10 +63,10 @@ def task():
 
 
 def pixel(pool_size=0, semantic=0.0):
-    model = PixelAdaptation(nets.generator(SIZE, 3, 3, width=4, name="g_st"),
-                            nets.generator(SIZE, 3, 3, width=4, name="g_ts"),
-                            nets.image_discriminator(SIZE, 3, width=4, name="d_s"),
-                            nets.image_discriminator(SIZE, 3, width=4, name="d_t"), lenet(), pool_size=pool_size,
+    model = PixelAdaptation(generator(SIZE, 3, 3, width=4, name="g_st"),
+                            generator(SIZE, 3, 3, width=4, name="g_ts"),
+                            image_discriminator(SIZE, 3, width=4, name="d_s"),
+                            image_discriminator(SIZE, 3, width=4, name="d_t"), lenet(), pool_size=pool_size,
                             semantic_weight=semantic, semantic_t2s_weight=semantic)
     model.compile(sgd(), sgd())
     model.build_optimizers()
@@ -75,7 +76,7 @@ def pixel(pool_size=0, semantic=0.0):
 def feature():
     f_ref, f_t = lenet(), lenet()
     f_t.set_weights(f_ref.get_weights())
-    model = FeatureAdaptation(f_ref, f_t, nets.feature_discriminator(), gate=0.0)  # the gate always open
+    model = FeatureAdaptation(f_ref, f_t, feature_discriminator(), gate=0.0)  # the gate always open
     model.compile(sgd(), sgd())
     model.build_optimizers()
     return model, batches(x_s, x_t), f_t.trainable_variables + model.d_feat.trainable_variables

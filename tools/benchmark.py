@@ -39,7 +39,7 @@ import tensorflow as tf  # noqa: E402
 
 from cycada_tf import config as config_lib, precision as precision_lib  # noqa: E402
 from cycada_tf.data import pipeline, registry, tfrecord  # noqa: E402
-from cycada_tf.models import digits as nets  # noqa: E402
+from cycada_tf.models import digit_gan, lenet  # noqa: E402
 from cycada_tf.stages.feature import FeatureAdaptation  # noqa: E402
 from cycada_tf.stages.pixel import PixelAdaptation  # noqa: E402
 from cycada_tf.stages.source import TaskStage  # noqa: E402
@@ -165,7 +165,7 @@ def _config(args, batch_size):
 
 
 def _task_net(c, num_classes):
-    net = nets.LeNet(num_classes)
+    net = lenet.LeNet(num_classes)
     net.build((None, c.image_size, c.image_size, c.channels))
     return net
 
@@ -175,11 +175,11 @@ def build_source(c, num_classes):
 
 
 def build_pixel(c, num_classes):
-    g_st = nets.generator(c.image_size, c.channels, c.channels, c.generator_width, c.noise_channels,
-                          name="g_st")
-    g_ts = nets.generator(c.image_size, c.channels, c.channels, c.generator_width, name="g_ts")
-    d_s, d_t = (nets.image_discriminator(c.image_size, c.channels, c.discriminator_width, c.minibatch_std,
-                                         name=name) for name in ("d_s", "d_t"))
+    g_st = digit_gan.generator(c.image_size, c.channels, c.channels, c.generator_width, c.noise_channels,
+                               name="g_st")
+    g_ts = digit_gan.generator(c.image_size, c.channels, c.channels, c.generator_width, name="g_ts")
+    d_s, d_t = (digit_gan.image_discriminator(c.image_size, c.channels, c.discriminator_width, c.minibatch_std,
+                                              name=name) for name in ("d_s", "d_t"))
     model = PixelAdaptation(g_st, g_ts, d_s, d_t, _task_net(c, num_classes), gan_mode=c.gan_mode,
                             gan_weight=c.gan_weight, cycle_weight=c.cycle_weight,
                             semantic_weight=c.semantic_weight, semantic_t2s_weight=c.semantic_t2s_weight,
@@ -190,7 +190,7 @@ def build_pixel(c, num_classes):
 def build_feature(c, num_classes):
     f_ref, f_t = _task_net(c, num_classes), _task_net(c, num_classes)
     f_t.set_weights(f_ref.get_weights())  # f_T starts from the reference model, as in train.py
-    d_feat = nets.feature_discriminator(nets.FEATURE_DIM if c.feature_layer == "features" else num_classes)
+    d_feat = lenet.feature_discriminator(lenet.FEATURE_DIM if c.feature_layer == "features" else num_classes)
     # The gate held open: every timed step updates f_T, so the number is the full step's cost and does not
     # hang on whether a random batch fools D_feat.
     model = FeatureAdaptation(f_ref, f_t, d_feat, layer=c.feature_layer, gan_mode=c.gan_mode, gate=-1.0)

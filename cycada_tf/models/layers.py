@@ -1,4 +1,5 @@
-"""Layers the paper's networks share: instance norm, reflection padding, the residual block.
+"""Layers the paper's networks share: instance norm, batch norm as PyTorch's, reflection padding, the residual
+block.
 
 tensorflow-addons is end-of-life and does not import on TF 2.21; its InstanceNormalization is
 GroupNormalization with one group per channel. Reflection padding is keras.ops.pad(mode="reflect") in
@@ -9,9 +10,16 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
+BN_MOMENTUM, BN_EPSILON = 0.9, 1e-5  # PyTorch's BatchNorm2d defaults (momentum 0.1 there is 1 - 0.9 here)
+
 
 def instance_norm(affine=True, name=None):
     return layers.GroupNormalization(groups=-1, epsilon=1e-5, center=affine, scale=affine, name=name)
+
+
+def batch_norm(name=None):
+    """Batch norm with PyTorch's momentum and epsilon, as the released networks (DRN, pix2pix) use it."""
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
 
 
 def _axis_slice(x, axis, start, stop):

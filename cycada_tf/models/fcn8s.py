@@ -1,0 +1,140 @@
+"""VGG16-FCN8s (Long, Shelhamer, Darrell 2015, "Fully Convolutional Networks for Semantic Segmentation"), the
+paper's segmenter (A) of Tables 3 and 4, with the VGG16 ImageNet backbone read from Keras' download or a file."""
+
+import os
+import warnings
+
+import numpy as np
+
+import keras
+from keras import layers, ops
+
+from cycada_tf.models.segmenter import FEATURES, LOGITS, SizeCheck, check_input_shape
+
+# Keras' VGG16 ImageNet weights (keras.applications.vgg16): caffe-converted, they expect BGR pixels in
+# [0, 255] less the ImageNet mean of each channel.
+VGG16_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+VGG16_NOTOP_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/vgg16/" + VGG16_NOTOP_FILE)
+VGG16_NOTOP_MD5 = "6d6bbae143d832006294945121d1f1fc"
+VGG16_BGR_MEAN = (103.939, 116.779, 123.68)
+VGG16_BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))  # (filters, convs) of block1..block5
+FCN_STRIDE = 32     # pool5's stride: FCN8s input sides must be multiples of it
+FC_WIDTH = 4096     # fc6/fc7 of VGG16, as convolutions
+DROPOUT = 0.5       # after fc6 and fc7, as in VGG16 and FCN
+
+
+@keras.saving.register_keras_serializable("cycada_tf")
+class CaffePreprocess(layers.Layer):
+    """RGB in [-1, 1] -> BGR in [0, 255] less the ImageNet channel means: the input Keras' (caffe-converted)
+    VGG16 ImageNet weights were trained on. Part of every FCN8s, with or without those weights, so that a
+    network's weights mean the same thing whichever way it was initialised."""
+
+    def call(self, x):
+        x = (x + 1.0) * 127.5
+        return x[..., ::-1] - ops.cast(ops.convert_to_tensor(VGG16_BGR_MEAN), x.dtype)
+
+
+@keras.saving.register_keras_serializable("cycada_tf")
+class BilinearUpsampling(keras.initializers.Initializer):
+    """Conv2DTranspose kernel (k, k, channels, channels) that upsamples each channel by bilinear interpolation
+    (FCN's `upsample_filt`, Long et al. 2015 section 3.3); with stride k/2 and "same" padding it reproduces
+    PyTorch's ConvTranspose2d(k, stride=k/2, padding=k/4) used by FCN and DRN."""
+
+    def __call__(self, shape, dtype=None):
+        size, width, channels_out, channels_in = shape
+        if size != width or channels_out != channels_in:
+            raise ValueError(f"bilinear upsampling needs a square kernel and as many outputs as inputs, got {shape}")
+        factor = (size + 1) // 2
+        center = factor - 1 if size % 2 == 1 else factor - 0.5
+        profile = 1.0 - np.abs(np.arange(size) - center) / factor
+        kernel = np.zeros(shape, "float32")
+        for channel in range(channels_in):
+            kernel[:, :, channel, channel] = np.outer(profile, profile)
+        return ops.convert_to_tensor(kernel, dtype=dtype or "float32")
+
+
+def fcn8s(num_classes, input_shape=(None, None, 3), weights=None, name="fcn8s"):
+    """VGG16-FCN8s (Long, Shelhamer, Darrell 2015), the paper's segmenter (A) of Table 4 and of Table 3.
+
+    VGG16's five conv blocks (layer names as keras.applications.VGG16: block1_conv1 ... block5_conv3), fc6 and
+    fc7 as convolutions (7x7 and 1x1, 4096 channels, ReLU, dropout 0.5), 1x1 class scores on fc7, pool4 and
+    pool3 (zero-initialised, as FCN), and three transposed convolutions initialised to bilinear upsampling:
+    x2 and x2 (learned) fuse the pool4 and pool3 scores, the last x8 stays fixed (FCN section 3.3). With
+    "same" padding instead of FCN's pad-100-and-crop, input height and width must be multiples of 32 (any
+    such size; a static input_shape that is not raises ValueError here, a run-time one fails at the first
+    call with the same words). The "features" layer is fc7 after its ReLU, before its dropout (stride 32,
+    4096 channels).
+
+    The model takes RGB in [-1, 1] and converts it, always, to the caffe-style input of Keras' VGG16 ImageNet
+    weights (BGR, [0, 255], less the ImageNet mean; CaffePreprocess). `weights`: None (random backbone);
+    "imagenet" (downloads Keras' VGG16 no-top file, keras.utils.get_file, cached in ~/.keras/models; when
+    that fails, warns naming the error and keeps the random backbone); or the path of a file in the layout of
+    keras.applications.VGG16(include_top=False) (the official vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5,
+    or that model's save_weights). Only the 13 conv layers are loaded; fc6, fc7 and the score layers start at
+    random (fc6/fc7) and zero. To restore a whole trained FCN8s, call load_weights on the built model.
+    """
+    input_shape = check_input_shape(input_shape, name, FCN_STRIDE, channels=3)
+    backbone = None  # read before building the 134M-parameter network, so a bad file fails at once
+    if weights == "imagenet":
+        try:
+            path = keras.utils.get_file(VGG16_NOTOP_FILE, VGG16_NOTOP_URL, cache_subdir="models",
+                                        file_hash=VGG16_NOTOP_MD5)
+        except Exception as error:
+            warnings.warn(f"{name}: could not fetch the VGG16 ImageNet weights ({VGG16_NOTOP_URL}: "
+                          f"{type(error).__name__}: {error}); the backbone keeps its random initialisation. "
+                          f"Offline, pass weights= the path of {VGG16_NOTOP_FILE}.", stacklevel=2)
+        else:
+            backbone = read_vgg16_backbone(path, name)
+    elif weights is not None:
+        backbone = read_vgg16_backbone(weights, name)
+
+    image = keras.Input(input_shape, name="image")
+    x = CaffePreprocess(name="caffe_preprocess")(image)
+    if input_shape[0] is None or input_shape[1] is None:
+        x = SizeCheck(FCN_STRIDE, name, name="size_check")(x)
+    pools = []
+    for block, (filters, convs) in enumerate(VGG16_BLOCKS, start=1):
+        for conv in range(1, convs + 1):
+            x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"block{block}_conv{conv}")(x)
+        x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
+        pools.append(x)
+    pool3, pool4, pool5 = pools[2:]
+    x = layers.Conv2D(FC_WIDTH, 7, padding="same", activation="relu", name="fc6")(pool5)
+    x = layers.Dropout(DROPOUT, name="drop6")(x)
+    x = layers.Conv2D(FC_WIDTH, 1, name="fc7")(x)
+    x = layers.ReLU(name=FEATURES)(x)
+    x = layers.Dropout(DROPOUT, name="drop7")(x)
+
+    def score(name):
+        return layers.Conv2D(num_classes, 1, kernel_initializer="zeros", name=name)
+
+    def upsample(factor, name, trainable=True):
+        return layers.Conv2DTranspose(num_classes, 2 * factor, strides=factor, padding="same", use_bias=False,
+                                      kernel_initializer=BilinearUpsampling(), trainable=trainable, name=name)
+
+    x = upsample(2, "upscore2")(score("score_fr")(x))                       # stride 16
+    x = layers.Add(name="fuse_pool4")([x, score("score_pool4")(pool4)])
+    x = upsample(2, "upscore_pool4")(x)                                     # stride 8
+    x = layers.Add(name="fuse_pool3")([x, score("score_pool3")(pool3)])
+    x = upsample(8, "upscore8", trainable=False)(x)                         # stride 1
+    logits = layers.Activation("linear", dtype="float32", name=LOGITS)(x)
+    model = keras.Model(image, logits, name=name)
+    for layer, values in (backbone or {}).items():
+        model.get_layer(layer).set_weights(values)
+    return model
+
+
+def read_vgg16_backbone(path, name="fcn8s"):
+    """{block1_conv1: [kernel, bias], ...} of a keras.applications.VGG16(include_top=False) weights file: the
+    official HDF5 (matched by layer order, as Keras loads it) or a Keras 3 .weights.h5 of that model. Errors
+    name the file and the network `name`."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{name}: VGG16 weights file {path} does not exist")
+    vgg = keras.applications.VGG16(weights=None, include_top=False, input_shape=(None, None, 3))
+    try:
+        vgg.load_weights(path)
+    except Exception as error:
+        raise ValueError(f"{name}: {path} is not a keras.applications.VGG16(include_top=False) weights file "
+                         f"({type(error).__name__}: {error})") from error
+    return {f"block{block}_conv{conv}": vgg.get_layer(f"block{block}_conv{conv}").get_weights()
+            for block, (_, convs) in enumerate(VGG16_BLOCKS, start=1) for conv in range(1, convs + 1)}

@@ -1,0 +1,52 @@
+"""The digit task net f and the feature discriminator D_feat of the paper's Figure 7 (appendix 6.1.1): a LeNet
+variant and three fully connected layers. Pixels are in [-1, 1]."""
+
+import keras
+from keras import layers
+
+FEATURE_DIM = 500  # width of the task net's penultimate layer: the features D_feat sees
+
+
+@keras.saving.register_keras_serializable("cycada_tf")
+class LeNet(keras.Model):
+    """The LeNet variant of Figure 7: conv(20,5)-pool-relu, conv(50,5)-dropout-pool-relu, fc 500-relu-dropout,
+    fc num_classes. `features(x)` is the 500-d representation, `call(x)` the class logits."""
+
+    def __init__(self, num_classes=10, dropout=0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes, self.dropout = num_classes, dropout
+        self.encoder = keras.Sequential([
+            layers.Conv2D(20, 5, name="conv1"),
+            layers.MaxPooling2D(2), layers.ReLU(),
+            layers.Conv2D(50, 5, name="conv2"),
+            layers.SpatialDropout2D(dropout),
+            layers.MaxPooling2D(2), layers.ReLU(),
+            layers.Flatten(),
+            layers.Dense(FEATURE_DIM, activation="relu", name="fc1"),
+            layers.Dropout(dropout),
+        ], name="encoder")
+        self.classifier = layers.Dense(num_classes, name="logits")
+
+    def build(self, input_shape):
+        self.encoder.build(input_shape)
+        self.classifier.build((input_shape[0], FEATURE_DIM))
+        self.built = True
+
+    def features(self, x, training=False):
+        return self.encoder(x, training=training)
+
+    def call(self, x, training=False):
+        return self.classifier(self.encoder(x, training=training))
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes, "dropout": self.dropout}
+
+
+def feature_discriminator(feature_dim=FEATURE_DIM, hidden=500, name="feature_discriminator"):
+    """Three fully connected layers, one domain logit (Figure 7 mid left)."""
+    return keras.Sequential([
+        keras.Input((feature_dim,)),
+        layers.Dense(hidden, activation="relu"),
+        layers.Dense(hidden, activation="relu"),
+        layers.Dense(1, dtype="float32"),
+    ], name=name)
