@@ -1,29 +1,67 @@
-"""The experiment configuration: one dataclass whose fields carry the help text of their absl flags. Defaults
-are the paper's values (appendix 6.1.1) unless the help says why not."""
+"""The experiment configuration: `Config` declares every flag of both experiments once, with its help text;
+DigitsConfig and SegmentationConfig add the fields only their task has and set the defaults of their task.
+Defaults are the paper's values (appendix 6.1) unless the help says why not."""
 
 import dataclasses
+import typing
 
 
-def _f(default, help):  # noqa: A002 - the flag's help text
+class _PerTask:
+    """The base default of a field whose default each task sets (there is no value common to both)."""
+
+    def __repr__(self):
+        return "PER_TASK"
+
+
+PER_TASK = _PerTask()
+
+
+def _field(default, metadata):
     if isinstance(default, (list, tuple)):
-        return dataclasses.field(default_factory=lambda: tuple(default), metadata={"help": help})
-    return dataclasses.field(default=default, metadata={"help": help})
+        return dataclasses.field(default_factory=lambda: tuple(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _f(default, help, rerun=False):  # noqa: A002 - the flag's help text
+    """A field and its flag. `rerun`: the field does not change what a run computes, so a run directory may be
+    continued with another value of it (resume.check_run_config)."""
+    return _field(default, {"help": help, "rerun": rerun})
+
+
+@dataclasses.dataclass(frozen=True)
+class _Override:
+    value: typing.Any
+    note: str = ""
+
+
+def _override(value, note=""):
+    """In a task class: this task's default of a field of `Config` (assigned without an annotation: the type,
+    help and metadata stay Config's). `note`, if given, is appended to the help in this task's flags."""
+    return _Override(value, note)
+
+
+def _note(note):
+    """In a task class: keep Config's default of a field and append `note` to its help for this task."""
+    return _Override(dataclasses.MISSING, note)
 
 
 @dataclasses.dataclass
-class RunOptions:
-    """Fields of every experiment (digits and segmentation): how it runs and what it writes besides the
-    results, not what it computes (but --precision)."""
+class Config:
+    """Every field that both experiments have. A field whose default is PER_TASK gets it from the task class."""
+    TASK: typing.ClassVar[str] = ""  # recorded in config.json and results.json ("task"), not a flag
+
+    # How a run runs and what it writes besides the results, not what it computes (but --precision).
     strategy: str = _f(
         "auto", "tf.distribute strategy: auto (multi_worker when the TF_CONFIG environment variable names 2 or "
                 "more workers, else MirroredStrategy on a host with several GPUs, else one device), one_device, "
                 "mirrored (every GPU of the host, else every logical CPU), or multi_worker "
                 "(MultiWorkerMirroredStrategy over the cluster in TF_CONFIG; every worker runs the same command, "
-                "only the chief writes --run_dir). Batch-size flags are global: each replica takes its share.")
+                "only the chief writes --run_dir). Batch-size flags are global: each replica takes its share.",
+        rerun=True)  # a strategy changes only float rounding
     worker_dir: str = _f(
         "", "--strategy=multi_worker only: where a worker other than the chief writes its own copies of each "
             "stage's files (checkpoints, summaries, weights), under <worker_dir>/<task>/, kept for inspection; "
-            "default: a temporary directory, deleted when the run ends.")
+            "default: a temporary directory, deleted when the run ends.", rerun=True)
     precision: str = _f(
         "auto", "Numeric precision of the networks: auto (mixed_bfloat16 on CPUs with AVX512-BF16 or AMX and on "
                 "GPUs of compute capability 8.0+, float32 elsewhere; the choice is logged), float32, "
@@ -32,129 +70,189 @@ class RunOptions:
                 "mixed_bfloat16,source=float32.")
     jit_compile: str = _f(
         "auto", "XLA compilation of the train steps: auto (on a single GPU, off on CPUs, where it measured "
-                "slower), true or false; per-stage exceptions as for --precision (auto,pixel=true).")
+                "slower), true or false; per-stage exceptions as for --precision (auto,pixel=true).",
+        rerun=True)  # XLA changes only float rounding
     download: bool = _f(
         True, "Download a public dataset (mnist, usps, svhn, mnist_m) that is not prepared in --data_dir into "
               "<data_dir>/raw, check its SHA-256 and prepare it; --nodownload only prepares files placed there "
-              "by hand (the error names them and their URLs). Segmentation datasets are never downloaded.")
+              "by hand (the error names them and their URLs). Segmentation datasets are never downloaded.",
+        rerun=True)
     export_dir: str = _f(
         "", "If set, the first seed's adapted model (the digit classifier, or the segmenter) and both "
             "translators are exported there after the run, as TF Serving models <export_dir>/<model>/<version>/ "
-            "(tools/export.py exports an existing run).")
+            "(tools/export.py exports an existing run).", rerun=True)
     accept_lr_change: bool = _f(
         False, "Continue a run directory with other learning rates (--*_lr) than it was made with, e.g. a "
                "lower one after a non-finite loss: the unfinished stage resumes from its last good checkpoint "
                "at the new rate; <run_dir>/config.json records the change in its history. Other changed "
-               "flags are still refused.")
+               "flags are still refused.", rerun=True)
 
-
-@dataclasses.dataclass
-class DigitsConfig(RunOptions):
-    source: str = _f("uci", "Source dataset (labelled), e.g. uci, fonts, mnist, usps, svhn, tfds:svhn_cropped.")
-    target: str = _f("uci_m", "Target dataset (its labels are read only to report accuracy).")
+    source: str = _f(PER_TASK, "Source dataset (labelled).")
+    target: str = _f(PER_TASK, "Target dataset (its labels are read only to report scores).")
     data_dir: str = _f("data", "Directory of prepared TFRecords (embedded domains are built there on first use).")
-    run_dir: str = _f("", "Where checkpoints, translations and results go; default runs/<source>_to_<target>.")
-    seeds: tuple = _f((0,), "Seeds; every table number is the mean +- standard error over them.")
+    run_dir: str = _f("", "Where checkpoints, translations and results go; default runs/<source>_to_<target>.",
+                      rerun=True)
+    seeds: tuple = _f((0,), "Seeds; every table number is the mean +- standard error over them (each seed has "
+                            "its own directory: seeds may be added to a run).", rerun=True)
     stages: tuple = _f(("source", "pixel", "target", "feature", "self_train", "oracle"),
                        "Stages to run, in this order: source, pixel, target, feature, self_train (AdaMatch, not "
-                       "in the paper), oracle.")
-    image_size: int = _f(32, "Image side inside the networks (28 for MNIST<->USPS, 32 for SVHN->MNIST).")
-    channels: int = _f(3, "Channels inside the networks: 1 (grey) or 3 (RGB); images are converted.")
-    source_epochs: int = _f(30, "Source model epochs (paper: 100; 30 suffices on the 900 embedded digits).")
-    source_batch_size: int = _f(128, "Batch size of every task-model stage (paper: 128).")
-    source_lr: float = _f(1e-4, "Adam learning rate of every task-model stage (paper: 1e-4).")
-    pixel_epochs: int = _f(10, "Pixel adaptation epochs over the larger domain (paper: 50; 10 keeps the "
-                                "embedded run within 15 minutes on 2 CPU cores).")
-    pixel_batch_size: int = _f(32, "Pixel adaptation batch size per domain (paper: 100; 32 gives 3x the "
-                                    "updates for the same compute on small data).")
-    pixel_lr: float = _f(2e-4, "Adam learning rate of generators and discriminators (paper: 2e-4).")
-    pixel_beta_1: float = _f(0.5, "Adam beta_1 of the pixel stage (CycleGAN's, whose learning rate the paper uses).")
-    gan_mode: str = _f("log", "GAN objective: log (Eq. 2 as written) or lsgan (CycleGAN's least squares).")
-    gan_weight: float = _f(1.0, "Weight of each GAN term (paper: equal weights).")
-    cycle_weight: float = _f(1.0, "Weight of the cycle-consistency loss, Eq. 3 (paper: equal weights).")
-    semantic_weight: float = _f(1.0, "Weight of Eq. 4's source term: G_S->T(x_s) keeps f_S's label of x_s.")
+                       "in the paper), oracle.", rerun=True)
+
+    task_optimizer: str = _f("adam", "Optimizer of the task-model stages: adam or sgd (with --momentum).")
+    source_epochs: int = _f(PER_TASK, "Epochs of the source model.")
+    source_batch_size: int = _f(PER_TASK, "Batch size of every task-model stage.")
+    source_lr: float = _f(PER_TASK, "Learning rate of every task-model stage (--task_optimizer).")
+    momentum: float = _f(0.9, "Momentum of --task_optimizer=sgd (segmentation paper: 0.9).")
+
+    pixel_epochs: int = _f(PER_TASK, "Pixel adaptation epochs over the larger domain.")
+    pixel_batch_size: int = _f(PER_TASK, "Pixel adaptation batch size per domain.")
+    pixel_lr: float = _f(2e-4, "Adam learning rate of generators and discriminators (paper, CycleGAN: 2e-4).")
+    pixel_beta_1: float = _f(0.5, "Adam beta_1 of the pixel stage (CycleGAN's, whose learning rate the paper "
+                                  "uses: 0.5).")
+    gan_mode: str = _f(PER_TASK, "GAN objective: log (Eq. 2 as written) or lsgan (CycleGAN's least squares).")
+    gan_weight: float = _f(1.0, "Weight of each GAN term (digits paper: equal weights on all losses).")
+    cycle_weight: float = _f(PER_TASK, "Weight of the cycle-consistency loss, Eq. 3.")
+    semantic_weight: float = _f(PER_TASK, "Weight of Eq. 4's source term: G_S->T(x_s) keeps f_S's label of x_s "
+                                          "(per pixel for segmentation), through the frozen f_S.")
     semantic_t2s_weight: float = _f(
-        0.0, "Weight of Eq. 4's target term: G_T->S(x_t) keeps f_S's label of x_t (paper: 1). Off by default: "
-             "it ties G_T->S to f_S's mistakes on the target domain (measured on uci->uci_m: f_S(G_T->S(x_t)) "
-             "57% with it, 75% without; source only 57%).")
+        0.0, "Weight of Eq. 4's target term: G_T->S(x_t) keeps f_S's label of x_t (digits paper: 1). Off by "
+             "default: it ties G_T->S to f_S's mistakes on the target domain (measured on uci->uci_m: "
+             "f_S(G_T->S(x_t)) 57% with it, 75% without; source only 57%).")
     pool_size: int = _f(50, "Image history shown to the discriminators (CycleGAN: 50); 0 turns it off.")
-    generator_width: int = _f(32, "Filters of the generator's first convolution.")
-    noise_channels: int = _f(8, "Dimensions of a style code z given to G_S->T (0: deterministic, as the paper).")
-    discriminator_width: int = _f(32, "Filters of the image discriminator's first convolution.")
-    minibatch_std: bool = _f(True, "Give the image discriminators the batch's feature std (against collapse).")
-    discriminator_norm: str = _f("none", "Image discriminator normalisation: none, or instance (CycleGAN); "
-                                         "instance norm hides each image's colours from the discriminator.")
+    generator_width: int = _f(PER_TASK, "Filters of the generator's first convolution.")
+    discriminator_width: int = _f(PER_TASK, "Filters of the image discriminator's first convolution.")
+    discriminator_norm: str = _f(PER_TASK, "Image discriminator normalisation: none, or instance (CycleGAN); "
+                                           "instance norm hides each image's colours from the discriminator.")
     pixel_direction: str = _f(
         "auto", "How the target model uses the translators: s2t (paper) trains it on G_S->T(X_S) and gives it "
                 "target images; t2s gives it G_T->S(x_t) and trains it on G_T->S(G_S->T(X_S)); auto chooses "
                 "after the pixel stage without target labels: t2s when the source model is more decisive "
                 "(information maximisation) on G_T->S(x_t) than on x_t, else s2t (Run.choose_direction). "
                 "Measured on the development pairs: uci->uci_m is better in t2s, fonts->uci in s2t.")
-    translations_per_image: int = _f(3, "Translated copies of each source image for the target model "
-                                        "(different style codes z).")
-    target_epochs: int = _f(30, "Epochs of the target model on translated source images (source recipe).")
-    feature_epochs: int = _f(10, "Feature adaptation epochs at most (paper: 200); the gate may end it sooner.")
-    feature_batch_size: int = _f(128, "Feature adaptation batch size per domain.")
-    feature_lr: float = _f(1e-5, "Adam learning rate of feature adaptation (paper: 1e-5).")
+    translations_per_image: int = _f(PER_TASK, "Translated copies of each source image for the target model.")
+    target_epochs: int = _f(PER_TASK, "Epochs of the target model on translated source images (source recipe).")
+
+    feature_epochs: int = _f(PER_TASK, "Feature adaptation epochs at most (the gate may end it sooner).")
+    feature_batch_size: int = _f(PER_TASK, "Feature adaptation batch size per domain.")
+    feature_optimizer: str = _f("adam", "Optimizer of feature adaptation: adam (with --feature_beta_1) or sgd "
+                                        "(with --feature_momentum).")
+    feature_lr: float = _f(PER_TASK, "Learning rate of feature adaptation (--feature_optimizer).")
+    feature_beta_1: float = _f(0.5, "Adam beta_1 of feature adaptation (--feature_optimizer=adam).")
+    feature_momentum: float = _f(0.99, "Momentum of --feature_optimizer=sgd (segmentation paper: 0.99).")
     feature_min_steps_per_epoch: int = _f(
         100, "An epoch of feature adaptation (the gate's stop window) is one pass over the target training "
              "set or this many iterations, whichever is longer: on small data a pass is too short for a "
              "discriminator at lr 1e-5 to ever reach the gate (MNIST's pass is ~470 iterations).")
-    feature_layer: str = _f("features", "What D_feat sees: features (paper, the 500-d layer) or logits (code).")
-    self_train_epochs: int = _f(4, "Epochs of self-training (AdaMatch, after the feature stage).")
-    self_train_steps_per_epoch: int = _f(250, "Iterations of a self-training epoch (its checkpoint interval).")
-    self_train_batch_size: int = _f(64, "Labelled images per self-training step (AdaMatch: 64).")
-    self_train_target_ratio: int = _f(3, "Unlabelled target images per labelled image in a self-training step "
-                                         "(AdaMatch's uratio: 3).")
-    self_train_lr: float = _f(3e-4, "Adam learning rate of self-training.")
-    self_train_confidence: float = _f(0.9, "AdaMatch's relative confidence threshold tau: a target image's "
-                                           "pseudo-label counts when its confidence is at least tau times the "
-                                           "mean confidence on the labelled batch (AdaMatch: 0.9).")
+    feature_layer: str = _f("features", "What D_feat sees: features (paper: the classifier's 500-d layer, the "
+                                        "segmenter's 'features' map) or logits (the released code: class scores).")
+    gate_window: int = _f(PER_TASK, "Feature adaptation updates f_T only while the discriminator accuracy, "
+                                    "averaged over this many last iterations, is above 60% (appendix 6.1).")
+
+    self_train_epochs: int = _f(PER_TASK, "Epochs of self-training (AdaMatch, after the feature stage).")
+    self_train_steps_per_epoch: int = _f(PER_TASK, "Iterations of a self-training epoch (its checkpoint "
+                                                   "interval).")
+    self_train_batch_size: int = _f(PER_TASK, "Labelled images (segmentation: crops) per self-training step.")
+    self_train_target_ratio: int = _f(PER_TASK, "Unlabelled target images (crops) per labelled one in "
+                                                "a self-training step.")
+    self_train_lr: float = _f(PER_TASK, "Adam learning rate of self-training.")
+    self_train_confidence: float = _f(0.9, "AdaMatch's relative confidence threshold tau: a target "
+                                           "image's pseudo-label counts when its confidence is at least tau "
+                                           "times the mean confidence on the labelled batch (AdaMatch: 0.9).")
     self_train_target_weight: float = _f(1.0, "Weight of the pseudo-label term of self-training.")
     self_train_init: str = _f("feature", "The model self-training starts from: feature (CyCADA's f_T), target "
                                          "or source (f_S).")
-    self_train_view: str = _f("target", "What self-training reads: target (source and target images as they "
+    self_train_view: str = _f(PER_TASK, "What self-training reads: target (source and target images as they "
                                         "are, the final model too) or init (as its init model reads them: "
-                                        "under t2s G_T->S(x_t) and the translated source records). Measured "
-                                        "on uci->uci_m: target 88.2%, init ~64% (f_T's translated view "
-                                        "caps it).")
-    oracle_epochs: int = _f(30, "Epochs of the target-trained oracle (labelled target data; reported only).")
-    verbose: int = _f(2, "Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch (a progress "
-                         "line with the time left is logged after each epoch at every verbosity).")
-    summary_every_epochs: int = _f(5, "Epochs between TensorBoard image summaries (translation grids, target "
-                                      "test confusion matrices), and after the last; scalars go every epoch to "
-                                      "<run_dir>/seed_<k>/<stage>/tb. 0: no TensorBoard summaries.")
+                                        "under t2s G_T->S(x_t) and the translated source records).")
+    oracle_epochs: int = _f(PER_TASK, "Epochs of the target-trained oracle (labelled target data; reported only).")
+    verbose: int = _f(PER_TASK, "Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch (a progress "
+                                "line with the time left is logged after each epoch at every verbosity).",
+                      rerun=True)
+    summary_every_epochs: int = _f(5, "Epochs between TensorBoard image summaries (translations; confusion "
+                                      "matrices or prediction overlays on the target test split), and after "
+                                      "the last; scalars go every epoch to <run_dir>/seed_<k>/<stage>/tb. 0: no "
+                                      "TensorBoard summaries.", rerun=True)
+
+    def __post_init__(self):
+        unset = [f.name for f in dataclasses.fields(self) if getattr(self, f.name) is PER_TASK]
+        if unset:
+            raise TypeError(f"{type(self).__name__} has no value for {', '.join(unset)}: each task's config "
+                            f"({', '.join(c.__name__ for c in TASKS.values())}) sets its default")
 
 
-def to_json(config):
-    """The config as JSON values (tuples as lists): what results.json and a run directory's config.json hold."""
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(config).items()}
+def _task_config(cls):
+    """Make `cls` (a subclass of Config) a dataclass, its `_override`/`_note` attributes fields whose type, help
+    and metadata are Config's but for the default and the appended note. Its annotated fields are its own:
+    a field of Config annotated again would be a second declaration, and is refused."""
+    base = {f.name: f for f in dataclasses.fields(Config)}
+    own = cls.__dict__.get("__annotations__", {})
+    again = sorted(set(own) & set(base))
+    if again:
+        raise TypeError(f"{cls.__name__} declares {', '.join(again)} again: set a task default with _override")
+    annotations = dict(own)
+    for name, value in list(vars(cls).items()):
+        if not isinstance(value, _Override):
+            continue
+        if name not in base:
+            raise TypeError(f"{cls.__name__} overrides {name}, which is no field of Config")
+        field = base[name]
+        default = value.value
+        if default is dataclasses.MISSING:
+            default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        helped = f"{field.metadata['help']} {value.note}".strip()
+        setattr(cls, name, _field(default, {**field.metadata, "help": helped, "note": value.note}))
+        annotations[name] = field.type
+    cls.__annotations__ = annotations
+    return dataclasses.dataclass(cls)
 
 
-def from_json(values, cls=DigitsConfig):
-    """The config of to_json's `values`; keys that are no field of `cls` are ignored (fields added since take
-    their defaults)."""
-    fields = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in fields})
+@_task_config
+class DigitsConfig(Config):
+    """`python -m cycada_tf.experiments.digits`. Defaults: the embedded uci -> uci_m demo on a CPU;
+    experiments/*.flags hold the paper's settings (appendix 6.1.1)."""
+    TASK = "digits"
+    image_size: int = _f(32, "Image side inside the networks (28 for MNIST<->USPS, 32 for SVHN->MNIST).")
+    channels: int = _f(3, "Channels inside the networks: 1 (grey) or 3 (RGB); images are converted.")
+    noise_channels: int = _f(8, "Dimensions of a style code z given to G_S->T (0: deterministic, as the paper).")
+    minibatch_std: bool = _f(True, "Give the image discriminators the batch's feature std (against collapse).")
+
+    source = _override("uci", "E.g. uci, fonts (embedded), mnist, usps, svhn, tfds:svhn_cropped.")
+    target = _override("uci_m")
+    task_optimizer = _note("Paper: Adam.")
+    source_epochs = _override(30, "Paper: 100; 30 suffices on the 900 embedded digits.")
+    source_batch_size = _override(128, "Paper: 128.")
+    source_lr = _override(1e-4, "Paper: 1e-4 (Adam).")
+    pixel_epochs = _override(10, "Paper: 50; 10 keeps the embedded run within 15 minutes on 2 CPU cores.")
+    pixel_batch_size = _override(32, "Paper: 100; 32 gives 3x the updates for the same compute on small data.")
+    gan_mode = _override("log")
+    cycle_weight = _override(1.0, "Paper: equal weights.")
+    semantic_weight = _override(1.0)
+    generator_width = _override(32)
+    discriminator_width = _override(32)
+    discriminator_norm = _override("none")
+    translations_per_image = _override(3, "Each with its own style code z.")
+    target_epochs = _override(30)
+    feature_epochs = _override(10, "Paper: 200.")
+    feature_batch_size = _override(128)
+    feature_optimizer = _note("Paper: Adam.")
+    feature_lr = _override(1e-5, "Paper: 1e-5 (Adam).")
+    gate_window = _override(1, "Paper: 1, the last batch.")
+    self_train_epochs = _override(4)
+    self_train_steps_per_epoch = _override(250)
+    self_train_batch_size = _override(64, "AdaMatch: 64.")
+    self_train_target_ratio = _override(3, "AdaMatch's uratio: 3.")
+    self_train_lr = _override(3e-4)
+    self_train_view = _override("target", "Measured on uci->uci_m: target 88.2%, init ~64% (f_T's translated "
+                                          "view caps it).")
+    oracle_epochs = _override(30)
+    verbose = _override(2)
 
 
-def help_of(field_name, cls=DigitsConfig):
-    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}[field_name]
-
-
-@dataclasses.dataclass
-class SegmentationConfig(RunOptions):
+@_task_config
+class SegmentationConfig(Config):
     """`python -m cycada_tf.experiments.segmentation`. Defaults: the embedded road-scene demo on a CPU
     (small FCN, small CycleGAN); experiments/*.flags hold the paper's settings (appendix 6.1.2)."""
-    source: str = _f("roads_game", "Source dataset (labelled): roads_game (embedded), gta5, synthia_fall.")
-    target: str = _f("roads_camera", "Target dataset (its labels are read only to report mIoU): roads_camera "
-                                     "(embedded), cityscapes, synthia_winter.")
-    data_dir: str = _f("data", "Directory of prepared TFRecords (embedded domains are built there on first use).")
-    run_dir: str = _f("", "Where checkpoints, translations and results go; default runs/<source>_to_<target>.")
-    seeds: tuple = _f((0,), "Seeds; every table number is the mean +- standard error over them.")
-    stages: tuple = _f(("source", "pixel", "target", "feature", "self_train", "oracle"),
-                       "Stages to run, in this order: source, pixel, target, feature, self_train (AdaMatch per "
-                       "pixel, not in the paper), oracle.")
+    TASK = "segmentation"
     model: str = _f("small_fcn", "Segmenter: small_fcn (embedded demo), fcn8s (VGG16-FCN8s) or drn26 (DRN-C-26).")
     backbone_weights: str = _f("", "fcn8s/drn26: ImageNet backbone weights, a local file, 'imagenet' (Keras "
                                    "download when online) or empty (random init, with a warning).")
@@ -171,66 +269,77 @@ class SegmentationConfig(RunOptions):
     eval_split: str = _f("test", "Split every score is measured on (cityscapes: val). A dataset without it is "
                                  "scored on nothing (the source) or shown from its train split (figures).")
     eval_batch_size: int = _f(50, "Images per evaluation batch at full resolution (1 when image sizes vary).")
-    task_optimizer: str = _f("adam", "Optimizer of the task-model stages: adam, or sgd (paper: SGD, momentum "
-                                     "0.9, lr 1e-3).")
-    source_epochs: int = _f(10, "Epochs of the source model (paper: 100k iterations of one crop).")
-    source_batch_size: int = _f(16, "Batch size of every task-model stage (paper: 1 crop per step).")
-    source_lr: float = _f(1e-3, "Learning rate of every task-model stage (paper: 1e-3 with SGD).")
-    momentum: float = _f(0.9, "Momentum of --task_optimizer=sgd (paper: 0.9).")
-    pixel_epochs: int = _f(5, "Pixel adaptation epochs over the larger domain (paper: 20).")
-    pixel_batch_size: int = _f(4, "Pixel adaptation batch size per domain (paper: 1).")
-    pixel_lr: float = _f(2e-4, "Adam learning rate of generators and discriminators (CycleGAN: 2e-4).")
-    pixel_beta_1: float = _f(0.5, "Adam beta_1 of the pixel stage (CycleGAN: 0.5).")
-    gan_mode: str = _f("lsgan", "GAN objective: lsgan (CycleGAN's least squares, whose recipe the paper "
-                                "follows for segmentation) or log (Eq. 2 as written).")
-    gan_weight: float = _f(1.0, "Weight of each GAN term.")
-    cycle_weight: float = _f(10.0, "Weight of the cycle-consistency loss, Eq. 3 (CycleGAN: 10).")
-    semantic_weight: float = _f(0.0, "Weight of Eq. 4's source term, per pixel through the frozen f_S (the "
-                                     "paper omitted Eq. 4 for segmentation, for memory; available here).")
-    semantic_t2s_weight: float = _f(0.0, "Weight of Eq. 4's target term: G_T->S(x_t) keeps f_S's labels of x_t.")
-    pool_size: int = _f(50, "Image history shown to the discriminators (CycleGAN: 50); 0 turns it off.")
-    generator_width: int = _f(16, "Filters of the ResNet generator's first convolution (CycleGAN: 64).")
     generator_blocks: int = _f(3, "Residual blocks of the generator (CycleGAN: 9).")
     generator_downsamplings: int = _f(2, "Stride-2 convolutions of the generator (CycleGAN: 2).")
-    discriminator_width: int = _f(16, "Filters of the PatchGAN's first convolution (CycleGAN: 64).")
     discriminator_layers: int = _f(3, "Stride-2 layers of the PatchGAN (CycleGAN: 3, 70x70 patches).")
-    discriminator_norm: str = _f("instance", "PatchGAN normalisation: instance (CycleGAN) or none.")
-    pixel_direction: str = _f("auto", "s2t (paper): the target model learns from G_S->T(X_S) and reads target "
-                                      "images; t2s: it reads G_T->S(x_t) and learns from G_T->S(G_S->T(X_S)); "
-                                      "auto: chosen after the pixel stage without target labels (as the "
-                                      "digits' --pixel_direction).")
-    translations_per_image: int = _f(1, "Translated copies of each source image for the target model.")
-    target_epochs: int = _f(10, "Epochs of the target model on translated source images (source recipe).")
-    feature_epochs: int = _f(3, "Feature adaptation epochs at most (the gate may end it sooner).")
-    feature_batch_size: int = _f(8, "Feature adaptation batch size per domain (paper: 1).")
-    feature_optimizer: str = _f("adam", "Optimizer of feature adaptation: adam (beta_1 0.5) or sgd (paper: SGD, "
-                                        "momentum 0.99, lr 1e-5).")
-    feature_lr: float = _f(1e-4, "Learning rate of feature adaptation (paper: 1e-5; at 1e-5 the embedded run's "
-                                 "discriminator stayed under the gate for the whole first epoch, so the stage "
-                                 "changed nothing).")
-    feature_momentum: float = _f(0.99, "Momentum of --feature_optimizer=sgd (paper: 0.99).")
-    feature_min_steps_per_epoch: int = _f(100, "An epoch of feature adaptation (the gate's stop window) is a "
-                                               "pass over the target training set or this many iterations.")
-    feature_layer: str = _f("features", "What D_feat sees: features (the segmenter's 'features' map) or logits "
-                                        "(the score map).")
-    gate_window: int = _f(100, "The gate reads the discriminator accuracy over this many last iterations "
-                               "(appendix 6.1: 100 for segmentation).")
-    self_train_epochs: int = _f(3, "Epochs of self-training (AdaMatch per pixel, after the feature stage).")
-    self_train_steps_per_epoch: int = _f(100, "Iterations of a self-training epoch (its checkpoint interval).")
-    self_train_batch_size: int = _f(8, "Labelled crops per self-training step.")
-    self_train_target_ratio: int = _f(2, "Unlabelled target crops per labelled crop in a self-training step.")
-    self_train_lr: float = _f(1e-4, "Adam learning rate of self-training.")
-    self_train_confidence: float = _f(0.9, "Relative confidence threshold tau of self-training, per class: a "
-                                           "pixel's pseudo-label counts when its confidence is at least tau "
-                                           "times the model's mean confidence on labelled pixels of that class.")
-    self_train_target_weight: float = _f(1.0, "Weight of the pseudo-label term of self-training.")
-    self_train_init: str = _f("feature", "The model self-training starts from: feature (CyCADA's f_T), target "
-                                         "or source (f_S).")
-    self_train_view: str = _f("init", "What self-training reads: init (as its init model reads them: under "
-                                      "t2s G_T->S(x_t) and the translated source records) or target (source "
-                                      "and target images as they are). On the road scenes, target lost half of "
-                                      "f_T's mIoU (seed 0: 59.4 -> 31.3).")
-    oracle_epochs: int = _f(10, "Epochs of the target-trained oracle (labelled target data; reported only).")
-    verbose: int = _f(0, "Keras fit verbosity (a progress line with the time left is logged after each epoch).")
-    summary_every_epochs: int = _f(5, "Epochs between TensorBoard image summaries (translations, prediction "
-                                      "overlays), and after the last; 0: no TensorBoard summaries.")
+
+    source = _override("roads_game", "One of roads_game (embedded), gta5, synthia_fall.")
+    target = _override("roads_camera", "One of roads_camera (embedded), cityscapes, synthia_winter.")
+    task_optimizer = _note("Paper: SGD, momentum 0.9, lr 1e-3.")
+    source_epochs = _override(10, "Paper: 100k iterations of one crop.")
+    source_batch_size = _override(16, "Paper: 1 crop per step.")
+    source_lr = _override(1e-3, "Paper: 1e-3 with SGD.")
+    pixel_epochs = _override(5, "Paper: 20.")
+    pixel_batch_size = _override(4, "Paper: 1.")
+    gan_mode = _override("lsgan", "lsgan by default: CycleGAN's recipe, which the paper follows for "
+                                  "segmentation.")
+    cycle_weight = _override(10.0, "CycleGAN: 10.")
+    semantic_weight = _override(0.0, "The paper omitted Eq. 4 for segmentation, for memory; available here.")
+    generator_width = _override(16, "A ResNet generator (CycleGAN: 64).")
+    discriminator_width = _override(16, "A PatchGAN (CycleGAN: 64).")
+    discriminator_norm = _override("instance")
+    translations_per_image = _override(1)
+    target_epochs = _override(10)
+    feature_epochs = _override(3)
+    feature_batch_size = _override(8, "Paper: 1.")
+    feature_optimizer = _note("Paper: SGD, momentum 0.99, lr 1e-5.")
+    feature_lr = _override(1e-4, "Paper: 1e-5 with SGD; at 1e-5 the embedded run's discriminator stayed under "
+                                 "the gate for the whole first epoch, so the stage changed nothing.")
+    gate_window = _override(100, "Paper: 100.")
+    self_train_epochs = _override(3, "AdaMatch per pixel here.")
+    self_train_steps_per_epoch = _override(100)
+    self_train_batch_size = _override(8)
+    self_train_target_ratio = _override(2)
+    self_train_lr = _override(1e-4)
+    self_train_confidence = _note("Segmentation: per pixel and per class, tau times the model's mean "
+                                  "confidence on labelled pixels of that class.")
+    self_train_view = _override("init", "On the road scenes, target lost half of f_T's mIoU (seed 0: 59.4 -> "
+                                        "31.3).")
+    oracle_epochs = _override(10)
+    verbose = _override(0)
+
+
+TASKS = {cls.TASK: cls for cls in (DigitsConfig, SegmentationConfig)}
+
+
+def rerun_fields(cls=Config):
+    """The fields of `cls` that do not change what a run computes: a run directory may be continued with other
+    values of them (resume.check_run_config)."""
+    return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("rerun"))
+
+
+def to_json(config):
+    """The config as JSON values (tuples as lists) and its task: what results.json and config.json hold."""
+    values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    return {"task": config.TASK, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()}}
+
+
+def from_json(values, cls=None):
+    """The config of to_json's `values`, of the class its "task" names; `cls` for files written before the
+    task was recorded (default DigitsConfig). Keys that are no field of the class are ignored (fields added
+    since take their defaults, which are the behaviour of the runs made before)."""
+    task = values.get("task")
+    if task is not None:
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r} in the config (known: {', '.join(TASKS)})")
+        if cls is not None and not issubclass(TASKS[task], cls):
+            raise ValueError(f"the config is of a {task} run, not a {cls.__name__}")
+        cls = TASKS[task]
+    cls = cls or DigitsConfig
+    fields = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in fields})
+
+
+def help_of(field_name, cls=DigitsConfig):
+    """The help of `field_name`'s flag in the experiment of `cls` (Config's help and the task's note)."""
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}[field_name]

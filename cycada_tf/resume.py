@@ -14,10 +14,6 @@ import tensorflow as tf
 from cycada_tf import config as config_lib
 
 CONFIG_FILE = "config.json"
-# Flags that do not change what a run computes: a run directory may be continued with other values of them.
-# (--strategy and --jit_compile change only float rounding; --seeds may grow, each seed has its own directory.)
-RESULT_INDEPENDENT_FLAGS = ("verbose", "summary_every_epochs", "export_dir", "seeds", "stages", "run_dir",
-                            "strategy", "jit_compile", "worker_dir", "download", "accept_lr_change")
 HISTORY = "history"  # config.json's list of accepted flag changes (not a flag)
 KEEP_CHECKPOINTS = 2  # the one being written never replaces the last good one until it is complete
 
@@ -37,19 +33,23 @@ def is_learning_rate(flag):
 def check_run_config(config, run_dir, write=True):
     """Store the flags that shape results in <run_dir>/config.json on first use (unless not `write`: a
     multi_worker task other than the chief only checks); refuse a run directory made with other values of
-    them, naming each differing flag. With --accept_lr_change, other learning rates (--*_lr) are accepted:
-    config.json then holds the new values, and its history the old ones, when and which flags changed."""
-    values = {k: v for k, v in config_lib.to_json(config).items() if k not in RESULT_INDEPENDENT_FLAGS}
+    them, naming each differing flag (the flags that may differ are config_lib.rerun_fields). With
+    --accept_lr_change, other learning rates (--*_lr) are accepted: config.json then holds the new values, and
+    its history the old ones, when and which flags changed."""
+    values = _result_flags(config)
     path = os.path.join(run_dir, CONFIG_FILE)
     if os.path.exists(path):
         with open(path) as handle:
             stored = json.load(handle)
         history = stored.pop(HISTORY, [])
+        # A flag added to the project since the run was made has the run's behaviour as its default.
+        stored = {**_result_flags(type(config)()), **stored}
         differing = sorted(k for k in set(stored) | set(values) if stored.get(k) != values.get(k))
         accept = getattr(config, "accept_lr_change", False)
         refused = [k for k in differing if not (accept and is_learning_rate(k))]
         if refused:
-            detail = ", ".join(f"--{k}={values.get(k)} (run directory: {stored.get(k)})" for k in refused)
+            detail = ", ".join(f"{'task ' if k == 'task' else f'--{k}='}{values.get(k)} (run directory: "
+                               f"{stored.get(k)})" for k in refused)
             hint = (" (add --accept_lr_change to continue with another learning rate)"
                     if any(is_learning_rate(k) for k in refused) else "")
             raise ValueError(f"run directory {run_dir} was made with other flags: {detail}{hint}. Use the "
@@ -61,6 +61,11 @@ def check_run_config(config, run_dir, write=True):
         return
     if write:
         _write_json(path, values)
+
+
+def _result_flags(config):
+    rerun = config_lib.rerun_fields(type(config))
+    return {k: v for k, v in config_lib.to_json(config).items() if k not in rerun}
 
 
 def _write_json(path, value):

@@ -1,6 +1,13 @@
-"""Each flagfile of experiments/ parses into the paper's protocol for its row of Table 2 (appendix 6.1.1)."""
+"""Each flagfile of experiments/ parses into the paper's protocol for its row of Table 2 (appendix 6.1.1); the
+config hierarchy behind the flags: every flag declared once in config.Config with its help, each task class
+setting only defaults (and a note on the help), and the task recorded in the config's JSON."""
 
+import ast
+import dataclasses
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 from absl import flags
@@ -129,3 +136,166 @@ def test_paper_flagfile_feature_stage_updates_f_t_on_small_data(embedded_data_di
             handle.visititems(lambda n, o: arrays.append(o[()]) if hasattr(o, "shape") else None)
         return arrays
     assert any(not np.array_equal(a, b) for a, b in zip(weights("target"), weights("feature")))
+
+
+# --- the config hierarchy ------------------------------------------------------------------------------
+TASK_CLASSES = (config_lib.DigitsConfig, config_lib.SegmentationConfig)
+
+# to_json(cls()) before the hierarchy (commit 60f6dfa), written down so that no default moves with it.
+_COMMON = {
+    "accept_lr_change": False, "data_dir": "data", "download": True, "export_dir": "", "feature_layer": "features",
+    "feature_min_steps_per_epoch": 100, "gan_weight": 1.0, "jit_compile": "auto", "pixel_beta_1": 0.5,
+    "pixel_direction": "auto", "pixel_lr": 0.0002, "pool_size": 50, "precision": "auto", "run_dir": "",
+    "seeds": [0], "self_train_confidence": 0.9, "self_train_init": "feature", "self_train_target_weight": 1.0,
+    "semantic_t2s_weight": 0.0, "stages": ["source", "pixel", "target", "feature", "self_train", "oracle"],
+    "strategy": "auto", "summary_every_epochs": 5, "worker_dir": ""}
+DIGITS_BEFORE = {
+    **_COMMON, "channels": 3, "cycle_weight": 1.0, "discriminator_norm": "none", "discriminator_width": 32,
+    "feature_batch_size": 128, "feature_epochs": 10, "feature_lr": 1e-05, "gan_mode": "log", "generator_width": 32,
+    "image_size": 32, "minibatch_std": True, "noise_channels": 8, "oracle_epochs": 30, "pixel_batch_size": 32,
+    "pixel_epochs": 10, "self_train_batch_size": 64, "self_train_epochs": 4, "self_train_lr": 0.0003,
+    "self_train_steps_per_epoch": 250, "self_train_target_ratio": 3, "self_train_view": "target",
+    "semantic_weight": 1.0, "source": "uci", "source_batch_size": 128, "source_epochs": 30, "source_lr": 0.0001,
+    "target": "uci_m", "target_epochs": 30, "translations_per_image": 3, "verbose": 2}
+SEGMENTATION_BEFORE = {
+    **_COMMON, "backbone_weights": "", "crop_size": [64, 128], "cycle_weight": 10.0, "discriminator_layers": 3,
+    "discriminator_norm": "instance", "discriminator_width": 16, "eval_batch_size": 50, "eval_split": "test",
+    "feature_batch_size": 8, "feature_crop_size": [64, 128], "feature_epochs": 3, "feature_lr": 0.0001,
+    "feature_momentum": 0.99, "feature_optimizer": "adam", "gan_mode": "lsgan", "gate_window": 100,
+    "generator_blocks": 3, "generator_downsamplings": 2, "generator_width": 16, "model": "small_fcn",
+    "model_width": 32, "momentum": 0.9, "oracle_epochs": 10, "pixel_batch_size": 4, "pixel_crop_size": [64, 64],
+    "pixel_epochs": 5, "self_train_batch_size": 8, "self_train_epochs": 3, "self_train_lr": 0.0001,
+    "self_train_steps_per_epoch": 100, "self_train_target_ratio": 2, "self_train_view": "init",
+    "semantic_weight": 0.0, "source": "roads_game", "source_batch_size": 16, "source_epochs": 10,
+    "source_lr": 0.001, "target": "roads_camera", "target_epochs": 10, "task_optimizer": "adam",
+    "translations_per_image": 1, "verbose": 0, "width": 0}
+# The fields added with the hierarchy, at the values the code used before they were flags.
+DIGITS_NEW = {"gate_window": 1, "task_optimizer": "adam", "momentum": 0.9, "feature_optimizer": "adam",
+              "feature_momentum": 0.99, "feature_beta_1": 0.5}
+SEGMENTATION_NEW = {"feature_beta_1": 0.5}
+TODAY = {config_lib.DigitsConfig: {"task": "digits", **DIGITS_BEFORE, **DIGITS_NEW},
+         config_lib.SegmentationConfig: {"task": "segmentation", **SEGMENTATION_BEFORE, **SEGMENTATION_NEW}}
+# The flags a run directory could be continued with before the metadata (resume.RESULT_INDEPENDENT_FLAGS).
+RERUN_BEFORE = {"verbose", "summary_every_epochs", "export_dir", "seeds", "stages", "run_dir", "strategy",
+                "jit_compile", "worker_dir", "download", "accept_lr_change"}
+
+
+@pytest.mark.parametrize("cls", TASK_CLASSES, ids=lambda c: c.__name__)
+def test_the_defaults_are_todays_plus_the_new_fields(cls):
+    assert config_lib.to_json(cls()) == TODAY[cls]
+
+
+def _declarations():
+    """{class name: (names declared with an annotation, names given a task default by _override/_note)},
+    read from config.py's source."""
+    tree = ast.parse(open(config_lib.__file__).read())
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name in ("Config", "DigitsConfig", "SegmentationConfig"):
+            declared = [s.target.id for s in node.body if isinstance(s, ast.AnnAssign) and s.target.id != "TASK"]
+            overridden = [s.targets[0].id for s in node.body if isinstance(s, ast.Assign)
+                          and isinstance(s.value, ast.Call) and getattr(s.value.func, "id", "") in ("_override",
+                                                                                                    "_note")]
+            found[node.name] = (declared, overridden)
+    return found
+
+
+def test_every_field_is_declared_once():
+    found = _declarations()
+    declared = [name for own, _ in found.values() for name in own]
+    assert sorted(declared) == sorted(set(declared))  # no field is declared twice
+    base = {f.name for f in dataclasses.fields(config_lib.Config)}
+    assert set(found["Config"][0]) == base and not found["Config"][1]
+    digits_only, segmentation_only = (set(found[cls.__name__][0]) for cls in TASK_CLASSES)
+    assert digits_only == {"image_size", "channels", "noise_channels", "minibatch_std"}
+    assert segmentation_only == {"model", "backbone_weights", "model_width", "width", "crop_size",
+                                 "pixel_crop_size", "feature_crop_size", "eval_split", "eval_batch_size",
+                                 "generator_blocks", "generator_downsamplings", "discriminator_layers"}
+    for cls in TASK_CLASSES:
+        overridden = found[cls.__name__][1]
+        assert len(overridden) == len(set(overridden)) and set(overridden) <= base
+        assert {f.name for f in dataclasses.fields(cls)} == base | set(found[cls.__name__][0])
+        # every field whose default is a task's is given one by each task
+        per_task = {f.name for f in dataclasses.fields(config_lib.Config) if f.default is config_lib.PER_TASK}
+        assert per_task <= set(overridden)
+
+
+@pytest.mark.parametrize("cls", TASK_CLASSES, ids=lambda c: c.__name__)
+def test_a_task_class_changes_only_defaults_and_appends_a_note(cls):
+    task_fields = {f.name: f for f in dataclasses.fields(cls)}
+    for base in dataclasses.fields(config_lib.Config):
+        field = task_fields[base.name]
+        assert field.type is base.type and field.metadata["rerun"] == base.metadata["rerun"], base.name
+        note = field.metadata.get("note", "")
+        assert field.metadata["help"] == f"{base.metadata['help']} {note}".strip(), base.name
+        assert config_lib.help_of(base.name, cls) == field.metadata["help"]
+
+
+def test_the_base_config_has_no_task_defaults():
+    with pytest.raises(TypeError, match=r"no value for source, target, .*DigitsConfig, SegmentationConfig"):
+        config_lib.Config()
+    assert config_lib.PER_TASK not in {getattr(cls(), f.name) for cls in TASK_CLASSES
+                                       for f in dataclasses.fields(cls)}
+
+
+def test_a_task_class_may_not_declare_a_base_field_again_or_override_a_missing_one():
+    with pytest.raises(TypeError, match="declares pixel_epochs again"):
+        @config_lib._task_config
+        class Twice(config_lib.Config):
+            pixel_epochs: int = config_lib._f(3, "Pixel epochs.")
+    with pytest.raises(TypeError, match="overrides pixel_epoch, which is no field"):
+        @config_lib._task_config
+        class Typo(config_lib.Config):
+            pixel_epoch = config_lib._override(3)
+
+
+@pytest.mark.parametrize("cls", TASK_CLASSES, ids=lambda c: c.__name__)
+def test_each_experiments_flags_have_its_defaults_and_help(cls):
+    flag_values = flags.FlagValues()
+    define_from(cls, flag_values)
+    flag_values(["experiment"])
+    assert config_lib.to_json(config_from_flags(cls, flag_values)) == TODAY[cls]
+    for field in dataclasses.fields(cls):
+        assert flag_values[field.name].help == field.metadata["help"]
+    assert flag_values["gate_window"].default == {"digits": 1, "segmentation": 100}[cls.TASK]
+    assert flag_values["pixel_epochs"].help.endswith(
+        {"digits": "Paper: 50; 10 keeps the embedded run within 15 minutes on 2 CPU cores.",
+         "segmentation": "Paper: 20."}[cls.TASK])
+
+
+@pytest.mark.parametrize("module,default,note", [("digits", "1", "Paper: 1, the last batch."),
+                                                 ("segmentation", "100", "Paper: 100.")])
+def test_helpfull_shows_the_tasks_default_and_note(module, default, note):
+    result = subprocess.run([sys.executable, "-m", f"cycada_tf.experiments.{module}", "--helpfull"], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    text = " ".join(result.stdout.split())
+    base = " ".join(config_lib.Config.__dataclass_fields__["gate_window"].metadata["help"].split())
+    assert f"--gate_window: {base} {note} (default: '{default}')" in text
+
+
+@pytest.mark.parametrize("cls", TASK_CLASSES, ids=lambda c: c.__name__)
+def test_from_json_picks_the_class_of_the_recorded_task(cls):
+    values = config_lib.to_json(cls(seeds=(1, 2), source_epochs=7))
+    config = config_lib.from_json(json.loads(json.dumps(values)))
+    assert type(config) is cls and config == cls(seeds=(1, 2), source_epochs=7)
+    assert config_lib.from_json(values, cls) == config  # an explicit class that agrees
+    assert type(config_lib.from_json(values, config_lib.Config)) is cls
+    other = next(c for c in TASK_CLASSES if c is not cls)
+    with pytest.raises(ValueError, match=f"of a {cls.TASK} run, not a {other.__name__}"):
+        config_lib.from_json(values, other)
+
+
+def test_from_json_without_a_task_reads_an_old_file_as_its_class():
+    # DIGITS_BEFORE: a config.json written before the task and the new fields were recorded
+    config = config_lib.from_json({**DIGITS_BEFORE, "source_epochs": 5})
+    assert type(config) is config_lib.DigitsConfig and config.source_epochs == 5 and config.gate_window == 1
+    config = config_lib.from_json({**SEGMENTATION_BEFORE, "model": "fcn8s"}, config_lib.SegmentationConfig)
+    assert type(config) is config_lib.SegmentationConfig and config.model == "fcn8s"
+    with pytest.raises(ValueError, match="unknown task 'pose'"):
+        config_lib.from_json({"task": "pose"})
+
+def test_what_may_change_on_a_rerun_is_field_metadata():
+    """The rerun rule of resume.check_run_config, read from the fields: the same flags as before."""
+    for cls in (config_lib.Config, *TASK_CLASSES):
+        assert set(config_lib.rerun_fields(cls)) == RERUN_BEFORE
+    assert not [name for name in config_lib.rerun_fields(config_lib.Config) if name.endswith("_lr")]

@@ -128,3 +128,32 @@ def test_a_run_directory_refuses_other_flags(embedded_data_dir, tmp_path):
     message = str(error.value)
     assert "--pixel_batch_size=7 (run directory: 32)" in message and "--source_lr=0.001" in message
     assert "--verbose" not in message
+
+
+def test_a_run_directory_accepts_rerun_fields_and_refuses_others(tmp_path):
+    """What may differ is config.rerun_fields (field metadata); config.json records the task."""
+    config = config_lib.SegmentationConfig(seeds=(0,))
+    resume.check_run_config(config, str(tmp_path))
+    with open(tmp_path / resume.CONFIG_FILE) as handle:
+        stored = json.load(handle)
+    assert stored["task"] == "segmentation" and not set(stored) & set(config_lib.rerun_fields(type(config)))
+    resume.check_run_config(dataclasses.replace(config, seeds=(0, 1), verbose=2, export_dir="x"), str(tmp_path))
+    with pytest.raises(ValueError, match=r"--feature_beta_1=0.9 \(run directory: 0.5\)"):
+        resume.check_run_config(dataclasses.replace(config, feature_beta_1=0.9), str(tmp_path))
+    with pytest.raises(ValueError, match=r", task digits \(run directory: segmentation\)") as error:
+        resume.check_run_config(config_lib.DigitsConfig(), str(tmp_path))
+    assert "--task" not in str(error.value)  # the task is no flag
+
+
+def test_a_run_directory_made_before_the_new_fields_continues(tmp_path):
+    """A config.json written before the task and the digits' gate_window, optimizer and feature_beta_1 flags:
+    they take their defaults, which are what such a run did; another value of them is still refused."""
+    added = ("task", "gate_window", "task_optimizer", "momentum", "feature_optimizer", "feature_momentum",
+             "feature_beta_1")
+    rerun = config_lib.rerun_fields(config_lib.DigitsConfig)
+    old = {k: v for k, v in config_lib.to_json(config_lib.DigitsConfig()).items() if k not in (*added, *rerun)}
+    (tmp_path / resume.CONFIG_FILE).write_text(json.dumps(old))
+    resume.check_run_config(config_lib.DigitsConfig(verbose=0), str(tmp_path))
+    assert json.loads((tmp_path / resume.CONFIG_FILE).read_text()) == old  # nothing changed, nothing written
+    with pytest.raises(ValueError, match=r"--gate_window=5 \(run directory: 1\)"):
+        resume.check_run_config(config_lib.DigitsConfig(gate_window=5), str(tmp_path))

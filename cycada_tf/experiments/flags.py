@@ -8,9 +8,11 @@ from absl import app, flags, logging
 
 
 def define_from(cls, flag_values=flags.FLAGS):
-    """Define one absl flag per field of `cls` (in `flag_values`, absl's global FLAGS unless given)."""
+    """Define one absl flag per field of `cls` (in `flag_values`, absl's global FLAGS unless given), with the
+    default and help of `cls`'s task (config.Config's help and the task's note)."""
+    defaults = cls()
     for field in dataclasses.fields(cls):
-        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        default = getattr(defaults, field.name)
         help_text = field.metadata.get("help", field.name)
         if isinstance(default, bool):
             flags.DEFINE_bool(field.name, default, help_text, flag_values=flag_values)
@@ -27,10 +29,10 @@ def define_from(cls, flag_values=flags.FLAGS):
 
 def config_from_flags(cls, flag_values=flags.FLAGS):
     """Build `cls` from the parsed flags, with clear errors for bad values."""
-    values = {}
+    values, defaults = {}, cls()
     for field in dataclasses.fields(cls):
         value = getattr(flag_values, field.name)
-        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        default = getattr(defaults, field.name)
         if isinstance(default, tuple):
             if default and isinstance(default[0], int):
                 try:
