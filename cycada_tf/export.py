@@ -10,7 +10,6 @@ A version directory appears in one step (written beside it under a name TF Servi
 each export takes the next integer version of its model.
 """
 
-import json
 import os
 import shutil
 import tempfile
@@ -130,33 +129,32 @@ def save(module, export_dir, model_name, signature):
 
 
 def export_seed(trial, export_dir, log=print):
-    """Export one seed of a run (`trial`, a cycada_tf.train.Run or a SegmentationRun): the adapted classifier
+    """Export one seed of a run (`trial`, a cycada_tf.trial.Trial of a finished run): the adapted classifier
     (segmenter) that the run chose as final (seed_<k>/final.json), else the one of the latest stage that
-    finished, and both translators if the pixel stage did. Returns
+    finished, and both translators if the pixel stage did; the serving modules are the task's. Returns
     {model name: version directory}."""
-    c = trial.config
+    task = trial.task
     stage = next((s for s in CLASSIFIER_STAGES if os.path.exists(trial.weights(s))), None)
-    final = os.path.join(trial.dir, "final.json")  # the model chosen without target labels (train.Run.final_model)
-    if os.path.exists(final):
-        with open(final) as handle:
-            stage = json.load(handle)["choice"]
+    final = trial.final()  # the model chosen without target labels (selection.final_model)
+    if final is not None:
+        stage = final["choice"]
     if stage is None:
         raise ValueError(f"nothing to export in {trial.dir}: no finished source, target or feature stage "
                          f"(run those stages first, or check --run_dir and --seed)")
-    has_pixel = all(os.path.exists(os.path.join(trial.dir, "pixel", f"{g}.weights.h5")) for g in (G_ST, G_TS))
+    has_pixel = trial.has_generators()
     translated = trial.reads_translated(stage)
     if translated and not has_pixel:
         raise ValueError(f"the '{stage}' stage of {trial.dir} reads target images through G_T->S "
                          f"(--pixel_direction=t2s), but pixel/g_st.weights.h5 or g_ts.weights.h5 is missing")
     g_st, g_ts = trial.trained_generators() if has_pixel else (None, None)
     view = g_ts if translated else None
-    module, signature = trial.serving_model(trial.new_task_net(trial.weights(stage)), view)
+    module, signature = task.serving_model(trial.network(stage), view)
     name = module.name
     exported = {name: save(module, export_dir, name, signature)}
     log(f"exported the '{stage}' stage's {name}"
         + (" (through G_T->S, --pixel_direction=t2s)" if view is not None else "") + f" to {exported[name]}")
     if has_pixel:
         for name, generator in ((G_ST, g_st), (G_TS, g_ts)):
-            exported[name] = save(trial.serving_translator(generator, name), export_dir, name, TRANSLATE)
+            exported[name] = save(task.serving_translator(generator, name), export_dir, name, TRANSLATE)
             log(f"exported {name} to {exported[name]}")
     return exported

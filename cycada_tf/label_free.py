@@ -18,14 +18,14 @@ WHY = ("The target has no labels: accuracy and confusion matrices are left out; 
 PREDICTIONS = "predictions"
 
 
-def probabilities(run, net, name, translate=None):
-    """Softmax outputs of `net` (after `translate`) on every image of the test split of `name`, in order."""
+def probabilities(task, net, domain, translate=None):
+    """Softmax outputs of `net` (after `translate`) on every image of the test split of `domain`, in order."""
     out = []
-    for x in run._load(name, "test", labels=False, batch_size=500):
+    for x in task.inputs(domain, "test", labels=False, batch_size=500):
         if translate is not None:
             x = translate(x, training=False)
         out.append(tf.nn.softmax(tf.cast(net(x, training=False), tf.float32), axis=-1).numpy())
-    return np.concatenate(out) if out else np.zeros((0, run.num_classes), np.float32)
+    return np.concatenate(out) if out else np.zeros((0, task.num_classes), np.float32)
 
 
 def criteria(p):
@@ -34,9 +34,9 @@ def criteria(p):
     return score.mean_entropy(), score.result()
 
 
-def scores(run, net, name, translate=None, prefix="", suffix=""):
-    """Run.scores for an unlabelled dataset: the criteria and the predicted classes (for the agreement)."""
-    p = probabilities(run, net, name, translate)
+def scores(task, net, domain, translate=None, prefix="", suffix=""):
+    """Task.scores for an unlabelled dataset: the criteria and the predicted classes (for the agreement)."""
+    p = probabilities(task, net, domain, translate)
     entropy, infomax = criteria(p)
     return {f"{prefix}entropy{suffix}": entropy, f"{prefix}information_maximisation{suffix}": infomax,
             f"{prefix}{PREDICTIONS}{suffix}": [int(k) for k in np.argmax(p, axis=1)]}
@@ -47,7 +47,7 @@ def agreement(a, b):
 
 
 def summarize(config, per_seed, rows):
-    """The results of a run on an unlabelled target; `rows`: train.ROWS (stage, accuracy key, label)."""
+    """The results of a run on an unlabelled target; `rows`: the task's (stage, accuracy key, label)."""
     table = []
     for stage, key, label in rows:
         suffix = key[len("accuracy"):]  # "_t2s" for the pixel stage's row

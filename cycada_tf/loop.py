@@ -19,7 +19,7 @@ def shard_by_data(dataset):
 
 def fit(model, dataset, epochs, initial_epoch=0, steps_per_epoch=None, callbacks=(), verbose=0, strategy=None):
     """Train `model` (compiled, its optimizers built) on the global batches of `dataset`, an endless
-    dataset (steps_per_epoch batches make an epoch) as Run.fit gives fit, and return its History.
+    dataset (steps_per_epoch batches make an epoch) as runner.fit gives fit, and return its History.
 
     As in fit: metrics are reset before each epoch; callbacks see on_train_begin, on_epoch_begin, on_train_batch
     begin/end (with the step's logs), on_epoch_end (with the epoch's logs, the metrics' running means) and

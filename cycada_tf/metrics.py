@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-IGNORE_LABEL = 255
+from cycada_tf.data.schema import IGNORE_LABEL
 
 
 def _class_ids(y_true, y_pred):

@@ -11,7 +11,7 @@ import time
 import keras
 import tensorflow as tf
 
-from cycada_tf import config as config_lib
+from cycada_tf import config as config_lib, files
 
 CONFIG_FILE = "config.json"
 HISTORY = "history"  # config.json's list of accepted flag changes (not a flag)
@@ -57,22 +57,15 @@ def check_run_config(config, run_dir, write=True):
         if differing and write:
             history.append({"time": time.strftime("%Y-%m-%d %H:%M:%S"), "accepted": "--accept_lr_change",
                             "changed": {k: {"from": stored.get(k), "to": values.get(k)} for k in differing}})
-            _write_json(path, {**values, HISTORY: history})
+            files.write_json(path, {**values, HISTORY: history})
         return
     if write:
-        _write_json(path, values)
+        files.write_json(path, values)
 
 
 def _result_flags(config):
     rerun = config_lib.rerun_fields(type(config))
     return {k: v for k, v in config_lib.to_json(config).items() if k not in rerun}
-
-
-def _write_json(path, value):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as handle:
-        json.dump(value, handle, indent=1, sort_keys=True)
-    os.replace(tmp, path)
 
 
 def _finite(value):
@@ -176,7 +169,4 @@ class StageCheckpoint(keras.callbacks.Callback):
         self.step.assign(self._steps)
         self.writer.save(checkpoint_number=epoch + 1)
         self.last_logs = {k: float(v) for k, v in (logs or {}).items() if _finite(v)}
-        tmp = self.written_logs_path + ".tmp"
-        with open(tmp, "w") as handle:
-            json.dump(self.last_logs, handle)
-        os.replace(tmp, self.written_logs_path)
+        files.write_json(self.written_logs_path, self.last_logs)

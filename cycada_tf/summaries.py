@@ -10,6 +10,11 @@ import tensorflow as tf
 from cycada_tf import figures
 
 
+def log(message):
+    """A progress line of the run, on stdout with the time."""
+    print(f"[cycada {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
 class TensorBoardSummaries(keras.callbacks.Callback):
     """Writes to `log_dir` after each epoch: every value the stage's train_step reports (the epoch's mean) as a
     scalar, plus `scalars(model)`; every `every_epochs` epochs and after the last one, `periodic(model)`

@@ -121,13 +121,13 @@ def test_paper_flagfile_feature_stage_updates_f_t_on_small_data(embedded_data_di
     import h5py
     import numpy as np
 
-    from cycada_tf import train
+    from cycada_tf import runner
     config = parse(f"--flagfile={os.path.join(REPO, 'experiments', 'mnist_usps.flags')}", "--source=fonts",
                    "--target=uci", f"--data_dir={embedded_data_dir}", f"--run_dir={tmp_path / 'run'}", "--seeds=0",
                    "--stages=source,pixel,target,feature", "--source_epochs=5", "--pixel_epochs=1",
                    "--target_epochs=5", "--feature_epochs=2", "--summary_every_epochs=0", "--verbose=0")
     assert config.feature_lr == 1e-5 and config.feature_min_steps_per_epoch == 500
-    feature = train.run(config)["per_seed"]["0"]["feature"]
+    feature = runner.run(config)["per_seed"]["0"]["feature"]
     assert feature["gated_updates"] > 0, feature
 
     def weights(stage):
@@ -187,11 +187,13 @@ def test_the_defaults_are_todays_plus_the_new_fields(cls):
 
 def _declarations():
     """{class name: (names declared with an annotation, names given a task default by _override/_note)},
-    read from config.py's source."""
-    tree = ast.parse(open(config_lib.__file__).read())
+    read from the source of config.py and run_options.py (RunOptions: the fields of how a run runs)."""
+    from cycada_tf import run_options
+    body = [node for module in (config_lib, run_options) for node in ast.parse(open(module.__file__).read()).body]
     found = {}
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name in ("Config", "DigitsConfig", "SegmentationConfig"):
+    for node in body:
+        if isinstance(node, ast.ClassDef) and node.name in ("RunOptions", "Config", "DigitsConfig",
+                                                             "SegmentationConfig"):
             declared = [s.target.id for s in node.body if isinstance(s, ast.AnnAssign) and s.target.id != "TASK"]
             overridden = [s.targets[0].id for s in node.body if isinstance(s, ast.Assign)
                           and isinstance(s.value, ast.Call) and getattr(s.value.func, "id", "") in ("_override",
@@ -205,7 +207,7 @@ def test_every_field_is_declared_once():
     declared = [name for own, _ in found.values() for name in own]
     assert sorted(declared) == sorted(set(declared))  # no field is declared twice
     base = {f.name for f in dataclasses.fields(config_lib.Config)}
-    assert set(found["Config"][0]) == base and not found["Config"][1]
+    assert set(found["Config"][0]) | set(found["RunOptions"][0]) == base and not found["Config"][1]
     digits_only, segmentation_only = (set(found[cls.__name__][0]) for cls in TASK_CLASSES)
     assert digits_only == {"image_size", "channels", "noise_channels", "minibatch_std"}
     assert segmentation_only == {"model", "backbone_weights", "model_width", "width", "crop_size",

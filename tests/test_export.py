@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cycada_tf import config as config_lib, export, train
+from cycada_tf import config as config_lib, export, files, tasks
 from cycada_tf.data import pipeline
 from cycada_tf.models import digit_gan, lenet
 from cycada_tf.stages.source import TaskStage
+from cycada_tf.trial import Trial
 from tools import export as export_tool
 
 TINY = dict(seeds=(0,), generator_width=4, noise_channels=2, pixel_direction="t2s")
@@ -27,24 +28,24 @@ def _images(seed, shape):
 
 
 def _make_run(run_dir, data_dir, **overrides):
-    """A run directory as train.run leaves it, with tiny networks trained for a few steps (fast): task models
+    """A run directory as runner.run leaves it, with tiny networks trained for a few steps (fast): task models
     of the source, target and feature stages (each different), translators whose style code matters."""
     config = config_lib.DigitsConfig(data_dir=data_dir, run_dir=run_dir, **{**TINY, **overrides})
-    trial = train.Run(config, 0, run_dir)
-    batches = trial._load(config.source, "train", batch_size=32).take(3)
+    trial = Trial(tasks.for_config(config), 0, run_dir)
+    batches = trial.task.inputs("source", "train", batch_size=32).take(3)
     for index, stage in enumerate(("source", "target", "feature")):
         keras.utils.set_random_seed(index)
-        net = trial.new_task_net()
+        net = trial.task.network()
         model = TaskStage(net)
         model.compile(optimizer=keras.optimizers.Adam(1e-3))
         model.fit(batches, epochs=1, verbose=0)
-        train._save_weights(net, trial.weights(stage))
+        files.save_weights(net, trial.weights(stage))
     keras.utils.set_random_seed(7)
-    for generator in trial.build_generators():
+    for generator in trial.task.generators():
         for layer in generator.layers:
             if isinstance(layer, digit_gan.StyleModulation):  # zero-initialised: make z change the image
                 layer.set_weights([np.random.RandomState(1).normal(0, 0.5, w.shape) for w in layer.get_weights()])
-        train._save_weights(generator, os.path.join(trial.dir, "pixel", f"{generator.name}.weights.h5"))
+        files.save_weights(generator, trial.weights("pixel", generator.name))
     with open(os.path.join(run_dir, "results.json"), "w") as handle:
         json.dump({"config": {k: list(v) if isinstance(v, tuple) else v
                               for k, v in dataclasses.asdict(config).items()}}, handle)
@@ -113,14 +114,14 @@ def test_the_classifier_answers_as_the_keras_networks(run, shape):
     answer = loaded.signatures["classify"](images=tf.constant(images))
     # --pixel_direction=t2s (default): f_T of the feature stage reads G_T->S of the target image
     x = pipeline.from_uint8(tf.constant(images), 32, 3)
-    g_ts = trial.load_generators()[1]
-    expected = tf.nn.softmax(trial.new_task_net(trial.weights("feature"))(g_ts(x, training=False))).numpy()
+    g_ts = trial.generators()[1]
+    expected = tf.nn.softmax(trial.task.network(trial.weights("feature"))(g_ts(x, training=False))).numpy()
     assert answer["probabilities"].shape == (shape[0], 10)
     np.testing.assert_allclose(answer["probabilities"].numpy(), expected, atol=1e-5)
     np.testing.assert_array_equal(answer["classes"].numpy(), expected.argmax(-1))
     default = loaded.signatures["serving_default"](images=tf.constant(images))
     np.testing.assert_array_equal(default["probabilities"].numpy(), answer["probabilities"].numpy())
-    other = tf.nn.softmax(trial.new_task_net(trial.weights("target"))(g_ts(x, training=False))).numpy()
+    other = tf.nn.softmax(trial.task.network(trial.weights("target"))(g_ts(x, training=False))).numpy()
     assert np.abs(other - expected).max() > 1e-3  # so the check above tells the stages apart
 
 
@@ -128,7 +129,7 @@ def test_the_translators_answer_as_the_keras_networks(run):
     trial = run["trial"]
     images = _images(3, (4, 28, 28, 1))
     x = pipeline.from_uint8(tf.constant(images), 32, 3)
-    g_st, g_ts = trial.load_generators()
+    g_st, g_ts = trial.generators()
     answer = tf.saved_model.load(run["exported"]["g_ts"]).signatures["translate"](images=tf.constant(images))
     expected = pipeline.to_uint8(g_ts(x, training=False)).numpy()
     assert answer["translated"].dtype == tf.uint8 and answer["translated"].shape == (4, 32, 32, 3)
@@ -150,14 +151,14 @@ def test_s2t_classifier_reads_target_images_as_they_are(run, tmp_path):
     run_dir = str(tmp_path / "run")
     shutil.copytree(run["config"].run_dir, run_dir)
     config = dataclasses.replace(run["config"], run_dir=run_dir, pixel_direction="s2t")
-    trial = train.Run(config, 0, run_dir)
+    trial = Trial(tasks.for_config(config), 0, run_dir)
     os.remove(trial.weights("feature"))  # a run whose feature stage has not finished: f_T of the target stage
     messages = []
     exported = export.export_seed(trial, str(tmp_path / "export"), messages.append)
     assert "'target' stage's classifier to" in messages[0]
     images = _images(0, (2, 32, 32, 3))
     answer = tf.saved_model.load(exported["classifier"]).signatures["classify"](images=tf.constant(images))
-    net = trial.new_task_net(trial.weights("target"))
+    net = trial.task.network(trial.weights("target"))
     expected = tf.nn.softmax(net(pipeline.from_uint8(tf.constant(images), 32, 3))).numpy()
     np.testing.assert_allclose(answer["probabilities"].numpy(), expected, atol=1e-5)
 

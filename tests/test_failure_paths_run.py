@@ -18,7 +18,7 @@ import pytest
 import tensorflow as tf
 
 from cycada_tf import config as config_lib
-from cycada_tf import losses, resume, train
+from cycada_tf import losses, resume, runner
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = ["--seeds=0", "--stages=source", "--source_epochs=1", "--summary_every_epochs=0", "--verbose=0"]
@@ -184,14 +184,14 @@ def test_a_non_finite_loss_then_a_lower_learning_rate_continues_the_run(embedded
     monkeypatch.setattr(losses, "task_loss", poisoned)
     run_dir = str(tmp_path / "run")
     with pytest.raises(resume.NonFiniteLoss, match="--accept_lr_change"):
-        train.run(_config(embedded_data_dir, run_dir))
+        runner.run(_config(embedded_data_dir, run_dir))
     monkeypatch.setattr(losses, "task_loss", task_loss)
 
     lower = _config(embedded_data_dir, run_dir, source_lr=2e-5)
     with pytest.raises(ValueError, match=r"--source_lr=2e-05 \(run directory: 0.0001\).*--accept_lr_change"):
-        train.run(lower)
+        runner.run(lower)
     capsys.readouterr()
-    train.run(dataclasses.replace(lower, accept_lr_change=True))
+    runner.run(dataclasses.replace(lower, accept_lr_change=True))
     ckpt = os.path.join(run_dir, "seed_0", "source", "ckpt")
     assert f"source: resuming from {ckpt}/ckpt-1 (1 epochs" in capsys.readouterr().out
     latest = tf.train.latest_checkpoint(ckpt)
@@ -208,7 +208,7 @@ def test_a_non_finite_loss_then_a_lower_learning_rate_continues_the_run(embedded
         stored = json.load(handle)
     assert stored["source_lr"] == 2e-5 and "accept_lr_change" not in stored
     assert [entry["changed"] for entry in stored["history"]] == [{"source_lr": {"from": 1e-4, "to": 2e-5}}]
-    train.run(lower)  # the run directory now holds the new rate: no flag needed to reuse it
+    runner.run(lower)  # the run directory now holds the new rate: no flag needed to reuse it
     assert os.path.exists(os.path.join(run_dir, "results.json"))
 
 

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from cycada_tf import config as config_lib
-from cycada_tf import train
+from cycada_tf import runner
 from cycada_tf.data import pipeline, registry, schema, tfrecord
 
 
@@ -60,7 +60,7 @@ def test_adaptation_is_blind_to_target_labels(embedded_data_dir, tmp_path, direc
             target_epochs=1, feature_epochs=1, pixel_batch_size=64, generator_width=4,
             discriminator_width=4, noise_channels=2, feature_min_steps_per_epoch=5, pixel_direction=direction,
             translations_per_image=1, verbose=0, self_train_epochs=1, self_train_steps_per_epoch=3)
-        train.run(config)
+        runner.run(config)
         seed_dir = os.path.join(config.run_dir, "seed_0")
         weights[tag] = {}
         for path in ("pixel/g_st.weights.h5", "pixel/g_ts.weights.h5", "target/f.weights.h5",

@@ -17,8 +17,8 @@ from cycada_tf.models import digit_gan, lenet
 from cycada_tf.stages.feature import FeatureAdaptation
 from cycada_tf.stages.pixel import PixelAdaptation
 from cycada_tf.stages.source import TaskStage
-from cycada_tf import train
-from cycada_tf.train import STAGE_ORDER
+from cycada_tf import runner
+from cycada_tf.runner import STAGE_NAMES as STAGE_ORDER
 
 SIZE, BATCH = 16, 8
 MIXED = ("mixed_bfloat16", "mixed_float16")
@@ -72,7 +72,7 @@ def test_auto_precision_is_bfloat16_only_where_the_hardware_has_it(tmp_path):
     assert precision.cpu_flags(str(tmp_path / "missing")) == set()
     # the run resolves auto per stage, keeping explicit exceptions
     config = config_lib.DigitsConfig(precision="auto,source=float32")
-    values, _ = train.stage_settings(config)
+    values, _ = runner.stage_settings(config)
     assert values["source"] == "float32" and values["pixel"] in precision.PRECISIONS
 
 
@@ -244,13 +244,13 @@ def test_segmentation_stages_train_under_mixed_bfloat16_with_float32_weights(tmp
     and pixel stages train, their losses stay finite, and the weights files hold float32."""
     import h5py
 
-    from cycada_tf import train_segmentation
+    from cycada_tf import runner
     config = config_lib.SegmentationConfig(
         data_dir=str(tmp_path / "data"), run_dir=str(tmp_path / "run"), stages=("source", "pixel"),
         source_epochs=2, pixel_epochs=1, source_batch_size=32, pixel_batch_size=16, crop_size=(32, 64),
         pixel_crop_size=(32, 32), model_width=8, generator_width=4, generator_blocks=1, discriminator_width=4,
         semantic_weight=1.0, summary_every_epochs=0, precision="mixed_bfloat16", verbose=0)
-    summary = train_segmentation.run(config)
+    summary = runner.run(config)
     seed = summary["per_seed"]["0"]
     assert 0.0 < seed["source"]["miou"] <= 1.0 and 0.0 <= seed["pixel"]["miou_t2s"] <= 1.0
     # the pixel stage's progress line: every loss finite

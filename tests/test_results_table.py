@@ -3,7 +3,7 @@
 import math
 
 from cycada_tf import config as config_lib
-from cycada_tf import paper, train
+from cycada_tf import paper, results, tasks
 
 
 def _per_seed(values):
@@ -13,13 +13,13 @@ def _per_seed(values):
 
 def test_mean_and_standard_error_over_seeds():
     config = config_lib.DigitsConfig(source="uci", target="uci_m", seeds=(0, 1, 2))
-    summary = train.summarize(config, _per_seed([(0.5, 0.7), (0.6, 0.8), (0.7, 0.9)]))
+    summary = tasks.for_config(config).summarize(_per_seed([(0.5, 0.7), (0.6, 0.8), (0.7, 0.9)]))
     rows = {row["stage"]: row for row in summary["table"]}
     assert list(rows) == ["source", "feature"]
     assert math.isclose(rows["source"]["accuracy"], 0.6)
     assert math.isclose(rows["source"]["standard_error"], 0.1 / math.sqrt(3))  # std (ddof 1) 0.1
     assert summary["paper_table_2"] == {}
-    table = train.markdown_table(summary)
+    table = tasks.for_config(config).markdown_table(summary)
     assert "| Source only | 60.0 ± 5.8 |" in table and "| CyCADA pixel+feat | 80.0 ± 5.8 |" in table
     assert "Paper" not in table
     # paired by seed: gains 0.2, 0.2, 0.2 -> +20.0 points, no spread
@@ -30,20 +30,20 @@ def test_mean_and_standard_error_over_seeds():
 def test_gain_is_paired_by_seed_and_skips_seeds_without_both_stages():
     per_seed = _per_seed([(0.50, 0.60), (0.70, 0.75), (0.40, 0.55)])
     per_seed["3"] = {"source": {"accuracy": 0.9}}  # a seed whose feature stage has not run
-    gain = train.adaptation_gain(per_seed)
+    gain = results.adaptation_gain(per_seed)
     assert gain["seeds"] == 3
     diffs = [0.10, 0.05, 0.15]
     assert math.isclose(gain["mean"], 0.10)
     se = math.sqrt(sum((d - 0.10) ** 2 for d in diffs) / 2) / math.sqrt(3)
     assert math.isclose(gain["standard_error"], se)
-    assert train.adaptation_gain({"0": {"source": {"accuracy": 0.5}}}) is None
+    assert results.adaptation_gain({"0": {"source": {"accuracy": 0.5}}}) is None
 
 
 def test_paper_numbers_beside_the_papers_shifts():
     for source in ("svhn", "tfds:svhn_cropped"):
         config = config_lib.DigitsConfig(source=source, target="mnist", seeds=(0,))
-        summary = train.summarize(config, _per_seed([(0.671, 0.904)]))
-        table = train.markdown_table(summary).splitlines()
+        summary = tasks.for_config(config).summarize(_per_seed([(0.671, 0.904)]))
+        table = tasks.for_config(config).markdown_table(summary).splitlines()
         assert table[0].endswith("Paper (Table 2, 4 runs) |") and table[1] == "|---|---|---|"
         assert "| Source only | 67.1 ± 0.0 | 67.1 ± 0.6 |" in table
         assert "| CyCADA pixel+feat | 90.4 ± 0.0 | 90.4 ± 0.4 |" in table
@@ -60,17 +60,16 @@ def _segmentation_seed(classes, miou):
 
 
 def test_segmentation_tables_carry_the_papers_rows_for_its_shifts_and_segmenters():
-    from cycada_tf import train_segmentation
     from cycada_tf.data.sources import cityscapes, synthia
     for model, table_name, road, bicycle, miou in (("fcn8s", "Table 4 (A)", "85.2", "0.0", "35.4"),
                                                    ("drn26", "Table 4 (B)", "79.1", "20.4", "39.5")):
         config = config_lib.SegmentationConfig(source="gta5", target="cityscapes", model=model, seeds=(0,))
-        summary = train_segmentation.summarize(config, {"0": _segmentation_seed(cityscapes.CLASSES, 0.3)})
+        summary = tasks.for_config(config).summarize({"0": _segmentation_seed(cityscapes.CLASSES, 0.3)})
         assert summary["paper"]["table"] == table_name
         # the paper's columns are Cityscapes' 19 train ids in order: road first, bicycle last
         assert math.isclose(summary["paper"]["rows"]["feature"]["per_class_iou"]["road"], float(road) / 100)
         assert math.isclose(summary["paper"]["rows"]["feature"]["miou"], float(miou) / 100)
-        lines = train_segmentation.markdown_table(summary).splitlines()
+        lines = tasks.for_config(config).markdown_table(summary).splitlines()
         ours = [line for line in lines if line.startswith("| CyCADA pixel+feat |")]
         theirs = [line for line in lines if line.startswith(f"| paper, {table_name}: CyCADA pixel+feat |")]
         assert len(ours) == 1 and "| 30.0 ± " in ours[0]
@@ -78,7 +77,7 @@ def test_segmentation_tables_carry_the_papers_rows_for_its_shifts_and_segmenters
         assert cells[1] == road and cells[19] == bicycle and cells[20] == miou and len(cells) == 1 + 19 + 3
         assert any(line.startswith(f"| paper, {table_name}: Oracle (train on target) |") for line in lines)
     config = config_lib.SegmentationConfig(source="synthia_fall", target="synthia_winter", model="fcn8s")
-    summary = train_segmentation.summarize(config, {"0": _segmentation_seed(synthia.CLASSES, 0.3)})
+    summary = tasks.for_config(config).summarize({"0": _segmentation_seed(synthia.CLASSES, 0.3)})
     pixel_only = summary["paper"]["rows"]["target"]
     assert math.isclose(pixel_only["per_class_iou"]["sky"], 0.925)  # the first column of Table 3
     assert math.isclose(pixel_only["per_class_iou"]["traffic light"], 0.215)  # the last class column
@@ -87,5 +86,5 @@ def test_segmentation_tables_carry_the_papers_rows_for_its_shifts_and_segmenters
     for source, target, model in (("roads_game", "roads_camera", "small_fcn"), ("gta5", "cityscapes", "small_fcn")):
         config = config_lib.SegmentationConfig(source=source, target=target, model=model)
         classes = cityscapes.CLASSES if source == "gta5" else ("road", "sky")
-        summary = train_segmentation.summarize(config, {"0": _segmentation_seed(classes, 0.3)})
-        assert summary["paper"] is None and "paper," not in train_segmentation.markdown_table(summary)
+        summary = tasks.for_config(config).summarize({"0": _segmentation_seed(classes, 0.3)})
+        assert summary["paper"] is None and "paper," not in tasks.for_config(config).markdown_table(summary)

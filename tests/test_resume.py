@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 from cycada_tf import config as config_lib
-from cycada_tf import losses, resume, train
+from cycada_tf import losses, resume, runner
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ORACLE_EPOCHS = 30
@@ -99,7 +99,7 @@ def test_a_non_finite_loss_stops_the_stage_and_keeps_the_last_checkpoint(embedde
     monkeypatch.setattr(losses, "task_loss", poisoned)
     run_dir = str(tmp_path / "run")
     with pytest.raises(resume.NonFiniteLoss) as error:
-        train.run(_config(embedded_data_dir, run_dir))
+        runner.run(_config(embedded_data_dir, run_dir))
     message = str(error.value)
     assert isinstance(error.value, ValueError)  # the experiment mains print "error: ..." and exit 2
     step = steps_per_epoch + steps_per_epoch // 2 + 1
@@ -120,11 +120,11 @@ def test_a_non_finite_loss_stops_the_stage_and_keeps_the_last_checkpoint(embedde
 def test_a_run_directory_refuses_other_flags(embedded_data_dir, tmp_path):
     run_dir = str(tmp_path / "run")
     config = _config(embedded_data_dir, run_dir, source_epochs=1)
-    train.run(config)
+    runner.run(config)
     # flags that do not change results may differ, and seeds may be added
-    train.run(dataclasses.replace(config, verbose=1, summary_every_epochs=3, seeds=(0, 1)))
+    runner.run(dataclasses.replace(config, verbose=1, summary_every_epochs=3, seeds=(0, 1)))
     with pytest.raises(ValueError) as error:
-        train.run(dataclasses.replace(config, source_lr=1e-3, pixel_batch_size=7))
+        runner.run(dataclasses.replace(config, source_lr=1e-3, pixel_batch_size=7))
     message = str(error.value)
     assert "--pixel_batch_size=7 (run directory: 32)" in message and "--source_lr=0.001" in message
     assert "--verbose" not in message

@@ -89,7 +89,8 @@ def test_the_export_serves_label_maps_and_translations_as_the_keras_networks_com
     import numpy as np
     import tensorflow as tf
 
-    from cycada_tf import config as config_lib, export, train_segmentation
+    from cycada_tf import config as config_lib, export, tasks
+    from cycada_tf.trial import Trial
     from cycada_tf.data import pipeline
     from cycada_tf.models import segmenter
     from tools import export as export_tool
@@ -108,11 +109,11 @@ def test_the_export_serves_label_maps_and_translations_as_the_keras_networks_com
 
     config = export_tool.run_config(finished["run"])
     assert isinstance(config, config_lib.SegmentationConfig)
-    trial = train_segmentation.SegmentationRun(config, 0, finished["run"])
+    trial = Trial(tasks.for_config(config), 0, finished["run"])
     images = np.random.default_rng(3).integers(0, 256, (2, 50, 70, 3), dtype=np.uint8)  # no crop's size
     x = pipeline.from_uint8(tf.constant(images), None, 3)
     chosen = json.load(open(os.path.join(finished["run"], "seed_0", "final.json")))["choice"]
-    net = trial.new_task_net(trial.weights(chosen))  # s2t: the segmenter reads target images as they are
+    net = trial.task.network(trial.weights(chosen))  # s2t: the segmenter reads target images as they are
     served = tf.saved_model.load(os.path.join(finished["export"], "segmenter", "1")).signatures["segment"](
         images=tf.constant(images))
     logits = net(x, training=False).numpy()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cycada_tf import augment, config as config_lib, losses, selection, train
+from cycada_tf import augment, config as config_lib, losses, runner, selection
 from cycada_tf.models.lenet import LeNet
 from cycada_tf.stages.self_train import SelfTraining
 
@@ -93,7 +93,7 @@ def test_self_training_learns_on_the_embedded_target(embedded_data_dir, tmp_path
         data_dir=embedded_data_dir, run_dir=str(tmp_path / "run"), seeds=(0,), stages=("source", "self_train"),
         source_epochs=10, self_train_init="source", self_train_epochs=2, self_train_steps_per_epoch=250,
         summary_every_epochs=0, verbose=0)
-    results = train.run(config)["per_seed"]["0"]
+    results = runner.run(config)["per_seed"]["0"]
     source, adapted = results["source"]["accuracy"], results["self_train"]["accuracy"]
     assert adapted > source + 0.10, (source, adapted)
     assert results["final"]["choice"] == "self_train" and results["final"]["accuracy"] == adapted

@@ -137,14 +137,14 @@ import sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from cycada_tf import config as config_lib, distribute, train
+from cycada_tf import config as config_lib, distribute, runner
 print("REPLICAS", distribute.strategy_from_flag("mirrored").num_replicas_in_sync)
 config = config_lib.DigitsConfig(
     data_dir=sys.argv[1], run_dir=sys.argv[2], seeds=(0,), strategy="mirrored", source_epochs=1, pixel_epochs=1,
     target_epochs=1, feature_epochs=1, oracle_epochs=1, pixel_batch_size=64, generator_width=4,
     discriminator_width=4, noise_channels=2, feature_min_steps_per_epoch=5, translations_per_image=1, verbose=0,
     summary_every_epochs=0, self_train_epochs=1, self_train_steps_per_epoch=3)
-print("ROWS", " ".join(row["stage"] for row in train.run(config)["table"]))
+print("ROWS", " ".join(row["stage"] for row in runner.run(config)["table"]))
 """
 
 

@@ -9,7 +9,7 @@ CPU, and mixed_float16 too on a GPU), with --jit_compile as the experiments take
 "<stage>:<precision>"; each has its peak memory: on a GPU the allocator's peak while the stage ran, on a CPU
 the process's peak resident set (Linux VmHWM, reset before the stage; it includes the TensorFlow runtime).
 A stage is timed on one in-memory batch repeated (random images in [-1, 1], as the networks see them), so
-its number is the cost of the train step alone, networks built as cycada_tf/train.py builds them. Warm-up:
+its number is the cost of the train step alone, networks built by the functions training builds them with (cycada_tf/stages/*.py). Warm-up:
 one `fit` step (Keras builds the model and traces the step), then --warmup_steps untimed calls of the
 step; then --steps timed calls of `model.train_function`, ending when the last step's metrics are read
 back. The input pipeline is timed separately: cycada_tf.data.pipeline.load over embedded datasets, built
@@ -39,10 +39,8 @@ import tensorflow as tf  # noqa: E402
 
 from cycada_tf import config as config_lib, precision as precision_lib  # noqa: E402
 from cycada_tf.data import pipeline, registry, tfrecord  # noqa: E402
-from cycada_tf.models import digit_gan, lenet  # noqa: E402
-from cycada_tf.stages.feature import FeatureAdaptation  # noqa: E402
-from cycada_tf.stages.pixel import PixelAdaptation  # noqa: E402
-from cycada_tf.stages.source import TaskStage  # noqa: E402
+from cycada_tf.stages import base as stage_base, feature, pixel, source  # noqa: E402
+from cycada_tf.tasks.digits import DigitsTask  # noqa: E402
 from tools import flops as flops_lib  # noqa: E402
 
 STAGES = ("source", "pixel", "feature", "pipeline")
@@ -72,7 +70,7 @@ def _bool(text):
 
 
 def _network_flag(parser, name, type_):
-    """A flag that shapes a network: its default and help are DigitsConfig's, so the numbers are train.py's."""
+    """A flag that shapes a network: its default and help are DigitsConfig's, so the numbers are a run's."""
     extra = {"nargs": "?", "const": True} if type_ is _bool else {}
     parser.add_argument(f"--{name}", type=type_, default=getattr(DEFAULTS, name),
                         help=config_lib.help_of(name), **extra)
@@ -164,50 +162,21 @@ def _config(args, batch_size):
                                    pixel_batch_size=batch_size, seeds=(args.seed,))
 
 
-def _task_net(c, num_classes):
-    net = lenet.LeNet(num_classes)
-    net.build((None, c.image_size, c.image_size, c.channels))
-    return net
-
-
-def build_source(c, num_classes):
-    return TaskStage(_task_net(c, num_classes), name="source_stage"), [keras.optimizers.Adam(c.source_lr)]
-
-
-def build_pixel(c, num_classes):
-    g_st = digit_gan.generator(c.image_size, c.channels, c.channels, c.generator_width, c.noise_channels,
-                               name="g_st")
-    g_ts = digit_gan.generator(c.image_size, c.channels, c.channels, c.generator_width, name="g_ts")
-    d_s, d_t = (digit_gan.image_discriminator(c.image_size, c.channels, c.discriminator_width, c.minibatch_std,
-                                              name=name) for name in ("d_s", "d_t"))
-    model = PixelAdaptation(g_st, g_ts, d_s, d_t, _task_net(c, num_classes), gan_mode=c.gan_mode,
-                            gan_weight=c.gan_weight, cycle_weight=c.cycle_weight,
-                            semantic_weight=c.semantic_weight, semantic_t2s_weight=c.semantic_t2s_weight,
-                            pool_size=c.pool_size, seed=c.seeds[0])
-    return model, [keras.optimizers.Adam(c.pixel_lr, beta_1=c.pixel_beta_1) for _ in range(2)]
-
-
-def build_feature(c, num_classes):
-    f_ref, f_t = _task_net(c, num_classes), _task_net(c, num_classes)
-    f_t.set_weights(f_ref.get_weights())  # f_T starts from the reference model, as in train.py
-    d_feat = lenet.feature_discriminator(lenet.FEATURE_DIM if c.feature_layer == "features" else num_classes)
-    # The gate held open: every timed step updates f_T, so the number is the full step's cost and does not
-    # hang on whether a random batch fools D_feat.
-    model = FeatureAdaptation(f_ref, f_t, d_feat, layer=c.feature_layer, gan_mode=c.gan_mode, gate=-1.0)
-    return model, [keras.optimizers.Adam(c.feature_lr, beta_1=0.5) for _ in range(2)]
-
-
-BUILDERS = {"source": build_source, "pixel": build_pixel, "feature": build_feature}
-
-
-def build(stage, c, num_classes, precision, jit_compile):
-    """The stage compiled as train.py compiles it under `precision` (whose policy must be active)."""
-    model, optimizers = BUILDERS[stage](c, num_classes)
-    model.compile(*(precision_lib.optimizer(o, precision) for o in optimizers),
-                  jit_compile=precision_lib.use_xla(jit_compile), auto_scale_loss=False)
-    if hasattr(model, "build_optimizers"):
-        model.build_optimizers()
-    return model
+def build(stage, c, precision, jit_compile):
+    """The stage built by the same functions training wires it with (cycada_tf/stages/*.py build) and
+    compiled as training compiles it under `precision` (whose policy must be active)."""
+    task = DigitsTask(c)
+    if stage == "source":
+        model, optimizers = source.build(task, task.network())
+    elif stage == "pixel":
+        model, optimizers = pixel.build(task, c, c.seeds[0], task.network())
+    else:
+        f_ref, f_t = task.network(), task.network()
+        f_t.set_weights(f_ref.get_weights())  # f_T starts from the reference model, as in training
+        # The gate held open: every timed step updates f_T, so the number is the full step's cost and does not
+        # hang on whether a random batch fools D_feat.
+        model, optimizers = feature.build(task, c, f_ref, f_t, gate=-1.0)
+    return stage_base.compile(model, optimizers, precision, jit_compile)
 
 
 def repeated_batch(stage, c, batch_size, num_classes, rng):
@@ -262,7 +231,7 @@ def time_stage(stage, args, precision):
     num_classes = registry.get(c.source).num_classes
     with precision_lib.policy(precision):
         with PeakMemory() as memory:
-            model = build(stage, c, num_classes, precision, args.jit_compile)
+            model = build(stage, c, precision, args.jit_compile)
             ds = repeated_batch(stage, c, batch_size, num_classes, np.random.default_rng(args.seed))
             model.fit(ds, epochs=1, steps_per_epoch=1, shuffle=False, verbose=0)  # Keras's setup and first trace
             iterator = iter(ds)

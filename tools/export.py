@@ -49,10 +49,9 @@ def main(argv=None):
         if not os.path.isdir(os.path.join(args.run_dir, f"seed_{args.seed}")):
             raise ValueError(f"--seed={args.seed}: {args.run_dir} has no seed_{args.seed}/ (the run's seeds: "
                              f"{', '.join(map(str, config.seeds))})")
-        from cycada_tf import export, train, train_segmentation
-        run_cls = (train_segmentation.SegmentationRun if isinstance(config, config_lib.SegmentationConfig)
-                   else train.Run)
-        exported = export.export_seed(run_cls(config, args.seed, args.run_dir), args.export_dir,
+        from cycada_tf import export, tasks
+        from cycada_tf.trial import Trial
+        exported = export.export_seed(Trial(tasks.for_config(config), args.seed, args.run_dir), args.export_dir,
                                       log=lambda message: print(message, file=sys.stderr, flush=True))
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -92,7 +92,7 @@ def decode_label_map(encoded):
     return tf.cast(tf.io.decode_png(encoded, channels=1)[..., 0], tf.int32)
 
 
-def _crop_and_flip(image, label, crop_size, flip, seed, ignore_label):
+def crop_and_flip(image, label, crop_size, flip, seed, ignore_label):
     """One random crop (the same window for image and label) and a coin-flip mirror, from a stateless seed.
 
     An image smaller than the crop is padded first: image with 0 (mid grey in [-1, 1]), label with the ignore
@@ -153,7 +153,7 @@ def load_segmentation(name, split, data_dir, labels=True, crop_size=None, flip=F
             with tf.control_dependencies([encoded]):
                 label = decode_label_map(example[schema.LABEL_MAP])
         if crop_size is not None:
-            image, label = _crop_and_flip(image, label, crop_size, flip, element_seed, spec.ignore_label)
+            image, label = crop_and_flip(image, label, crop_size, flip, element_seed, spec.ignore_label)
         return (image, label) if labels else image
 
     if crop_size is not None:

@@ -7,7 +7,7 @@ import dataclasses
 import os
 from typing import Callable, Optional
 
-from cycada_tf.data import public, tfrecord
+from cycada_tf.data import public, schema, tfrecord
 from cycada_tf.data.sources import cityscapes, folder, gta5, road_scenes, segmentation, synthia, tfds_source
 
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
@@ -129,7 +129,7 @@ def _segmentation(name, source, prepare_hint):
     pages = public.SEGMENTATION_PAGES[source.__name__.rsplit(".", 1)[-1]]
     return DatasetSpec(name, source.CLASSES, segmentation.PAPER_WIDTH, 3, splits=source.SPLITS,
                        prepare_hint=f"{prepare_hint} (--raw_dir may hold the archives as downloaded). Get them "
-                                    f"from {pages}", ignore_label=segmentation.IGNORE_LABEL)
+                                    f"from {pages}", ignore_label=schema.IGNORE_LABEL)
 
 
 register(_segmentation("gta5", gta5, gta5.PREPARE_HINT))
@@ -146,10 +146,10 @@ def _road_scenes(name):
             tfrecord.write_dataset(directory, road_scenes.examples(name), inputs,
                                    info={"width": road_scenes.WIDTH, "height": road_scenes.HEIGHT,
                                          "classes": list(road_scenes.CLASSES),
-                                         "ignore_label": segmentation.IGNORE_LABEL, "embedded": True})
+                                         "ignore_label": schema.IGNORE_LABEL, "embedded": True})
         return tfrecord.read_manifest(directory)
     return DatasetSpec(name, road_scenes.CLASSES, road_scenes.WIDTH, 3, build=build,
-                       ignore_label=segmentation.IGNORE_LABEL)
+                       ignore_label=schema.IGNORE_LABEL)
 
 
 for _name in road_scenes.DOMAINS:
@@ -183,9 +183,9 @@ def _folder_spec(name):
             if not tfrecord.is_current(directory, inputs):
                 tfrecord.write_dataset(directory, segmentation.examples(source, layout, 0), inputs,
                                        info={"width": None, "classes": list(source.classes),
-                                             "colors": source.colors, "ignore_label": segmentation.IGNORE_LABEL,
+                                             "colors": source.colors, "ignore_label": schema.IGNORE_LABEL,
                                              "folder": source.path})
-        return DatasetSpec(name, source.classes, 0, 3, build=build, ignore_label=segmentation.IGNORE_LABEL)
+        return DatasetSpec(name, source.classes, 0, 3, build=build, ignore_label=schema.IGNORE_LABEL)
     if kind == "classification":
         splits, classes = folder.classification_items(name)
     else:

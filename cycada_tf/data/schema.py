@@ -13,6 +13,7 @@ CHANNELS = "image/channels"
 LABEL = "label"  # class id for classification; -1 when the record has a label map instead
 LABEL_MAP = "label/encoded"  # PNG of per-pixel class ids (segmentation); empty for classification
 KEY = "key"  # where the record came from (file name, index): for error messages and de-duplication
+IGNORE_LABEL = 255  # label-map value of a pixel that is none of a dataset's evaluated classes: it counts nowhere
 
 FEATURES = {
     IMAGE: tf.io.FixedLenFeature([], tf.string),

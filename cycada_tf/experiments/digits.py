@@ -6,7 +6,7 @@ from cycada_tf import config as config_lib
 from cycada_tf.experiments.flags import define_from, experiment_main
 
 define_from(config_lib.DigitsConfig)
-main = experiment_main(config_lib.DigitsConfig, "cycada_tf.train")
+main = experiment_main(config_lib.DigitsConfig, "cycada_tf.runner")
 
 if __name__ == "__main__":
     app.run(main)

@@ -11,7 +11,7 @@ from cycada_tf import config as config_lib
 from cycada_tf.experiments.flags import define_from, experiment_main
 
 define_from(config_lib.SegmentationConfig)
-main = experiment_main(config_lib.SegmentationConfig, "cycada_tf.train_segmentation")
+main = experiment_main(config_lib.SegmentationConfig, "cycada_tf.runner")
 
 if __name__ == "__main__":
     app.run(main)

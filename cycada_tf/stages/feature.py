@@ -7,11 +7,11 @@ import keras
 import tensorflow as tf
 
 from cycada_tf import losses
-from cycada_tf.stages.base import build_optimizer, replica_scale
+from cycada_tf.stages.base import Plan, Stage, build_optimizer, replica_scale
+from cycada_tf.summaries import log
 
 GATE_THRESHOLD = 0.6  # appendix 6.1: update f_T only when the discriminator accuracy is above 60%
-# Iterations whose mean accuracy the gate reads: the last batch for digits; segmentation's 100 is the default
-# of SegmentationConfig.gate_window (config.py).
+# Iterations whose mean accuracy the gate reads (--gate_window): the last batch for digits, 100 for segmentation.
 GATE_WINDOW_DIGITS = 1
 
 
@@ -172,3 +172,44 @@ class GateStop(keras.callbacks.Callback):
             self.model.stop_training = True
             self.log(f"feature adaptation: no discriminator above {self.model.gate:.0%} accuracy in epoch "
                      f"{epoch + 1}: stopping (appendix 6.1)")
+
+
+def build(task, config, f_ref, f_t, gate=GATE_THRESHOLD):
+    """The feature stage's model for `task` (f_ref frozen, f_t trained) and its two optimizers (f_T, D_feat):
+    what training and tools/benchmark.py (with the gate held open) both build."""
+    model = FeatureAdaptation(f_ref, f_t, task.feature_discriminator(), layer=config.feature_layer,
+                              gan_mode=config.gan_mode, gate=gate, **task.feature_options(f_ref, f_t))
+    return model, (task.optimizer("feature"), task.optimizer("feature"))
+
+
+def wire(trial):
+    """Eq. 5 between the translated source records and the target training images as f_T reads them; the
+    gate (60% discriminator accuracy) decides each update of f_T and ends the stage (GateStop)."""
+    c, task, seed = trial.config, trial.task, trial.seed
+    keras.utils.set_random_seed(seed)
+    f_ref, f_t = trial.network("target"), trial.network("target")
+    model, optimizers = build(task, c, f_ref, f_t)
+    b = c.feature_batch_size
+    xs, _ = task.load_translated(trial.translated_dir("source"), False, seed, stage="feature")
+    if trial.direction == "s2t":
+        xt = task.inputs("target", "train", labels=False, shuffle=True, seed=seed + 1, repeat=True, stage="feature")
+    else:
+        xt, _ = task.load_translated(trial.translated_dir("target"), False, seed + 1, stage="feature")
+    dataset = tf.data.Dataset.zip(xs.batch(b, drop_remainder=True), xt.batch(b, drop_remainder=True))
+    steps = max(c.feature_min_steps_per_epoch, task.count("target", "train") // b, 1)
+    stop = GateStop(log)
+    view = trial.view_of("feature")  # after every network of the stage: their initial weights stay those of s2t
+
+    def result(logs):
+        return {**task.scores(f_t, "target", translate=view), "gated_updates": int(model.updates.numpy()),
+                "stopped_by_gate_at_epoch": stop.stopped_epoch}
+
+    return Plan(model, optimizers, dataset.prefetch(2), c.feature_epochs, steps, outputs={"f": f_t},
+                result=result, callbacks=[stop], scalars=lambda model: {"gated_updates": model.updates.numpy()},
+                periodic=task.test_summaries(f_t, view), may_stop_early=True,
+                done=lambda: stop.stopped_epoch is not None,
+                state={"updates": model.updates, "gate_stopped_epoch": stop.stopped,
+                       "gate_recent_accuracies": model.recent_accuracies, "gate_steps_seen": model.steps_seen})
+
+
+STAGE = Stage("feature", wire, needs=lambda config: ("target",))

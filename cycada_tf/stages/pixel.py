@@ -1,11 +1,13 @@
 """Pixel-level adaptation, Eq. 2-4: two mappings G_S->T and G_T->S, two image discriminators D_S and D_T,
 cycle consistency, and semantic consistency through the frozen source model f_S."""
 
+import os
+
 import keras
 import tensorflow as tf
 
-from cycada_tf import losses
-from cycada_tf.stages.base import build_optimizer, replica_scale
+from cycada_tf import losses, selection
+from cycada_tf.stages.base import Plan, Stage, build_optimizer, replica_scale
 
 
 class ImagePool(tf.Module):
@@ -140,3 +142,45 @@ class PixelAdaptation(keras.Model):
         for name, value in values.items():
             self.trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+
+def build(task, config, seed, f_s):
+    """The pixel stage's model for `task` with the frozen source model `f_s`, and its two optimizers
+    (generators, discriminators): what training and tools/benchmark.py both build."""
+    c = config
+    g_st, g_ts = task.generators()
+    d_s, d_t = (task.image_discriminator(name) for name in ("d_s", "d_t"))
+    model = PixelAdaptation(g_st, g_ts, d_s, d_t, f_s, gan_mode=c.gan_mode, gan_weight=c.gan_weight,
+                            cycle_weight=c.cycle_weight, semantic_weight=c.semantic_weight,
+                            semantic_t2s_weight=c.semantic_t2s_weight, pool_size=c.pool_size, seed=seed,
+                            **task.pixel_options())
+    return model, tuple(keras.optimizers.Adam(c.pixel_lr, beta_1=c.pixel_beta_1) for _ in range(2))
+
+
+def wire(trial):
+    """Eq. 2-4 on unpaired batches of both domains' training images; after it, the label-free choice of the
+    target model's direction (selection.choose_direction) and f_S's target test scores through G_T->S."""
+    c, task, seed = trial.config, trial.task, trial.seed
+    keras.utils.set_random_seed(seed)
+    f_s = trial.network("source")
+    model, optimizers = build(task, c, seed, f_s)
+    b = c.pixel_batch_size
+    xs, xt = (task.inputs(domain, "train", labels=False, shuffle=True, seed=seed + k, repeat=True, stage="pixel")
+              for k, domain in enumerate(("source", "target")))
+    dataset = tf.data.Dataset.zip(xs.batch(b, drop_remainder=True), xt.batch(b, drop_remainder=True))
+    steps = max(1, max(task.count("source", "train"), task.count("target", "train")) // b)
+    grid = task.translation_grid(model.g_st, model.g_ts, os.path.join(trial.stage_dir("pixel"), "translations.png"))
+
+    def result(logs):
+        grid.draw()
+        g_ts = task.applied(model.g_ts)
+        return {"final": logs, **task.scores(f_s, "target", translate=g_ts, suffix="_t2s"),
+                "direction": selection.choose_direction(trial, f_s, g_ts)}
+
+    return Plan(model, optimizers, dataset.prefetch(2), c.pixel_epochs, steps,
+                outputs={"g_st": model.g_st, "g_ts": model.g_ts}, result=result, callbacks=[grid],
+                periodic=lambda model: {"translations": grid.latest},
+                state={"pool_t": model.pool_t, "pool_s": model.pool_s})
+
+
+STAGE = Stage("pixel", wire, needs=lambda config: ("source",))

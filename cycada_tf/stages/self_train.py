@@ -19,7 +19,10 @@ import keras
 import tensorflow as tf
 
 from cycada_tf import augment, losses
-from cycada_tf.stages.base import replica_scale
+from cycada_tf.stages.base import Plan, Stage, build_optimizer, replica_scale
+
+INITS = ("feature", "target", "source")  # --self_train_init
+VIEWED_STAGES = ("target", "feature")  # the inits that learnt from the translated source records
 
 
 class SelfTraining(keras.Model):
@@ -46,6 +49,9 @@ class SelfTraining(keras.Model):
 
     def call(self, x, training=False):
         return self.net(x, training=training)
+
+    def build_optimizers(self):
+        build_optimizer(self.optimizer, self.net.trainable_variables)
 
     def train_step(self, data):
         (x_s, y_s), x_t = data
@@ -83,3 +89,35 @@ class SelfTraining(keras.Model):
                             ("pseudo_fraction", kept), ("threshold", tf.reduce_mean(threshold))):
             self.trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+
+def wire(trial):
+    """AdaMatch on top of CyCADA: the net starts from --self_train_init and learns from labelled source and
+    unlabelled target images (no labels), both as they are, or with --self_train_view=init both as the init
+    model reads them (under t2s: the translated records)."""
+    c, task, seed = trial.config, trial.task, trial.seed
+    keras.utils.set_random_seed(seed)
+    if c.self_train_init not in INITS:
+        raise ValueError(f"--self_train_init must be {', '.join(INITS)}, got {c.self_train_init!r}")
+    net = trial.network(c.self_train_init)
+    model = SelfTraining(net, confidence=c.self_train_confidence, target_weight=c.self_train_target_weight,
+                         seed=seed, segmentation=task.ignore_label is not None, ignore_label=task.ignore_label,
+                         name="self_train_stage")
+    b, mu = c.self_train_batch_size, c.self_train_target_ratio
+    view = trial.view_of("self_train")
+    if c.self_train_view == "init" and c.self_train_init in VIEWED_STAGES:  # what f_T learnt from: translated
+        xs = task.load_translated(trial.translated_dir("source"), True, seed, stage="self_train")[0]
+    else:
+        xs = task.inputs("source", "train", shuffle=True, seed=seed, repeat=True, stage="self_train")
+    if view is not None:  # G_T->S(x_t), the translated target records
+        xt = task.load_translated(trial.translated_dir("target"), False, seed + 1, stage="self_train")[0]
+    else:
+        xt = task.inputs("target", "train", labels=False, shuffle=True, seed=seed + 1, repeat=True,
+                         stage="self_train")
+    dataset = tf.data.Dataset.zip(xs.batch(b, drop_remainder=True), xt.batch(b * mu, drop_remainder=True))
+    return Plan(model, (keras.optimizers.Adam(c.self_train_lr),), dataset.prefetch(2), c.self_train_epochs,
+                c.self_train_steps_per_epoch, outputs={"f": net}, periodic=task.test_summaries(net, view),
+                result=lambda logs: task.scores(net, "target", translate=view))
+
+
+STAGE = Stage("self_train", wire, needs=lambda config: (config.self_train_init,))

@@ -1,11 +1,11 @@
-"""Task model training, Eq. 1: the source model f_S, the target model f_T on translated source images, and
-the target-trained oracle are all this stage with different data."""
+"""Task model training, Eq. 1: the source model f_S, the target model f_T on translated source images
+(stages/target.py), and the target-trained oracle are all this stage with different data."""
 
 import keras
 import tensorflow as tf
 
 from cycada_tf import losses
-from cycada_tf.stages.base import replica_scale
+from cycada_tf.stages.base import Plan, Stage, build_optimizer, replica_scale
 
 
 class TaskStage(keras.Model):
@@ -25,6 +25,9 @@ class TaskStage(keras.Model):
 
     def call(self, x, training=False):
         return self.net(x, training=training)
+
+    def build_optimizers(self):
+        build_optimizer(self.optimizer, self.net.trainable_variables)  # before a checkpoint restores it
 
     def train_step(self, data):
         x, y = data
@@ -60,3 +63,45 @@ class TaskStage(keras.Model):
         else:  # pixel accuracy over the labelled pixels
             keep = tf.not_equal(y, self.ignore_label)
             self.accuracy.update_state(tf.where(keep, y, 0), logits, sample_weight=tf.cast(keep, tf.float32))
+
+
+def build(task, net, stage="source"):
+    """A task stage's model training `net` and its optimizer: what training and tools/benchmark.py build."""
+    return TaskStage(net, ignore_label=task.ignore_label, name=f"{stage}_stage"), (task.optimizer("task"),)
+
+
+def task_plan(trial, stage, dataset, steps, epochs, init=None, view=None):
+    """A task network (from `init`'s weights, else from scratch) trained with L_task on `dataset`; its
+    TensorBoard shows its target test scores as it reads target images (through `view`)."""
+    task = trial.task
+    keras.utils.set_random_seed(trial.seed)
+    net = task.network(init)
+    return Plan(*build(task, net, stage), dataset, epochs, steps, outputs={"f": net},
+                periodic=task.test_summaries(net, view), result=lambda logs: task.scores(net, "target", translate=view))
+
+
+def labelled_plan(trial, stage, domain, epochs):
+    """A task network trained from scratch on the labelled training split of `domain`."""
+    c, task = trial.config, trial.task
+    dataset = task.inputs(domain, "train", batch_size=c.source_batch_size, shuffle=True, seed=trial.seed,
+                          repeat=True, drop_remainder=True)
+    steps = max(1, task.count(domain, "train") // c.source_batch_size)
+    return task_plan(trial, stage, dataset, steps, epochs)
+
+
+def wire_source(trial):
+    plan = labelled_plan(trial, "source", "source", trial.config.source_epochs)
+    net, scores = plan.outputs["f"], trial.task.scores
+    plan.result = lambda logs: {**scores(net, "source", prefix="source_test_"), **scores(net, "target")}
+    return plan
+
+
+def wire_oracle(trial):
+    """Reads target labels: the oracle row only; no other stage needs it."""
+    if not trial.task.target_spec.labelled:
+        return {"skipped": "the target has no labels"}
+    return labelled_plan(trial, "oracle", "target", trial.config.oracle_epochs)
+
+
+SOURCE = Stage("source", wire_source)
+ORACLE = Stage("oracle", wire_oracle)

@@ -165,15 +165,15 @@ class SegmentationFolder:
             with open(classes_file) as handle:
                 spec = json.load(handle)
             self.classes = tuple(str(c) for c in spec["names"])
-            self.ignore = int(spec.get("ignore_label", segmentation.IGNORE_LABEL))
+            self.ignore = int(spec.get("ignore_label", schema.IGNORE_LABEL))
             self.colors = spec.get("colors")
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise DataError(f"{classes_file}: missing or not {{\"names\": [...], \"ignore_label\": 255}} "
                             f"({type(error).__name__}: {error})") from None
-        if not self.classes or len(self.classes) >= segmentation.IGNORE_LABEL:
+        if not self.classes or len(self.classes) >= schema.IGNORE_LABEL:
             raise DataError(f"{classes_file}: 'names' must list 1 to 254 classes")
         self.TRAIN_IDS = segmentation.lookup_table({**{k: k for k in range(len(self.classes))},
-                                                    self.ignore: segmentation.IGNORE_LABEL})
+                                                    self.ignore: schema.IGNORE_LABEL})
 
     def read_label(self, path):
         ids = segmentation.read_index_png(path)

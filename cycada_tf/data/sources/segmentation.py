@@ -23,7 +23,6 @@ from cycada_tf.data import png, schema
 from cycada_tf.data.tfrecord import DataError
 
 PAPER_WIDTH = 1024  # "All images were resized to have width of 1024 pixels while keeping the aspect ratio" (6.1.2)
-IGNORE_LABEL = 255  # train id of every pixel that is not one of a dataset's evaluated classes
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_COLOR_TYPES = {0: "grey", 2: "RGB", 3: "palette", 4: "grey+alpha", 6: "RGBA"}
 CHECKSUM_PROGRESS_EVERY = 2000  # files between two progress lines while checksumming
@@ -46,8 +45,8 @@ class Layout:
 
 
 def lookup_table(mapping, size=256):
-    """{raw id: train id} -> an array indexed by raw id; ids not in the mapping give IGNORE_LABEL."""
-    table = np.full(size, IGNORE_LABEL, np.uint8)
+    """{raw id: train id} -> an array indexed by raw id; ids not in the mapping give schema.IGNORE_LABEL."""
+    table = np.full(size, schema.IGNORE_LABEL, np.uint8)
     for raw_id, train_id in mapping.items():
         table[raw_id] = train_id
     return table

@@ -1,0 +1,102 @@
+"""What a user reads of a run: the results table as markdown (results.md, printed at the end) and report.md,
+the table with the figures. Tables come from the plain results dict (results.py); the figures are the task's
+(tasks/*.py draw them and give report.md's sections)."""
+
+import os
+
+from cycada_tf import figures, label_free, paper
+
+
+def _percent(value):
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def _gain_line(gain, unit=""):
+    if not gain or gain["seeds"] < 2:
+        return []
+    model = "the final model" if gain.get("stage") == "final" else "pixel+feat"
+    sigmas = abs(gain["mean"]) / gain["standard_error"] if gain["standard_error"] else float("inf")
+    return [f"\nGain of {model} over source only{unit}, paired by seed: {100 * gain['mean']:+.1f} ± "
+            f"{100 * gain['standard_error']:.1f} points (mean ± s.e. of {gain['seeds']} seeds; "
+            f"{sigmas:.1f} standard errors)"]
+
+
+def decisions_lines(decisions):
+    """results.decisions' output as one line per decision."""
+    lines = []
+    for name, made in decisions:
+        agree = sum(d["choice"] == d["oracle_choice"] for d in made.values())
+        lines.append(f"\nDecision without target labels, {name} (seed: chosen / oracle's choice): "
+                     + ", ".join(f"{seed}: {d['choice']} / {d['oracle_choice']}" for seed, d in made.items())
+                     + f"; agrees on {agree} of {len(made)}")
+    return lines
+
+
+def accuracy_table(results, decisions):
+    """Table 2: accuracy per row, with the paper's number beside each row when the shift is the paper's."""
+    published = paper.reported(results["source"], results["target"])
+    seeds = len(results["seeds"])
+    lines = [f"| Model | {results['source']} -> {results['target']} (accuracy %, mean ± s.e., "
+             f"{seeds} seed{'s' if seeds != 1 else ''}) |" + (" Paper (Table 2, 4 runs) |" if published else ""),
+             "|---|---|" + ("---|" if published else "")]
+    for row in results["table"]:
+        line = f"| {row['model']} | {100 * row['accuracy']:.1f} ± {100 * row['standard_error']:.1f} |"
+        if published:
+            mean_se = published.get(row["stage"]) if row["key"] == "accuracy" else None
+            line += f" {mean_se[0]:.1f} ± {mean_se[1]:.1f} |" if mean_se else " - |"
+        lines.append(line)
+    return "\n".join(lines + _gain_line(results.get("gain")) + decisions_lines(decisions))
+
+
+def segmentation_table(results, decisions, rows):
+    """Table 3: per-class IoU, mIoU, fwIoU, pixel accuracy, one row per stage (%, mean over seeds; mIoU with
+    its standard error), the paper's rows for this shift and segmenter beneath."""
+    classes = results["classes"]
+    seeds = len(results["seeds"])
+    lines = [f"{results['source']} -> {results['target']}: IoU per class, mIoU, fwIoU and pixel accuracy "
+             f"(%, mean over {seeds} seed{'s' if seeds != 1 else ''}; mIoU ± standard error)", "",
+             "| Model | " + " | ".join(classes) + " | mIoU | fwIoU | Pixel acc. |",
+             "|---|" + "---|" * (len(classes) + 3)]
+
+    def line(label, row, miou):
+        cells = [_percent(row["per_class_iou"].get(name)) for name in classes]
+        return (f"| {label} | " + " | ".join(cells)
+                + f" | {miou} | {_percent(row['fwiou'])} | {_percent(row['pixel_accuracy'])} |")
+
+    for row in results["table"]:
+        lines.append(line(row["model"], row, f"{_percent(row['miou'])} ± {_percent(row['miou_standard_error'])}"))
+    published = results.get("paper")
+    if published:  # one run each in the paper: no ± there
+        for stage, _, label in rows:
+            row = published["rows"].get(stage)
+            if row is not None:
+                lines.append(line(f"paper, {published['table']}: {label}", row, _percent(row["miou"])))
+    return "\n".join(lines + _gain_line(results.get("gain"), " in mIoU") + decisions_lines(decisions))
+
+
+def label_free_table(results):
+    return label_free.markdown_table(results)
+
+
+def translation_section(run_dir, seeds, figure):
+    """report.md's lines for each seed's translation grid (cf. the paper's `figure`)."""
+    grids = [seed for seed in seeds
+             if os.path.exists(os.path.join(run_dir, f"seed_{seed}", "pixel", "translations.png"))]
+    if not grids:
+        return []
+    return ([f"## Translations (cf. the paper's {figure})", "",
+             "Rows, top to bottom: " + ", ".join(f"`{row}`" for row in figures.TRANSLATION_ROWS)
+             + "; each column is one of the first test images of its domain.", ""]
+            + [f"![translations, seed {seed}](seed_{seed}/pixel/translations.png)" for seed in grids] + [""])
+
+
+def write(run_dir, title, table, sections):
+    """<run_dir>/report.md: `title`, the table, the task's `sections` (lines), TensorBoard's command."""
+    lines = [f"# {title}", "", table, "", "Numbers in `results.json`. Target labels are read for the table and "
+             "the figures only, never in training.", ""] + sections
+    lines += ["## TensorBoard", "", f"`tensorboard --logdir {run_dir}` (one run per seed and stage).", ""]
+    path = os.path.join(run_dir, "report.md")
+    with open(path + ".tmp", "w") as handle:
+        handle.write("\n".join(lines))
+    os.replace(path + ".tmp", path)
+    return path

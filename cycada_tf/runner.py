@@ -1,0 +1,185 @@
+"""Runs the stages in order for each seed of an experiment, each stage checkpointed in the run directory, and
+writes the results table and the report. It knows no stage and no task by name: STAGES lists the stages
+(stages/*.py wire each from a Trial into a Plan) and tasks/ builds everything that differs between digits and
+road scenes.
+
+<run_dir>/seed_<k>/<stage>/ holds the stage's weights and done.json (its numbers), tb/ its TensorBoard
+summaries and ckpt/ its checkpoint of the last finished epoch; a stage whose done.json exists is skipped when
+the command runs again, an unfinished one continues from its checkpoint (resume.py). <run_dir>/config.json
+holds the flags the run was made with; other values of them are refused. <run_dir>/results.json and
+results.md hold the table, report.md the table with the figures.
+
+Under --strategy=multi_worker every worker runs this same code, and --run_dir and --data_dir must name the
+same directory on every worker (one host, or a shared filesystem). Only the chief writes there: run-level files
+(config.json, results, report, export), each stage's files and the translated records. Every other worker
+reads what the chief wrote (the earlier stages' weights and done.json, the translated records, a checkpoint to
+resume from) after a barrier (distribute.barrier) that follows each of the chief's writes, and writes its own
+copies of each stage's files (checkpoints, whose saves every worker must take part in; summaries; weights)
+to a private directory: --worker_dir/<task> if given (kept, for inspection), else a temporary directory deleted
+when the run ends. A worker computing its own translated records instead would train the target model on data
+that differs between workers wherever the style code z draws differ; reading the chief's costs one wait.
+"""
+
+import os
+import shutil
+import tempfile
+import time
+
+import keras
+
+from cycada_tf import distribute, export, failures, files, loop, report, resume, selection, summaries, tasks
+from cycada_tf import precision as precision_lib
+from cycada_tf.data import registry
+from cycada_tf.stages import base as stage_base, feature, pixel, self_train, source, target
+from cycada_tf.summaries import log
+from cycada_tf.trial import Trial
+
+STAGES = (source.SOURCE, pixel.STAGE, target.STAGE, feature.STAGE, self_train.STAGE, source.ORACLE)
+STAGE_NAMES = tuple(stage.name for stage in STAGES)
+
+
+def stage_settings(config):
+    """({stage: precision}, {stage: jit_compile}) of --precision and --jit_compile (ValueError naming the
+    flag); --precision=auto resolved for this machine."""
+    precisions = precision_lib.per_stage("precision", config.precision, STAGE_NAMES, precision_lib.FLAG_CHOICES)
+    if "auto" in precisions.values():
+        resolved, _ = precision_lib.resolve_auto()
+        precisions = {stage: resolved if value == "auto" else value for stage, value in precisions.items()}
+    return (precisions,
+            precision_lib.per_stage("jit_compile", config.jit_compile, STAGE_NAMES, precision_lib.JIT_COMPILE))
+
+
+def run(config):
+    """Run every requested stage for every seed; write and return the results."""
+    for name in config.stages:
+        if name not in STAGE_NAMES:
+            raise ValueError(f"--stages: unknown stage {name!r}; choose from {', '.join(STAGE_NAMES)}")
+    run_dir = config.run_dir or os.path.join("runs", f"{config.source}_to_{config.target}")
+    strategy = distribute.strategy_from_flag(config.strategy)
+    stage_settings(config)  # a bad --precision or --jit_compile fails here, before anything is written
+    if "auto" in config.precision:
+        resolved, why = precision_lib.resolve_auto()
+        log(f"--precision=auto: {resolved} ({why})")
+    if not distribute.is_chief(strategy):
+        return _run_worker(config, run_dir, strategy)
+    failures.check_directory(config.data_dir, "--data_dir")
+    for name in (config.source, config.target):
+        registry.ensure(name, config.data_dir, download=config.download)
+    task = tasks.for_config(config)
+    task.check_data()
+    # Only a run that can start leaves a run directory (and its config.json) behind.
+    failures.check_writable(run_dir, "--run_dir")
+    resume.check_run_config(config, run_dir)
+    distribute.barrier(strategy)  # the data and config.json are there for the other workers
+    with distribute.peer_errors(strategy):
+        summary = task.summarize(_run_stages(task, run_dir, strategy))
+    files.write_json(os.path.join(run_dir, "results.json"), summary)
+    table = task.markdown_table(summary)
+    with open(os.path.join(run_dir, "results.md"), "w") as handle:
+        handle.write(table + "\n")
+    print(table, flush=True)
+    trials = [Trial(task, int(seed), run_dir) for seed in summary["seeds"]]
+    log("report: " + report.write(run_dir, task.title(), table, task.report_sections(run_dir, summary, trials)))
+    if config.export_dir:
+        export.export_seed(Trial(task, config.seeds[0], run_dir), config.export_dir, log)
+    distribute.barrier(strategy)  # no worker leaves the cluster before the chief has written everything
+    return summary
+
+
+def _run_worker(config, run_dir, strategy):
+    """A multi_worker task other than the chief: the same stages, reading the chief's run directory and
+    writing to a private one (module docstring); the results are the chief's to write."""
+    distribute.barrier(strategy)  # the chief has checked the data and written config.json
+    for name in (config.source, config.target):
+        registry.ensure(name, config.data_dir)
+    resume.check_run_config(config, run_dir, write=False)
+    worker = distribute.worker_index(strategy)
+    private = os.path.join(config.worker_dir, worker) if config.worker_dir else tempfile.mkdtemp(
+        prefix=f"cycada_{worker}_")
+    log(f"{worker}: training with the chief; reading {run_dir}, writing this worker's copies to {private}")
+    try:
+        with distribute.peer_errors(strategy):
+            per_seed = _run_stages(tasks.for_config(config), run_dir, strategy, write_dir=private)
+        distribute.barrier(strategy)
+    finally:
+        if not config.worker_dir:
+            shutil.rmtree(private, ignore_errors=True)
+    return per_seed
+
+
+def _run_stages(task, run_dir, strategy, write_dir=None):
+    """{seed: {stage: results}} of every seed, running the requested stages that have not finished."""
+    config = task.config
+    precisions, jit_compile = stage_settings(config)
+    per_seed = {}
+    for seed in config.seeds:
+        trial = Trial(task, seed, run_dir, strategy, write_dir)
+        results = {}
+        for stage in STAGES:
+            result = trial.done(stage.name)
+            if stage.name in config.stages and result is None:
+                missing = [n for n in stage.needs(config) if trial.done(n) is None]
+                if missing:
+                    raise ValueError(f"stage '{stage.name}' needs the '{missing[0]}' stage of seed {seed} in "
+                                     f"{trial.dir}: add it to --stages")
+                log(f"seed {seed}: stage '{stage.name}' starting")
+                start = time.time()
+                # Every stage starts from the same global random state (TF's global seed also keys tf.data
+                # shuffles), whatever ran before it in this process: a resumed run repeats an unbroken one.
+                keras.utils.set_random_seed(seed)
+                # Every network and optimizer of the stage is built under its strategy and precision.
+                with precision_lib.policy(precisions[stage.name]), distribute.scope(strategy):
+                    plan = stage.wire(trial)
+                    result = plan if isinstance(plan, dict) else fit(trial, stage.name, plan, precisions[stage.name],
+                                                                      jit_compile[stage.name])
+                result["seconds"] = round(time.time() - start, 1)
+                trial.finish(stage.name, result)
+                distribute.barrier(strategy)  # the chief's files of the stage are there for the next one
+                log(f"seed {seed}: stage '{stage.name}' done in {result['seconds']:.0f}s: "
+                    + ", ".join(f"{k}={v:.4f}" for k, v in result.items() if isinstance(v, float)))
+            elif result is not None and stage.name in config.stages:
+                log(f"seed {seed}: stage '{stage.name}' already done, skipped")
+            if result is not None:
+                results[stage.name] = result
+        final = selection.final_model(trial, results)
+        if final is not None:
+            results["final"] = final
+            if distribute.is_chief(strategy):  # what export reads (export.export_seed)
+                trial.write_final(final)
+        per_seed[str(seed)] = results
+    return per_seed
+
+
+def fit(trial, stage, plan, precision, jit_compile):
+    """Train `plan` (a stage's Plan) from the stage's last checkpoint (if any) to its last epoch, checkpointing
+    the model, its optimizers and the plan's state after each epoch (resume.StageCheckpoint), then save its
+    networks and return its results. The networks already compute in `precision` (built under its policy);
+    the optimizers get its loss scaling (mixed_float16), and the step `jit_compile`."""
+    model, config = plan.model, trial.config
+    stage_base.compile(model, plan.optimizers, precision, jit_compile)
+    optimizers = {"optimizer": model.optimizer}
+    if getattr(model, "d_optimizer", None) is not None:
+        optimizers["d_optimizer"] = model.d_optimizer
+    # model.variables: every network's weights, the frozen ones too, and the random states of its layers
+    # (dropout, style codes), which a tf.train.Checkpoint of a subclassed Keras 3 model misses.
+    checkpoint = resume.StageCheckpoint(stage, os.path.join(trial.dir, stage, "ckpt"), log,
+                                        write_directory=os.path.join(trial.stage_dir(stage), "ckpt"),
+                                        variables=list(model.variables), **optimizers, **plan.state)
+    initial = checkpoint.restore()
+    if plan.done and plan.done():
+        initial = plan.epochs
+    callbacks = plan.callbacks + [summaries.Progress(stage, log, plan.may_stop_early)]
+    if config.summary_every_epochs:
+        callbacks.append(summaries.TensorBoardSummaries(os.path.join(trial.stage_dir(stage), "tb"),
+                                                        config.summary_every_epochs, plan.scalars, plan.periodic))
+    callbacks.append(checkpoint)  # last: it saves what the others leave at the end of an epoch (the gate's stop)
+    if distribute.is_multi_worker(trial.strategy):  # Keras 3.15's fit fails there; the same loop by hand
+        history = loop.fit(model, plan.dataset, plan.epochs, initial_epoch=initial, steps_per_epoch=plan.steps,
+                           callbacks=callbacks, verbose=config.verbose, strategy=trial.strategy)
+    else:
+        history = model.fit(plan.dataset, epochs=plan.epochs, initial_epoch=initial, steps_per_epoch=plan.steps,
+                            verbose=config.verbose, callbacks=callbacks)
+    for name, network in plan.outputs.items():
+        files.save_weights(network, trial.weights(stage, name, written=True))
+    logs = {k: float(v[-1]) for k, v in history.history.items()} or checkpoint.last_logs
+    return plan.result(logs)

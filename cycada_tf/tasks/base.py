@@ -1,0 +1,93 @@
+"""What both tasks share (tensorflow/models' base_task in spirit): a task is composed into the runner and the
+stages, never subclassed by them. It builds the networks, gives the inputs, scores a network on a split, and
+names the serving modules and draws the figures of its kind of data (tasks/digits.py, tasks/segmentation.py).
+
+The stages ask a task for everything that differs between digits and road scenes; they never ask what task
+it is."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from cycada_tf import label_free, metrics, selection
+from cycada_tf.data import pipeline, registry
+
+SELECTION_BATCHES = 20  # batches of 100 target training images the label-free criteria read, at most
+
+
+class Task:
+    """The data of one experiment (--source, --target and --data_dir) and the networks of its kind."""
+
+    name = None
+    score_key = None      # the key of done.json the table's rows and the decisions' oracle read
+    ignore_label = None   # label of the examples (pixels) L_task skips; None: every example counts
+    rows = ()             # (stage, key of its done.json, row label) of the results table
+    eval_batch_size = 500
+
+    def __init__(self, config):
+        self.config = c = config
+        self.source_spec, self.target_spec = registry.get(c.source), registry.get(c.target)
+        if self.target_spec.labelled and self.source_spec.classes != self.target_spec.classes:
+            raise ValueError(f"--source={c.source} and --target={c.target} have different classes")
+        self.classes = self.source_spec.classes
+        self.num_classes = self.source_spec.num_classes
+
+    def check_data(self):
+        """Refuse prepared data that does not fit the flags (a clear ValueError); called before a run starts."""
+
+    def domain(self, domain):
+        """--source or --target's dataset name of `domain` ("source", "target"), or a dataset name."""
+        return {"source": self.config.source, "target": self.config.target}.get(domain, domain)
+
+    def count(self, domain, split):
+        return pipeline.count(self.domain(domain), split, self.config.data_dir)
+
+    # --- scoring (target labels are read here for reporting only) ---------------------------------------
+    def confusion(self, net, domain, translate=None):
+        """Counts of (true class, predicted class) of `net` (after `translate`, if given) on the evaluation
+        split of `domain`; for segmentation per pixel at full resolution, the ignore label left out."""
+        counts = np.zeros((self.num_classes, self.num_classes), np.int64)
+        for x, y in self.inputs(domain, "test", batch_size=self.eval_batch_size):
+            if translate is not None:
+                x = translate(x, training=False)
+            counts += metrics.confusion_matrix(y, net(x, training=False), self.num_classes).numpy()
+        return counts
+
+    def scores(self, net, domain, translate=None, prefix="", suffix=""):
+        """What a stage reports of `net` on the evaluation split of `domain`, as {prefix + key + suffix: value}.
+        A dataset without labels gets label-free criteria instead (label_free.py)."""
+        if not registry.get(self.domain(domain)).labelled:
+            return label_free.scores(self, net, domain, translate, prefix, suffix)
+        return {f"{prefix}{key}{suffix}": value for key, value in self.labelled_scores(net, domain, translate).items()}
+
+    def information_maximisation(self, net, translate=None):
+        """The label-free criterion (selection.py) of `net` (after `translate`) on the first batches of the
+        target training images (no labels read)."""
+        score = selection.InformationMaximisation()
+        for x in self.inputs("target", "train", labels=False, batch_size=100).take(SELECTION_BATCHES):
+            x = x if translate is None else translate(x, training=False)
+            score.update(tf.nn.softmax(tf.cast(net(x, training=False), tf.float32)).numpy())
+        return score.result()
+
+    # --- networks and optimizers -----------------------------------------------------------------------
+    def network(self, weights=None):
+        """A new task network (classifier, segmenter), with `weights` (a .weights.h5 file) if given."""
+        net = self.build_network(from_scratch=weights is None)
+        if weights:
+            net.load_weights(weights)
+        return net
+
+    def optimizer(self, kind):
+        """The optimizer of the task-model stages ("task") or of feature adaptation ("feature"), per
+        --task_optimizer / --feature_optimizer: adam, or sgd with momentum."""
+        c = self.config
+        name, lr = getattr(c, f"{kind}_optimizer"), getattr(c, "source_lr" if kind == "task" else "feature_lr")
+        if name == "sgd":
+            return keras.optimizers.SGD(lr, momentum=c.momentum if kind == "task" else c.feature_momentum)
+        if name != "adam":
+            raise ValueError(f"--{kind}_optimizer must be adam or sgd, got {name!r}")
+        return keras.optimizers.Adam(lr) if kind == "task" else keras.optimizers.Adam(lr, beta_1=c.feature_beta_1)
+
+    def applied(self, generator):
+        """A translator as the stages apply it to whole images (segmentation: of any size)."""
+        return generator

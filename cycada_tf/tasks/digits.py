@@ -1,0 +1,149 @@
+"""Digit classification (paper section 4.1, Table 2): LeNet classifiers, the digit translators, accuracy, and
+confusion matrices (cf. Figure 10)."""
+
+import os
+
+from cycada_tf import export, figures, results, summaries
+from cycada_tf import report as report_lib
+from cycada_tf.data import pipeline, translated
+from cycada_tf.models import digit_gan, lenet
+from cycada_tf.tasks.base import Task
+
+ROWS = (("source", "accuracy", "Source only"),
+        ("pixel", "accuracy_t2s", "f_S on G_T->S(x_t) (pixel, target to source)"),
+        ("target", "accuracy", "CyCADA pixel only"),
+        ("feature", "accuracy", "CyCADA pixel+feat"),
+        ("self_train", "accuracy", "CyCADA + self-training (AdaMatch)"),
+        ("final", "accuracy", "Final model (chosen without target labels)"),
+        ("oracle", "accuracy", "Target only (oracle)"))
+REPORT_PANELS = (("source", "Source only"), ("feature", "CyCADA pixel+feat"),
+                 ("self_train", "CyCADA + self-training"))  # before/after, cf. Figure 10
+
+
+def accuracy(counts):
+    """Accuracy of a confusion matrix of counts (true class, predicted class)."""
+    return int(counts.trace()) / int(counts.sum())
+
+
+class DigitsTask(Task):
+    name = "digits"
+    score_key = "accuracy"
+    rows = ROWS
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.shape = (config.image_size, config.image_size, config.channels)
+
+    def inputs(self, domain, split, labels=True, batch_size=None, shuffle=False, seed=0, repeat=False,
+               drop_remainder=False, stage=None):
+        """Images in [-1, 1] at --image_size and --channels (and int32 labels); `stage` is the segmentation
+        crop's business only."""
+        c = self.config
+        return pipeline.load(self.domain(domain), split, c.data_dir, c.image_size, c.channels, labels=labels,
+                             batch_size=batch_size, shuffle=shuffle, seed=seed, repeat=repeat,
+                             drop_remainder=drop_remainder)
+
+    def labelled_scores(self, net, domain, translate=None):
+        return {"accuracy": accuracy(self.confusion(net, domain, translate))}
+
+    # --- networks ---------------------------------------------------------------------------------------
+    def build_network(self, from_scratch=True):
+        net = lenet.LeNet(self.num_classes)
+        net.build((None,) + self.shape)
+        return net
+
+    def generators(self):
+        c = self.config
+        return (digit_gan.generator(c.image_size, c.channels, c.channels, c.generator_width, c.noise_channels,
+                                    name="g_st"),
+                digit_gan.generator(c.image_size, c.channels, c.channels, c.generator_width, name="g_ts"))
+
+    def image_discriminator(self, name):
+        c = self.config
+        return digit_gan.image_discriminator(c.image_size, c.channels, c.discriminator_width, c.minibatch_std,
+                                             c.discriminator_norm, name=name)
+
+    def feature_discriminator(self):
+        return lenet.feature_discriminator(lenet.FEATURE_DIM if self.config.feature_layer == "features"
+                                           else self.num_classes)
+
+    def feature_options(self, f_ref, f_t):
+        """FeatureAdaptation's task-specific arguments: the LeNet's own encoder; the gate's window."""
+        return {"gate_window": self.config.gate_window}
+
+    def pixel_options(self):
+        return {}
+
+    # --- translated records -----------------------------------------------------------------------------
+    make_translated_example = staticmethod(translated.classification_example)
+
+    def translated_info(self, direction):
+        return {"image_size": self.config.image_size, "direction": direction}
+
+    def load_translated(self, path, labels, seed, stage=None):
+        c = self.config
+        return translated.load_classification(path, c.image_size, c.channels, labels, seed)
+
+    # --- figures ----------------------------------------------------------------------------------------
+    def translation_grid(self, g_st, g_ts, path, n=10):
+        """A callback drawing the first `n` test images of each domain through both translators after each
+        epoch into the PNG at `path` (figures.translation_grid; cf. Figure 3); .draw() draws it now."""
+        xs = next(iter(self.inputs("source", "test", labels=False, batch_size=n)))
+        xt = next(iter(self.inputs("target", "test", labels=False, batch_size=n)))
+        return summaries.TranslationGrid(g_st, g_ts, xs, xt, path)
+
+    def test_summaries(self, net, translate=None):
+        """What a task model's TensorBoard shows at the interval: its confusion matrix and accuracy on the
+        target test split (target labels read for reporting only); nothing for a target without labels."""
+        if not self.target_spec.labelled:
+            return None
+
+        def periodic(model):
+            counts = self.confusion(net, "target", translate=translate)
+            return {"target_test/confusion": figures.confusion_figure([(self.config.target, counts)],
+                                                                      [str(k) for k in self.classes]),
+                    "target_test/accuracy": accuracy(counts)}
+        return periodic
+
+    # --- serving ----------------------------------------------------------------------------------------
+    def serving_model(self, net, view=None):
+        """(the TF Serving module of the adapted network `net`, its signature name); export.py."""
+        return export.Classifier(net, self.config.image_size, self.config.channels, view), export.CLASSIFY
+
+    def serving_translator(self, generator, name):
+        return export.Translator(generator, self.config.image_size, self.config.channels, name)
+
+    # --- results ----------------------------------------------------------------------------------------
+    def summarize(self, per_seed):
+        if not self.target_spec.labelled:
+            return results.summarize_label_free(self.config, per_seed, ROWS)
+        return results.summarize_accuracy(self.config, per_seed, ROWS)
+
+    def markdown_table(self, summary):
+        if summary.get("label_free"):
+            return report_lib.label_free_table(summary)
+        return report_lib.accuracy_table(summary, results.decisions(summary["per_seed"]))
+
+    def report_sections(self, run_dir, summary, trials):
+        """report.md's translation grids and the confusion matrices before and after adaptation, summed over
+        the seeds (`trials`: each seed's Trial) for each REPORT_PANELS stage every seed finished."""
+        seeds = [trial.seed for trial in trials]
+        lines = report_lib.translation_section(run_dir, seeds, "Figure 3")
+        if not self.target_spec.labelled:
+            return lines + ["## No confusion matrices", "", summary.get("why", ""), ""]
+        counts = {stage: sum(self.confusion(trial.network(stage), "target", trial.view_of(stage))
+                             for trial in trials)
+                  for stage, _ in REPORT_PANELS if trials and all(t.done(stage) is not None for t in trials)}
+        if not counts:
+            return lines
+        labels = dict(REPORT_PANELS)
+        picture = figures.confusion_figure([(labels[stage], counts[stage]) for stage in counts],
+                                           [str(k) for k in self.classes])
+        figures.save_png(picture, os.path.join(run_dir, "confusion_matrices.png"))
+        return lines + ["## Confusion matrices on the target test split (cf. the paper's Figure 10)", "",
+                        "![confusion matrices](confusion_matrices.png)", "",
+                        "Rows: true class, columns: predicted class, in % of the row's class; counts summed over "
+                        "the seeds.", ""]
+
+    def title(self):
+        return f"CyCADA: {self.config.source} -> {self.config.target}"

@@ -1,0 +1,197 @@
+"""Semantic segmentation (paper section 4.2, Tables 3 and 4): segmenters (small FCN, FCN8s, DRN-26),
+CycleGAN's ResNet translators and PatchGAN, random crops of label-mapped images for training and full images
+for evaluation, per-class IoU / mIoU / fwIoU / pixel accuracy, and prediction overlays (cf. Figure 5)."""
+
+import os
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+from cycada_tf import export, figures, metrics, results, summaries
+from cycada_tf import report as report_lib
+from cycada_tf.data import pipeline, registry, schema, tfrecord, translated
+from cycada_tf.models import cyclegan, drn, fcn8s, segmenter, small_fcn
+from cycada_tf.tasks.base import Task
+
+SEGMENTERS = {"small_fcn": None, "fcn8s": fcn8s.fcn8s, "drn26": drn.drn26}
+ROWS = (("source", "miou", "Source only"),
+        ("pixel", "miou_t2s", "f_S on G_T->S(x_t) (pixel, target to source)"),
+        ("target", "miou", "CyCADA pixel only"),
+        ("feature", "miou", "CyCADA pixel+feat"),
+        ("self_train", "miou", "CyCADA + self-training (AdaMatch, per pixel)"),
+        ("final", "miou", "Final model (chosen without target labels)"),
+        ("oracle", "miou", "Oracle (train on target)"))
+REPORT_PANELS = (("source", "source only"), ("target", "pixel only"), ("feature", "pixel+feat"),
+                 ("self_train", "+ self-training"))
+OVERLAY_IMAGES = 4  # test images of the prediction figure
+FEATURE_DISCRIMINATOR_WIDTH = 256  # hidden channels of D_feat's 1x1 convolutions (a per-position MLP)
+
+
+def _pair(values, flag):
+    values = tuple(int(v) for v in values)
+    if len(values) != 2 or min(values) < 1:
+        raise ValueError(f"--{flag} takes height,width (two positive integers), got {','.join(map(str, values))}")
+    return values
+
+
+def feature_discriminator(channels):
+    """D_feat: 1x1 convolutions, one domain logit per position of the feature (or score) map."""
+    return keras.Sequential([
+        keras.Input((None, None, channels)),
+        layers.Conv2D(FEATURE_DISCRIMINATOR_WIDTH, 1, activation="relu"),
+        layers.Conv2D(FEATURE_DISCRIMINATOR_WIDTH, 1, activation="relu"),
+        layers.Conv2D(1, 1, dtype="float32"),
+    ], name="feature_discriminator")
+
+
+class SegmentationTask(Task):
+    name = "segmentation"
+    score_key = "miou"
+    ignore_label = schema.IGNORE_LABEL
+    rows = ROWS
+
+    def __init__(self, config):
+        super().__init__(config)
+        c = config
+        if c.model not in SEGMENTERS:
+            raise ValueError(f"--model must be one of {', '.join(SEGMENTERS)}, got {c.model!r}")
+        for spec in (self.source_spec, self.target_spec):
+            if not spec.segmentation:
+                raise ValueError(f"dataset '{spec.name}' has no label maps: use the digits experiment for it")
+        # Each stage trains on its own crop size: the pixel and feature stages on theirs, the others on --crop_size.
+        self.crops = {"pixel": _pair(c.pixel_crop_size, "pixel_crop_size"),
+                      "feature": _pair(c.feature_crop_size, "feature_crop_size")}
+        self.crop = _pair(c.crop_size, "crop_size")
+        self.eval_batch_size = c.eval_batch_size
+        self.multiple = 2 ** c.generator_downsamplings  # what a translator's input sides must divide by
+
+    def check_data(self):
+        """--width against the width the data was prepared at (clear error instead of a silent mismatch)."""
+        c = self.config
+        for name in (c.source, c.target) if c.width else ():
+            info = tfrecord.read_manifest(registry.ensure(name, c.data_dir))["info"]
+            if info.get("width") not in (None, c.width):
+                raise ValueError(f"--width={c.width} but dataset '{name}' in {c.data_dir} was prepared at width "
+                                 f"{info.get('width')}: prepare it again with tools/prepare_data.py "
+                                 f"--width={c.width}, or pass --width={info.get('width')}")
+
+    def eval_split(self, domain):
+        """--eval_split if the dataset has it, else None (GTA5 and SYNTHIA have a train split only)."""
+        split = self.config.eval_split
+        return split if split in registry.get(self.domain(domain)).splits else None
+
+    def inputs(self, domain, split, labels=True, batch_size=None, shuffle=False, seed=0, repeat=False,
+               drop_remainder=False, stage=None):
+        """Training pipelines (shuffle=True) take random crops of `stage`'s size with flips; the others give
+        full images (evaluation, translation), at most --eval_batch_size at a time. Split "test" is the
+        evaluation split (--eval_split, else train: figures of a dataset without one)."""
+        if split == "test":
+            split = self.eval_split(domain) or "train"
+        crop = self.crops.get(stage, self.crop) if shuffle else None
+        if not shuffle and batch_size:
+            batch_size = min(batch_size, self.eval_batch_size)
+        return pipeline.load_segmentation(self.domain(domain), split, self.config.data_dir, labels=labels,
+                                          crop_size=crop, flip=crop is not None, batch_size=batch_size,
+                                          shuffle=shuffle, seed=seed, repeat=repeat, drop_remainder=drop_remainder)
+
+    def scores(self, net, domain, translate=None, prefix="", suffix=""):
+        return {} if self.eval_split(domain) is None else super().scores(net, domain, translate, prefix, suffix)
+
+    def labelled_scores(self, net, domain, translate=None):
+        return metrics.summary(self.confusion(net, domain, translate), self.classes)
+
+    # --- networks ---------------------------------------------------------------------------------------
+    def build_network(self, from_scratch=True):
+        c = self.config
+        if c.model == "small_fcn":
+            return small_fcn.small_fcn(self.num_classes, width=c.model_width)
+        # Loaded weights replace the backbone's: read the ImageNet backbone only for a network from scratch.
+        return SEGMENTERS[c.model](self.num_classes, weights=(c.backbone_weights or None) if from_scratch else None)
+
+    def generators(self):
+        c = self.config
+        return tuple(cyclegan.resnet_generator(3, 3, c.generator_width, c.generator_blocks,
+                                               c.generator_downsamplings, name=name) for name in ("g_st", "g_ts"))
+
+    def applied(self, generator):
+        return segmenter.any_size(generator, self.multiple)
+
+    def image_discriminator(self, name):
+        c = self.config
+        return cyclegan.patchgan_discriminator(3, c.discriminator_width, c.discriminator_layers,
+                                               c.discriminator_norm, name=name)
+
+    def feature_discriminator(self):
+        return feature_discriminator(self.build_network().get_layer(segmenter.FEATURES).output.shape[-1]
+                                     if self.config.feature_layer == segmenter.FEATURES else self.num_classes)
+
+    def feature_options(self, f_ref, f_t):
+        def encoder(net):
+            return keras.Model(net.inputs, net.get_layer(segmenter.FEATURES).output, name=f"{net.name}_encoder")
+        return {"encoders": (encoder(f_ref), encoder(f_t)), "gate_window": self.config.gate_window}
+
+    def pixel_options(self):
+        return {"image_shape": self.crops["pixel"] + (3,)}
+
+    # --- translated records: image PNG + label map PNG -------------------------------------------------
+    make_translated_example = staticmethod(translated.segmentation_example)
+
+    def translated_info(self, direction):
+        return {"width": self.config.width or None, "direction": direction, "ignore_label": self.ignore_label}
+
+    def load_translated(self, path, labels, seed, stage=None):
+        return translated.load_segmentation(path, labels, self.crops.get(stage, self.crop), seed,
+                                            self.ignore_label)
+
+    # --- figures and serving ----------------------------------------------------------------------------
+    def translation_grid(self, g_st, g_ts, path, n=6):
+        xs = next(iter(self.inputs("source", "test", labels=False, batch_size=n)))
+        xt = next(iter(self.inputs("target", "test", labels=False, batch_size=n)))
+        return summaries.TranslationGrid(self.applied(g_st), self.applied(g_ts), xs, xt, path)
+
+    def test_summaries(self, net, translate=None):
+        def periodic(model):
+            counts = self.confusion(net, "target", translate=translate)
+            return {"target_test/miou": metrics.summary(counts)["miou"],
+                    "target_test/predictions": self.overlays([("prediction", net, translate)])}
+        return periodic
+
+    def overlays(self, panels):
+        """image | ground truth | each (label, net, view)'s prediction on the first target test images."""
+        x, y = next(iter(self.inputs("target", "test", batch_size=OVERLAY_IMAGES)))
+        predictions = [(label, tf.argmax(net(view(x, training=False) if view is not None else x,
+                                             training=False), axis=-1).numpy()) for label, net, view in panels]
+        return figures.segmentation_overlays(x.numpy(), y.numpy(), predictions, self.classes)
+
+    def serving_model(self, net, view=None):
+        return export.Segmenter(net, view, self.multiple), export.SEGMENT
+
+    def serving_translator(self, generator, name):
+        return export.Translator(generator, None, 3, name, multiple=self.multiple)
+
+    # --- results ----------------------------------------------------------------------------------------
+    def summarize(self, per_seed):
+        return results.summarize_segmentation(self.config, per_seed, ROWS, self.classes)
+
+    def markdown_table(self, summary):
+        return report_lib.segmentation_table(summary, results.decisions(summary["per_seed"]), ROWS)
+
+    def report_sections(self, run_dir, summary, trials):
+        """report.md's translation grids and, per seed, image | ground truth | each finished stage's
+        prediction on the first target test images (cf. the paper's Figure 5)."""
+        lines = report_lib.translation_section(run_dir, [trial.seed for trial in trials], "Figure 4")
+        for trial in trials:
+            panels = [(label, trial.network(stage), trial.view_of(stage))
+                      for stage, label in REPORT_PANELS if trial.done(stage) is not None]
+            if not panels:
+                continue
+            name = f"predictions_seed_{trial.seed}.png"
+            figures.save_png(self.overlays(panels), os.path.join(run_dir, name), scale=2)
+            lines += [f"## Predictions on target test images, seed {trial.seed} (cf. the paper's Figure 5)", "",
+                      "Columns: image, ground truth, then each stage's prediction (Cityscapes colours; black: "
+                      "ignored).", "", f"![predictions, seed {trial.seed}]({name})", ""]
+        return lines
+
+    def title(self):
+        return f"CyCADA segmentation: {self.config.source} -> {self.config.target}"
