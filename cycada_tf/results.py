@@ -9,6 +9,21 @@ import numpy as np
 from cycada_tf import config as config_lib, label_free, paper
 
 SEGMENTATION_SCORES = ("miou", "fwiou", "pixel_accuracy")
+# The results table's rows: the paper's Table 2/3/4 rows, plus the pixel stage's other direction (its key
+# suffix), self-training and the final model.
+ROWS = (("source", "", "Source only"),
+        ("pixel", "_t2s", "f_S on G_T->S(x_t) (pixel, target to source)"),
+        ("target", "", "CyCADA pixel only"),
+        ("feature", "", "CyCADA pixel+feat"),
+        ("self_train", "", "CyCADA + self-training (AdaMatch)"),
+        ("final", "", "Final model (chosen without target labels)"),
+        ("oracle", "", "Target only (oracle)"))
+
+
+def rows(score_key, **labels):
+    """(stage, key of its done.json, row label) of each row, for a task whose table reads `score_key`;
+    `labels` renames rows ({stage: label})."""
+    return tuple((stage, score_key + suffix, labels.get(stage, label)) for stage, suffix, label in ROWS)
 
 
 def mean_and_se(values):

@@ -9,13 +9,7 @@ from cycada_tf.data import pipeline, translated
 from cycada_tf.models import digit_gan, lenet
 from cycada_tf.tasks.base import Task
 
-ROWS = (("source", "accuracy", "Source only"),
-        ("pixel", "accuracy_t2s", "f_S on G_T->S(x_t) (pixel, target to source)"),
-        ("target", "accuracy", "CyCADA pixel only"),
-        ("feature", "accuracy", "CyCADA pixel+feat"),
-        ("self_train", "accuracy", "CyCADA + self-training (AdaMatch)"),
-        ("final", "accuracy", "Final model (chosen without target labels)"),
-        ("oracle", "accuracy", "Target only (oracle)"))
+ROWS = results.rows("accuracy")
 REPORT_PANELS = (("source", "Source only"), ("feature", "CyCADA pixel+feat"),
                  ("self_train", "CyCADA + self-training"))  # before/after, cf. Figure 10
 

@@ -15,13 +15,8 @@ from cycada_tf.models import cyclegan, drn, fcn8s, segmenter, small_fcn
 from cycada_tf.tasks.base import Task
 
 SEGMENTERS = {"small_fcn": None, "fcn8s": fcn8s.fcn8s, "drn26": drn.drn26}
-ROWS = (("source", "miou", "Source only"),
-        ("pixel", "miou_t2s", "f_S on G_T->S(x_t) (pixel, target to source)"),
-        ("target", "miou", "CyCADA pixel only"),
-        ("feature", "miou", "CyCADA pixel+feat"),
-        ("self_train", "miou", "CyCADA + self-training (AdaMatch, per pixel)"),
-        ("final", "miou", "Final model (chosen without target labels)"),
-        ("oracle", "miou", "Oracle (train on target)"))
+ROWS = results.rows("miou", self_train="CyCADA + self-training (AdaMatch, per pixel)",
+                    oracle="Oracle (train on target)")
 REPORT_PANELS = (("source", "source only"), ("target", "pixel only"), ("feature", "pixel+feat"),
                  ("self_train", "+ self-training"))
 OVERLAY_IMAGES = 4  # test images of the prediction figure
