@@ -70,7 +70,7 @@ def test_the_digit_stages_count_what_pytorch_counts_on_the_same_networks():
     for stage, expected in (("source", 2_348_400_000), ("pixel", 207_334_243_200)):
         c = benchmark._config(args, 100)
         keras.utils.set_random_seed(0)
-        model = benchmark.build(stage, c, 10, "float32", False)
+        model = benchmark.build(stage, c, "float32", "false")
         shape = (100, c.image_size, c.image_size, c.channels)
         if stage == "source":
             spec = (tf.TensorSpec(shape, tf.float32), tf.TensorSpec((100,), tf.int32))

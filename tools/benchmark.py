@@ -8,24 +8,19 @@ Each stage is timed at the paper's batch size (source 128, pixel 100 per domain,
 CPU, and mixed_float16 too on a GPU), with --jit_compile as the experiments take it. Results are keyed
 "<stage>:<precision>"; each has its peak memory: on a GPU the allocator's peak while the stage ran, on a CPU
 the process's peak resident set (Linux VmHWM, reset before the stage; it includes the TensorFlow runtime).
-A stage is timed on one in-memory batch repeated (random images in [-1, 1], as the networks see them), so
-its number is the cost of the train step alone, networks built by the functions training builds them with (cycada_tf/stages/*.py). Warm-up:
-one `fit` step (Keras builds the model and traces the step), then --warmup_steps untimed calls of the
-step; then --steps timed calls of `model.train_function`, ending when the last step's metrics are read
-back. The input pipeline is timed separately: cycada_tf.data.pipeline.load over embedded datasets, built
-in a temporary directory unless --data_dir holds them.
+A stage is built by the functions training wires it with (cycada_tf/stages/*.py build) and timed on one
+in-memory batch repeated (random images in [-1, 1]): the cost of the train step alone. Warm-up: one `fit`
+step, then --warmup_steps untimed calls; then --steps timed calls of `model.train_function`, ending when the
+last step's metrics are read back. Input pipelines (cycada_tf.data.pipeline.load) are timed apart.
 
 How close each step is to the hardware: gflop_per_step counts the step's convolutions and matrix products
-as they run (tools/flops.py), gflop_per_second is that over the timed seconds per step, and
-fraction_of_matmul_peak divides it by matmul_peak_gflop_per_second, the best rate of a 2048^3 matrix product
-in the precision's compute dtype on this machine: a step cannot go faster than gflop_per_step / peak.
+(tools/flops.py), gflop_per_second is that over the seconds per step, and fraction_of_matmul_peak divides it
+by the best rate of a 2048^3 matrix product in the compute dtype here (tools/machine.py).
 """
 
 import argparse
 import json
-import math
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -42,10 +37,11 @@ from cycada_tf.data import pipeline, registry, tfrecord  # noqa: E402
 from cycada_tf.stages import base as stage_base, feature, pixel, source  # noqa: E402
 from cycada_tf.tasks.digits import DigitsTask  # noqa: E402
 from tools import flops as flops_lib  # noqa: E402
+from tools.benchmark_results import HEADROOM, compare, headroom, print_comparison, rates  # noqa: E402, F401
+from tools.machine import COMPUTE_DTYPE, PeakMemory, machine_info, matmul_peaks  # noqa: E402
 
 STAGES = ("source", "pixel", "feature", "pipeline")
 PAPER_BATCH = {"source": 128, "pixel": 100, "feature": 128}  # appendix 6.1.1 (feature: DigitsConfig's)
-HEADROOM = 5  # each input pipeline should deliver this many times what the fastest stage consumes
 # What one "image" is in each rate: adaptation steps read a batch from each domain and count one of them.
 IMAGES = {
     "source": "labelled source images per second: one TaskStage step (Eq. 1) trains f on --batch_size images",
@@ -137,22 +133,6 @@ def parse_args(argv):
     return args
 
 
-def machine_info():
-    info = {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version(),
-            "platform": platform.platform(), "cpu_count": os.cpu_count(),
-            "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-            "cpu_model": platform.processor() or None, "gpus": []}
-    try:
-        with open("/proc/cpuinfo") as handle:
-            models = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
-        info["cpu_model"] = models[0] if models else info["cpu_model"]
-    except OSError:
-        pass
-    for gpu in tf.config.list_physical_devices("GPU"):
-        info["gpus"].append(tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name))
-    return info
-
-
 # --- stages ---------------------------------------------------------------------------------------------
 def _config(args, batch_size):
     return config_lib.DigitsConfig(image_size=args.image_size, channels=args.channels,
@@ -192,38 +172,6 @@ def repeated_batch(stage, c, batch_size, num_classes, rng):
     return tf.data.Dataset.from_tensors(batch).repeat()
 
 
-class PeakMemory:
-    """Peak memory while the block runs: the GPU allocator's peak (bytes) when there is a GPU, else the
-    process's peak resident set (Linux VmHWM, reset on entry through /proc/self/clear_refs); None where
-    neither can be read."""
-
-    def __enter__(self):
-        self.gpu = bool(tf.config.list_physical_devices("GPU"))
-        self.kind = "gpu_allocator_peak" if self.gpu else "process_peak_rss"
-        if self.gpu:
-            tf.config.experimental.reset_memory_stats("GPU:0")
-        else:
-            try:
-                with open("/proc/self/clear_refs", "w") as handle:
-                    handle.write("5")  # resets the peak resident set size to the current one
-            except OSError:
-                pass
-        return self
-
-    def __exit__(self, *exc):
-        self.bytes = None
-        if self.gpu:
-            self.bytes = int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
-            return
-        try:
-            with open("/proc/self/status") as handle:
-                for line in handle:
-                    if line.startswith("VmHWM:"):
-                        self.bytes = int(line.split()[1]) * 1024
-        except OSError:
-            pass
-
-
 def time_stage(stage, args, precision):
     batch_size = args.batch_size or PAPER_BATCH[stage]
     c = _config(args, batch_size)
@@ -261,20 +209,6 @@ def step_flops(model, ds):
     return counted["total"]
 
 
-COMPUTE_DTYPE = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16, "mixed_float16": tf.float16}
-
-
-def matmul_peaks(precisions):
-    """{compute dtype: best GFLOP/s of a 2048^3 matrix product}: the machine's practical ceiling, for each
-    precision's compute dtype."""
-    peaks = {}
-    for precision in precisions:
-        dtype = COMPUTE_DTYPE[precision]
-        if dtype.name not in peaks:
-            peaks[dtype.name] = flops_lib.matmul_peak(dtype) / 1e9
-    return peaks
-
-
 def _time_batches(ds, steps, warmup_steps):
     iterator = iter(ds)
     for _ in range(warmup_steps):
@@ -300,32 +234,6 @@ def time_pipeline(name, args, data_dir):
 
 
 # --- report ---------------------------------------------------------------------------------------------
-def rates(entry):
-    return {k: v for k, v in entry.items() if k.endswith("images_per_second")}
-
-
-def compare(results, baseline):
-    """{result: {rate: new / old}} for every rate both runs measured."""
-    ratios = {}
-    for key, entry in results.items():
-        old = baseline.get("results", {}).get(key)
-        if old is None and key.endswith(":float32"):  # a report from before --precisions: float32 only
-            old = baseline.get("results", {}).get(key[: -len(":float32")])
-        if old is None:
-            continue
-        ratios[key] = {rate: value / old[rate] for rate, value in rates(entry).items()
-                       if old.get(rate) and math.isfinite(old[rate])}
-    return ratios
-
-
-def print_comparison(results, baseline, ratios, path):
-    print(f"compared with {path}:", flush=True)
-    for key, entry in ratios.items():
-        for rate, ratio in entry.items():
-            old, new = results[key][rate] / ratio, results[key][rate]
-            print(f"  {key:<16} {rate:<26} {old:12.1f} -> {new:12.1f}  x{ratio:.2f}", flush=True)
-
-
 def run(args):
     results = {}
     for stage in args.stages:
@@ -341,20 +249,6 @@ def run(args):
                 registry.ensure(name, data_dir)
                 results[f"pipeline:{name}"] = time_pipeline(name, args, data_dir)
     return results
-
-
-def headroom(results):
-    """How many times the images per second of the fastest stage each input pipeline delivers (cached, as
-    training reads it): {"fastest_stage", "stage_images_per_second", "pipelines": {name: ratio}, "minimum",
-    "target"}; None without both stages and pipelines."""
-    stages = {k: v["images_per_second"] for k, v in results.items() if not k.startswith("pipeline:")}
-    pipelines = {k: v["images_per_second"] for k, v in results.items() if k.startswith("pipeline:")}
-    if not stages or not pipelines:
-        return None
-    fastest = max(stages, key=stages.get)
-    ratios = {k: rate / stages[fastest] for k, rate in pipelines.items()}
-    return {"fastest_stage": fastest, "stage_images_per_second": stages[fastest], "pipelines": ratios,
-            "minimum": min(ratios.values()), "target": HEADROOM}
 
 
 def main(argv=None):
