@@ -53,7 +53,7 @@ class Config(RunOptions):
         "auto", "How the target model uses the translators: s2t (paper) trains it on G_S->T(X_S) and gives it "
                 "target images; t2s gives it G_T->S(x_t) and trains it on G_T->S(G_S->T(X_S)); auto chooses "
                 "after the pixel stage without target labels: t2s when the source model is more decisive "
-                "(information maximisation) on G_T->S(x_t) than on x_t, else s2t (Run.choose_direction). "
+                "(information maximisation) on G_T->S(x_t) than on x_t, else s2t (selection.choose_direction). "
                 "Measured on the development pairs: uci->uci_m is better in t2s, fonts->uci in s2t.")
     translations_per_image: int = _f(PER_TASK, "Translated copies of each source image for the target model.")
     target_epochs: int = _f(PER_TASK, "Epochs of the target model on translated source images (source recipe).")
