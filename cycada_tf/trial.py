@@ -8,6 +8,7 @@ worker's private directory under multi_worker, see runner.py)."""
 import os
 
 from cycada_tf import files
+from cycada_tf.data import translated
 
 FINAL_FILE = "final.json"  # under seed_<k>/: the model chosen without target labels (decisions.final_model)
 VIEWED_STAGES = ("target", "feature")  # their model reads G_T->S(x_t) under --pixel_direction=t2s
@@ -86,7 +87,6 @@ class Trial:
         return self.generators()[1] if self.reads_translated(stage) else None
 
     def translated_dir(self, domain):
-        from cycada_tf.data import translated
         return translated.directory(self.dir, domain)
 
     def final(self):
