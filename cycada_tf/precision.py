@@ -16,6 +16,8 @@ import contextlib
 import keras
 import tensorflow as tf
 
+from cycada_tf import determinism
+
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 FLAG_CHOICES = ("auto",) + PRECISIONS  # --precision: auto resolves to one of PRECISIONS on this machine
 # CPU features with bfloat16 matrix instructions (Linux /proc/cpuinfo flag names): where mixed_bfloat16
@@ -96,7 +98,10 @@ def optimizer(inner, name):
 def use_xla(value, strategy=None):
     """jit_compile for model.compile: true/false as given; auto is XLA on a GPU without a multi-device
     strategy and no XLA on a CPU, where it measured slower here (pixel step at batch 100 on 2 cores: 35
-    img/s with XLA, 57 without; README "Speed")."""
+    img/s with XLA, 57 without; README "Speed"). Never under --deterministic: Keras compiles no step under op
+    determinism (determinism.py refuses an explicit true)."""
+    if determinism.enabled():
+        return False
     if value == "auto":
         return bool(tf.config.list_logical_devices("GPU")) and (strategy is None
                                                                 or strategy.num_replicas_in_sync == 1)

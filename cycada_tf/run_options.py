@@ -84,3 +84,12 @@ class RunOptions:
                "lower one after a non-finite loss: the unfinished stage resumes from its last good checkpoint "
                "at the new rate; <run_dir>/config.json records the change in its history. Other changed "
                "flags are still refused.", rerun=True)
+    deterministic: bool = _f(
+        False, "TensorFlow op determinism for the whole run (determinism.py): the same command and seed on the "
+               "same machine, software and device count gives bit-identical weights and results (but each "
+               "stage's seconds); not across machines, CPU or GPU types or TensorFlow versions, and not promised "
+               "under --strategy=multi_worker. Costs: kernels that add in thread order (GPUs mostly) take a "
+               "slower deterministic algorithm, no XLA (Keras compiles no step under it; --jit_compile=true is "
+               "refused), a tf.data map with a stateful op runs serially; the numbers differ in rounding from "
+               "a run without it (e.g. its cross-entropy is log_softmax then gather), so a run directory keeps "
+               "the value it was made with.")

@@ -28,6 +28,7 @@ import time
 import keras
 
 from cycada_tf import distribute, export, failures, files, loop, report, resume, selection, summaries, tasks
+from cycada_tf import determinism
 from cycada_tf import precision as precision_lib
 from cycada_tf.data import registry
 from cycada_tf.stages import base as stage_base, feature, pixel, self_train, source, target
@@ -56,7 +57,8 @@ def run(config):
             raise ValueError(f"--stages: unknown stage {name!r}; choose from {', '.join(STAGE_NAMES)}")
     run_dir = config.run_dir or os.path.join("runs", f"{config.source}_to_{config.target}")
     strategy = distribute.strategy_from_flag(config.strategy)
-    stage_settings(config)  # a bad --precision or --jit_compile fails here, before anything is written
+    _, jit_compile = stage_settings(config)  # a bad --precision or --jit_compile fails here, before anything
+    determinism.apply(config, jit_compile, log)  # is written; and --deterministic before anything runs
     if "auto" in config.precision:
         resolved, why = precision_lib.resolve_auto()
         log(f"--precision=auto: {resolved} ({why})")

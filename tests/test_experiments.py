@@ -173,8 +173,11 @@ SEGMENTATION_BEFORE = {
 DIGITS_NEW = {"gate_window": 1, "task_optimizer": "adam", "momentum": 0.9, "feature_optimizer": "adam",
               "feature_momentum": 0.99, "feature_beta_1": 0.5}
 SEGMENTATION_NEW = {"feature_beta_1": 0.5}
-TODAY = {config_lib.DigitsConfig: {"task": "digits", **DIGITS_BEFORE, **DIGITS_NEW},
-         config_lib.SegmentationConfig: {"task": "segmentation", **SEGMENTATION_BEFORE, **SEGMENTATION_NEW}}
+# Fields added since, at the behaviour of the runs made before them.
+COMMON_SINCE = {"deterministic": False}
+TODAY = {config_lib.DigitsConfig: {"task": "digits", **DIGITS_BEFORE, **DIGITS_NEW, **COMMON_SINCE},
+         config_lib.SegmentationConfig: {"task": "segmentation", **SEGMENTATION_BEFORE, **SEGMENTATION_NEW,
+                                         **COMMON_SINCE}}
 # The flags a run directory could be continued with before the metadata (resume.RESULT_INDEPENDENT_FLAGS).
 RERUN_BEFORE = {"verbose", "summary_every_epochs", "export_dir", "seeds", "stages", "run_dir", "strategy",
                 "jit_compile", "worker_dir", "download", "accept_lr_change"}
