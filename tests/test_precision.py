@@ -92,6 +92,17 @@ def test_auto_xla_is_off_on_a_cpu_and_the_explicit_values_are_kept():
     assert precision.use_xla("true") is True and precision.use_xla("false") is False
 
 
+def test_no_stage_asks_for_xla_under_op_determinism():
+    """--deterministic (determinism.py): Keras compiles no step under op determinism, so none is asked to."""
+    from tensorflow.python.framework import config as tf_config
+    tf.config.experimental.enable_op_determinism()
+    try:
+        assert precision.use_xla("true") is False and precision.use_xla("auto") is False
+    finally:
+        tf_config.disable_op_determinism()  # process-wide: the later tests run without it
+    assert precision.use_xla("true") is True
+
+
 def test_policy_is_restored_after_the_block():
     assert keras.mixed_precision.global_policy().name == "float32"
     with precision.policy("mixed_bfloat16"):
