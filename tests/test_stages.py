@@ -9,7 +9,7 @@ import tensorflow as tf
 import keras
 
 from cycada_tf import losses
-from cycada_tf.models import digit_gan, lenet
+from cycada_tf.models import digit_gan, dtn, lenet
 from cycada_tf.stages.feature import GATE_THRESHOLD, FeatureAdaptation, GateStop
 from cycada_tf.stages.pixel import ImagePool, PixelAdaptation
 from cycada_tf.stages.source import TaskStage
@@ -29,9 +29,9 @@ def _changed(variables, before):
     return [not np.array_equal(v.numpy(), b) for v, b in zip(variables, before)]
 
 
-def _lenet(channels, seed=0):
+def _lenet(channels, seed=0, network=lenet.LeNet):
     keras.utils.set_random_seed(seed)
-    net = lenet.LeNet(10)
+    net = network(10)
     net.build((None, SIZE, SIZE, channels))
     return net
 
@@ -117,12 +117,13 @@ def test_image_pool_of_size_zero_returns_its_input():
 
 # --- feature adaptation (Eq. 5, appendix 6.1) -----------------------------------------------------------
 
-def _feature_stage(gate=GATE_THRESHOLD, layer="features", d_feat=None, gate_window=1):
-    f_ref = _lenet(1, seed=0)
-    f_t = _lenet(1, seed=1)
+def _feature_stage(gate=GATE_THRESHOLD, layer="features", d_feat=None, gate_window=1, network=lenet.LeNet,
+                   feature_dim=lenet.FEATURE_DIM):
+    f_ref = _lenet(1, seed=0, network=network)
+    f_t = _lenet(1, seed=1, network=network)
     f_t.set_weights(f_ref.get_weights())
     if d_feat is None:
-        d_feat = lenet.feature_discriminator(lenet.FEATURE_DIM if layer == "features" else 10, hidden=16)
+        d_feat = lenet.feature_discriminator(feature_dim if layer == "features" else 10, hidden=16)
     model = FeatureAdaptation(f_ref, f_t, d_feat, layer=layer, gate=gate, gate_window=gate_window)
     model.compile(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3))
     model.build_optimizers()
@@ -142,9 +143,15 @@ def _step(model, x_s, x_t):
     return logs, changed
 
 
-def test_open_gate_with_features_updates_the_encoder_of_f_t_only():
-    model = _feature_stage(gate=-1.0, layer="features")  # any accuracy is above -1: the gate is open
+@pytest.mark.parametrize("network,feature_dim", [(lenet.LeNet, lenet.FEATURE_DIM), (dtn.DTN, dtn.FEATURE_DIM)],
+                         ids=["lenet", "dtn"])
+def test_open_gate_with_features_updates_the_encoder_of_f_t_only(network, feature_dim):
+    # any accuracy is above -1: the gate is open
+    model = _feature_stage(gate=-1.0, layer="features", network=network, feature_dim=feature_dim)
+    statistics = [v for v in model.f_t.non_trainable_variables if "moving" in v.path]  # the DTN's batch norm
+    before = _snapshot(statistics)
     logs, changed = _step(model, _images(1, 1), _images(1, 2))
+    assert not any(_changed(statistics, before))  # f_T embeds in inference mode: its statistics stay
     assert float(logs["gate_open"]) == 1.0
     assert int(model.updates.numpy()) == 1 and int(model.epoch_updates.numpy()) == 1
     assert all(changed["encoder"]), changed["encoder"]

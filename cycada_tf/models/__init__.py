@@ -1,3 +1,3 @@
-"""Networks, one file per family: the digits' LeNet and D_feat (lenet), translators and image discriminator
-(digit_gan); the segmenters (segmenter: what they share; fcn8s, drn, small_fcn) and CycleGAN's G and D
-(cyclegan); the layers they share (layers)."""
+"""Networks, one file per family: the digits' LeNet and D_feat (lenet), the release's DTN (dtn), translators and
+image discriminator (digit_gan); the segmenters (segmenter: what they share; fcn8s, drn, small_fcn) and
+CycleGAN's G and D (cyclegan); the layers they share (layers)."""

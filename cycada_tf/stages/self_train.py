@@ -8,7 +8,8 @@ augmented twice, weakly and strongly (augment.py); the weak view's prediction, a
 distribution, is the pseudo-label of the strong view wherever it is more confident than a threshold relative
 to the model's confidence on the labelled batch. AdaMatch's random logit interpolation is left out: it
 combines logits computed with and without the target images in the batch, which differ only through batch
-normalisation, and the task nets here have none. The target images come without labels.
+normalisation: the LeNet has none, and --task_model=dtn normalises the one concatenated batch (AdaMatch's
+combined pass) with no interpolation. The target images come without labels.
 
 For a segmenter every pixel is an example (per-pixel pseudo-labels), the augmentations keep each pixel in
 place (no translation), L_task skips the ignore label, and the confidence threshold is one per class

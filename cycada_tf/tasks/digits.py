@@ -1,15 +1,17 @@
-"""Digit classification (paper section 4.1, Table 2): LeNet classifiers, the digit translators, accuracy, and
-confusion matrices (cf. Figure 10)."""
+"""Digit classification (paper section 4.1, Table 2): the classifiers (--task_model), the digit translators,
+accuracy, and confusion matrices (cf. Figure 10)."""
 
 import os
 
 from cycada_tf import export, figures, results, summaries
 from cycada_tf import report as report_lib
 from cycada_tf.data import pipeline, translated
-from cycada_tf.models import digit_gan, lenet
+from cycada_tf.models import digit_gan, dtn, lenet
 from cycada_tf.tasks.base import Task
 
 ROWS = results.rows("accuracy")
+# --task_model: the classifier f and the width of its features (what D_feat reads under --feature_layer=features)
+TASK_MODELS = {"lenet": (lenet.LeNet, lenet.FEATURE_DIM), "dtn": (dtn.DTN, dtn.FEATURE_DIM)}
 REPORT_PANELS = (("source", "Source only"), ("feature", "CyCADA pixel+feat"),
                  ("self_train", "CyCADA + self-training"))  # before/after, cf. Figure 10
 
@@ -26,6 +28,10 @@ class DigitsTask(Task):
 
     def __init__(self, config):
         super().__init__(config)
+        if config.task_model not in TASK_MODELS:
+            raise ValueError(f"--task_model: unknown network {config.task_model!r}; choose from "
+                             f"{', '.join(TASK_MODELS)}")
+        self.network_class, self.feature_dim = TASK_MODELS[config.task_model]
         self.shape = (config.image_size, config.image_size, config.channels)
 
     def inputs(self, domain, split, labels=True, batch_size=None, shuffle=False, seed=0, repeat=False,
@@ -42,7 +48,7 @@ class DigitsTask(Task):
 
     # --- networks ---------------------------------------------------------------------------------------
     def build_network(self, from_scratch=True):
-        net = lenet.LeNet(self.num_classes)
+        net = self.network_class(self.num_classes)
         net.build((None,) + self.shape)
         return net
 
@@ -58,11 +64,11 @@ class DigitsTask(Task):
                                              c.discriminator_norm, name=name)
 
     def feature_discriminator(self):
-        return lenet.feature_discriminator(lenet.FEATURE_DIM if self.config.feature_layer == "features"
+        return lenet.feature_discriminator(self.feature_dim if self.config.feature_layer == "features"
                                            else self.num_classes)
 
     def feature_options(self, f_ref, f_t):
-        """FeatureAdaptation's task-specific arguments: the LeNet's own encoder; the gate's window."""
+        """FeatureAdaptation's task-specific arguments: the task net's own encoder; the gate's window."""
         return {"gate_window": self.config.gate_window}
 
     def pixel_options(self):
