@@ -173,8 +173,16 @@ SEGMENTATION_BEFORE = {
 DIGITS_NEW = {"gate_window": 1, "task_optimizer": "adam", "momentum": 0.9, "feature_optimizer": "adam",
               "feature_momentum": 0.99, "feature_beta_1": 0.5}
 SEGMENTATION_NEW = {"feature_beta_1": 0.5}
-TODAY = {config_lib.DigitsConfig: {"task": "digits", **DIGITS_BEFORE, **DIGITS_NEW},
-         config_lib.SegmentationConfig: {"task": "segmentation", **SEGMENTATION_BEFORE, **SEGMENTATION_NEW}}
+# The paper-protocol flags (the CycleGAN recipe, the feature stage's own objective, weight, betas and dropout,
+# the target's unlabelled split), at the values the code used before they were flags: D_feat's objective was
+# --gan_mode's (digits log, segmentation lsgan).
+PROTOCOL_NEW = {"identity_weight": 0.0, "pixel_lr_decay": "none", "pixel_init": "glorot",
+                "instance_norm_affine": True, "feature_beta_2": 0.999, "feature_g_weight": 1.0,
+                "feature_dropout": False, "target_train_split": "train"}
+TODAY = {config_lib.DigitsConfig: {"task": "digits", **DIGITS_BEFORE, **DIGITS_NEW, **PROTOCOL_NEW,
+                                   "feature_gan_mode": "log"},
+         config_lib.SegmentationConfig: {"task": "segmentation", **SEGMENTATION_BEFORE, **SEGMENTATION_NEW,
+                                         **PROTOCOL_NEW, "feature_gan_mode": "lsgan"}}
 # The flags a run directory could be continued with before the metadata (resume.RESULT_INDEPENDENT_FLAGS).
 RERUN_BEFORE = {"verbose", "summary_every_epochs", "export_dir", "seeds", "stages", "run_dir", "strategy",
                 "jit_compile", "worker_dir", "download", "accept_lr_change"}
