@@ -35,7 +35,8 @@ class Config(RunOptions):
     pixel_lr: float = _f(2e-4, "Adam learning rate of generators and discriminators (paper, CycleGAN: 2e-4).")
     pixel_beta_1: float = _f(0.5, "Adam beta_1 of the pixel stage (CycleGAN's, whose learning rate the paper "
                                   "uses: 0.5).")
-    gan_mode: str = _f(PER_TASK, "GAN objective: log (Eq. 2 as written) or lsgan (CycleGAN's least squares).")
+    gan_mode: str = _f(PER_TASK, "The pixel stage's GAN objective: log (Eq. 2 as written) or lsgan (CycleGAN's "
+                                 "least squares); feature adaptation has its own, --feature_gan_mode.")
     gan_weight: float = _f(1.0, "Weight of each GAN term (digits paper: equal weights on all losses).")
     cycle_weight: float = _f(PER_TASK, "Weight of the cycle-consistency loss, Eq. 3.")
     semantic_weight: float = _f(PER_TASK, "Weight of Eq. 4's source term: G_S->T(x_s) keeps f_S's label of x_s "
@@ -86,9 +87,9 @@ class Config(RunOptions):
                                       "lsgan; the gate reads the discriminator's accuracy either way.")
     feature_g_weight: float = _f(1.0, "Weight of f_T's representation (fooling) loss against D_feat's loss "
                                       "(appendix 6.1.2: ten times less for segmentation, 0.1).")
-    feature_dropout: bool = _f(False, "Embed with dropout on (f_ref and f_T alike) in feature adaptation. Off: "
-                                      "both embed in inference mode (the paper is silent; dropout on one side "
-                                      "only would let D_feat tell the domains apart by it).")
+    feature_dropout: bool = _f(False, "f_ref and f_T embed in training mode (dropout on, batch norm on batch "
+                                      "statistics) in feature adaptation. Off: both in inference mode (the "
+                                      "paper is silent; dropout on one side only is a tell for D_feat).")
     target_train_split: str = _f("train", "Split of the target dataset the unlabelled stages (pixel, target "
                                           "under t2s, feature, self_train, the label-free criteria) read. "
                                           "Paper, Cityscapes: train_extra (19,998 images without labels); the "
