@@ -80,7 +80,7 @@ def load(name, split, data_dir, image_size=32, channels=3, labels=True, batch_si
     if repeat:
         ds = ds.repeat()
     if batch_size:
-        ds = batch(ds, batch_size, drop_remainder) if crop_size is not None else ds.batch(batch_size, drop_remainder)
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     return ds.prefetch(AUTOTUNE)
 
 
@@ -194,5 +194,5 @@ def load_segmentation(name, split, data_dir, labels=True, crop_size=None, flip=F
     else:
         ds = ds.map(decode, num_parallel_calls=AUTOTUNE, deterministic=True)
     if batch_size:
-        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        ds = batch(ds, batch_size, drop_remainder) if crop_size is not None else ds.batch(batch_size, drop_remainder)
     return ds.prefetch(AUTOTUNE)
