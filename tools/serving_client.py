@@ -1,15 +1,15 @@
 """Send one image to a TF Serving server running an exported model (tools/export.py) over gRPC.
 
-    tensorflow_model_server --port=8500 --model_config_file=models.config   # classifier, g_st, g_ts
+    tensorflow_model_server --port=8500 --model_config_file=$PWD/export/models.config
     python tools/serving_client.py --image=digit.png --model=classifier --host=localhost --port=8500
     python tools/serving_client.py --image=digit.png --model=g_ts --output=translated.png
     python tools/serving_client.py --image=street.png --model=segmenter --output=label_map.png
 
 The image (PNG, JPEG, ...; grey or colour, any side) goes as it is, uint8 [1, height, width, channels]: the
-exported models resize and convert it themselves. A classifier's answer is printed (class id, probabilities);
-a translator's image is written to --output (default translated.png); a segmenter's label map (train ids,
-one grey PNG pixel per image pixel) is written to --output (default label_map.png) and the share of each
-class printed.
+exported models resize and convert it themselves. A classifier's answer is printed (class id, its name,
+probabilities); a translator's image is written to --output (default translated.png); a segmenter's label map
+(train ids, one grey PNG pixel per image pixel) is written to --output (default label_map.png) and the class
+names and the share of each class printed.
 """
 
 import argparse
@@ -19,9 +19,16 @@ import sys
 
 import numpy as np
 
-# Each exported model's signature (cycada_tf/export.py; all three also answer as serving_default).
+# Each exported model's signature (cycada_tf/export.py; all also answer as serving_default). A model exported
+# with tools/export.py --model_prefix (roads_segmenter) is known by how its name ends.
 SIGNATURES = {"classifier": "classify", "segmenter": "segment", "g_st": "translate", "g_ts": "translate"}
 INPUT = "images"
+PROBABILITIES, LABEL_MAP, CLASS_NAMES = "probabilities", "label_map", "class_names"
+
+
+def kind(model):
+    """The exported model `model` (a name on the server) is: classifier, segmenter, g_st or g_ts (else None)."""
+    return next((name for name in SIGNATURES if model.endswith(name)), None)
 
 
 def read_image(path):
@@ -43,7 +50,7 @@ def build_request(images, model, signature=None, version=None):
                          f"{list(images.shape)}")
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model
-    request.model_spec.signature_name = signature or SIGNATURES.get(model, "serving_default")
+    request.model_spec.signature_name = signature or SIGNATURES.get(kind(model), "serving_default")
     if version is not None:
         request.model_spec.version.value = int(version)
     request.inputs[INPUT].CopyFrom(tf.make_tensor_proto(images, dtype=tf.uint8))
@@ -54,6 +61,14 @@ def outputs(response):
     """{output name: numpy array} of a PredictResponse."""
     import tensorflow as tf
     return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+
+
+def names(answer):
+    """The class names a classifier or segmenter answered (CLASS_NAMES, the same for every image), or None
+    (a model exported before they were)."""
+    if CLASS_NAMES not in answer:
+        return None
+    return [name.decode() for name in answer[CLASS_NAMES][0]]
 
 
 def predict(request, host, port, timeout):
@@ -90,23 +105,31 @@ def main(argv=None):
     except grpc.RpcError as error:
         print(f"error: {args.host}:{args.port} answered {error.code().name}: {error.details()}", file=sys.stderr)
         return 1
+    print(show(answer, args))
+    return 0
+
+
+def show(answer, args):
+    """Write a translator's image or a segmenter's label map where `args` say; returns the line to print."""
+    from PIL import Image
+    class_names = names(answer)
     if "translated" in answer:
-        from PIL import Image
         image = answer["translated"][0]
         output = args.output or "translated.png"
         Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(output)
-        print(f"wrote {output}")
-    elif "label_map" in answer:
-        from PIL import Image
-        label_map = answer["label_map"][0].astype(np.uint8)
+        return f"wrote {output}"
+    if LABEL_MAP in answer:
+        label_map = answer[LABEL_MAP][0].astype(np.uint8)
         output = args.output or "label_map.png"
         Image.fromarray(label_map).save(output)
         ids, counts = np.unique(label_map, return_counts=True)
-        print(json.dumps({"label_map": output, "class_shares": {str(i): round(float(n) / label_map.size, 4)
-                                                                for i, n in zip(ids, counts)}}))
-    else:
-        print(json.dumps({name: value.tolist() for name, value in answer.items()}))
-    return 0
+        return json.dumps({"label_map": output, "class_names": class_names,
+                           "class_shares": {class_names[i] if class_names and i < len(class_names) else str(i):
+                                            round(float(n) / label_map.size, 4) for i, n in zip(ids, counts)}})
+    printed = {name: value.tolist() for name, value in answer.items() if name != CLASS_NAMES}
+    if class_names and "classes" in answer:
+        printed["names"] = [class_names[i] for i in answer["classes"]]
+    return json.dumps(printed)
 
 
 if __name__ == "__main__":
