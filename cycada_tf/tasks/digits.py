@@ -104,8 +104,8 @@ class DigitsTask(Task):
 
     # --- serving ----------------------------------------------------------------------------------------
     def serving_model(self, net, view=None):
-        """(the TF Serving module of the adapted network `net`, its signature name); export.py."""
-        return export.Classifier(net, self.config.image_size, self.config.channels, view), export.CLASSIFY
+        """The TF Serving module of the adapted network `net`, naming its classes (export.py)."""
+        return export.Classifier(net, self.config.image_size, self.config.channels, self.classes, view)
 
     def serving_translator(self, generator, name):
         return export.Translator(generator, self.config.image_size, self.config.channels, name)

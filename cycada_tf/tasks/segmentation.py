@@ -177,7 +177,7 @@ class SegmentationTask(Task):
         return figures.segmentation_overlays(x.numpy(), y.numpy(), predictions, self.classes)
 
     def serving_model(self, net, view=None):
-        return export.Segmenter(net, view, self.multiple), export.SEGMENT
+        return export.Segmenter(net, self.classes, view, self.multiple)
 
     def serving_translator(self, generator, name):
         return export.Translator(generator, None, 3, name, multiple=self.multiple)
