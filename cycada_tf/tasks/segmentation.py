@@ -11,7 +11,7 @@ from keras import layers
 from cycada_tf import export, figures, metrics, results, summaries
 from cycada_tf import report as report_lib
 from cycada_tf.data import pipeline, registry, schema, tfrecord, translated
-from cycada_tf.models import cyclegan, drn, fcn8s, segmenter, small_fcn
+from cycada_tf.models import cyclegan, drn, fcn8s, pretrained, segmenter, small_fcn
 from cycada_tf.models.layers import initialize
 from cycada_tf.tasks.base import Task
 
@@ -117,7 +117,11 @@ class SegmentationTask(Task):
         if c.model == "small_fcn":
             return small_fcn.small_fcn(self.num_classes, width=c.model_width)
         # Loaded weights replace the backbone's: read the ImageNet backbone only for a network from scratch.
-        return SEGMENTERS[c.model](self.num_classes, weights=(c.backbone_weights or None) if from_scratch else None)
+        try:
+            return SEGMENTERS[c.model](self.num_classes,
+                                       weights=(c.backbone_weights or None) if from_scratch else None)
+        except pretrained.WeightsFileError as error:  # the run's one line: the flag, then the file
+            raise pretrained.WeightsFileError(f"--backbone_weights={c.backbone_weights}: {error}") from None
 
     def generators(self):
         c = self.config
@@ -135,8 +139,11 @@ class SegmentationTask(Task):
                           c.pixel_init)
 
     def feature_discriminator(self):
-        return feature_discriminator(self.build_network().get_layer(segmenter.FEATURES).output.shape[-1]
-                                     if self.config.feature_layer == segmenter.FEATURES else self.num_classes)
+        if self.config.feature_layer != segmenter.FEATURES:
+            return feature_discriminator(self.num_classes)
+        # Only the features' width is read from this network: no backbone weights (FCN8s' are 553 MB).
+        features = self.build_network(from_scratch=False).get_layer(segmenter.FEATURES)
+        return feature_discriminator(features.output.shape[-1])
 
     def feature_options(self, f_ref, f_t):
         def encoder(net):
