@@ -203,8 +203,11 @@ class SegmentationConfig(Config):
     (small FCN, small CycleGAN); experiments/*.flags hold the paper's settings (appendix 6.1.2)."""
     TASK = "segmentation"
     model: str = _f("small_fcn", "Segmenter: small_fcn (embedded demo), fcn8s (VGG16-FCN8s) or drn26 (DRN-C-26).")
-    backbone_weights: str = _f("", "fcn8s/drn26: ImageNet backbone weights, a local file, 'imagenet' (Keras "
-                                   "download when online) or empty (random init, with a warning).")
+    backbone_weights: str = _f("", "fcn8s/drn26 ImageNet backbone: 'imagenet' reads Keras' cache ($KERAS_HOME/"
+                                   "models, else ~/.keras/models): fcn8s Keras' VGG16 file with its top "
+                                   "(downloaded if missing), drn26 the file tools/convert_drn.py writes from "
+                                   "DRN-C-26's official .pth; or a local file (VGG16 weights, a drn26 "
+                                   ".weights.h5, the official .pth). Empty: random init, with a warning.")
     model_width: int = _f(32, "small_fcn: filters of its first layer.")
     width: int = _f(0, "Image width the data was prepared at (tools/prepare_data.py --width; paper: 1024); "
                        "checked against the prepared data. 0: any.")
