@@ -35,7 +35,8 @@ class Config(RunOptions):
     pixel_lr: float = _f(2e-4, "Adam learning rate of generators and discriminators (paper, CycleGAN: 2e-4).")
     pixel_beta_1: float = _f(0.5, "Adam beta_1 of the pixel stage (CycleGAN's, whose learning rate the paper "
                                   "uses: 0.5).")
-    gan_mode: str = _f(PER_TASK, "GAN objective: log (Eq. 2 as written) or lsgan (CycleGAN's least squares).")
+    gan_mode: str = _f(PER_TASK, "The pixel stage's GAN objective: log (Eq. 2 as written) or lsgan (CycleGAN's "
+                                 "least squares); feature adaptation has its own, --feature_gan_mode.")
     gan_weight: float = _f(1.0, "Weight of each GAN term (digits paper: equal weights on all losses).")
     cycle_weight: float = _f(PER_TASK, "Weight of the cycle-consistency loss, Eq. 3.")
     semantic_weight: float = _f(PER_TASK, "Weight of Eq. 4's source term: G_S->T(x_s) keeps f_S's label of x_s "
@@ -44,6 +45,16 @@ class Config(RunOptions):
         0.0, "Weight of Eq. 4's target term: G_T->S(x_t) keeps f_S's label of x_t (digits paper: 1). Off by "
              "default: it ties G_T->S to f_S's mistakes on the target domain (measured on uci->uci_m: "
              "f_S(G_T->S(x_t)) 57% with it, 75% without; source only 57%).")
+    identity_weight: float = _f(0.0, "CycleGAN's identity loss, as its --lambda_identity: |G_S->T(x_t) - x_t| + "
+                                     "|G_T->S(x_s) - x_s| weighted identity_weight x --cycle_weight (CycleGAN: "
+                                     "0.5; the authors' segmentation run: 1.0). Off in the paper's text.")
+    pixel_lr_decay: str = _f("none", "Learning-rate schedule of the pixel stage: none (constant), or linear "
+                                     "(CycleGAN's: constant for the first half of --pixel_epochs, then "
+                                     "linearly to 0).")
+    pixel_init: str = _f("glorot", "Initialisation of the generators' and image discriminators' kernels: "
+                                   "glorot (Keras' default) or normal (CycleGAN's N(0, 0.02)).")
+    instance_norm_affine: bool = _f(True, "Instance norm with a learned scale and offset in the generators and "
+                                          "discriminators (CycleGAN's InstanceNorm2d has none: false).")
     pool_size: int = _f(50, "Image history shown to the discriminators (CycleGAN: 50); 0 turns it off.")
     generator_width: int = _f(PER_TASK, "Filters of the generator's first convolution.")
     discriminator_width: int = _f(PER_TASK, "Filters of the image discriminator's first convolution.")
@@ -64,6 +75,7 @@ class Config(RunOptions):
                                         "(with --feature_momentum).")
     feature_lr: float = _f(PER_TASK, "Learning rate of feature adaptation (--feature_optimizer).")
     feature_beta_1: float = _f(0.5, "Adam beta_1 of feature adaptation (--feature_optimizer=adam).")
+    feature_beta_2: float = _f(0.999, "Adam beta_2 of feature adaptation (--feature_optimizer=adam).")
     feature_momentum: float = _f(0.99, "Momentum of --feature_optimizer=sgd (segmentation paper: 0.99).")
     feature_min_steps_per_epoch: int = _f(
         100, "An epoch of feature adaptation (the gate's stop window) is one pass over the target training "
@@ -71,6 +83,17 @@ class Config(RunOptions):
              "discriminator at lr 1e-5 to ever reach the gate (MNIST's pass is ~470 iterations).")
     feature_layer: str = _f("features", "What D_feat sees: features (paper: the classifier's 500-d layer, the "
                                         "segmenter's 'features' map) or logits (the released code: class scores).")
+    feature_gan_mode: str = _f("log", "D_feat's objective, Eq. 5: log (the paper's and the authors' code) or "
+                                      "lsgan; the gate reads the discriminator's accuracy either way.")
+    feature_g_weight: float = _f(1.0, "Weight of f_T's representation (fooling) loss against D_feat's loss "
+                                      "(appendix 6.1.2: ten times less for segmentation, 0.1).")
+    feature_dropout: bool = _f(False, "f_ref and f_T embed in training mode (dropout on, batch norm on batch "
+                                      "statistics) in feature adaptation. Off: both in inference mode (the "
+                                      "paper is silent; dropout on one side only is a tell for D_feat).")
+    target_train_split: str = _f("train", "Split of the target dataset the unlabelled stages (pixel, target "
+                                          "under t2s, feature, self_train, the label-free criteria) read. "
+                                          "Paper, Cityscapes: train_extra (19,998 images without labels); the "
+                                          "oracle always trains on the labelled train split.")
     gate_window: int = _f(PER_TASK, "Feature adaptation updates f_T only while the discriminator accuracy, "
                                     "averaged over this many last iterations, is above 60% (appendix 6.1).")
 
@@ -183,8 +206,11 @@ class SegmentationConfig(Config):
     (small FCN, small CycleGAN); experiments/*.flags hold the paper's settings (appendix 6.1.2)."""
     TASK = "segmentation"
     model: str = _f("small_fcn", "Segmenter: small_fcn (embedded demo), fcn8s (VGG16-FCN8s) or drn26 (DRN-C-26).")
-    backbone_weights: str = _f("", "fcn8s/drn26: ImageNet backbone weights, a local file, 'imagenet' (Keras "
-                                   "download when online) or empty (random init, with a warning).")
+    backbone_weights: str = _f("", "fcn8s/drn26 ImageNet backbone: 'imagenet' reads Keras' cache ($KERAS_HOME/"
+                                   "models, else ~/.keras/models): fcn8s Keras' VGG16 file with its top "
+                                   "(downloaded if missing), drn26 the file tools/convert_drn.py writes from "
+                                   "DRN-C-26's official .pth; or a local file (VGG16 weights, a drn26 "
+                                   ".weights.h5, the official .pth). Empty: random init, with a warning.")
     model_width: int = _f(32, "small_fcn: filters of its first layer.")
     width: int = _f(0, "Image width the data was prepared at (tools/prepare_data.py --width; paper: 1024); "
                        "checked against the prepared data. 0: any.")
@@ -222,6 +248,8 @@ class SegmentationConfig(Config):
     feature_epochs = _override(3)
     feature_batch_size = _override(8, "Paper: 1.")
     feature_optimizer = _note("Paper: SGD, momentum 0.99, lr 1e-5.")
+    feature_gan_mode = _override("lsgan", "The embedded road-scene recipe was measured with lsgan; the paper's "
+                                          "flagfiles set log.")
     feature_lr = _override(1e-4, "Paper: 1e-5 with SGD; at 1e-5 the embedded run's discriminator stayed under "
                                  "the gate for the whole first epoch, so the stage changed nothing.")
     gate_window = _override(100, "Paper: 100.")

@@ -1,13 +1,14 @@
 """Exports a trained run as TF Serving SavedModels: <export_dir>/<model>/<version>/, one model each for the
 adapted classifier (digits) or segmenter (road scenes) and the two translators, taking uint8 images as a client
-sends them.
+sends them, or the image files themselves (PNG, JPEG, ...) as TF Serving's REST API sends {"b64": ...}.
 
 Each model's preprocessing is in its graph (cycada_tf.data.pipeline.from_uint8: grey <-> RGB, bilinear resize
 to the digit networks' side, scaling to [-1, 1]), so a client sends uint8 images of any batch size, side and
 channel count (1 or 3). The segmenter and its translators are fully convolutional: they take images of any
 height and width (padded inside to what the network needs, the output cropped back) and answer at that size.
 A version directory appears in one step (written beside it under a name TF Serving skips, then renamed), and
-each export takes the next integer version of its model.
+each export takes the next integer version of its model; its assets/ name the classes (classes.txt) and the
+run it came from (run.json; export_layout.py, which also writes <export_dir>/models.config).
 """
 
 import os
@@ -16,6 +17,8 @@ import tempfile
 
 import tensorflow as tf
 
+from cycada_tf import export_layout, files
+from cycada_tf.export_layout import versions
 from cycada_tf.data import pipeline
 from cycada_tf.models import digit_gan, segmenter
 
@@ -24,18 +27,61 @@ CLASSIFIER, SEGMENTER, G_ST, G_TS = "classifier", "segmenter", "g_st", "g_ts"
 CLASSIFY, SEGMENT, TRANSLATE = "classify", "segment", "translate"
 IMAGES = "images"  # the input of every signature
 PROBABILITIES, CLASSES, LABEL_MAP, TRANSLATED = "probabilities", "classes", "label_map", "translated"
+CLASS_NAMES = "class_names"  # [batch, classes] strings: every answer of a task model names its classes
+# Each model's signature + ENCODED takes IMAGE_BYTES, one encoded image file (PNG, JPEG, GIF, BMP) per image:
+# TF Serving's REST API turns {"b64": ...} into such a string, never into uint8 pixels.
+ENCODED, IMAGE_BYTES = "_encoded", "image_bytes"
+CLASSES_FILE = "classes.txt"  # asset of a task model: one class name a line, line k naming class id k
 # Which run stage's f the classifier (or segmenter) is, best first: f_T after feature adaptation, else the
 # pixel-only f_T, else the source model.
 CLASSIFIER_STAGES = ("self_train", "feature", "target", "source")
 IMAGE_SPEC = tf.TensorSpec([None, None, None, None], tf.uint8, name=IMAGES)
+BYTES_SPEC = tf.TensorSpec([None], tf.string, name=IMAGE_BYTES)
 
 
-class Classifier(tf.Module):
-    """uint8 target images -> class probabilities and ids. `view` (G_T->S, for --pixel_direction=t2s) maps
-    the images into the source domain first, as the run's target model was trained to read them."""
+def decode(image_bytes):
+    """Encoded image files (one size in a batch) -> uint8 [batch, height, width, 3]. Grey files become RGB:
+    from_uint8's RGB -> grey of them gives the grey values back exactly, so a grey model reads them as sent."""
+    return tf.map_fn(lambda data: tf.io.decode_image(data, channels=3, expand_animations=False), image_bytes,
+                     fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
 
-    def __init__(self, net, image_size, channels, view=None):
-        super().__init__(name=CLASSIFIER)
+
+class Served(tf.Module):
+    """What every exported module shares: its signature's name, its class names (a translator has none), and
+    the outputs its encoded-image signature answers (all unless `encoded_outputs` says)."""
+
+    signature = None
+    encoded_outputs = None
+
+    def __init__(self, name, classes=()):
+        super().__init__(name=name)
+        self.classes = tuple(str(c) for c in classes)
+
+    def class_names(self, batch):
+        """CLASS_NAMES: the class names once per image, so TF Serving's REST rows each carry them."""
+        return tf.tile(tf.constant(self.classes, tf.string)[None], [batch, 1])
+
+    def signatures(self):
+        """{signature name: function} to save: serving_default and the signature take uint8 images, the
+        signature + ENCODED image files."""
+        function, keep = getattr(self, self.signature), self.encoded_outputs
+
+        @tf.function(input_signature=[BYTES_SPEC])
+        def from_files(image_bytes):
+            answer = function(decode(image_bytes))
+            return {name: value for name, value in answer.items() if keep is None or name in keep}
+        return {"serving_default": function, self.signature: function, self.signature + ENCODED: from_files}
+
+
+class Classifier(Served):
+    """uint8 target images -> class probabilities and ids (and the class names). `view` (G_T->S, for
+    --pixel_direction=t2s) maps the images into the source domain first, as the run's target model was
+    trained to read them."""
+
+    signature = CLASSIFY
+
+    def __init__(self, net, image_size, channels, classes, view=None):
+        super().__init__(CLASSIFIER, classes)
         self.net, self.view = net, view
         self.image_size, self.channels = image_size, channels
 
@@ -46,16 +92,25 @@ class Classifier(tf.Module):
             x = self.view(x, training=False)
         logits = self.net(x, training=False)
         return {PROBABILITIES: tf.nn.softmax(logits, axis=-1),
-                CLASSES: tf.argmax(logits, axis=-1, output_type=tf.int64)}
+                CLASSES: tf.argmax(logits, axis=-1, output_type=tf.int64),
+                CLASS_NAMES: self.class_names(tf.shape(images)[0])}
 
 
-class Segmenter(tf.Module):
+class Segmenter(Served):
     """uint8 road scenes (batch, height, width, 1 or 3) of any size -> per-pixel class probabilities (float32,
-    batch, height, width, classes) and the label map of train ids (uint8, batch, height, width). `view`
-    (G_T->S, for --pixel_direction=t2s) maps the images into the source domain first."""
+    batch, height, width, classes), the label map of train ids (uint8, batch, height, width: 1 byte a pixel,
+    what a client asks for alone to stay under gRPC's 4 MB default) and the class names. Its encoded-image
+    signature answers the label map and the names only: REST has no output filter, and the probabilities of
+    a 2048x1024 Cityscapes frame are 160 MB. `view` (G_T->S, for --pixel_direction=t2s) maps the images into
+    the source domain first."""
 
-    def __init__(self, net, view=None, view_multiple=1):
-        super().__init__(name=SEGMENTER)
+    signature = SEGMENT
+    encoded_outputs = (LABEL_MAP, CLASS_NAMES)
+
+    def __init__(self, net, classes, view=None, view_multiple=1):
+        super().__init__(SEGMENTER, classes)
+        if len(self.classes) > 255:  # uint8 label maps; 255 is the ignore label
+            raise ValueError(f"a uint8 label map holds 255 classes at most, the segmenter has {len(self.classes)}")
         self.net, self.view, self.view_multiple = net, view, view_multiple
         self.multiple = segmenter.input_multiple(net)
 
@@ -66,16 +121,19 @@ class Segmenter(tf.Module):
             x = segmenter.any_size(self.view, self.view_multiple)(x)
         logits = tf.cast(segmenter.any_size(self.net, self.multiple)(x), tf.float32)
         return {PROBABILITIES: tf.nn.softmax(logits, axis=-1),
-                LABEL_MAP: tf.cast(tf.argmax(logits, axis=-1), tf.uint8)}
+                LABEL_MAP: tf.cast(tf.argmax(logits, axis=-1), tf.uint8),
+                CLASS_NAMES: self.class_names(tf.shape(images)[0])}
 
 
-class Translator(tf.Module):
+class Translator(Served):
     """uint8 images of one domain -> uint8 images of the other (G_S->T draws its style code z inside, a
     fresh one per image and call). image_size None: images keep their size (a fully convolutional generator
     whose sides must be multiples of `multiple`: padded inside, cropped back)."""
 
+    signature = TRANSLATE
+
     def __init__(self, generator, image_size, channels, name, multiple=1):
-        super().__init__(name=name)
+        super().__init__(name)
         self.generator, self.multiple = generator, multiple
         # The style code's random state is a variable Keras does not list among the model's weights; a
         # SavedModel must own every variable its functions use, so it is tracked here.
@@ -89,15 +147,24 @@ class Translator(tf.Module):
         return {TRANSLATED: pipeline.to_uint8(segmenter.any_size(self.generator, self.multiple)(x))}
 
 
-def versions(model_dir):
-    """The integer versions already exported under `model_dir` (what TF Serving would load), sorted."""
-    if not os.path.isdir(model_dir):
-        return []
-    return sorted(int(name) for name in os.listdir(model_dir) if name.isdigit())
+def _attach_assets(module, directory, record):
+    """Write the class names and the run record into `directory` and track them as assets of `module`:
+    saving copies them into the version's assets/ (None: no such file)."""
+    module.classes_file = module.run_file = None
+    if module.classes:
+        path = os.path.join(directory, CLASSES_FILE)
+        with open(path, "w") as handle:
+            handle.write("".join(f"{name}\n" for name in module.classes))
+        module.classes_file = tf.saved_model.Asset(path)
+    if record is not None:
+        path = os.path.join(directory, export_layout.RUN_FILE)
+        files.write_json(path, record)
+        module.run_file = tf.saved_model.Asset(path)
 
 
-def save(module, export_dir, model_name, signature):
-    """Write `module` as the next version of `model_name`; returns the version directory.
+def save(module, export_dir, model_name, record=None):
+    """Write `module` (a Served) as the next version of `model_name`, with its class names and `record` (the
+    run it came from, export_layout.run_record) as assets; returns the version directory.
 
     The SavedModel is written under a hidden temporary name beside the version directories and renamed into
     place, so TF Serving (which polls for integer-named directories) never sees a half-written version. If
@@ -105,14 +172,14 @@ def save(module, export_dir, model_name, signature):
     """
     model_dir = os.path.join(export_dir, model_name)
     os.makedirs(model_dir, exist_ok=True)
-    function = getattr(module, signature)
     tmp = tempfile.mkdtemp(prefix=".partial-", dir=model_dir)
     try:
+        _attach_assets(module, tmp, record)
         saved = os.path.join(tmp, "model")
         logger, level = tf.get_logger(), tf.get_logger().level
         logger.setLevel("WARNING")  # saving logs a dozen INFO lines per model
         try:
-            tf.saved_model.save(module, saved, signatures={"serving_default": function, signature: function})
+            tf.saved_model.save(module, saved, signatures=module.signatures())
         finally:
             logger.setLevel(level)
         while True:
@@ -128,11 +195,13 @@ def save(module, export_dir, model_name, signature):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def export_seed(trial, export_dir, log=print):
+def export_seed(trial, export_dir, log=print, prefix=""):
     """Export one seed of a run (`trial`, a cycada_tf.trial.Trial of a finished run): the adapted classifier
     (segmenter) that the run chose as final (seed_<k>/final.json), else the one of the latest stage that
-    finished, and both translators if the pixel stage did; the serving modules are the task's. Returns
-    {model name: version directory}."""
+    finished, and both translators if the pixel stage did; the serving modules are the task's. Model names
+    start with `prefix`; a name whose latest version came from another run is refused (ValueError) before
+    anything is written. Then <export_dir>/models.config names every model there. Returns {model name:
+    version directory}."""
     task = trial.task
     stage = next((s for s in CLASSIFIER_STAGES if os.path.exists(trial.weights(s))), None)
     final = trial.final()  # the model chosen without target labels (selection.final_model)
@@ -148,13 +217,18 @@ def export_seed(trial, export_dir, log=print):
                          f"(--pixel_direction=t2s), but pixel/g_st.weights.h5 or g_ts.weights.h5 is missing")
     g_st, g_ts = trial.trained_generators() if has_pixel else (None, None)
     view = g_ts if translated else None
-    module, signature = task.serving_model(trial.network(stage), view)
-    name = module.name
-    exported = {name: save(module, export_dir, name, signature)}
-    log(f"exported the '{stage}' stage's {name}"
-        + (" (through G_T->S, --pixel_direction=t2s)" if view is not None else "") + f" to {exported[name]}")
+    model = task.serving_model(trial.network(stage), view)
+    modules = {prefix + model.name: (model, stage)}
     if has_pixel:
-        for name, generator in ((G_ST, g_st), (G_TS, g_ts)):
-            exported[name] = save(task.serving_translator(generator, name), export_dir, name, TRANSLATE)
-            log(f"exported {name} to {exported[name]}")
+        modules.update({prefix + name: (task.serving_translator(generator, name), "pixel")
+                        for name, generator in ((G_ST, g_st), (G_TS, g_ts))})
+    record = export_layout.run_record(trial, stage)
+    export_layout.check_names(export_dir, modules, record)  # before anything is written
+    exported = {}
+    for name, (module, from_stage) in modules.items():
+        exported[name] = save(module, export_dir, name, {**record, "stage": from_stage})
+        log(f"exported the '{from_stage}' stage's {name}" + (" (through G_T->S, --pixel_direction=t2s)"
+                                                              if module is model and view is not None else "")
+            + f" to {exported[name]}")
+    log(f"wrote {export_layout.write_model_config(export_dir)} (tensorflow_model_server --model_config_file)")
     return exported

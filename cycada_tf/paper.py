@@ -69,3 +69,166 @@ def reported_segmentation(source, target, model, classes):
         table[stage] = {"per_class_iou": dict(zip(classes, fractions)), "miou": fractions[-3],
                         "fwiou": fractions[-2], "pixel_accuracy": fractions[-1]}
     return name, table
+
+
+# The protocol of each experiment flagfile as data: appendix 6.1 and sections 5.1-5.2 (PAPER: what the paper
+# gives, as our flags' values) and the choices where the paper is silent or that depart from it (GAPS: value
+# and why). tests/test_experiments.py checks that each experiments/<name>.flags, through the real flag parser,
+# resolves to exactly this record and names every field of it; the README's departure table is printed from
+# it (`python -m cycada_tf.paper`). Fields of how a run runs (RUN_FIELDS) and of stages a flagfile does not
+# run or options its choices switch off (unused) are outside the record.
+RUN_FIELDS = frozenset({"strategy", "worker_dir", "jit_compile", "download", "export_dir", "accept_lr_change",
+                        "deterministic", "data_dir", "run_dir", "verbose", "summary_every_epochs",
+                        "eval_batch_size"})
+
+_DIGITS_PAPER = {  # appendix 6.1.1, every digit shift
+    "seeds": (0, 1, 2, 3),  # "We ran each experiment 4 times"
+    "stages": ("source", "pixel", "target", "feature", "oracle"),  # Table 2's rows
+    "task_optimizer": "adam", "source_lr": 1e-4, "source_epochs": 100, "source_batch_size": 128,
+    "pixel_lr": 2e-4, "pixel_batch_size": 100, "pixel_epochs": 50,
+    # "equal weighting on all losses" (both terms of Eq. 4)
+    "gan_weight": 1.0, "cycle_weight": 1.0, "semantic_weight": 1.0, "semantic_t2s_weight": 1.0,
+    "feature_optimizer": "adam", "feature_lr": 1e-5, "feature_epochs": 200,
+    "feature_g_weight": 1.0,  # "we equally weight the generator and discriminator losses"
+    "gate_window": 1,  # "above 60% over the last batch (digits)"
+    "feature_gan_mode": "log",  # Eq. 5
+    "feature_layer": "features",  # D_feat on the task net's features (Figure 7)
+    "target_train_split": "train",  # "using the full training sets"
+    # The method as the paper defines it: G_S->T translates source images for f_T, deterministic generators.
+    "pixel_direction": "s2t", "noise_channels": 0, "minibatch_std": False, "translations_per_image": 1,
+    "task_model": "lenet",  # "a variant of the LeNet architecture" (Figure 7 left)
+}
+_DIGITS_GAPS = {
+    "gan_mode": ("log", "Eq. 2 as written; the authors' digit CycleGAN used least squares (--gan_mode=lsgan)"),
+    "discriminator_norm": ("instance", "Figure 7 does not say; CycleGAN's instance norm, whose learning rate "
+                                       "the paper uses"),
+    "instance_norm_affine": (True, "Figure 7's networks; the paper gives no norm details"),
+    "identity_weight": (0.0, "no identity loss in the paper's digit objective"),
+    "pixel_lr_decay": ("none", "the paper gives a learning rate, no schedule"),
+    "pixel_init": ("glorot", "the paper does not say"),
+    "pixel_beta_1": (0.5, "CycleGAN's Adam, whose learning rate the paper uses"),
+    "pool_size": (50, "CycleGAN's image history"),
+    "generator_width": (32, "Figure 7 as we read it"), "discriminator_width": (64, "Figure 7 as we read it"),
+    "feature_beta_1": (0.5, "the authors' release"), "feature_beta_2": (0.999, "Adam's default"),
+    "feature_batch_size": (128, "not given: the source net's"),
+    "feature_dropout": (False, "not given: both nets embed in inference mode (dropout on one side is a tell)"),
+    "feature_min_steps_per_epoch": (500, "the gate's epoch: a pass or 500 iterations, whichever is longer "
+                                         "(see mnist_usps.flags)"),
+    "target_epochs": (100, "not given: the source net's recipe"),
+    "oracle_epochs": (100, "not given: the source net's recipe"),
+    "precision": ("auto", "mixed_bfloat16 where the hardware has it (same accuracy measured, faster); "
+                          "--precision=float32 for the paper's arithmetic"),
+}
+_SEGMENTATION_PAPER = {  # appendix 6.1.2 and section 5.2
+    "stages": ("source", "pixel", "target", "feature", "oracle"), "seeds": (0,),  # one run: no std. errors
+    "width": 1024,  # "resized to have width of 1024 pixels while keeping the aspect ratio"
+    "model": "fcn8s", "backbone_weights": "imagenet",  # VGG16-FCN8s (Long et al.), ImageNet VGG16
+    "task_optimizer": "sgd", "source_lr": 1e-3, "momentum": 0.9, "source_batch_size": 1,
+    # "followed the network architecture and hyperparameters of CycleGAN": ResNet-9 generator, 70x70
+    # PatchGAN with instance norm (no affine), least squares, cycle 10, Adam 2e-4 beta_1 0.5, pool 50,
+    # batch 1, N(0, 0.02), linear decay over the second half; "randomly cropped patches of size 400 by 400",
+    # "we trained only 20 epochs"
+    "generator_width": 64, "generator_blocks": 9, "generator_downsamplings": 2, "discriminator_width": 64,
+    "discriminator_layers": 3, "discriminator_norm": "instance", "instance_norm_affine": False,
+    "gan_mode": "lsgan", "gan_weight": 1.0, "cycle_weight": 10.0, "pixel_lr": 2e-4, "pixel_beta_1": 0.5,
+    "pool_size": 50, "pixel_batch_size": 1, "pixel_init": "normal", "pixel_lr_decay": "linear",
+    "pixel_crop_size": (400, 400), "pixel_epochs": 20,
+    "semantic_weight": 0.0, "semantic_t2s_weight": 0.0,  # Eq. 4 left out for memory (section 4.2)
+    "pixel_direction": "s2t", "translations_per_image": 1,
+    # "SGD with momentum, 0.99, and learning rate 1e-5"; "the representation loss ten times less"; "a single
+    # source and single target image at a time (crops of size 768x768)"; "last 100 iterations"
+    "feature_optimizer": "sgd", "feature_momentum": 0.99, "feature_lr": 1e-5, "feature_g_weight": 0.1,
+    "feature_batch_size": 1, "feature_crop_size": (768, 768), "gate_window": 100, "feature_gan_mode": "log",
+}
+_SEGMENTATION_GAPS = {
+    "identity_weight": (1.0, "CycleGAN's identity loss, at the authors' segmentation run's weight"),
+    "crop_size": ((768, 768), "the task models' crop is not given: the feature stage's 768x768 (no larger "
+                              "than the image: 512 high on Cityscapes)"),
+    "feature_layer": ("features", "what D_feat sees is not given: the segmenter's last hidden map (the "
+                                  "release: its score maps, --feature_layer=logits)"),
+    "feature_dropout": (False, "not given: both nets embed in inference mode"),
+    "feature_epochs": (3, "not given: at most 3 epochs (the gate may stop sooner)"),
+    "feature_min_steps_per_epoch": (0, "an epoch is one pass, as the paper's gate rule says"),
+    "target_epochs": (4, "the source model's recipe"),
+    "precision": ("auto", "as for the digits"),
+}
+# experiments/<name>.flags -> (the paper's values, the declared gaps) for that row.
+PROTOCOL = {
+    "mnist_usps.flags": ({**_DIGITS_PAPER, "source": "mnist", "target": "usps"}, {
+        **_DIGITS_GAPS, "image_size": (28, "not given: MNIST's 28x28 (USPS's 16x16 resized up)"),
+        "channels": (1, "both domains are grey")}),
+    "usps_mnist.flags": ({**_DIGITS_PAPER, "source": "usps", "target": "mnist"}, {
+        **_DIGITS_GAPS, "image_size": (28, "not given: MNIST's 28x28 (USPS's 16x16 resized up)"),
+        "channels": (1, "both domains are grey")}),
+    "svhn_mnist.flags": ({**_DIGITS_PAPER, "source": "svhn", "target": "mnist"}, {
+        **_DIGITS_GAPS, "image_size": (32, "not given: SVHN's 32x32 (MNIST resized up)"),
+        "channels": (3, "SVHN's colour (MNIST's grey copied)")}),
+    # Not a row of the paper: the paper's digit protocol on MNIST -> MNIST-M.
+    "mnist_mnistm.flags": ({**_DIGITS_PAPER, "source": "mnist", "target": "mnist_m"}, {
+        **_DIGITS_GAPS, "image_size": (32, "as svhn_mnist.flags"), "channels": (3, "MNIST-M's colour")}),
+    "gta5_cityscapes.flags": ({
+        **_SEGMENTATION_PAPER, "source": "gta5", "target": "cityscapes",
+        "source_epochs": 4,  # "100k iterations", batch 1 over GTA5's 24,966 images
+        "target_train_split": "train_extra",  # "19998 images without annotation for training"
+        "eval_split": "val",  # "500 images for validation"
+    }, {**_SEGMENTATION_GAPS, "oracle_epochs": (34, "the source recipe's 100k iterations on Cityscapes' "
+                                                     "2,975 train images")}),
+    "synthia_fall_winter.flags": ({**_SEGMENTATION_PAPER, "source": "synthia_fall", "target": "synthia_winter"}, {
+        **_SEGMENTATION_GAPS,
+        "source_epochs": (20, "iterations are given for GTA5 only"), "target_epochs": (20, "as the source"),
+        "oracle_epochs": (20, "as the source"),
+        "target_train_split": ("train", "SYNTHIA-SEQS has one split"),
+        "eval_split": ("train", "no official split: the winter images pixel adaptation sees, so the row is "
+                                "transductive"),
+    }),
+}
+
+
+def protocol(flagfile):
+    """{field: value} that experiments/`flagfile` must resolve to: the paper's values and the declared gaps."""
+    given, gaps = PROTOCOL[flagfile]
+    overlap = set(given) & set(gaps)
+    if overlap:
+        raise ValueError(f"{flagfile}: {', '.join(sorted(overlap))} both given by the paper and declared a gap")
+    return {**given, **{name: value for name, (value, _) in gaps.items()}}
+
+
+def unused(config):
+    """The fields `config`'s own choices leave without effect: stages it does not run, the other optimizer's
+    settings, another segmenter's."""
+    fields = set()
+    if "self_train" not in config.stages:
+        fields |= {f for f in vars(config) if f.startswith("self_train_")}
+    for kind, adam, sgd in (("task", (), ("momentum",)),
+                            ("feature", ("feature_beta_1", "feature_beta_2"), ("feature_momentum",))):
+        fields |= set(sgd if getattr(config, f"{kind}_optimizer") == "adam" else adam)
+    if getattr(config, "model", "small_fcn") != "small_fcn":
+        fields.add("model_width")
+    return fields
+
+
+def departures(cls, flagfile):
+    """Markdown table rows of the fields whose default in `cls` (a config class) differs from `flagfile`'s
+    record: what the embedded recipe changes from the paper's protocol."""
+    record, defaults = protocol(flagfile), cls()
+    rows = ["| flag | default (embedded) | paper's flagfiles |", "|---|---|---|"]
+    for name in sorted(record):
+        if name in ("source", "target", "seeds") or not hasattr(defaults, name):
+            continue
+        ours = getattr(defaults, name)
+        if ours != record[name]:
+            rows.append(f"| `--{name}` | {_flag_value(ours)} | {_flag_value(record[name])} |")
+    return "\n".join(rows)
+
+
+def _flag_value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+if __name__ == "__main__":  # the README's departure table
+    from cycada_tf import config as _config
+    print(departures(_config.DigitsConfig, "svhn_mnist.flags"))

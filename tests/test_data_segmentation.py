@@ -348,3 +348,42 @@ def test_verify_decodes_the_label_maps_too(tmp_path):
     tfrecord.write_dataset(directory, {"val": [example]}, {"test": "1"})
     with pytest.raises(tfrecord.DataError, match="val-00000-of-00001.tfrecord"):
         tfrecord.verify(directory)
+
+
+def _padding_fractions(images, crop, fit):
+    """The fraction of each crop that is padding (exact pad value 0 in every channel, where the image's own
+    pixels are drawn from (0.05, 1]), for crops of `images` (a list of (H, W, 3) arrays)."""
+    fractions = []
+    for k, image in enumerate(images):
+        x, _ = pipeline.crop_and_flip(tf.constant(image), None, crop, True, tf.constant([k, 7], tf.int64), 255, fit)
+        fractions.append(float(np.mean(np.all(x.numpy() == 0.0, axis=-1))))
+    return np.array(fractions)
+
+
+def test_d_feat_cannot_tell_two_domains_apart_by_padding_when_crops_fit_the_image():
+    """Two domains of the same content but different image heights (Cityscapes 512, GTA5 563 high at width
+    1024, here 40 and 48 against a 64-high crop): padded crops carry the height as grey rows, and one
+    threshold on the padded fraction tells every crop's domain; fitted crops (fit=m) have no padding in
+    either domain, so no function of it can."""
+    rng = np.random.default_rng(0)
+    short = [rng.uniform(0.05, 1, (40, 96, 3)).astype("float32") for _ in range(8)]
+    tall = [rng.uniform(0.05, 1, (48, 96, 3)).astype("float32") for _ in range(8)]
+    padded_short, padded_tall = (_padding_fractions(d, (64, 64), None) for d in (short, tall))
+    assert padded_short.min() > padded_tall.max()  # padding alone separates the domains: accuracy 100%
+    fitted_short, fitted_tall = (_padding_fractions(d, (64, 64), 8) for d in (short, tall))
+    assert not fitted_short.any() and not fitted_tall.any()  # nothing to read: chance
+    # each fitted crop is the image's whole height (rounded down to the multiple) and the crop's width
+    x, y = pipeline.crop_and_flip(tf.constant(tall[0][:45]), tf.zeros((45, 96), tf.int32), (64, 64), False,
+                                  tf.constant([1, 2], tf.int64), 255, 8)
+    assert x.shape == (40, 64, 3) and y.shape == (40, 64) and not np.any(y.numpy() == 255)
+
+
+def test_batches_of_fitted_crops_group_images_of_one_shape():
+    sizes = [(40, 64), (48, 64), (40, 64), (48, 64), (40, 64), (40, 64), (48, 64)]
+    ds = tf.data.Dataset.from_generator(lambda: (np.full(s + (3,), k, "float32") for k, s in enumerate(sizes)),
+                                        output_signature=tf.TensorSpec((None, None, 3), tf.float32))
+    batches = [b.numpy() for b in pipeline.batch(ds, 2)]
+    assert [b.shape[1] for b in batches] == [40, 48, 40]  # in order of arrival; partial windows dropped
+    assert [b[:, 0, 0, 0].tolist() for b in batches] == [[0, 2], [1, 3], [4, 5]]
+    static = tf.data.Dataset.from_tensor_slices(np.zeros((5, 4, 4, 3), "float32"))
+    assert [b.shape[0] for b in pipeline.batch(static, 2)] == [2, 2]  # one shape: a plain batch

@@ -46,6 +46,31 @@ ANCHOR_ROWS = {"mnist_mnistm.flags": ("mnist", "mnist_m", ("52.25", "76.66", "98
 def test_every_flagfile_is_a_row_of_the_papers_tables_or_names_its_anchors():
     assert sorted(os.listdir(os.path.join(REPO, "experiments"))) == sorted({**ROWS, **SEGMENTATION_ROWS,
                                                                            **ANCHOR_ROWS})
+    assert sorted(paper.PROTOCOL) == sorted({**ROWS, **SEGMENTATION_ROWS, **ANCHOR_ROWS})
+
+
+@pytest.mark.parametrize("name", sorted(paper.PROTOCOL))
+def test_flagfile_resolves_to_the_papers_record_and_names_every_field_of_it(name):
+    """paper.PROTOCOL is the one record of appendix 6.1 (the paper's values and the declared gaps): the
+    flagfile, through the real flag parser, gives exactly those values; every field of the config is in the
+    record, a field of how a run runs, or one the flagfile's own choices leave unused; and the flagfile names
+    each recorded field itself, so that no default of config.py (the embedded recipe) leaks into it."""
+    path = os.path.join(REPO, "experiments", name)
+    config = (parse_segmentation if name in SEGMENTATION_ROWS else parse)(f"--flagfile={path}")
+    record = paper.protocol(name)
+    assert {field: getattr(config, field, "<no such flag>") for field in record} == record
+    fields = {f.name for f in dataclasses.fields(config)}
+    assert fields - set(record) - paper.RUN_FIELDS - paper.unused(config) == set()
+    named = {line.split("=", 1)[0][2:] for line in open(path) if line.startswith("--")}
+    assert set(record) - named == set()
+
+
+def test_readme_departure_table_is_the_records():
+    """README's table of what the embedded recipe changes is printed from the record (python -m
+    cycada_tf.paper), so it cannot drift from the flagfiles or the defaults."""
+    readme = open(os.path.join(REPO, "README.md")).read()
+    block = readme.split("<!-- departures: python -m cycada_tf.paper -->\n", 1)[1].split("\n<!-- end -->", 1)[0]
+    assert block == paper.departures(config_lib.DigitsConfig, "svhn_mnist.flags")
 
 
 @pytest.mark.parametrize("name", sorted(ANCHOR_ROWS))
@@ -65,42 +90,26 @@ def test_a_flagfile_outside_the_paper_keeps_its_protocol_and_anchors(name):
 
 
 @pytest.mark.parametrize("name", sorted(SEGMENTATION_ROWS))
-def test_segmentation_flagfile_pins_the_papers_protocol(name):
+def test_segmentation_flagfile_names_its_tables_data(name):
+    """The values themselves are paper.PROTOCOL's (test above); here, that the row's data fits them."""
     from cycada_tf.data import registry
     source, target, model, split = SEGMENTATION_ROWS[name]
     config = parse_segmentation(f"--flagfile={os.path.join(REPO, 'experiments', name)}")
     assert (config.source, config.target, config.model, config.eval_split) == (source, target, model, split)
     assert registry.get(source).classes == registry.get(target).classes
     assert split in registry.get(target).splits
-    assert config.width == 1024 and config.crop_size == (400, 400)  # appendix 6.1.2
-    assert (config.task_optimizer, config.source_lr, config.momentum, config.source_batch_size) == ("sgd", 1e-3, 0.9, 1)
-    assert config.pixel_epochs == 20 and config.semantic_weight == config.semantic_t2s_weight == 0.0
-    assert (config.generator_width, config.generator_blocks, config.discriminator_width) == (64, 9, 64)
-    assert (config.gan_mode, config.cycle_weight, config.pixel_lr, config.pixel_batch_size) == ("lsgan", 10.0, 2e-4, 1)
-    assert (config.feature_optimizer, config.feature_lr, config.feature_momentum) == ("sgd", 1e-5, 0.99)
-    assert config.gate_window == 100 and config.pixel_direction == "s2t" and config.feature_crop_size == (768, 768)
+    from cycada_tf.data.sources import cityscapes
+    assert config.target_train_split in registry.get(target).splits + cityscapes.IMAGE_ONLY_SPLITS
     assert config.run_dir == f"runs/{name[:-len('.flags')]}"
 
 
 @pytest.mark.parametrize("name", sorted(ROWS))
-def test_flagfile_pins_the_papers_protocol(name):
+def test_flagfile_names_its_tables_row(name):
     source, target, size, channels = ROWS[name]
     config = parse(f"--flagfile={os.path.join(REPO, 'experiments', name)}")
     assert (config.source, config.target, config.image_size, config.channels) == (source, target, size, channels)
     assert paper.reported(config.source, config.target)  # the table prints the paper's numbers beside ours
-    assert config.seeds == (0, 1, 2, 3)  # the paper's 4 runs
-    assert config.stages == ("source", "pixel", "target", "feature", "oracle")
-    assert (config.source_epochs, config.source_batch_size, config.source_lr) == (100, 128, 1e-4)
-    assert (config.pixel_epochs, config.pixel_batch_size, config.pixel_lr) == (50, 100, 2e-4)
-    assert (config.feature_epochs, config.feature_lr) == (200, 1e-5)
-    # the paper's method, not the embedded recipe of config.py's defaults
-    assert config.pixel_direction == "s2t" and config.noise_channels == 0 and not config.minibatch_std
-    assert config.semantic_weight == config.semantic_t2s_weight == config.gan_weight == config.cycle_weight == 1
-    assert config.translations_per_image == 1 and config.feature_min_steps_per_epoch == 500
     assert config.run_dir == f"runs/{name[:-len('.flags')]}"
-    # the paper's LeNet, written out (not left to the default): the release used another net for SVHN -> MNIST
-    path = os.path.join(REPO, "experiments", name)
-    assert config.task_model == "lenet" and "--task_model=lenet" in open(path).read().splitlines()
 
 
 def test_a_flag_given_after_the_flagfile_overrides_it():
@@ -176,12 +185,19 @@ SEGMENTATION_BEFORE = {
 DIGITS_NEW = {"gate_window": 1, "task_optimizer": "adam", "momentum": 0.9, "feature_optimizer": "adam",
               "feature_momentum": 0.99, "feature_beta_1": 0.5}
 SEGMENTATION_NEW = {"feature_beta_1": 0.5}
-# Fields added since, at the behaviour of the runs made before them.
+# The paper-protocol flags (the CycleGAN recipe, the feature stage's own objective, weight, betas and dropout,
+# the target's unlabelled split), at the values the code used before they were flags: D_feat's objective was
+# --gan_mode's (digits log, segmentation lsgan).
+PROTOCOL_NEW = {"identity_weight": 0.0, "pixel_lr_decay": "none", "pixel_init": "glorot",
+                "instance_norm_affine": True, "feature_beta_2": 0.999, "feature_g_weight": 1.0,
+                "feature_dropout": False, "target_train_split": "train"}
+# --deterministic and --task_model, at the behaviour of the runs made before them.
 COMMON_SINCE = {"deterministic": False}
 DIGITS_SINCE = {"task_model": "lenet"}
-TODAY = {config_lib.DigitsConfig: {"task": "digits", **DIGITS_BEFORE, **DIGITS_NEW, **COMMON_SINCE, **DIGITS_SINCE},
+TODAY = {config_lib.DigitsConfig: {"task": "digits", **DIGITS_BEFORE, **DIGITS_NEW, **PROTOCOL_NEW,
+                                   "feature_gan_mode": "log", **COMMON_SINCE, **DIGITS_SINCE},
          config_lib.SegmentationConfig: {"task": "segmentation", **SEGMENTATION_BEFORE, **SEGMENTATION_NEW,
-                                         **COMMON_SINCE}}
+                                         **PROTOCOL_NEW, "feature_gan_mode": "lsgan", **COMMON_SINCE}}
 # The flags a run directory could be continued with before the metadata (resume.RESULT_INDEPENDENT_FLAGS).
 RERUN_BEFORE = {"verbose", "summary_every_epochs", "export_dir", "seeds", "stages", "run_dir", "strategy",
                 "jit_compile", "worker_dir", "download", "accept_lr_change"}
@@ -308,3 +324,17 @@ def test_what_may_change_on_a_rerun_is_field_metadata():
     for cls in (config_lib.Config, *TASK_CLASSES):
         assert set(config_lib.rerun_fields(cls)) == RERUN_BEFORE
     assert not [name for name in config_lib.rerun_fields(config_lib.Config) if name.endswith("_lr")]
+
+
+def test_the_unlabelled_stages_read_target_train_split_and_a_missing_one_is_named(embedded_data_dir):
+    from cycada_tf import tasks
+    task = tasks.for_config(parse("--target_train_split=test", f"--data_dir={embedded_data_dir}"))
+    task.check_data()
+    assert task.count("target", "unlabelled") == task.count("target", "test") != task.count("target", "train")
+    assert task.count("source", "unlabelled") == task.count("source", "train")
+    missing = tasks.for_config(parse("--target_train_split=train_extra", f"--data_dir={embedded_data_dir}"))
+    with pytest.raises(ValueError, match=r"^--target_train_split=train_extra: dataset 'uci_m' in .* has no split "
+                                         r"'train_extra' \(it has test, train\); or pass --target_train_split=train"):
+        missing.check_data()
+    tasks.for_config(parse("--target_train_split=train_extra", "--stages=source,oracle",
+                           f"--data_dir={embedded_data_dir}")).check_data()  # no stage reads it

@@ -1,5 +1,7 @@
-"""Export for TF Serving: the layout and signatures (as saved_model_cli lists them), reloaded models that answer
-as the Keras networks do on the same uint8 images, version numbering, atomic versions, and tools/export.py."""
+"""Export for TF Serving: the layout and signatures (as saved_model_cli lists them), models.config, the class names
+and run record among each version's assets, reloaded models that answer as the Keras networks do on the same uint8
+images (and on the same images as PNG or JPEG files), version numbering, atomic versions, and tools/export.py,
+which refuses another run's model under a taken name."""
 
 import dataclasses
 import json
@@ -12,9 +14,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
 
 from cycada_tf import config as config_lib, export, files, tasks
-from cycada_tf.data import pipeline
+from cycada_tf.data import pipeline, registry
 from cycada_tf.models import digit_gan, lenet
 from cycada_tf.stages.source import TaskStage
 from cycada_tf.trial import Trial
@@ -76,14 +80,40 @@ def _signature(listing, name):
     return listing[start:end if end >= 0 else listing.index("The MetaGraph", start)]
 
 
+def _model_config(export_dir):
+    """models.config parsed as tensorflow_model_server parses --model_config_file: {name: base_path}."""
+    with open(os.path.join(export_dir, "models.config")) as handle:
+        config = text_format.Parse(handle.read(), model_server_config_pb2.ModelServerConfig())
+    assert all(model.model_platform == "tensorflow" for model in config.model_config_list.config)
+    return {model.name: model.base_path for model in config.model_config_list.config}
+
+
 def test_tf_serving_layout(run):
     root = str(run["root"] / "export")
-    assert sorted(os.listdir(root)) == ["classifier", "g_st", "g_ts"]
+    assert sorted(os.listdir(root)) == ["classifier", "g_st", "g_ts", "models.config"]
     for model in ("classifier", "g_st", "g_ts"):
         assert os.listdir(os.path.join(root, model)) == ["1"]  # nothing half-written left beside it
         assert run["exported"][model] == os.path.join(root, model, "1")
         assert os.path.isfile(os.path.join(root, model, "1", "saved_model.pb"))
     assert "'feature' stage's classifier (through G_T->S" in run["messages"][0]
+    # models.config: a ModelServerConfig naming each model with the absolute path of its directory
+    assert _model_config(root) == {m: os.path.abspath(os.path.join(root, m)) for m in ("classifier", "g_st", "g_ts")}
+    assert run["messages"][-1].startswith(f"wrote {os.path.join(root, 'models.config')}")
+
+
+def test_each_version_names_its_classes_and_its_run(run):
+    run_dir = os.path.realpath(run["config"].run_dir)
+    for model, stage in (("classifier", "feature"), ("g_st", "pixel"), ("g_ts", "pixel")):
+        assets = os.path.join(run["exported"][model], "assets")
+        assert files.read_json(os.path.join(assets, "run.json")) == {
+            "run_dir": run_dir, "task": "digits", "source": "uci", "target": "uci_m", "seed": 0, "stage": stage}
+        assert os.path.exists(os.path.join(assets, "classes.txt")) == (model == "classifier")
+    with open(os.path.join(run["exported"]["classifier"], "assets", "classes.txt")) as handle:
+        assert handle.read().splitlines() == [str(digit) for digit in range(10)]
+    loaded = tf.saved_model.load(run["exported"]["classifier"])  # assets are the SavedModel's, not loose files
+    assert os.path.basename(loaded.classes_file.asset_path.numpy().decode()) == "classes.txt"
+    names = loaded.signatures["classify"](images=tf.zeros([2, 32, 32, 3], tf.uint8))["class_names"].numpy()
+    assert names.shape == (2, 10) and [name.decode() for name in names[1]] == list(registry.DIGIT_CLASSES)
 
 
 def test_signatures_take_uint8_images_of_any_batch_and_size(run):
@@ -96,9 +126,12 @@ def test_signatures_take_uint8_images_of_any_batch_and_size(run):
         classes = text[text.index("outputs['classes']"):]
         assert "DT_INT64" in classes.split("name:")[0] and "shape: (-1)" in classes
         assert "tensorflow/serving/predict" in text
+    encoded = _signature(listing, "classify_encoded")  # what TF Serving's REST API feeds {"b64": ...} to
+    assert "inputs['image_bytes']" in encoded and "DT_STRING" in encoded and "shape: (-1)" in encoded
+    assert "outputs['class_names']" in encoded and "outputs['probabilities']" in encoded
     for model in ("g_st", "g_ts"):  # the same, read in this process (saved_model_cli takes ~10 s to start)
         signatures = tf.saved_model.load(run["exported"][model]).signatures
-        assert sorted(signatures) == ["serving_default", "translate"]
+        assert sorted(signatures) == ["serving_default", "translate", "translate_encoded"]
         function = signatures["translate"]
         (images,) = function.structured_input_signature[1].values()
         assert images.dtype == tf.uint8 and images.shape.as_list() == [None, None, None, None]
@@ -123,6 +156,21 @@ def test_the_classifier_answers_as_the_keras_networks(run, shape):
     np.testing.assert_array_equal(default["probabilities"].numpy(), answer["probabilities"].numpy())
     other = tf.nn.softmax(trial.task.network(trial.weights("target"))(g_ts(x, training=False))).numpy()
     assert np.abs(other - expected).max() > 1e-3  # so the check above tells the stages apart
+
+
+def test_image_files_get_the_answer_their_pixels_get(run):
+    """classify_encoded on PNG files (grey, colour) and a JPEG: the answer classify gives on the decoded pixels
+    as a client sends them (a grey image as one channel)."""
+    function = tf.saved_model.load(run["exported"]["classifier"]).signatures
+    for images, encode in ((_images(1, (3, 28, 28, 1)), tf.io.encode_png),
+                           (_images(2, (2, 40, 24, 3)), tf.io.encode_png),
+                           (_images(3, (2, 32, 32, 3)), tf.io.encode_jpeg)):
+        data = tf.stack([encode(image) for image in images])
+        pixels = tf.stack([tf.io.decode_image(d, expand_animations=False) for d in data])  # JPEG is lossy
+        answer = function["classify_encoded"](image_bytes=data)
+        expected = function["classify"](images=pixels)
+        np.testing.assert_allclose(answer["probabilities"].numpy(), expected["probabilities"].numpy(), atol=1e-6)
+        np.testing.assert_array_equal(answer["classes"].numpy(), expected["classes"].numpy())
 
 
 def test_the_translators_answer_as_the_keras_networks(run):
@@ -166,24 +214,24 @@ def test_s2t_classifier_reads_target_images_as_they_are(run, tmp_path):
 def _small_module():
     net = lenet.LeNet(10)
     net.build((None, 32, 32, 3))
-    return export.Classifier(net, 32, 3)
+    return export.Classifier(net, 32, 3, registry.DIGIT_CLASSES)
 
 
 def test_each_export_takes_the_next_version(tmp_path):
     module = _small_module()
-    first = export.save(module, str(tmp_path), "classifier", "classify")
-    second = export.save(module, str(tmp_path), "classifier", "classify")
+    first = export.save(module, str(tmp_path), "classifier")
+    second = export.save(module, str(tmp_path), "classifier")
     assert (os.path.basename(first), os.path.basename(second)) == ("1", "2")
     # versions TF Serving would see are integers; anything else is ignored when numbering
     for name in ("7", "notes", ".partial-old"):
         os.makedirs(os.path.join(str(tmp_path), "classifier", name))
     assert export.versions(str(tmp_path / "classifier")) == [1, 2, 7]
-    assert os.path.basename(export.save(module, str(tmp_path), "classifier", "classify")) == "8"
+    assert os.path.basename(export.save(module, str(tmp_path), "classifier")) == "8"
 
 
 def test_a_failed_export_leaves_no_version(tmp_path, monkeypatch):
     module = _small_module()
-    export.save(module, str(tmp_path), "classifier", "classify")
+    export.save(module, str(tmp_path), "classifier")
     real_save = tf.saved_model.save
 
     def crash(obj, directory, **kwargs):
@@ -193,13 +241,13 @@ def test_a_failed_export_leaves_no_version(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tf.saved_model, "save", crash)
     with pytest.raises(OSError, match="disk full"):
-        export.save(module, str(tmp_path), "classifier", "classify")
+        export.save(module, str(tmp_path), "classifier")
     assert os.listdir(str(tmp_path / "classifier")) == ["1"]
 
 
 def test_a_version_taken_meanwhile_is_never_overwritten(tmp_path, monkeypatch):
     module = _small_module()
-    taken = export.save(module, str(tmp_path), "classifier", "classify")
+    taken = export.save(module, str(tmp_path), "classifier")
     marker = os.path.join(taken, "marker")
     open(marker, "w").close()
     real_versions, calls = export.versions, []
@@ -209,7 +257,7 @@ def test_a_version_taken_meanwhile_is_never_overwritten(tmp_path, monkeypatch):
         return [] if len(calls) == 1 else real_versions(model_dir)
 
     monkeypatch.setattr(export, "versions", stale)
-    assert os.path.basename(export.save(module, str(tmp_path), "classifier", "classify")) == "2"
+    assert os.path.basename(export.save(module, str(tmp_path), "classifier")) == "2"
     assert os.path.exists(marker) and len(calls) == 2
 
 
@@ -234,3 +282,40 @@ def test_a_t2s_classifier_without_its_translator_is_refused(run, tmp_path, capsy
     error = capsys.readouterr().err
     assert "--pixel_direction=t2s" in error and "g_ts.weights.h5 is missing" in error
     assert not os.path.exists(str(tmp_path / "export"))
+
+
+def test_another_runs_models_are_refused_under_their_taken_names(run, tmp_path, capsys):
+    export_dir = str(tmp_path / "export")
+    shutil.copytree(str(run["root"] / "export"), export_dir)  # version 1 of each model, from the fixture's run
+    other = str(tmp_path / "other_run")
+    shutil.copytree(run["config"].run_dir, other)  # another run: same task, its own directory
+    assert export_tool.main([f"--run_dir={other}", f"--export_dir={export_dir}"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: --export_dir={export_dir}: model 'classifier' (and 'g_st', 'g_ts') already "
+                            f"serves another run (version 1: digits uci -> uci_m from "
+                            f"{os.path.realpath(run['config'].run_dir)}); this run (digits uci -> uci_m from "
+                            f"{os.path.realpath(other)}) would silently become version 2: pass --model_prefix=")
+    assert error.count("\n") == 1
+    assert sorted(os.listdir(export_dir)) == ["classifier", "g_st", "g_ts", "models.config"]  # nothing written
+    assert all(os.listdir(os.path.join(export_dir, m)) == ["1"] for m in ("classifier", "g_st", "g_ts"))
+    assert export_tool.main([f"--run_dir={other}", f"--export_dir={export_dir}", "--model_prefix=a/b"]) == 2
+    assert "--model_prefix='a/b'" in capsys.readouterr().err
+
+    # Under new names it goes; exported again, the same run becomes version 2 and version 1 stays as it was.
+    # (Only the other run's source model, one SavedModel per export, to keep the test fast.)
+    for stage in ("target", "feature", "pixel"):
+        shutil.rmtree(os.path.join(other, "seed_0", stage))
+    versions = []
+    for _ in range(2):
+        assert export_tool.main([f"--run_dir={other}", f"--export_dir={export_dir}", "--model_prefix=other_"]) == 0
+        versions.append(json.loads(capsys.readouterr().out)["other_classifier"])
+        if len(versions) == 1:
+            with open(os.path.join(versions[0], "saved_model.pb"), "rb") as handle:
+                first = handle.read()
+    assert versions == [os.path.join(export_dir, "other_classifier", v) for v in ("1", "2")]
+    with open(os.path.join(versions[0], "saved_model.pb"), "rb") as handle:
+        assert handle.read() == first
+    assert export.export_layout.recorded_run(versions[1])["run_dir"] == os.path.realpath(other)
+    assert export.export_layout.recorded_run(versions[1])["stage"] == "source"
+    assert _model_config(export_dir) == {m: os.path.join(os.path.abspath(export_dir), m)
+                                         for m in ("classifier", "g_st", "g_ts", "other_classifier")}

@@ -1,5 +1,6 @@
-"""DRN-C-26 (models/drn.py): the parameter count against the published one, strides and dilations, logits at
-any input size, level 8 as the features, weights round trips through weights=, errors naming a bad file.
+"""DRN-C-26 (models/drn.py): the parameter count against the published one, strides and dilations, the ImageNet
+input normalisation, logits at any input size, level 8 as the features, a saved backbone read back through
+weights=, errors naming a bad file. (Its ImageNet checkpoint: test_drn_imagenet.py.)
 
 The shape tests share one network; the round trip builds its own (its moving statistics are changed)."""
 
@@ -9,6 +10,7 @@ import pytest
 import keras
 
 from cycada_tf.models import drn, segmenter
+from cycada_tf.models.pretrained import WeightsFileError
 
 CLASSES = 5
 
@@ -78,34 +80,44 @@ def test_drn26_features_are_level_8_and_what_the_classifier_reads(drn26):
     np.testing.assert_allclose(drn26.get_layer(segmenter.LOGITS)([scores, x]).numpy(), logits, rtol=1e-5, atol=1e-5)
 
 
-def test_drn26_weights_round_trip_through_weights_argument(drn26, tmp_path):
+def test_drn26_normalises_its_input_as_drn_was_trained_on_imagenet(drn26):
+    x = _images(2, 4, 4)
+    expected = ((x + 1.0) / 2.0 - np.array(drn.IMAGENET_MEAN)) / np.array(drn.IMAGENET_STD)
+    np.testing.assert_allclose(drn26.get_layer("imagenet_normalize")(x).numpy(), expected, rtol=1e-5, atol=1e-5)
+    assert drn26.get_layer("stem").input is drn26.get_layer("imagenet_normalize").output
+
+
+def _backbone_weights(model):
+    return [w.numpy() for layer in model.layers if layer.name != "classifier" for w in layer.weights]
+
+
+def test_weights_of_a_whole_drn26_restore_its_backbone_not_its_classifier(drn26, tmp_path):
     keras.utils.set_random_seed(0)
     model = drn.drn26(CLASSES)
     for layer in model.layers:  # moving statistics away from 0/1, so that they must be restored too
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.moving_mean.assign(np.full(layer.moving_mean.shape, 0.1, "float32"))
-    x = _images(2, 32, 32)
     path = str(tmp_path / "drn26.weights.h5")
     model.save_weights(path)
-    assert not np.allclose(drn26(x).numpy(), model(x).numpy())  # another network answers otherwise
-    np.testing.assert_array_equal(drn.drn26(CLASSES, weights=path)(x).numpy(), model(x).numpy())
-
-
-def test_drn26_imagenet_warns_and_keeps_random_weights():
-    with pytest.warns(UserWarning, match="no ImageNet weights of DRN-C-26"):
-        model = drn.drn26(CLASSES, weights="imagenet")
-    assert model(_images(1, 32, 32)).shape == (1, 32, 32, CLASSES)
+    saved = _backbone_weights(model)
+    assert not all(np.array_equal(a, b) for a, b in zip(_backbone_weights(drn26), saved))  # another network
+    restored = drn.drn26(CLASSES, weights=path)
+    assert len(saved) == 30 * (1 + 4)  # stem, 12 blocks x 2, 5 projections: a kernel and a batch norm (4) each
+    for ours, theirs in zip(_backbone_weights(restored), saved):
+        np.testing.assert_array_equal(ours, theirs)
+    assert not np.array_equal(restored.get_layer("classifier").kernel.numpy(),
+                              model.get_layer("classifier").kernel.numpy())  # the classifier starts anew
 
 
 @pytest.mark.filterwarnings("ignore:Skipping nested container")  # Keras, while it finds the mismatch
 def test_bad_weight_files_raise_errors_naming_the_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nowhere.h5"):
+    with pytest.raises(WeightsFileError, match="nowhere.h5 does not exist"):
         drn.drn26(CLASSES, weights=str(tmp_path / "nowhere.h5"))
     other = str(tmp_path / "other.weights.h5")
     keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(2, 3)]).save_weights(other)
-    with pytest.raises(ValueError, match="other.weights.h5 does not hold the weights"):
+    with pytest.raises(WeightsFileError, match="other.weights.h5 does not hold the weights of DRN-C-26's backbone"):
         drn.drn26(CLASSES, weights=other)
     garbage = tmp_path / "garbage.weights.h5"
     garbage.write_bytes(b"not hdf5")
-    with pytest.raises(ValueError, match="garbage.weights.h5"):
+    with pytest.raises(WeightsFileError, match="garbage.weights.h5"):
         drn.drn26(CLASSES, weights=str(garbage))

@@ -1,6 +1,7 @@
 """The layers the networks share (models/layers.py): reflection padding and its hand-written gradient, instance
 norm, the residual block."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -70,3 +71,21 @@ def test_residual_block_keeps_the_shape_and_adds_its_input():
     block.norm2.gamma.assign(np.zeros(6, "float32"))
     block.norm2.beta.assign(np.zeros(6, "float32"))
     np.testing.assert_allclose(block(x).numpy(), x, atol=1e-6)
+
+
+def test_cyclegan_initialisation_and_instance_norm_without_affine_parameters():
+    from cycada_tf.models import cyclegan
+    from cycada_tf.models.layers import initialize
+    keras.utils.set_random_seed(0)
+    g = initialize(cyclegan.resnet_generator(3, 3, 16, 2, 2, affine=False), "normal")
+    kernels = [layer.kernel.numpy().ravel() for layer in g.layers
+               if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))]
+    np.testing.assert_allclose(np.std(np.concatenate(kernels)), 0.02, rtol=0.05)  # N(0, 0.02)
+    assert all(not np.any(layer.bias.numpy()) for layer in g.layers if isinstance(layer, keras.layers.Conv2D))
+    norms = [layer for layer in g._flatten_layers(include_self=False, recursive=True)
+             if isinstance(layer, keras.layers.GroupNormalization)]
+    assert norms and all(not layer.weights for layer in norms)  # no learned scale or offset
+    with_affine = cyclegan.resnet_generator(3, 3, 16, 2, 2)
+    assert len(with_affine.weights) == len(g.weights) + 2 * len(norms)
+    with pytest.raises(ValueError, match="--pixel_init"):
+        initialize(g, "xavier")

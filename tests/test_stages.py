@@ -301,3 +301,54 @@ def test_one_accurate_batch_opens_the_last_batch_gate_but_not_the_100_iteration_
     assert (all(changed["encoder"]) if opens else not any(changed["encoder"])), changed["encoder"]
     assert int(model.updates.numpy()) == int(opens)
     assert float(logs["gate_open"]) == float(opens)
+
+
+# --- the paper-protocol options (CycleGAN's recipe, the feature stage's own objective and weight) -------------
+
+def _pixel_model(**options):
+    keras.utils.set_random_seed(0)
+    nets_ = {"g_st": digit_gan.generator(SIZE, 3, 3, width=4, name="g_st"),
+             "g_ts": digit_gan.generator(SIZE, 3, 3, width=4, name="g_ts"),
+             "d_s": digit_gan.image_discriminator(SIZE, 3, width=4, name="d_s"),
+             "d_t": digit_gan.image_discriminator(SIZE, 3, width=4, name="d_t")}
+    model = PixelAdaptation(**nets_, f_s=_lenet(3), pool_size=0, semantic_weight=0.0, **options)
+    model.compile(keras.optimizers.SGD(0.0), keras.optimizers.SGD(0.0))
+    return model
+
+
+def test_identity_loss_is_cyclegans_weighted_by_the_cycle_weight():
+    x_s, x_t = tf.constant(_images(3, 1)), tf.constant(_images(3, 2))
+    logs = _pixel_model(identity_weight=0.5, cycle_weight=10.0).train_step((x_s, x_t))
+    model = _pixel_model(identity_weight=0.5, cycle_weight=10.0)  # the same weights, before any step
+    want = (np.mean(np.abs(model.g_st(x_t, training=True).numpy() - x_t.numpy()))
+            + np.mean(np.abs(model.g_ts(x_s, training=True).numpy() - x_s.numpy())))
+    np.testing.assert_allclose(float(logs["identity"]), want, rtol=1e-5)
+    terms = float(logs["gan_st"]) + float(logs["gan_ts"]) + 10.0 * float(logs["cycle"]) + 5.0 * want
+    np.testing.assert_allclose(float(logs["g_loss"]), terms, rtol=1e-5)
+    assert float(_pixel_model().train_step((x_s, x_t))["identity"]) == 0.0  # off by default
+
+
+def test_linear_decay_holds_the_rate_for_half_the_steps_then_reaches_zero():
+    from cycada_tf.stages.pixel import LinearDecay
+    schedule = LinearDecay(2e-4, 100)
+    rates = [float(schedule(step)) for step in (0, 49, 50, 75, 100, 120)]
+    np.testing.assert_allclose(rates, [2e-4, 2e-4, 2e-4, 1e-4, 0.0, 0.0], atol=1e-12)
+
+
+def test_feature_g_weight_scales_f_ts_update_and_the_objective_is_its_own():
+    lr = 1e-3
+    x_s, x_t = _images(1, 1), _images(1, 2)
+    deltas = {}
+    for weight in (1.0, 0.1):
+        model = _feature_stage(gate=-1.0)
+        model.g_weight = weight
+        model.compile(keras.optimizers.SGD(lr), keras.optimizers.SGD(lr))
+        model.build_optimizers()
+        before = _snapshot(model.f_t.encoder.trainable_variables)
+        model.train_step((tf.constant(x_s), tf.constant(x_t)))
+        deltas[weight] = [v.numpy() - b for v, b in zip(model.f_t.encoder.trainable_variables, before)]
+    assert max(np.abs(d).max() for d in deltas[1.0]) > 1e-5  # a step large enough to compare
+    for full, tenth in zip(deltas[1.0], deltas[0.1]):  # plain SGD: the step is linear in the loss weight
+        np.testing.assert_allclose(tenth, 0.1 * full, rtol=1e-2, atol=1e-7)  # float32 rounding of w + dw
+    with pytest.raises(ValueError, match="--feature_gan_mode"):
+        FeatureAdaptation(_lenet(1), _lenet(1), lenet.feature_discriminator(hidden=4), gan_mode="hinge")

@@ -5,13 +5,16 @@ translators.
 
 writes <export_dir>/classifier/<version>/ (a segmentation run: segmenter/), <export_dir>/g_st/<version>/ and
 <export_dir>/g_ts/<version>/, each the next integer version of its model (cycada_tf/export.py says what the
-signatures take and give). The networks are rebuilt from the configuration the run recorded in
-<run_dir>/results.json.
+signatures take and give), and <export_dir>/models.config naming every model there for
+`tensorflow_model_server --model_config_file`. The networks are rebuilt from the configuration the run recorded
+in <run_dir>/results.json. A model whose latest version came from another run is refused (exit status 2):
+--model_prefix=roads_ exports this run as roads_segmenter, roads_g_st and roads_g_ts instead.
 """
 
 import argparse
 import json
 import os
+import re
 import sys
 
 if __package__ in (None, ""):  # run as `python tools/export.py`: make the repository importable
@@ -19,12 +22,17 @@ if __package__ in (None, ""):  # run as `python tools/export.py`: make the repos
 
 from cycada_tf import config as config_lib  # noqa: E402
 
+MODEL_PREFIX = re.compile(r"[A-Za-z0-9_.-]*")  # it names directories and TF Serving models
+
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="export", description=__doc__.splitlines()[0])
     parser.add_argument("--run_dir", required=True, help="the run's directory (holds results.json, seed_<k>/)")
     parser.add_argument("--seed", type=int, default=0, help="which seed's networks to export")
     parser.add_argument("--export_dir", required=True, help="where the models go: <export_dir>/<model>/<version>/")
+    parser.add_argument("--model_prefix", default="", help="put before each model's name (roads_: roads_segmenter, "
+                                                           "roads_g_st, roads_g_ts), for a run whose models would "
+                                                           "otherwise become versions of another run's")
     return parser.parse_args(argv)
 
 
@@ -45,6 +53,8 @@ def run_config(run_dir):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
+        if not MODEL_PREFIX.fullmatch(args.model_prefix):
+            raise ValueError(f"--model_prefix={args.model_prefix!r}: use letters, digits, '_', '.' and '-' only")
         config = run_config(args.run_dir)
         if not os.path.isdir(os.path.join(args.run_dir, f"seed_{args.seed}")):
             raise ValueError(f"--seed={args.seed}: {args.run_dir} has no seed_{args.seed}/ (the run's seeds: "
@@ -52,7 +62,8 @@ def main(argv=None):
         from cycada_tf import export, tasks
         from cycada_tf.trial import Trial
         exported = export.export_seed(Trial(tasks.for_config(config), args.seed, args.run_dir), args.export_dir,
-                                      log=lambda message: print(message, file=sys.stderr, flush=True))
+                                      log=lambda message: print(message, file=sys.stderr, flush=True),
+                                      prefix=args.model_prefix)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

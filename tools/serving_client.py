@@ -1,15 +1,16 @@
 """Send one image to a TF Serving server running an exported model (tools/export.py) over gRPC.
 
-    tensorflow_model_server --port=8500 --model_config_file=models.config   # classifier, g_st, g_ts
+    tensorflow_model_server --port=8500 --model_config_file=$PWD/export/models.config
     python tools/serving_client.py --image=digit.png --model=classifier --host=localhost --port=8500
     python tools/serving_client.py --image=digit.png --model=g_ts --output=translated.png
     python tools/serving_client.py --image=street.png --model=segmenter --output=label_map.png
 
 The image (PNG, JPEG, ...; grey or colour, any side) goes as it is, uint8 [1, height, width, channels]: the
-exported models resize and convert it themselves. A classifier's answer is printed (class id, probabilities);
-a translator's image is written to --output (default translated.png); a segmenter's label map (train ids,
-one grey PNG pixel per image pixel) is written to --output (default label_map.png) and the share of each
-class printed.
+exported models resize and convert it themselves. A classifier's answer is printed (class id, its name,
+probabilities); a translator's image is written to --output (default translated.png); a segmenter's label map
+(train ids, one grey PNG pixel per image pixel) is written to --output (default label_map.png) and the class
+names and the share of each class printed. A segmenter is asked for its label map and class names only
+(output_filter), 1 byte a pixel, unless --probabilities asks for its 4 x classes bytes a pixel too.
 """
 
 import argparse
@@ -19,9 +20,20 @@ import sys
 
 import numpy as np
 
-# Each exported model's signature (cycada_tf/export.py; all three also answer as serving_default).
+# Each exported model's signature (cycada_tf/export.py; all also answer as serving_default). A model exported
+# with tools/export.py --model_prefix (roads_segmenter) is known by how its name ends.
 SIGNATURES = {"classifier": "classify", "segmenter": "segment", "g_st": "translate", "g_ts": "translate"}
 INPUT = "images"
+PROBABILITIES, LABEL_MAP, CLASS_NAMES = "probabilities", "label_map", "class_names"
+# What a segmenter is asked for unless --probabilities: a 2048x1024 frame's answer is then 2 MB, under gRPC's
+# 4 MB default, where its probabilities alone would be 160 MB (19 Cityscapes classes, float32).
+SEGMENTER_OUTPUTS = (LABEL_MAP, CLASS_NAMES)
+MAX_RECEIVE_MB = 64  # the client's gRPC receive limit (gRPC's own default: 4)
+
+
+def kind(model):
+    """The exported model `model` (a name on the server) is: classifier, segmenter, g_st or g_ts (else None)."""
+    return next((name for name in SIGNATURES if model.endswith(name)), None)
 
 
 def read_image(path):
@@ -33,8 +45,9 @@ def read_image(path):
     return image[..., None] if image.ndim == 2 else image
 
 
-def build_request(images, model, signature=None, version=None):
-    """A PredictRequest for `model` with `images` (uint8 [batch, height, width, channels]) as its input."""
+def build_request(images, model, signature=None, version=None, output_filter=()):
+    """A PredictRequest for `model` with `images` (uint8 [batch, height, width, channels]) as its input, asking
+    for the outputs in `output_filter` only (empty: all)."""
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
     images = np.asarray(images)
@@ -43,10 +56,11 @@ def build_request(images, model, signature=None, version=None):
                          f"{list(images.shape)}")
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model
-    request.model_spec.signature_name = signature or SIGNATURES.get(model, "serving_default")
+    request.model_spec.signature_name = signature or SIGNATURES.get(kind(model), "serving_default")
     if version is not None:
         request.model_spec.version.value = int(version)
     request.inputs[INPUT].CopyFrom(tf.make_tensor_proto(images, dtype=tf.uint8))
+    request.output_filter.extend(output_filter)
     return request
 
 
@@ -56,10 +70,19 @@ def outputs(response):
     return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
 
 
-def predict(request, host, port, timeout):
+def names(answer):
+    """The class names a classifier or segmenter answered (CLASS_NAMES, the same for every image), or None
+    (a model exported before they were)."""
+    if CLASS_NAMES not in answer:
+        return None
+    return [name.decode() for name in answer[CLASS_NAMES][0]]
+
+
+def predict(request, host, port, timeout, max_receive_mb=MAX_RECEIVE_MB):
     import grpc
     from tensorflow_serving.apis import prediction_service_pb2_grpc
-    with grpc.insecure_channel(f"{host}:{port}") as channel:
+    options = [("grpc.max_receive_message_length", int(max_receive_mb * 2 ** 20))]
+    with grpc.insecure_channel(f"{host}:{port}", options=options) as channel:
         return prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=timeout)
 
 
@@ -75,38 +98,68 @@ def parse_args(argv):
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer")
     parser.add_argument("--output", help="where a translator's image (default translated.png) or a segmenter's "
                                          "label map (default label_map.png) goes")
+    parser.add_argument("--probabilities", help="a segmenter's per-pixel class probabilities are asked for too "
+                                                "(float32, 4 bytes x classes a pixel) and saved to this .npy file")
+    parser.add_argument("--max_receive_mb", type=float, default=MAX_RECEIVE_MB,
+                        help="the largest answer the client takes, in MiB (gRPC's default is 4)")
     return parser.parse_args(argv)
+
+
+def _error(message, status):
+    print(f"error: {message}", file=sys.stderr)
+    return status
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if not os.path.isfile(args.image):
-        print(f"error: --image={args.image} is not a file", file=sys.stderr)
-        return 2
+        return _error(f"--image={args.image} is not a file", 2)
+    if args.max_receive_mb <= 0:
+        return _error(f"--max_receive_mb={args.max_receive_mb:g} must be positive", 2)
+    segmenter = kind(args.model) == "segmenter"
+    if args.probabilities and not segmenter:
+        return _error(f"--probabilities is a segmenter's (--model={args.model} answers all its outputs anyway)", 2)
     import grpc
-    request = build_request(read_image(args.image)[None], args.model, args.signature, args.version)
+    wanted = (SEGMENTER_OUTPUTS + ((PROBABILITIES,) if args.probabilities else ())) if segmenter else ()
+    request = build_request(read_image(args.image)[None], args.model, args.signature, args.version, wanted)
     try:
-        answer = outputs(predict(request, args.host, args.port, args.timeout))
+        answer = outputs(predict(request, args.host, args.port, args.timeout, args.max_receive_mb))
     except grpc.RpcError as error:
-        print(f"error: {args.host}:{args.port} answered {error.code().name}: {error.details()}", file=sys.stderr)
-        return 1
+        if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in (error.details() or ""):
+            return _error(f"the answer of {args.host}:{args.port} is larger than --max_receive_mb="
+                          f"{args.max_receive_mb:g} ({error.details()}): raise --max_receive_mb"
+                          + (", or leave out --probabilities" if args.probabilities else ""), 1)
+        return _error(f"{args.host}:{args.port} answered {error.code().name}: {error.details()}", 1)
+    print(show(answer, args))
+    return 0
+
+
+def show(answer, args):
+    """Write a translator's image or a segmenter's label map (and probabilities) where `args` say; returns the
+    line to print."""
+    from PIL import Image
+    class_names = names(answer)
     if "translated" in answer:
-        from PIL import Image
         image = answer["translated"][0]
         output = args.output or "translated.png"
         Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(output)
-        print(f"wrote {output}")
-    elif "label_map" in answer:
-        from PIL import Image
-        label_map = answer["label_map"][0].astype(np.uint8)
+        return f"wrote {output}"
+    if LABEL_MAP in answer:
+        label_map = answer[LABEL_MAP][0].astype(np.uint8)
         output = args.output or "label_map.png"
         Image.fromarray(label_map).save(output)
         ids, counts = np.unique(label_map, return_counts=True)
-        print(json.dumps({"label_map": output, "class_shares": {str(i): round(float(n) / label_map.size, 4)
-                                                                for i, n in zip(ids, counts)}}))
-    else:
-        print(json.dumps({name: value.tolist() for name, value in answer.items()}))
-    return 0
+        printed = {"label_map": output, "class_names": class_names,
+                   "class_shares": {class_names[i] if class_names and i < len(class_names) else str(i):
+                                    round(float(n) / label_map.size, 4) for i, n in zip(ids, counts)}}
+        if args.probabilities:
+            printed["probabilities"] = args.probabilities + ("" if args.probabilities.endswith(".npy") else ".npy")
+            np.save(printed["probabilities"], answer[PROBABILITIES][0])
+        return json.dumps(printed)
+    printed = {name: value.tolist() for name, value in answer.items() if name != CLASS_NAMES}
+    if class_names and "classes" in answer:
+        printed["names"] = [class_names[i] for i in answer["classes"]]
+    return json.dumps(printed)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,13 @@ def records(name, split, data_dir):
     return tf.data.TFRecordDataset(tfrecord.split_files(directory, split, spec.prepare_hint))
 
 
+def splits(name, data_dir):
+    """The splits of `name` prepared in `data_dir` (a tfds dataset: those tensorflow-datasets has)."""
+    if tfds_source.is_tfds(name):
+        return tuple(registry.get(name).splits)
+    return tuple(tfrecord.read_manifest(registry.ensure(name, data_dir))["splits"])
+
+
 def count(name, split, data_dir):
     if tfds_source.is_tfds(name):
         return tfds_source.count(name, split, data_dir)
@@ -92,15 +99,21 @@ def decode_label_map(encoded):
     return tf.cast(tf.io.decode_png(encoded, channels=1)[..., 0], tf.int32)
 
 
-def crop_and_flip(image, label, crop_size, flip, seed, ignore_label):
+def crop_and_flip(image, label, crop_size, flip, seed, ignore_label, fit=None):
     """One random crop (the same window for image and label) and a coin-flip mirror, from a stateless seed.
 
-    An image smaller than the crop is padded first: image with 0 (mid grey in [-1, 1]), label with the ignore
-    label, so padding never counts in a loss or metric.
+    fit=None: an image smaller than the crop is padded first: image with 0 (mid grey in [-1, 1]), label with
+    the ignore label, so padding never counts in a loss or metric (but a network sees it).
+    fit=m: a crop side longer than the image's takes the image's side instead, rounded down to a multiple of
+    m: no padding at all, so that two domains of different image sizes show a discriminator no padding to
+    tell them apart by (the crop's shape then varies: batch with `batch`).
     """
     height, width = crop_size
     channels = image.shape[-1]
     shape = tf.shape(image)
+    if fit is not None:
+        height = tf.minimum(height, tf.maximum(shape[0] // fit * fit, 1))
+        width = tf.minimum(width, tf.maximum(shape[1] // fit * fit, 1))
     pad_h, pad_w = tf.maximum(height - shape[0], 0), tf.maximum(width - shape[1], 0)
     paddings = [[0, pad_h], [0, pad_w]]
     image = tf.pad(image, paddings + [[0, 0]])
@@ -118,8 +131,25 @@ def crop_and_flip(image, label, crop_size, flip, seed, ignore_label):
     return stacked[..., :channels], tf.cast(tf.round(stacked[..., channels]), tf.int32)
 
 
+def batch(ds, batch_size, drop_remainder=True):
+    """`ds` in batches; elements whose images differ in shape (crops fitted to images of several sizes) go
+    into batches of one shape each, in their order of arrival, instead of failing to stack."""
+    image_spec = tf.nest.flatten(ds.element_spec)[0]
+    if batch_size == 1 or image_spec.shape[:2].is_fully_defined():
+        return ds.batch(batch_size, drop_remainder=drop_remainder)
+
+    def key(*element):
+        shape = tf.shape(tf.nest.flatten(element)[0], out_type=tf.int64)
+        return shape[0] * 100_000 + shape[1]
+
+    def reduce(_, window):
+        return window.batch(batch_size, drop_remainder=drop_remainder)
+
+    return ds.group_by_window(key, reduce, window_size=batch_size)
+
+
 def load_segmentation(name, split, data_dir, labels=True, crop_size=None, flip=False, batch_size=None,
-                      shuffle=False, shuffle_buffer=256, seed=0, repeat=False, drop_remainder=False):
+                      shuffle=False, shuffle_buffer=256, seed=0, repeat=False, drop_remainder=False, fit=None):
     """Images in [-1, 1] (float32, (H, W, 3)) and label maps of train ids (int32, (H, W), 255 = ignore).
 
     Training: crop_size (height, width) or one side takes a random crop at the same place in image and
@@ -127,6 +157,7 @@ def load_segmentation(name, split, data_dir, labels=True, crop_size=None, flip=F
     the same sequence for the same seed). Evaluation: crop_size None gives full images (batch them only
     when they share one size, as a prepared Cityscapes does). labels=False yields images only, for the
     target domain. Images keep their prepared size: resizing belongs to tools/prepare_data.py --width.
+    fit: see crop_and_flip (crops no larger than the image).
     """
     spec = registry.get(name)
     if not spec.segmentation:
@@ -153,7 +184,7 @@ def load_segmentation(name, split, data_dir, labels=True, crop_size=None, flip=F
             with tf.control_dependencies([encoded]):
                 label = decode_label_map(example[schema.LABEL_MAP])
         if crop_size is not None:
-            image, label = crop_and_flip(image, label, crop_size, flip, element_seed, spec.ignore_label)
+            image, label = crop_and_flip(image, label, crop_size, flip, element_seed, spec.ignore_label, fit)
         return (image, label) if labels else image
 
     if crop_size is not None:
@@ -163,5 +194,5 @@ def load_segmentation(name, split, data_dir, labels=True, crop_size=None, flip=F
     else:
         ds = ds.map(decode, num_parallel_calls=AUTOTUNE, deterministic=True)
     if batch_size:
-        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        ds = batch(ds, batch_size, drop_remainder) if crop_size is not None else ds.batch(batch_size, drop_remainder)
     return ds.prefetch(AUTOTUNE)

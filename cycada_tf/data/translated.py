@@ -72,9 +72,10 @@ def load_classification(path, image_size, channels, labels, seed):
     return ds.shuffle(total, seed=seed).repeat(), total
 
 
-def load_segmentation(path, labels, crop, seed, ignore_label=schema.IGNORE_LABEL):
+def load_segmentation(path, labels, crop, seed, ignore_label=schema.IGNORE_LABEL, fit=None):
     """(repeated, shuffled dataset of random crops with flips (and label maps), number of records) of
-    translated road scenes; each crop's window comes from a stateless seed drawn per element."""
+    translated road scenes; each crop's window comes from a stateless seed drawn per element. fit: see
+    pipeline.crop_and_flip."""
     total = count(path)
 
     @tf.autograph.experimental.do_not_convert  # plain TF ops; AutoGraph trips over the closure
@@ -82,7 +83,7 @@ def load_segmentation(path, labels, crop, seed, ignore_label=schema.IGNORE_LABEL
         example = schema.parse(serialized)
         image = pipeline.decode_image(example[schema.IMAGE], None, 3)
         label = pipeline.decode_label_map(example[schema.LABEL_MAP]) if labels else None
-        image, label = pipeline.crop_and_flip(image, label, crop, True, element_seed, ignore_label)
+        image, label = pipeline.crop_and_flip(image, label, crop, True, element_seed, ignore_label, fit)
         return (image, label) if labels else image
 
     ds = tf.data.TFRecordDataset(tfrecord.split_files(path, "train")).cache()

@@ -8,7 +8,7 @@ from keras import layers, ops
 from cycada_tf.models.layers import ReflectionPad2D, ResidualBlock, instance_norm
 
 
-def generator(image_size, in_channels, out_channels, width=32, noise_channels=0, name="generator"):
+def generator(image_size, in_channels, out_channels, width=32, noise_channels=0, affine=True, name="generator"):
     """Convolutions, two residual blocks, deconvolutions (Figure 7 right); tanh output in [-1, 1].
 
     noise_channels > 0 draws a style code z ~ N(0, I) of that many dimensions per image and lets it set the
@@ -16,20 +16,21 @@ def generator(image_size, in_channels, out_channels, width=32, noise_channels=0,
     norm, Huang & Belongie 2017), so one source digit can map to many target renderings (an option; the
     paper's generator is deterministic). z is not appended as constant input channels: the instance norm
     after the first convolution subtracts every per-image constant, so such a code is erased at once.
+    affine=False: instance norms without a learned scale and offset (CycleGAN's).
     """
     x_in = keras.Input((image_size, image_size, in_channels))
     z = StyleCode(noise_channels)(x_in) if noise_channels else None
     x = ReflectionPad2D(3)(x_in)
     x = layers.Conv2D(width, 7)(x)
-    x = layers.ReLU()(instance_norm()(x))
+    x = layers.ReLU()(instance_norm(affine)(x))
     for mult in (2, 4):
         x = layers.Conv2D(width * mult, 3, strides=2, padding="same")(x)
-        x = layers.ReLU()(instance_norm()(x))
+        x = layers.ReLU()(instance_norm(affine)(x))
     for _ in range(2):
-        x = ResidualBlock(width * 4)(x)
+        x = ResidualBlock(width * 4, affine)(x)
     for mult in (2, 1):
         x = layers.Conv2DTranspose(width * mult, 3, strides=2, padding="same")(x)
-        x = instance_norm()(x) if z is None else StyleModulation()([instance_norm(affine=False)(x), z])
+        x = instance_norm(affine)(x) if z is None else StyleModulation()([instance_norm(affine=False)(x), z])
         x = layers.ReLU()(x)
     x = ReflectionPad2D(3)(x)
     # The last convolution, the costliest layer (7x7 over the full image), computes in the policy's precision;
@@ -81,7 +82,7 @@ class StyleModulation(layers.Layer):
         return shapes[0]
 
 
-def image_discriminator(image_size, channels, width=64, minibatch_std=False, norm="none",
+def image_discriminator(image_size, channels, width=64, minibatch_std=False, norm="none", affine=True,
                         name="image_discriminator"):
     """Six convolutions ending in one logit per position of the output map (Figure 7 mid right).
 
@@ -101,7 +102,7 @@ def image_discriminator(image_size, channels, width=64, minibatch_std=False, nor
                                   (width * 2, 2, True), (width * 4, 1, True)):
         x = layers.Conv2D(filters, 3, strides=stride, padding="same")(x)
         if norm_layer and norm == "instance":
-            x = instance_norm()(x)
+            x = instance_norm(affine)(x)
         x = layers.LeakyReLU(0.2)(x)
     if minibatch_std:
         x = MinibatchStd()(x)

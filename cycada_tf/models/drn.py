@@ -1,43 +1,46 @@
 """DRN-C-26 (Yu, Koltun, Funkhouser 2017, "Dilated Residual Networks"), the paper's segmenter (B) of Table 4,
-as the DRN segmentation code (DRNSeg) builds it."""
-
-import os
-import warnings
+as the DRN segmentation code (DRNSeg) builds it, started from DRN-C-26's ImageNet weights (drn_imagenet)."""
 
 import numpy as np
 
 import keras
-from keras import layers
+from keras import layers, ops
 
+from cycada_tf.models import drn_imagenet
 from cycada_tf.models.layers import batch_norm
 from cycada_tf.models.segmenter import FEATURES, check_input_shape, logits_at_input_size
 
-# DRN-C-26 (Yu et al. 2017, Table 1): basic blocks per level, channels per level, output stride 8.
+# DRN-C-26 (Yu et al. 2017, Table 1; fyu/drn drn_c_26): basic blocks per level, channels per level, and each
+# level's (stride, dilation of its first block, of the others, residual), as DRN's _make_layer builds them
+# (new_level=False for levels 5-8); output stride 8.
 DRN26_BLOCKS = (1, 1, 2, 2, 2, 2, 1, 1)
 DRN26_CHANNELS = (16, 32, 64, 128, 256, 512, 512, 512)
+DRN26_LEVELS = ((1, 1, 1, True), (2, 1, 1, True), (2, 1, 1, True), (2, 1, 1, True),
+                (1, 2, 2, True), (1, 4, 4, True), (1, 2, 2, False), (1, 1, 1, False))
+# torchvision's ImageNet statistics (RGB in [0, 1]): DRN's ImageNet training normalised with them (fyu/drn
+# classify.py), and so does the authors' CyCADA DRN (cycada/models/drn.py, DRN.transform).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def drn26(num_classes, input_shape=(None, None, 3), weights=None, name="drn26"):
-    """DRN-C-26 (Yu, Koltun, Funkhouser 2017, "Dilated Residual Networks"), the paper's segmenter (B) of
-    Table 4, as the DRN segmentation code (DRNSeg) builds it: the network without its pooling and fc layers,
-    a 1x1 classifier, bilinear upsampling of the logits to the input size.
+@keras.saving.register_keras_serializable("cycada_tf")
+class ImageNetNormalize(layers.Layer):
+    """RGB in [-1, 1] -> RGB in [0, 1] less IMAGENET_MEAN, over IMAGENET_STD: the input DRN's ImageNet weights
+    were trained on. Part of every DRN-C-26, with or without those weights, so that a network's weights mean
+    the same thing whichever way it was initialised."""
 
-    Levels 1-8 (DRN26_BLOCKS basic blocks of DRN26_CHANNELS channels): a 7x7 stem conv at stride 1, levels 2-4
-    halve the resolution (output stride 8), levels 5 and 6 dilate by 2 and 4 instead of striding, levels 7
-    and 8 (dilation 2, then 1, no residual connection) remove the gridding of the dilated levels. Every conv
-    is followed by batch norm, convs have no bias, initialised as DRN (He normal, fan out). Stride-2 convs pad
-    1 on every side as PyTorch does, so any input size works (multiples of 8 keep the stride-8 grid aligned
-    with the pixels). The "features" layer is level 8's output (stride 8, 512 channels), the map the 1x1
-    classifier reads.
+    def call(self, x):
+        mean, std = (ops.cast(ops.convert_to_tensor(v), x.dtype) for v in (IMAGENET_MEAN, IMAGENET_STD))
+        return ((x + 1.0) * 0.5 - mean) / std
 
-    No Keras port of DRN's ImageNet weights exists: weights="imagenet" warns and keeps the random
-    initialisation. weights= a path loads a .weights.h5 (or .h5) saved from this model (same num_classes);
-    a missing file or one that holds another network raises an error naming the file. The input is [-1, 1]
-    as elsewhere (no ImageNet mean/std normalisation, since no ImageNet weights are loaded).
-    """
-    input_shape = check_input_shape(input_shape, name)
-    if weights not in (None, "imagenet") and not os.path.isfile(weights):
-        raise FileNotFoundError(f"{name}: weights file {weights} does not exist")
+
+def drn26_backbone(input_shape=(None, None, 3), name="drn26"):
+    """DRN-C-26 without its pooling and ImageNet classifier: images in [-1, 1] -> the "features" layer, level
+    8's output (stride 8, 512 channels). A 7x7 stem conv at stride 1, then levels 1-8 (DRN26_BLOCKS basic
+    blocks of DRN26_CHANNELS channels, DRN26_LEVELS): levels 2-4 halve the resolution, levels 5 and 6 dilate by
+    2 and 4 instead of striding, levels 7 and 8 (dilation 2, then 1, no residual connection) remove the
+    gridding of the dilated levels. Every conv is followed by batch norm, convs have no bias, initialised as
+    DRN (He normal, fan out). Stride-2 convs pad 1 on every side as PyTorch does, so any input size works."""
     conv_init = keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal")
 
     def conv_bn(x, filters, size, prefix, strides=1, dilation=1):
@@ -59,31 +62,39 @@ def drn26(num_classes, input_shape=(None, None, 3), weights=None, name="drn26"):
         return layers.ReLU(name=last_name or f"{prefix}_relu2")(y)
 
     image = keras.Input(input_shape, name="image")
-    x = layers.ReLU(name="stem_relu")(conv_bn(image, DRN26_CHANNELS[0], 7, "stem"))
-    # (stride, dilation of the first block, dilation of the others, residual) of levels 1-8, as DRN's
-    # _make_layer with new_level=False for levels 5-8.
-    levels = ((1, 1, 1, True), (2, 1, 1, True), (2, 1, 1, True), (2, 1, 1, True),
-              (1, 2, 2, True), (1, 4, 4, True), (1, 2, 2, False), (1, 1, 1, False))
+    x = ImageNetNormalize(name="imagenet_normalize")(image)
+    x = layers.ReLU(name="stem_relu")(conv_bn(x, DRN26_CHANNELS[0], 7, "stem"))
     for level, (blocks, filters, (stride, first, rest, residual)) in enumerate(
-            zip(DRN26_BLOCKS, DRN26_CHANNELS, levels), start=1):
+            zip(DRN26_BLOCKS, DRN26_CHANNELS, DRN26_LEVELS), start=1):
         for block in range(blocks):
-            last = level == len(levels) and block == blocks - 1
+            last = level == len(DRN26_LEVELS) and block == blocks - 1
             x = basic_block(x, filters, f"level{level}_block{block + 1}", stride if block == 0 else 1,
                             (first, first) if block == 0 else (rest, rest), residual,
                             last_name=FEATURES if last else None)
-    x = layers.Conv2D(num_classes, 1, name="classifier",
-                      kernel_initializer=keras.initializers.RandomNormal(stddev=float(np.sqrt(2.0 / num_classes))))(x)
-    logits = logits_at_input_size(x, image)
-    model = keras.Model(image, logits, name=name)
+    return keras.Model(image, x, name=f"{name}_backbone")
 
-    if weights == "imagenet":
-        warnings.warn(f"{name}: no ImageNet weights of DRN-C-26 exist for Keras; keeping the random "
-                      "initialisation (pass weights= the path of a .weights.h5 saved from this model)",
-                      stacklevel=2)
-    elif weights is not None:
-        try:
-            model.load_weights(weights)
-        except Exception as error:  # Keras says ValueError for a mismatch, OSError for a file that is no HDF5
-            raise ValueError(f"{name}: {weights} does not hold the weights of this network "
-                             f"({type(error).__name__}: {error})") from error
+
+def drn26(num_classes, input_shape=(None, None, 3), weights=None, name="drn26"):
+    """DRN-C-26 (Yu, Koltun, Funkhouser 2017, "Dilated Residual Networks"), the paper's segmenter (B) of
+    Table 4, as the DRN segmentation code (DRNSeg) builds it: drn26_backbone (ImageNetNormalize, then the
+    network without its pooling and fc layers), a 1x1 classifier, bilinear upsampling of the logits to the
+    input size. Multiples of 8 keep the stride-8 grid aligned with the pixels. The "features" layer is level
+    8's output, the map the 1x1 classifier reads.
+
+    `weights` start the backbone (the classifier is always new): None (random); "imagenet", DRN-C-26's
+    ImageNet weights from Keras' cache (drn_imagenet.CONVERTED_FILE, written by tools/convert_drn.py, else
+    the official drn_imagenet.CHECKPOINT_FILE there, read as it is); the path of that official PyTorch
+    checkpoint (.pth); or the path of a Keras weights file of drn26_backbone (what tools/convert_drn.py
+    writes) or of a whole drn26 (its backbone is read). A missing file, or one that holds another network,
+    raises pretrained.WeightsFileError (a ValueError) naming the file.
+    """
+    input_shape = check_input_shape(input_shape, name)
+    source = drn_imagenet.weights_file(weights, name)  # found before building, so a missing file fails at once
+    backbone = drn26_backbone(input_shape, name)
+    x = layers.Conv2D(num_classes, 1, name="classifier",
+                      kernel_initializer=keras.initializers.RandomNormal(stddev=float(np.sqrt(2.0 / num_classes))))(
+        backbone.output)
+    model = keras.Model(backbone.input, logits_at_input_size(x, backbone.input), name=name)
+    if source is not None:
+        drn_imagenet.load(backbone, source, name)
     return model

@@ -8,12 +8,14 @@ Batch statistics, stage by stage (the networks are called as the stages call eve
 - source, target, oracle: one domain per batch, in training mode: the moving statistics are that domain's
   (the target model's: translated source images).
 - pixel: f_S is frozen (trainable=False), so Keras runs its batch norm in inference mode.
-- feature: f_ref and f_T embed their batches separately and both in inference mode (stages/feature.py, for
-  dropout's sake): the moving statistics of the target stage normalise both domains alike, D_feat sees the
-  features exactly as the classifier will at test time, and the stage changes no moving statistic, only the
-  weights (and batch norm's scale and offset) of f_T's encoder. Normalising target batches by their own
-  statistics instead would align the first two moments by itself (AdaBN), out of D_feat's sight, and test
-  time would then see other features than the ones adapted.
+- feature: f_ref and f_T embed their batches separately and, by default, both in inference mode
+  (stages/feature.py, for dropout's sake): the moving statistics of the target stage normalise both domains
+  alike, D_feat sees the features exactly as the classifier will at test time, and the stage changes no
+  moving statistic, only the weights (and batch norm's scale and offset) of f_T's encoder. Normalising target
+  batches by their own statistics instead would align the first two moments by itself (AdaBN), out of
+  D_feat's sight. That is what --feature_dropout does to f_T (training mode: each target batch normalised by
+  its own statistics, which its moving statistics then follow), while the frozen f_ref stays in inference
+  mode.
 - self_train: source and both target views go through the net as one concatenated batch in training mode
   (AdaMatch's combined pass), so its statistics mix the domains, mostly target (--self_train_target_ratio).
 Under a multi-replica strategy each replica normalises its own share of the batch (no synchronised batch

@@ -1,7 +1,7 @@
 """VGG16-FCN8s (Long, Shelhamer, Darrell 2015, "Fully Convolutional Networks for Semantic Segmentation"), the
-paper's segmenter (A) of Tables 3 and 4, with the VGG16 ImageNet backbone read from Keras' download or a file."""
+paper's segmenter (A) of Tables 3 and 4, started from VGG16's ImageNet weights (Keras' file, or a path): its 13
+convolutions and its fully connected fc1/fc2 as the convolutions fc6/fc7."""
 
-import os
 import warnings
 
 import numpy as np
@@ -9,17 +9,18 @@ import numpy as np
 import keras
 from keras import layers, ops
 
+from cycada_tf.models import pretrained, vgg16_weights
 from cycada_tf.models.segmenter import FEATURES, LOGITS, SizeCheck, check_input_shape
+from cycada_tf.models.vgg16_weights import FC_WIDTH, VGG16_BLOCKS
 
-# Keras' VGG16 ImageNet weights (keras.applications.vgg16): caffe-converted, they expect BGR pixels in
-# [0, 255] less the ImageNet mean of each channel.
-VGG16_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
-VGG16_NOTOP_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/vgg16/" + VGG16_NOTOP_FILE)
-VGG16_NOTOP_MD5 = "6d6bbae143d832006294945121d1f1fc"
+# Keras' VGG16 ImageNet weights with the fully connected layers (keras.applications.VGG16(include_top=True)):
+# FCN starts fc6/fc7 from them; the file without them (..._notop.h5) would leave 89% of the parameters random.
+# Caffe-converted, they expect BGR pixels in [0, 255] less the ImageNet mean of each channel.
+VGG16_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
+VGG16_URL = "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/" + VGG16_FILE
+VGG16_MD5 = "64373286793e3c8b2b4e3219cbf3544b"
 VGG16_BGR_MEAN = (103.939, 116.779, 123.68)
-VGG16_BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))  # (filters, convs) of block1..block5
 FCN_STRIDE = 32     # pool5's stride: FCN8s input sides must be multiples of it
-FC_WIDTH = 4096     # fc6/fc7 of VGG16, as convolutions
 DROPOUT = 0.5       # after fc6 and fc7, as in VGG16 and FCN
 
 
@@ -67,26 +68,24 @@ def fcn8s(num_classes, input_shape=(None, None, 3), weights=None, name="fcn8s"):
 
     The model takes RGB in [-1, 1] and converts it, always, to the caffe-style input of Keras' VGG16 ImageNet
     weights (BGR, [0, 255], less the ImageNet mean; CaffePreprocess). `weights`: None (random backbone);
-    "imagenet" (downloads Keras' VGG16 no-top file, keras.utils.get_file, cached in ~/.keras/models; when
-    that fails, warns naming the error and keeps the random backbone); or the path of a file in the layout of
-    keras.applications.VGG16(include_top=False) (the official vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5,
-    or that model's save_weights). Only the 13 conv layers are loaded; fc6, fc7 and the score layers start at
-    random (fc6/fc7) and zero. To restore a whole trained FCN8s, call load_weights on the built model.
+    "imagenet": Keras' VGG16 file with its top (VGG16_FILE) from Keras' cache ($KERAS_HOME/models, else
+    ~/.keras/models), downloaded there by keras.utils.get_file if it is not; or the path of a
+    keras.applications.VGG16 weights file (either Keras layout, see vgg16_weights.read). The 13 conv layers and,
+    from a file with VGG16's top, fc6/fc7 (VGG16's fc1/fc2 reshaped into 7x7 and 1x1 convolutions) are loaded;
+    a file without its top (the official ..._notop.h5) leaves fc6/fc7 random, with a warning. The score layers
+    start at zero either way. A missing file (not in the cache and not downloadable, or a path that does not
+    exist) or another network's file raises pretrained.WeightsFileError (a ValueError) naming it. To restore a
+    whole trained FCN8s, call load_weights on the built model.
     """
     input_shape = check_input_shape(input_shape, name, FCN_STRIDE, channels=3)
-    backbone = None  # read before building the 134M-parameter network, so a bad file fails at once
+    backbone = {}  # read before building the 134M-parameter network, so a bad file fails at once
     if weights == "imagenet":
-        try:
-            path = keras.utils.get_file(VGG16_NOTOP_FILE, VGG16_NOTOP_URL, cache_subdir="models",
-                                        file_hash=VGG16_NOTOP_MD5)
-        except Exception as error:
-            warnings.warn(f"{name}: could not fetch the VGG16 ImageNet weights ({VGG16_NOTOP_URL}: "
-                          f"{type(error).__name__}: {error}); the backbone keeps its random initialisation. "
-                          f"Offline, pass weights= the path of {VGG16_NOTOP_FILE}.", stacklevel=2)
-        else:
-            backbone = read_vgg16_backbone(path, name)
-    elif weights is not None:
-        backbone = read_vgg16_backbone(weights, name)
+        weights = pretrained.cached_or_downloaded(VGG16_FILE, VGG16_URL, VGG16_MD5, "VGG16 ImageNet weights", name)
+    if weights is not None:
+        backbone = vgg16_weights.read(weights, name)
+        if "fc6" not in backbone:
+            warnings.warn(f"{name}: {weights} holds VGG16 without its top (no fc1/fc2): fc6 and fc7 keep their "
+                          f"random initialisation; FCN starts them from VGG16's, in {VGG16_FILE}", stacklevel=2)
 
     image = keras.Input(input_shape, name="image")
     x = CaffePreprocess(name="caffe_preprocess")(image)
@@ -119,22 +118,7 @@ def fcn8s(num_classes, input_shape=(None, None, 3), weights=None, name="fcn8s"):
     x = upsample(8, "upscore8", trainable=False)(x)                         # stride 1
     logits = layers.Activation("linear", dtype="float32", name=LOGITS)(x)
     model = keras.Model(image, logits, name=name)
-    for layer, values in (backbone or {}).items():
+    for layer, values in backbone.items():
         model.get_layer(layer).set_weights(values)
     return model
 
-
-def read_vgg16_backbone(path, name="fcn8s"):
-    """{block1_conv1: [kernel, bias], ...} of a keras.applications.VGG16(include_top=False) weights file: the
-    official HDF5 (matched by layer order, as Keras loads it) or a Keras 3 .weights.h5 of that model. Errors
-    name the file and the network `name`."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{name}: VGG16 weights file {path} does not exist")
-    vgg = keras.applications.VGG16(weights=None, include_top=False, input_shape=(None, None, 3))
-    try:
-        vgg.load_weights(path)
-    except Exception as error:
-        raise ValueError(f"{name}: {path} is not a keras.applications.VGG16(include_top=False) weights file "
-                         f"({type(error).__name__}: {error})") from error
-    return {f"block{block}_conv{conv}": vgg.get_layer(f"block{block}_conv{conv}").get_weights()
-            for block, (_, convs) in enumerate(VGG16_BLOCKS, start=1) for conv in range(1, convs + 1)}

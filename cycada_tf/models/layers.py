@@ -89,13 +89,13 @@ class ReflectionPad2D(layers.Layer):
 class ResidualBlock(layers.Layer):
     """x + (reflect-pad, conv3x3, instance norm, ReLU, reflect-pad, conv3x3, instance norm)(x)."""
 
-    def __init__(self, filters, **kwargs):
+    def __init__(self, filters, affine=True, **kwargs):
         super().__init__(**kwargs)
-        self.filters = int(filters)
+        self.filters, self.affine = int(filters), bool(affine)
         self.pad1, self.pad2 = ReflectionPad2D(1), ReflectionPad2D(1)
         self.conv1 = layers.Conv2D(filters, 3, padding="valid")
         self.conv2 = layers.Conv2D(filters, 3, padding="valid")
-        self.norm1, self.norm2 = instance_norm(), instance_norm()
+        self.norm1, self.norm2 = instance_norm(affine), instance_norm(affine)
 
     def build(self, shape):
         self.conv1.build(self.pad1.compute_output_shape(shape))
@@ -110,4 +110,29 @@ class ResidualBlock(layers.Layer):
         return x + y
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters}
+        return {**super().get_config(), "filters": self.filters, "affine": self.affine}
+
+
+INITS = ("glorot", "normal")
+
+
+def initialize(model, init):
+    """Re-draw the kernels of `model`'s convolutions: init "normal" is CycleGAN's N(0, 0.02) with zero biases
+    (its init_weights), drawn from Keras' seeded stream; "glorot" keeps Keras' defaults. Norm layers and the
+    style code's zero-initialised dense layers are left as they are."""
+    if init not in INITS:
+        raise ValueError(f"--pixel_init must be one of {', '.join(INITS)}, got {init!r}")
+    if init == "glorot":
+        return model
+    draw = keras.initializers.RandomNormal(0.0, 0.02)
+    for layer in _all_layers(model):
+        if isinstance(layer, (layers.Conv2D, layers.Conv2DTranspose)):
+            layer.kernel.assign(draw(layer.kernel.shape, layer.kernel.dtype))
+            if layer.bias is not None:
+                layer.bias.assign(ops.zeros_like(layer.bias))
+    return model
+
+
+def _all_layers(layer):
+    for sub in getattr(layer, "_flatten_layers", lambda **_: [])(include_self=False, recursive=True):
+        yield sub

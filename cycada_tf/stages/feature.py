@@ -7,6 +7,7 @@ import keras
 import tensorflow as tf
 
 from cycada_tf import losses
+from cycada_tf.data import pipeline
 from cycada_tf.stages.base import Plan, Stage, build_optimizer, replica_scale
 from cycada_tf.summaries import log
 
@@ -24,10 +25,12 @@ class FeatureAdaptation(keras.Model):
     layers (default: each net's .encoder, the LeNet's; a segmenter's is the sub-model up to its "features"
     layer, whose output is a feature map that d_feat scores per position).
     gate_window: the gate reads the mean discriminator accuracy of the last `gate_window` iterations (fewer
-    at the start of the stage): 1 (digits) is the current batch alone, 100 the segmentation rule."""
+    at the start of the stage): 1 (digits) is the current batch alone, 100 the segmentation rule.
+    g_weight: the weight of f_T's fooling loss (appendix 6.1.2: 0.1 for segmentation). dropout: both nets
+    embed with dropout on (default off: both in inference mode)."""
 
     def __init__(self, f_ref, f_t, d_feat, layer="features", gan_mode="log", gate=GATE_THRESHOLD,
-                 encoders=None, gate_window=GATE_WINDOW_DIGITS, **kwargs):
+                 encoders=None, gate_window=GATE_WINDOW_DIGITS, g_weight=1.0, dropout=False, **kwargs):
         super().__init__(**kwargs)
         if layer not in ("features", "logits"):
             raise ValueError(f"--feature_layer must be 'features' or 'logits', got {layer!r}")
@@ -36,7 +39,10 @@ class FeatureAdaptation(keras.Model):
         self.f_ref, self.f_t, self.d_feat = f_ref, f_t, d_feat
         self.f_ref.trainable = False
         self.ref_encoder, self.t_encoder = encoders if encoders is not None else (f_ref.encoder, f_t.encoder)
+        if gan_mode not in ("log", "lsgan"):
+            raise ValueError(f"--feature_gan_mode must be 'log' or 'lsgan', got {gan_mode!r}")
         self.layer, self.gan_mode, self.gate = layer, gan_mode, gate
+        self.g_weight, self.dropout = float(g_weight), bool(dropout)
         # Counted once per step under a multi-replica strategy too (every replica takes the same branch).
         once = tf.VariableAggregation.ONLY_FIRST_REPLICA
         self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="gated_updates", aggregation=once)
@@ -91,13 +97,15 @@ class FeatureAdaptation(keras.Model):
         build_optimizer(self.d_optimizer, self.d_feat.trainable_variables)
 
     def train_step(self, data):
-        # Both networks embed in inference mode: with dropout on one side only, D_feat could tell the two
-        # apart by the dropout pattern alone, and the gate would measure dropout instead of the domain gap.
+        # Both networks embed alike (inference mode unless --feature_dropout): with dropout on one side only,
+        # D_feat could tell the two apart by the dropout pattern alone, and the gate would measure dropout
+        # instead of the domain gap.
         x_s, x_t = data
-        reference = tf.stop_gradient(self._embed(self.f_ref, x_s, training=False))
+        embedding = self.dropout
+        reference = tf.stop_gradient(self._embed(self.f_ref, x_s, training=embedding))
         with tf.GradientTape() as tape:
             real = self.d_feat(reference, training=True)
-            fake = self.d_feat(tf.stop_gradient(self._embed(self.f_t, x_t, training=False)), training=True)
+            fake = self.d_feat(tf.stop_gradient(self._embed(self.f_t, x_t, training=embedding)), training=True)
             d_loss = losses.gan_discriminator_loss(real, fake, self.gan_mode)
             scaled = replica_scale(d_loss, self.d_optimizer)
         # The gate reads the accuracy on the global batch: every replica must take the same branch below, or
@@ -112,8 +120,8 @@ class FeatureAdaptation(keras.Model):
         variables = self.f_variables
         with tf.GradientTape() as tape:
             g_loss = losses.gan_generator_loss(
-                self.d_feat(self._embed(self.f_t, x_t, training=False), training=False), self.gan_mode)
-            scaled = replica_scale(g_loss, self.optimizer)
+                self.d_feat(self._embed(self.f_t, x_t, training=embedding), training=False), self.gan_mode)
+            scaled = replica_scale(self.g_weight * g_loss, self.optimizer)
         grads = tape.gradient(scaled, variables)
 
         if not tf.distribute.has_strategy():
@@ -178,7 +186,8 @@ def build(task, config, f_ref, f_t, gate=GATE_THRESHOLD):
     """The feature stage's model for `task` (f_ref frozen, f_t trained) and its two optimizers (f_T, D_feat):
     what training and tools/benchmark.py (with the gate held open) both build."""
     model = FeatureAdaptation(f_ref, f_t, task.feature_discriminator(), layer=config.feature_layer,
-                              gan_mode=config.gan_mode, gate=gate, **task.feature_options(f_ref, f_t))
+                              gan_mode=config.feature_gan_mode, gate=gate, g_weight=config.feature_g_weight,
+                              dropout=config.feature_dropout, **task.feature_options(f_ref, f_t))
     return model, (task.optimizer("feature"), task.optimizer("feature"))
 
 
@@ -192,11 +201,12 @@ def wire(trial):
     b = c.feature_batch_size
     xs, _ = task.load_translated(trial.translated_dir("source"), False, seed, stage="feature")
     if trial.direction == "s2t":
-        xt = task.inputs("target", "train", labels=False, shuffle=True, seed=seed + 1, repeat=True, stage="feature")
+        xt = task.inputs("target", "unlabelled", labels=False, shuffle=True, seed=seed + 1, repeat=True,
+                         stage="feature")
     else:
         xt, _ = task.load_translated(trial.translated_dir("target"), False, seed + 1, stage="feature")
-    dataset = tf.data.Dataset.zip(xs.batch(b, drop_remainder=True), xt.batch(b, drop_remainder=True))
-    steps = max(c.feature_min_steps_per_epoch, task.count("target", "train") // b, 1)
+    dataset = tf.data.Dataset.zip(pipeline.batch(xs, b), pipeline.batch(xt, b))
+    steps = max(c.feature_min_steps_per_epoch, task.count("target", "unlabelled") // b, 1)
     stop = GateStop(log)
     view = trial.view_of("feature")  # after every network of the stage: their initial weights stay those of s2t
 

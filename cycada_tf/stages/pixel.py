@@ -55,12 +55,15 @@ class PixelAdaptation(keras.Model):
 
     def __init__(self, g_st, g_ts, d_s, d_t, f_s, gan_mode="log", gan_weight=1.0, cycle_weight=1.0,
                  semantic_weight=1.0, semantic_t2s_weight=None, pool_size=50, seed=0, image_shape=None,
-                 **kwargs):
+                 identity_weight=0.0, **kwargs):
         super().__init__(**kwargs)
         self.g_st, self.g_ts, self.d_s, self.d_t, self.f_s = g_st, g_ts, d_s, d_t, f_s
         self.f_s.trainable = False
         self.gan_mode = gan_mode
         self.gan_weight, self.cycle_weight = gan_weight, cycle_weight
+        # CycleGAN's identity loss: each mapping leaves images of its output domain as they are, weighted as
+        # CycleGAN's lambda_identity, relative to the cycle weight.
+        self.identity_weight = identity_weight * cycle_weight
         # Eq. 4 has two terms: G_ST(x_s) must keep f_S's label of x_s (weight semantic_weight) and G_TS(x_t)
         # must keep f_S's label of x_t (semantic_t2s_weight, the same weight unless given).
         self.semantic_weight = semantic_weight
@@ -71,7 +74,7 @@ class PixelAdaptation(keras.Model):
         shape_s = tuple(image_shape or g_ts.output_shape[1:])
         self.pool_t = ImagePool(pool_size, shape_t, seed)
         self.pool_s = ImagePool(pool_size, shape_s, seed + 1)
-        names = ["g_loss", "gan_st", "gan_ts", "cycle", "semantic_st", "semantic_ts", "d_loss", "d_t_accuracy",
+        names = ["g_loss", "gan_st", "gan_ts", "cycle", "identity", "semantic_st", "semantic_ts", "d_loss", "d_t_accuracy",
                  "d_s_accuracy"]
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
 
@@ -108,6 +111,10 @@ class PixelAdaptation(keras.Model):
             gan_st = losses.gan_generator_loss(self.d_t(fake_t, training=True), self.gan_mode)
             gan_ts = losses.gan_generator_loss(self.d_s(fake_s, training=True), self.gan_mode)
             cycle = losses.cycle_consistency_loss(x_s, rec_s, x_t, rec_t)
+            identity = tf.constant(0.0)
+            if self.identity_weight:
+                identity = losses.cycle_consistency_loss(x_t, self.g_st(x_t, training=True),
+                                                         x_s, self.g_ts(x_s, training=True))
             semantic_st = semantic_ts = tf.constant(0.0)
             if self.semantic_weight:
                 semantic_st = losses.semantic_consistency_term(self.f_s(x_s, training=False),
@@ -116,6 +123,7 @@ class PixelAdaptation(keras.Model):
                 semantic_ts = losses.semantic_consistency_term(self.f_s(x_t, training=False),
                                                                self.f_s(fake_s, training=False))
             g_loss = (self.gan_weight * (gan_st + gan_ts) + self.cycle_weight * cycle
+                      + self.identity_weight * identity
                       + self.semantic_weight * semantic_st + self.semantic_t2s_weight * semantic_ts)
             scaled = replica_scale(g_loss, self.optimizer)
         variables = self.generator_variables
@@ -134,7 +142,7 @@ class PixelAdaptation(keras.Model):
         grads = tape.gradient(scaled, variables)
         self.d_optimizer.apply_gradients(zip(grads, variables))
 
-        values = {"g_loss": g_loss, "gan_st": gan_st, "gan_ts": gan_ts, "cycle": cycle,
+        values = {"g_loss": g_loss, "gan_st": gan_st, "gan_ts": gan_ts, "cycle": cycle, "identity": identity,
                   "semantic_st": semantic_st, "semantic_ts": semantic_ts,
                   "d_loss": d_loss,
                   "d_t_accuracy": losses.discriminator_accuracy(real_t, fake_t_logits, self.gan_mode),
@@ -144,7 +152,33 @@ class PixelAdaptation(keras.Model):
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
 
-def build(task, config, seed, f_s):
+@keras.saving.register_keras_serializable("cycada_tf")
+class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """CycleGAN's schedule: `lr` for the first half of `total_steps`, then linearly down to 0 at the end
+    (per iteration)."""
+
+    def __init__(self, lr, total_steps):
+        self.lr, self.total_steps = float(lr), int(total_steps)
+
+    def __call__(self, step):
+        half = self.total_steps // 2
+        left = tf.cast(self.total_steps - step, tf.float32) / float(max(self.total_steps - half, 1))
+        return self.lr * tf.clip_by_value(left, 0.0, 1.0)
+
+    def get_config(self):
+        return {"lr": self.lr, "total_steps": self.total_steps}
+
+
+def learning_rate(config, steps_per_epoch):
+    """--pixel_lr under --pixel_lr_decay (none, or CycleGAN's linear decay over the second half)."""
+    if config.pixel_lr_decay == "none":
+        return config.pixel_lr
+    if config.pixel_lr_decay != "linear":
+        raise ValueError(f"--pixel_lr_decay must be none or linear, got {config.pixel_lr_decay!r}")
+    return LinearDecay(config.pixel_lr, config.pixel_epochs * steps_per_epoch)
+
+
+def build(task, config, seed, f_s, steps_per_epoch=1):
     """The pixel stage's model for `task` with the frozen source model `f_s`, and its two optimizers
     (generators, discriminators): what training and tools/benchmark.py both build."""
     c = config
@@ -153,8 +187,9 @@ def build(task, config, seed, f_s):
     model = PixelAdaptation(g_st, g_ts, d_s, d_t, f_s, gan_mode=c.gan_mode, gan_weight=c.gan_weight,
                             cycle_weight=c.cycle_weight, semantic_weight=c.semantic_weight,
                             semantic_t2s_weight=c.semantic_t2s_weight, pool_size=c.pool_size, seed=seed,
-                            **task.pixel_options())
-    return model, tuple(keras.optimizers.Adam(c.pixel_lr, beta_1=c.pixel_beta_1) for _ in range(2))
+                            identity_weight=c.identity_weight, **task.pixel_options())
+    return model, tuple(keras.optimizers.Adam(learning_rate(c, steps_per_epoch), beta_1=c.pixel_beta_1)
+                        for _ in range(2))
 
 
 def wire(trial):
@@ -163,12 +198,12 @@ def wire(trial):
     c, task, seed = trial.config, trial.task, trial.seed
     keras.utils.set_random_seed(seed)
     f_s = trial.network("source")
-    model, optimizers = build(task, c, seed, f_s)
     b = c.pixel_batch_size
-    xs, xt = (task.inputs(domain, "train", labels=False, shuffle=True, seed=seed + k, repeat=True, stage="pixel")
-              for k, domain in enumerate(("source", "target")))
+    steps = max(1, max(task.count("source", "unlabelled"), task.count("target", "unlabelled")) // b)
+    model, optimizers = build(task, c, seed, f_s, steps)
+    xs, xt = (task.inputs(domain, "unlabelled", labels=False, shuffle=True, seed=seed + k, repeat=True,
+                          stage="pixel") for k, domain in enumerate(("source", "target")))
     dataset = tf.data.Dataset.zip(xs.batch(b, drop_remainder=True), xt.batch(b, drop_remainder=True))
-    steps = max(1, max(task.count("source", "train"), task.count("target", "train")) // b)
     grid = task.translation_grid(model.g_st, model.g_ts, os.path.join(trial.stage_dir("pixel"), "translations.png"))
 
     def result(logs):

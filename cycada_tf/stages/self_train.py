@@ -20,6 +20,7 @@ import keras
 import tensorflow as tf
 
 from cycada_tf import augment, losses
+from cycada_tf.data import pipeline
 from cycada_tf.stages.base import Plan, Stage, build_optimizer, replica_scale
 
 INITS = ("feature", "target", "source")  # --self_train_init
@@ -113,9 +114,9 @@ def wire(trial):
     if view is not None:  # G_T->S(x_t), the translated target records
         xt = task.load_translated(trial.translated_dir("target"), False, seed + 1, stage="self_train")[0]
     else:
-        xt = task.inputs("target", "train", labels=False, shuffle=True, seed=seed + 1, repeat=True,
+        xt = task.inputs("target", "unlabelled", labels=False, shuffle=True, seed=seed + 1, repeat=True,
                          stage="self_train")
-    dataset = tf.data.Dataset.zip(xs.batch(b, drop_remainder=True), xt.batch(b * mu, drop_remainder=True))
+    dataset = tf.data.Dataset.zip(pipeline.batch(xs, b), pipeline.batch(xt, b * mu))
     return Plan(model, (keras.optimizers.Adam(c.self_train_lr),), dataset.prefetch(2), c.self_train_epochs,
                 c.self_train_steps_per_epoch, outputs={"f": net}, periodic=task.test_summaries(net, view),
                 result=lambda logs: task.scores(net, "target", translate=view))

@@ -8,7 +8,7 @@ of images (and artifacts) it is given. The translated images are written once as
 (data/translated.py) by the chief; every other worker reads the chief's."""
 
 from cycada_tf import distribute
-from cycada_tf.data import tfrecord, translated
+from cycada_tf.data import pipeline, tfrecord, translated
 from cycada_tf.stages.base import Stage
 from cycada_tf.stages.source import task_plan
 from cycada_tf.summaries import log
@@ -35,7 +35,8 @@ def write_translated(trial):
             if tfrecord.is_current(path, {**inputs, "labels": labels}):
                 continue
             log(f"seed {trial.seed}: writing the translated {domain} training images ({direction}) to {path}")
-            batches = task.inputs(domain, "train", labels=labels, batch_size=translated.BATCH)
+            batches = task.inputs(domain, "train" if labels else "unlabelled", labels=labels,
+                                  batch_size=translated.BATCH)
             translated.write(path, batches, mapping, task.make_translated_example, copies,
                              {**inputs, "labels": labels}, info, log)
     distribute.barrier(trial.strategy)
@@ -46,7 +47,7 @@ def wire(trial):
     c = trial.config
     view = write_translated(trial)
     dataset, count = trial.task.load_translated(trial.translated_dir("source"), True, trial.seed)
-    dataset = dataset.batch(c.source_batch_size, drop_remainder=True).prefetch(2)
+    dataset = pipeline.batch(dataset, c.source_batch_size).prefetch(2)
     return task_plan(trial, "target", dataset, max(1, count // c.source_batch_size), c.target_epochs, view=view)
 
 

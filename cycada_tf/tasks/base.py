@@ -34,13 +34,31 @@ class Task:
 
     def check_data(self):
         """Refuse prepared data that does not fit the flags (a clear ValueError); called before a run starts."""
+        c = self.config
+        split = c.target_train_split
+        if split == "train" or not set(c.stages) - {"source", "oracle"}:  # no stage reads unlabelled images
+            return
+        splits = pipeline.splits(c.target, c.data_dir)
+        if split not in splits:
+            hint = (" (Cityscapes: extract leftImg8bit_trainextra.zip beside leftImg8bit/train and run "
+                    "tools/prepare_data.py --dataset=cityscapes again)" if c.target == "cityscapes" else "")
+            raise ValueError(f"--target_train_split={split}: dataset '{c.target}' in {c.data_dir} has no split "
+                             f"'{split}' (it has {', '.join(sorted(splits))}){hint}; or pass "
+                             f"--target_train_split=train")
 
     def domain(self, domain):
         """--source or --target's dataset name of `domain` ("source", "target"), or a dataset name."""
         return {"source": self.config.source, "target": self.config.target}.get(domain, domain)
 
+    def split(self, domain, split):
+        """`split` of `domain`'s dataset; "unlabelled" is the split the unlabelled stages read: the target's
+        --target_train_split (Cityscapes: train_extra in the paper), the source's train split."""
+        if split != "unlabelled":
+            return split
+        return self.config.target_train_split if domain == "target" else "train"
+
     def count(self, domain, split):
-        return pipeline.count(self.domain(domain), split, self.config.data_dir)
+        return pipeline.count(self.domain(domain), self.split(domain, split), self.config.data_dir)
 
     # --- scoring (target labels are read here for reporting only) ---------------------------------------
     def confusion(self, net, domain, translate=None):
@@ -64,7 +82,7 @@ class Task:
         """The label-free criterion (selection.py) of `net` (after `translate`) on the first batches of the
         target training images (no labels read)."""
         score = selection.InformationMaximisation()
-        for x in self.inputs("target", "train", labels=False, batch_size=100).take(SELECTION_BATCHES):
+        for x in self.inputs("target", "unlabelled", labels=False, batch_size=100).take(SELECTION_BATCHES):
             x = x if translate is None else translate(x, training=False)
             score.update(tf.nn.softmax(tf.cast(net(x, training=False), tf.float32)).numpy())
         return score.result()
@@ -86,7 +104,9 @@ class Task:
             return keras.optimizers.SGD(lr, momentum=c.momentum if kind == "task" else c.feature_momentum)
         if name != "adam":
             raise ValueError(f"--{kind}_optimizer must be adam or sgd, got {name!r}")
-        return keras.optimizers.Adam(lr) if kind == "task" else keras.optimizers.Adam(lr, beta_1=c.feature_beta_1)
+        if kind == "task":
+            return keras.optimizers.Adam(lr)
+        return keras.optimizers.Adam(lr, beta_1=c.feature_beta_1, beta_2=c.feature_beta_2)
 
     def applied(self, generator):
         """A translator as the stages apply it to whole images (segmentation: of any size)."""

@@ -7,6 +7,7 @@ from cycada_tf import export, figures, results, summaries
 from cycada_tf import report as report_lib
 from cycada_tf.data import pipeline, translated
 from cycada_tf.models import digit_gan, dtn, lenet
+from cycada_tf.models.layers import initialize
 from cycada_tf.tasks.base import Task
 
 ROWS = results.rows("accuracy")
@@ -39,7 +40,7 @@ class DigitsTask(Task):
         """Images in [-1, 1] at --image_size and --channels (and int32 labels); `stage` is the segmentation
         crop's business only."""
         c = self.config
-        return pipeline.load(self.domain(domain), split, c.data_dir, c.image_size, c.channels, labels=labels,
+        return pipeline.load(self.domain(domain), self.split(domain, split), c.data_dir, c.image_size, c.channels, labels=labels,
                              batch_size=batch_size, shuffle=shuffle, seed=seed, repeat=repeat,
                              drop_remainder=drop_remainder)
 
@@ -54,14 +55,16 @@ class DigitsTask(Task):
 
     def generators(self):
         c = self.config
-        return (digit_gan.generator(c.image_size, c.channels, c.channels, c.generator_width, c.noise_channels,
-                                    name="g_st"),
-                digit_gan.generator(c.image_size, c.channels, c.channels, c.generator_width, name="g_ts"))
+        return (initialize(digit_gan.generator(c.image_size, c.channels, c.channels, c.generator_width,
+                                               c.noise_channels, c.instance_norm_affine, name="g_st"), c.pixel_init),
+                initialize(digit_gan.generator(c.image_size, c.channels, c.channels, c.generator_width,
+                                               affine=c.instance_norm_affine, name="g_ts"), c.pixel_init))
 
     def image_discriminator(self, name):
         c = self.config
-        return digit_gan.image_discriminator(c.image_size, c.channels, c.discriminator_width, c.minibatch_std,
-                                             c.discriminator_norm, name=name)
+        return initialize(digit_gan.image_discriminator(c.image_size, c.channels, c.discriminator_width,
+                                                        c.minibatch_std, c.discriminator_norm,
+                                                        c.instance_norm_affine, name=name), c.pixel_init)
 
     def feature_discriminator(self):
         return lenet.feature_discriminator(self.feature_dim if self.config.feature_layer == "features"
@@ -107,8 +110,8 @@ class DigitsTask(Task):
 
     # --- serving ----------------------------------------------------------------------------------------
     def serving_model(self, net, view=None):
-        """(the TF Serving module of the adapted network `net`, its signature name); export.py."""
-        return export.Classifier(net, self.config.image_size, self.config.channels, view), export.CLASSIFY
+        """The TF Serving module of the adapted network `net`, naming its classes (export.py)."""
+        return export.Classifier(net, self.config.image_size, self.config.channels, self.classes, view)
 
     def serving_translator(self, generator, name):
         return export.Translator(generator, self.config.image_size, self.config.channels, name)

@@ -11,10 +11,14 @@ from keras import layers
 from cycada_tf import export, figures, metrics, results, summaries
 from cycada_tf import report as report_lib
 from cycada_tf.data import pipeline, registry, schema, tfrecord, translated
-from cycada_tf.models import cyclegan, drn, fcn8s, segmenter, small_fcn
+from cycada_tf.models import cyclegan, drn, fcn8s, pretrained, segmenter, small_fcn
+from cycada_tf.models.layers import initialize
 from cycada_tf.tasks.base import Task
 
 SEGMENTERS = {"small_fcn": None, "fcn8s": fcn8s.fcn8s, "drn26": drn.drn26}
+# What a training crop fitted to a smaller image is rounded down to: each segmenter's output stride (FCN8s
+# requires it; DRN and the small FCN keep their grid aligned with it).
+CROP_MULTIPLES = {"small_fcn": 4, "fcn8s": fcn8s.FCN_STRIDE, "drn26": 8}
 ROWS = results.rows("miou", self_train="CyCADA + self-training (AdaMatch, per pixel)",
                     oracle="Oracle (train on target)")
 REPORT_PANELS = (("source", "source only"), ("target", "pixel only"), ("feature", "pixel+feat"),
@@ -63,6 +67,7 @@ class SegmentationTask(Task):
 
     def check_data(self):
         """--width against the width the data was prepared at (clear error instead of a silent mismatch)."""
+        super().check_data()
         c = self.config
         for name in (c.source, c.target) if c.width else ():
             info = tfrecord.read_manifest(registry.ensure(name, c.data_dir))["info"]
@@ -83,12 +88,22 @@ class SegmentationTask(Task):
         evaluation split (--eval_split, else train: figures of a dataset without one)."""
         if split == "test":
             split = self.eval_split(domain) or "train"
+        split = self.split(domain, split)
         crop = self.crops.get(stage, self.crop) if shuffle else None
         if not shuffle and batch_size:
             batch_size = min(batch_size, self.eval_batch_size)
         return pipeline.load_segmentation(self.domain(domain), split, self.config.data_dir, labels=labels,
                                           crop_size=crop, flip=crop is not None, batch_size=batch_size,
-                                          shuffle=shuffle, seed=seed, repeat=repeat, drop_remainder=drop_remainder)
+                                          shuffle=shuffle, seed=seed, repeat=repeat, drop_remainder=drop_remainder,
+                                          fit=self.fit(stage))
+
+    def fit(self, stage):
+        """How `stage`'s crops meet an image smaller than the crop: padded where both domains' crops must share
+        one shape (the pixel stage's image pools; self-training's one forward pass over both), everywhere else
+        taken no larger than the image (pipeline.crop_and_flip), so that neither the task loss nor D_feat sees
+        padding (768x768 crops of 512-high Cityscapes images were a third grey padding, of GTA5's 563-high
+        ones a quarter: a cue of the domain)."""
+        return None if stage in ("pixel", "self_train") else CROP_MULTIPLES[self.config.model]
 
     def scores(self, net, domain, translate=None, prefix="", suffix=""):
         return {} if self.eval_split(domain) is None else super().scores(net, domain, translate, prefix, suffix)
@@ -102,24 +117,33 @@ class SegmentationTask(Task):
         if c.model == "small_fcn":
             return small_fcn.small_fcn(self.num_classes, width=c.model_width)
         # Loaded weights replace the backbone's: read the ImageNet backbone only for a network from scratch.
-        return SEGMENTERS[c.model](self.num_classes, weights=(c.backbone_weights or None) if from_scratch else None)
+        try:
+            return SEGMENTERS[c.model](self.num_classes,
+                                       weights=(c.backbone_weights or None) if from_scratch else None)
+        except pretrained.WeightsFileError as error:  # the run's one line: the flag, then the file
+            raise pretrained.WeightsFileError(f"--backbone_weights={c.backbone_weights}: {error}") from None
 
     def generators(self):
         c = self.config
-        return tuple(cyclegan.resnet_generator(3, 3, c.generator_width, c.generator_blocks,
-                                               c.generator_downsamplings, name=name) for name in ("g_st", "g_ts"))
+        return tuple(initialize(cyclegan.resnet_generator(3, 3, c.generator_width, c.generator_blocks,
+                                                          c.generator_downsamplings, c.instance_norm_affine,
+                                                          name=name), c.pixel_init) for name in ("g_st", "g_ts"))
 
     def applied(self, generator):
         return segmenter.any_size(generator, self.multiple)
 
     def image_discriminator(self, name):
         c = self.config
-        return cyclegan.patchgan_discriminator(3, c.discriminator_width, c.discriminator_layers,
-                                               c.discriminator_norm, name=name)
+        return initialize(cyclegan.patchgan_discriminator(3, c.discriminator_width, c.discriminator_layers,
+                                                          c.discriminator_norm, c.instance_norm_affine, name=name),
+                          c.pixel_init)
 
     def feature_discriminator(self):
-        return feature_discriminator(self.build_network().get_layer(segmenter.FEATURES).output.shape[-1]
-                                     if self.config.feature_layer == segmenter.FEATURES else self.num_classes)
+        if self.config.feature_layer != segmenter.FEATURES:
+            return feature_discriminator(self.num_classes)
+        # Only the features' width is read from this network: no backbone weights (FCN8s' are 553 MB).
+        features = self.build_network(from_scratch=False).get_layer(segmenter.FEATURES)
+        return feature_discriminator(features.output.shape[-1])
 
     def feature_options(self, f_ref, f_t):
         def encoder(net):
@@ -137,7 +161,7 @@ class SegmentationTask(Task):
 
     def load_translated(self, path, labels, seed, stage=None):
         return translated.load_segmentation(path, labels, self.crops.get(stage, self.crop), seed,
-                                            self.ignore_label)
+                                            self.ignore_label, self.fit(stage))
 
     # --- figures and serving ----------------------------------------------------------------------------
     def translation_grid(self, g_st, g_ts, path, n=6):
@@ -160,7 +184,7 @@ class SegmentationTask(Task):
         return figures.segmentation_overlays(x.numpy(), y.numpy(), predictions, self.classes)
 
     def serving_model(self, net, view=None):
-        return export.Segmenter(net, view, self.multiple), export.SEGMENT
+        return export.Segmenter(net, self.classes, view, self.multiple)
 
     def serving_translator(self, generator, name):
         return export.Translator(generator, None, 3, name, multiple=self.multiple)
