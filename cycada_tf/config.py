@@ -164,9 +164,7 @@ class DigitsConfig(Config):
     channels: int = _f(3, "Channels inside the networks: 1 (grey) or 3 (RGB); images are converted.")
     noise_channels: int = _f(8, "Dimensions of a style code z given to G_S->T (0: deterministic, as the paper).")
     minibatch_std: bool = _f(True, "Give the image discriminators the batch's feature std (against collapse).")
-    task_model: str = _f("lenet", "The digit classifier f: lenet (the paper's text, Figure 7: 500-d features) or "
-                                  "dtn (the authors' release for SVHN->MNIST: three stride-2 convolutions with "
-                                  "batch norm, 512-d features; models/dtn.py).")
+    task_model: str = _f("lenet", "Classifier f: lenet (the paper's, Figure 7) or dtn (the release's SVHN->MNIST net).")
 
     source = _override("uci", "E.g. uci, fonts (embedded), mnist, usps, svhn, tfds:svhn_cropped.")
     target = _override("uci_m")
