@@ -176,9 +176,9 @@ def fit(trial, stage, plan, precision, jit_compile):
     if distribute.is_multi_worker(trial.strategy):  # Keras 3.15's fit fails there; the same loop by hand
         history = loop.fit(model, plan.dataset, plan.epochs, initial_epoch=initial, steps_per_epoch=plan.steps,
                            callbacks=callbacks, verbose=config.verbose, strategy=trial.strategy)
-    else:
+    else:  # shuffle=False: the stage's dataset is shuffled already (fit cannot shuffle a tf.data.Dataset)
         history = model.fit(plan.dataset, epochs=plan.epochs, initial_epoch=initial, steps_per_epoch=plan.steps,
-                            verbose=config.verbose, callbacks=callbacks)
+                            verbose=config.verbose, callbacks=callbacks, shuffle=False)
     for name, network in plan.outputs.items():
         files.save_weights(network, trial.weights(stage, name, written=True))
     logs = {k: float(v[-1]) for k, v in history.history.items()} or checkpoint.last_logs
