@@ -1,5 +1,6 @@
 """Keras callbacks that report on a stage while it trains: TensorBoard summaries (every loss and metric of
-each epoch, images at an interval) and a one-line progress log per epoch with the time left."""
+each epoch, images at an interval) and the translation grid; and `log`, the run's progress line
+(progress.py times the stages and the run)."""
 
 import time
 
@@ -72,41 +73,6 @@ class TranslationGrid(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.draw()
-
-
-def format_duration(seconds):
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-class Progress(keras.callbacks.Callback):
-    """One line per epoch through `log` whatever fit's verbosity: the stage, the epoch, the mean time of an
-    epoch so far, the time left at that rate and the epoch's losses and metrics. A stage that may stop early
-    (feature adaptation's gate) gives the time left as an upper bound."""
-
-    def __init__(self, stage, log, may_stop_early=False):
-        super().__init__()
-        self.stage, self.log, self.may_stop_early = stage, log, may_stop_early
-        self.start = self.first_epoch = None
-
-    def on_train_begin(self, logs=None):
-        self.start = time.monotonic()
-        self.first_epoch = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if self.first_epoch is None:  # a resumed stage starts past epoch 0: time only this process's epochs
-            self.first_epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        done, epochs = epoch + 1, self.params.get("epochs") or epoch + 1
-        per_epoch = (time.monotonic() - self.start) / (done - (self.first_epoch or 0))
-        left = format_duration(per_epoch * (epochs - done))
-        metrics = " ".join(f"{k}={float(v):.3g}" for k, v in (logs or {}).items())
-        self.log(f"{self.stage} epoch {done}/{epochs}, {format_duration(per_epoch)}/epoch, "
-                 f"{'at most ' if self.may_stop_early else ''}~{left} left" + (f": {metrics}" if metrics else ""))
 
 
 def read_events(log_dir):

@@ -113,8 +113,9 @@ def _check_reporting(run_dir, stdout, export_dir):
         else:
             assert channels == 3 and height > 100 and width > 100
         progress = re.findall(
-            rf"{stage} epoch (\d+)/{EPOCHS[stage]}, \d+ s/epoch, (at most )?~[\d.]+ (s|min) left", stdout)
-        assert [int(epoch) for epoch, _, _ in progress] == list(range(1, last + 1)), stage
+            rf"{stage} epoch (\d+)/{EPOCHS[stage]}, \d+ s/epoch, (at most )?~[\d.]+ (s|min) left in the stage; "
+            r"run ~[\d.]+ (s|min) left", stdout)
+        assert [int(epoch) for epoch, _, _, _ in progress] == list(range(1, last + 1)), stage
 
     with open(os.path.join(run_dir, "report.md")) as handle:
         report = handle.read()

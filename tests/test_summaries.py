@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cycada_tf import figures, summaries
+from cycada_tf import config as config_lib, figures, progress, summaries
 from cycada_tf.stages.source import TaskStage
 
 
@@ -73,20 +73,85 @@ def test_zero_interval_writes_scalars_only(tmp_path):
 
 def test_progress_logs_one_line_per_epoch_with_the_time_left():
     lines = []
-    _fit([summaries.Progress("pixel", lines.append)], epochs=3)
-    assert len(lines) == 3
-    pattern = r"pixel epoch (\d)/3, \d+ s/epoch, ~\d+ s left: accuracy=[\d.e-]+ loss=[\d.e-]+$"
+    _fit([progress.Progress("pixel", lines.append)], epochs=3)
+    assert len(lines) == 3  # the epochs are too short for a first estimate before the first one ends
+    pattern = r"pixel epoch (\d)/3, \d+ s/epoch, ~\d+ s left in the stage: accuracy=[\d.e-]+ loss=[\d.e-]+$"
     assert [int(re.match(pattern, line).group(1)) for line in lines] == [1, 2, 3], lines
-    assert lines[-1].split(", ")[2].startswith("~0 s left:")
+    assert lines[-1].split(", ")[2].startswith("~0 s left")
 
     lines.clear()
-    _fit([summaries.Progress("feature", lines.append, may_stop_early=True)], epochs=2)
+    _fit([progress.Progress("feature", lines.append, may_stop_early=True)], epochs=2)
     assert "at most ~" in lines[0]
+
+
+class FakeClock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_a_stages_first_estimate_comes_10_s_in_and_leaves_out_the_traced_first_step():
+    clock, lines = FakeClock(), []
+    callback = progress.Progress("pixel", lines.append, now=clock)
+    callback.set_params({"epochs": 2, "steps": 100})
+    callback.on_train_begin()
+    callback.on_epoch_begin(0)
+    clock.t = 8.0  # the first step traces and compiles the step function: 8 s
+    callback.on_train_batch_begin(1)
+    clock.t = 9.0  # then 1 s a step
+    callback.on_train_batch_begin(2)
+    assert lines == []  # 9 s in: nothing yet
+    clock.t = 10.0
+    callback.on_train_batch_begin(3)
+    # 1.00 s a step (not 10 s / 3 steps), 197 steps left
+    assert lines == ["pixel: 1.00 s/step over its first 3 steps, ~3.3 min left in the stage"]
+    for batch in range(4, 100):
+        clock.t += 1.0
+        callback.on_train_batch_begin(batch)
+    assert len(lines) == 1  # once per stage
+    clock.t += 1.0
+    callback.on_epoch_end(0, {"loss": 0.5})
+    assert lines[-1] == "pixel epoch 1/2, 1.7 min/epoch, ~1.7 min left in the stage: loss=0.5"  # 100 s
+
+
+def test_the_run_clock_counts_later_stages_and_seeds():
+    """Seeds 0 and 1, stages source (prior cost 1) and pixel (10): before pixel has run, its time is the prior
+    at the rate the timed stages took (an estimate); once it has, a later seed repeats what each stage took."""
+    clock = FakeClock()
+    run = progress.RunClock([(0, "source"), (0, "pixel"), (1, "source"), (1, "pixel")],
+                            {"source": 1.0, "pixel": 10.0}, now=clock)
+    run.start(0, "source")
+    clock.t = 5.0
+    # source: 5 s in, 5 s left: 10 s, 10 s per unit of prior cost; pixel 100 s, twice; source again 10 s
+    assert run.left(stage_left=5.0) == (5.0 + 100.0 + 10.0 + 100.0, True)
+    clock.t = 10.0
+    run.finish()
+    assert run.left() == (100.0 + 10.0 + 100.0, True)
+    run.start(0, "pixel")
+    clock.t = 30.0
+    # pixel: 20 s in, 60 s left: 80 s; seed 1 repeats source (10 s) and pixel (80 s); nothing from the prior
+    assert run.left(stage_left=60.0) == (60.0 + 10.0 + 80.0, False)
+    clock.t = 90.0
+    run.finish()
+    run.start(1, "source")
+    clock.t = 102.0
+    assert run.left(stage_left=0.0) == (80.0, False)  # source took 12 s this time; pixel as seed 0's
+    assert run.describe(0.0).startswith("run ~80 s left, until ~")
+
+
+def test_prior_costs_scale_with_the_epochs_of_each_stage():
+    config = config_lib.DigitsConfig(pixel_epochs=4, source_epochs=2)
+    costs = progress.prior_costs(config, ("source", "pixel", "newcomer"))
+    table = progress.PRIOR_EPOCH_COST["digits"]
+    assert costs == {"source": 2 * table["source"], "pixel": 4 * table["pixel"],
+                     "newcomer": progress.UNKNOWN_EPOCH_COST}
 
 
 @pytest.mark.parametrize("seconds, text", [(0.4, "0 s"), (41, "41 s"), (288, "4.8 min"), (7200, "2.0 h")])
 def test_durations_read_naturally(seconds, text):
-    assert summaries.format_duration(seconds) == text
+    assert progress.format_duration(seconds) == text
 
 
 def test_translation_grid_rows_are_the_papers(tmp_path):
@@ -112,3 +177,19 @@ def test_confusion_matrices_are_normalised_per_true_class():
     assert picture.dtype == np.uint8 and picture.ndim == 3 and picture.shape[-1] == 3
     assert picture.shape[1] > picture.shape[0]  # two panels side by side
     assert picture.std() > 10  # drawn, not blank
+
+
+def test_translated_records_say_how_far_they_are_while_written(tmp_path, monkeypatch):
+    from cycada_tf.data import translated
+    monkeypatch.setattr(translated, "PROGRESS_EVERY_S", 0.0)  # a line after every batch
+    batches = tf.data.Dataset.from_tensor_slices((tf.zeros((6, 4, 4, 1)), tf.range(6))).batch(4)
+    lines, path = [], str(tmp_path / "translated_source")
+    translated.write(path, batches, lambda x: x, translated.classification_example, 2, {"test": 1}, {},
+                     lines.append, images=6)
+    assert translated.count(path) == 12
+    written = [re.match(r"translated records: (\d+) of 12 images \((\d+)%\) in \d+ s, ~\d+ s left: ", line)
+               for line in lines]
+    assert all(written), lines
+    # after each batch of each copy, and once at the end
+    assert [(int(m.group(1)), int(m.group(2))) for m in written] == [(4, 33), (6, 50), (10, 83), (12, 100),
+                                                                      (12, 100)]

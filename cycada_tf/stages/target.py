@@ -38,7 +38,7 @@ def write_translated(trial):
             batches = task.inputs(domain, "train" if labels else "unlabelled", labels=labels,
                                   batch_size=translated.BATCH)
             translated.write(path, batches, mapping, task.make_translated_example, copies,
-                             {**inputs, "labels": labels}, info, log)
+                             {**inputs, "labels": labels}, info, log, images=task.count(domain, "train"))
     distribute.barrier(trial.strategy)
     return g_ts if direction == "t2s" else None
 
