@@ -179,6 +179,105 @@ def test_confusion_matrices_are_normalised_per_true_class():
     assert picture.std() > 10  # drawn, not blank
 
 
+def _dark_rows(picture):
+    """The rows of a picture that hold any dark pixel (text)."""
+    return np.flatnonzero((picture.reshape(picture.shape[0], -1) < 100).any(axis=1))
+
+
+def test_translation_grid_carries_its_row_labels():
+    grid = np.full((6 * 4, 3 * 4, 3), 200, np.uint8)
+    picture = figures.labelled_translation_grid(grid, scale=2)
+    height, width, _ = picture.shape
+    margin = width - 2 * 12
+    assert height == 2 * 24 and margin > 40  # the labels' margin, left of the grid at twice its size
+    assert (picture[:, margin:] == 200).all()
+    labels = picture[:, :margin]
+    assert (labels == 255).mean() > 0.5  # black text on white
+    # one label per row: text in each of the six rows of 8 pixels
+    assert sorted(set(_dark_rows(labels) // 8)) == list(range(6))
+
+
+def test_prediction_figure_titles_its_columns_keeps_a_column_for_a_stage_not_run_and_has_a_legend():
+    classes = ["road", "car"]
+    images = np.zeros((2, 8, 16, 3), np.float32)
+    labels = np.zeros((2, 8, 16), np.int64)
+    labels[:, :, :4] = 255
+    predictions = [("source only", np.ones((2, 8, 16), np.int64)), ("pixel only", None)]
+    picture = figures.segmentation_overlays(images, labels, predictions, classes, separator=2, scale=2)
+    width = 4 * 2 * 16 + 3 * 2 * 2  # image, ground truth, two predictions, 2-pixel gaps, all twice
+    assert picture.shape[1] == width and picture.dtype == np.uint8
+    grid_rows = np.flatnonzero((picture[:, :32] == 128).all(axis=(1, 2)))  # the mid-grey test images
+    top, bottom = grid_rows[0], grid_rows[-1] + 1
+    assert bottom - top == 2 * 2 * 8 and top > 10  # a title band above the grid
+    for column in range(4):  # a title over every column
+        band = picture[:top, column * 36:column * 36 + 32]
+        assert (band < 100).any(), column
+    columns = [picture[top:bottom, column * 36:column * 36 + 32] for column in range(4)]
+    assert (columns[1][:, :8] == figures.IGNORED_COLOUR).all()  # ignored: black
+    assert (columns[1][:, 8:] == figures.CITYSCAPES_COLOURS["road"]).all()
+    assert (columns[2] == figures.CITYSCAPES_COLOURS["car"]).all()
+    assert (columns[3] == figures.NOT_RUN_COLOUR).all()  # the stage not run keeps its place
+    legend = picture[bottom:]
+    for colour in (figures.CITYSCAPES_COLOURS["road"], figures.CITYSCAPES_COLOURS["car"]):  # its swatches
+        assert (legend == colour).all(axis=-1).sum() > 20, colour
+
+
+def test_the_gate_figure_shows_a_one_epoch_run():
+    picture = figures.gate_figure([0.5, 0.7, 0.65, 0.55], [1], [2], [4], threshold=0.6)
+    assert picture.dtype == np.uint8 and picture.shape[-1] == 3
+
+    def has(colour):
+        return (np.abs(picture.astype(int) - colour).max(axis=-1) < 40).sum() > 10
+    # the iterations above the gate (green), those under it (red), and the epoch's updates as a green bar
+    assert has((44, 160, 44)) and has((214, 39, 40))
+
+
+class _Gate:
+    """What GateTrace reads of FeatureAdaptation: its ring buffer of accuracies, its counters and threshold."""
+
+    def __init__(self, window):
+        self.gate, self.gate_window = 0.6, window
+        self.recent_accuracies = tf.Variable(tf.zeros([window]))
+        self.steps_seen = tf.Variable(0, dtype=tf.int64)
+        self.epoch_updates = tf.Variable(0, dtype=tf.int64)
+
+    def step(self, accuracy):
+        slot = int(self.steps_seen.numpy()) % self.gate_window
+        self.recent_accuracies[slot].assign(accuracy)
+        self.steps_seen.assign_add(1)
+        if accuracy > self.gate:
+            self.epoch_updates.assign_add(1)
+
+
+def test_the_gate_trace_records_what_the_gate_read_and_the_updates_per_epoch(tmp_path):
+    model = _Gate(window=2)
+    trace = summaries.GateTrace(str(tmp_path / "gate.png"))
+    trace.set_model(model)
+    trace.on_train_begin()
+    for epoch, accuracies in enumerate([(0.5, 0.9, 0.7), (0.2, 0.4, 0.5)]):
+        model.epoch_updates.assign(0)
+        trace.on_epoch_begin(epoch + 3)  # a resumed stage: its epochs keep their numbers
+        for accuracy in accuracies:
+            model.step(accuracy)
+            trace.on_train_batch_end(0)
+        trace.on_epoch_end(epoch + 3)
+    # the mean of the last two iterations (the first alone at the start)
+    np.testing.assert_allclose(trace.accuracies, [0.5, 0.7, 0.8, 0.45, 0.3, 0.45], atol=1e-6)
+    assert trace.epochs == [4, 5] and trace.steps == [3, 3] and trace.updates == [2, 0]
+    assert list(trace.periodic(model)) == ["gate"]
+    trace.on_train_end()
+    from PIL import Image
+    assert Image.open(tmp_path / "gate.png").size[0] > 300
+
+
+def test_every_image_summary_has_its_description(tmp_path):
+    picture = np.zeros((4, 4, 3), np.uint8)
+    callback = summaries.TensorBoardSummaries(str(tmp_path), periodic=lambda model: {
+        tag: picture for tag in figures.DESCRIPTIONS})
+    _fit([callback], epochs=2)
+    assert summaries.read_descriptions(str(tmp_path)) == figures.DESCRIPTIONS
+
+
 def test_translated_records_say_how_far_they_are_while_written(tmp_path, monkeypatch):
     from cycada_tf.data import translated
     monkeypatch.setattr(translated, "PROGRESS_EVERY_S", 0.0)  # a line after every batch
