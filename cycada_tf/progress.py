@@ -88,8 +88,8 @@ class RunClock:
 
 
 class Progress(keras.callbacks.Callback):
-    """A stage's lines through `log`, whatever fit's verbosity: once, about FIRST_ESTIMATE_S seconds into its
-    training, its time per step and time left; after each epoch, the epoch, its time at the measured rate,
+    """A stage's lines through `log`, whatever fit's verbosity: about FIRST_ESTIMATE_S seconds into its
+    training, if its first epoch is still running, its time per step and time left; after each epoch, the epoch, its time at the measured rate,
     the stage's time left and the epoch's losses and metrics. With a RunClock, each line also gives the
     run's time left. A stage that may stop early (feature adaptation's gate) gives its time left as an upper
     bound. A step is timed when the next one begins (on_train_batch_begin: no batch_end hook, so fit keeps
@@ -143,6 +143,7 @@ class Progress(keras.callbacks.Callback):
         steps = self.params.get("steps") or 1
         now = self._completed(steps)
         done, epochs = epoch + 1, self.params.get("epochs") or epoch + 1
+        self.announced = True  # the first estimate is for a first epoch still running: this line says more
         metrics = " ".join(f"{k}={float(v):.3g}" for k, v in (logs or {}).items())
         self.log(f"{self.stage} epoch {done}/{epochs}, {format_duration(self.seconds_per_step(now) * steps)}/epoch, "
                  + self._left(now, (epochs - done) * steps) + (f": {metrics}" if metrics else ""))

@@ -115,6 +115,17 @@ def test_a_stages_first_estimate_comes_10_s_in_and_leaves_out_the_traced_first_s
     callback.on_epoch_end(0, {"loss": 0.5})
     assert lines[-1] == "pixel epoch 1/2, 1.7 min/epoch, ~1.7 min left in the stage: loss=0.5"  # 100 s
 
+    lines.clear()  # a stage whose first epoch ends before 10 s: its epoch lines alone
+    callback.on_train_begin()
+    for epoch in range(2):
+        callback.on_epoch_begin(epoch)
+        for batch in range(1, 100):
+            clock.t += 0.1
+            callback.on_train_batch_begin(batch)
+        clock.t += 0.1
+        callback.on_epoch_end(epoch)
+    assert [line.split(",")[0] for line in lines] == ["pixel epoch 1/2", "pixel epoch 2/2"]
+
 
 def test_the_run_clock_counts_later_stages_and_seeds():
     """Seeds 0 and 1, stages source (prior cost 1) and pixel (10): before pixel has run, its time is the prior
