@@ -9,6 +9,7 @@ cost (PRIOR_EPOCH_COST, times its epochs) at the seconds per unit of prior cost 
 took, and the line says that part is an estimate. Each stage that finishes refines it. Time outside the
 stages (choosing the final model, the report) is not counted."""
 
+import threading
 import time
 
 import keras
@@ -60,16 +61,29 @@ class RunClock:
 
     def left(self, stage_left=0.0):
         """(seconds left in the run, whether any of it comes from the prior), the current stage having
-        `stage_left` seconds left (after finish(), none)."""
+        `stage_left` seconds left (after finish(): none; None: its steps are not timed yet, it counts as it took
+        in an earlier seed, or at its prior); (None, True) while nothing has been timed at all."""
         stage = self.units[self.index][1]
-        current = self.now() - self.started + stage_left if self.running else 0.0
+        elapsed = self.now() - self.started if self.running else 0.0
+        timed = self.running and stage_left is not None
         # Seconds per unit of prior cost: what the stages timed so far took (the current one as projected).
-        spent = sum(sum(times) for times in self.taken.values()) + current
+        spent = sum(sum(times) for times in self.taken.values()) + (elapsed + stage_left if timed else 0.0)
         cost = sum(self.costs[name] * len(times) for name, times in self.taken.items())
-        cost += self.costs[stage] if self.running else 0.0
-        per_cost = spent / cost if cost > 0 else 0.0
+        cost += self.costs[stage] if timed else 0.0
+        if cost <= 0:
+            return None, True
+        per_cost = spent / cost
         mean = {name: sum(times) / len(times) for name, times in self.taken.items()}
-        total, guessed = stage_left if self.running else 0.0, False
+        guessed = False
+        if not self.running:
+            current, stage_left = 0.0, 0.0
+        elif timed:
+            current = elapsed + stage_left
+        else:
+            guessed = stage not in mean
+            current = max(elapsed, mean.get(stage, self.costs[stage] * per_cost))
+            stage_left = current - elapsed
+        total = stage_left
         for _, later in self.units[self.index + 1:]:
             if later in mean:
                 total += mean[later]
@@ -83,27 +97,41 @@ class RunClock:
     def describe(self, stage_left=0.0):
         """'run ~T left (estimated), until ~HH:MM', "(estimated)" where the prior is in it."""
         seconds, guessed = self.left(stage_left)
+        if seconds is None:
+            return "run: no time left yet (no step timed)"
         end = time.strftime("%H:%M", time.localtime(time.time() + seconds))
         return f"run ~{format_duration(seconds)} left{' (estimated)' if guessed else ''}, until ~{end}"
 
 
 class Progress(keras.callbacks.Callback):
     """A stage's lines through `log`, whatever fit's verbosity: about FIRST_ESTIMATE_S seconds into its
-    training, if its first epoch is still running, its time per step and time left; after each epoch, the epoch, its time at the measured rate,
-    the stage's time left and the epoch's losses and metrics. With a RunClock, each line also gives the
-    run's time left. A stage that may stop early (feature adaptation's gate) gives its time left as an upper
-    bound. A step is timed when the next one begins (on_train_batch_begin: no batch_end hook, so fit keeps
-    dispatching the steps' logs asynchronously)."""
+    training, if its first epoch is still running, its time per step and time left (or, if its first step,
+    which traces and compiles the step function, has not ended, that it has not, from a timer thread); after
+    each epoch, the epoch, its time at the measured rate, the stage's time left and the epoch's losses and
+    metrics. With a RunClock, each line also gives the run's time left. A stage that may stop early (feature
+    adaptation's gate) gives its time left as an upper bound. A step is timed when the next one begins
+    (on_train_batch_begin: no batch_end hook, so fit keeps dispatching the steps' logs asynchronously)."""
 
-    def __init__(self, stage, log, may_stop_early=False, clock=None, now=time.monotonic):
+    def __init__(self, stage, log, may_stop_early=False, clock=None, now=time.monotonic,
+                 first_estimate_s=FIRST_ESTIMATE_S):
         super().__init__()
         self.stage, self.log, self.may_stop_early, self.clock, self.now = stage, log, may_stop_early, clock, now
+        self.first_estimate_s, self.timer = first_estimate_s, None
+
+    def _first_step_running(self):
+        if self.first_end is None:
+            self.log(f"{self.stage}: its first step is still running after {self.now() - self.begin:.0f} s (it "
+                     "traces and compiles the step function)"
+                     + (f"; {self.clock.describe(None)}" if self.clock is not None else ""))
 
     def on_train_begin(self, logs=None):
+        self.timer = threading.Timer(self.first_estimate_s, self._first_step_running)
+        self.timer.daemon = True
         self.begin = self.now()
         self.completed = self.epoch_base = 0  # steps this process has completed; before this epoch
         self.first_end, self.first_count = None, 0  # when its first steps completed, and how many
         self.epoch, self.announced = 0, False
+        self.timer.start()
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self.epoch_base = epoch, self.completed
@@ -114,6 +142,7 @@ class Progress(keras.callbacks.Callback):
         self.completed = self.epoch_base + steps
         if self.first_end is None and self.completed:
             self.first_end, self.first_count = now, self.completed
+            self.timer.cancel()
         return now
 
     def seconds_per_step(self, now):
@@ -133,7 +162,7 @@ class Progress(keras.callbacks.Callback):
             return
         now = self._completed(batch)
         steps, epochs = self.params.get("steps"), self.params.get("epochs")
-        if not steps or not epochs or now - self.begin < FIRST_ESTIMATE_S or self.completed <= self.first_count:
+        if not steps or not epochs or now - self.begin < self.first_estimate_s or self.completed <= self.first_count:
             return
         self.announced = True
         self.log(f"{self.stage}: {self.seconds_per_step(now):.2f} s/step over its first {self.completed} steps, "
@@ -147,3 +176,6 @@ class Progress(keras.callbacks.Callback):
         metrics = " ".join(f"{k}={float(v):.3g}" for k, v in (logs or {}).items())
         self.log(f"{self.stage} epoch {done}/{epochs}, {format_duration(self.seconds_per_step(now) * steps)}/epoch, "
                  + self._left(now, (epochs - done) * steps) + (f": {metrics}" if metrics else ""))
+
+    def on_train_end(self, logs=None):
+        self.timer.cancel()

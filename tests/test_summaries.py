@@ -2,6 +2,7 @@
 line, translation grids and confusion matrices. (tests/test_end_to_end.py checks them on a real run.)"""
 
 import re
+import time
 
 import keras
 import numpy as np
@@ -127,6 +128,30 @@ def test_a_stages_first_estimate_comes_10_s_in_and_leaves_out_the_traced_first_s
     assert [line.split(",")[0] for line in lines] == ["pixel epoch 1/2", "pixel epoch 2/2"]
 
 
+def test_a_first_step_still_running_is_said_from_a_timer():
+    clock, lines = FakeClock(), []
+    callback = progress.Progress("pixel", lines.append, now=clock, first_estimate_s=0.05)
+    callback.set_params({"epochs": 1, "steps": 10})
+    callback.on_train_begin()
+    clock.t = 12.0
+    for _ in range(100):
+        if lines:
+            break
+        time.sleep(0.05)
+    callback.on_train_end()
+    assert lines == ["pixel: its first step is still running after 12 s (it traces and compiles the step function)"]
+
+    lines.clear()  # a first step that ends in time: no such line
+    callback = progress.Progress("pixel", lines.append, now=clock, first_estimate_s=0.2)
+    callback.set_params({"epochs": 1, "steps": 10})
+    callback.on_train_begin()
+    callback.on_epoch_begin(0)
+    callback.on_train_batch_begin(1)
+    time.sleep(0.4)
+    assert lines == []
+    callback.on_train_end()
+
+
 def test_the_run_clock_counts_later_stages_and_seeds():
     """Seeds 0 and 1, stages source (prior cost 1) and pixel (10): before pixel has run, its time is the prior
     at the rate the timed stages took (an estimate); once it has, a later seed repeats what each stage took."""
@@ -150,6 +175,19 @@ def test_the_run_clock_counts_later_stages_and_seeds():
     clock.t = 102.0
     assert run.left(stage_left=0.0) == (80.0, False)  # source took 12 s this time; pixel as seed 0's
     assert run.describe(0.0).startswith("run ~80 s left, until ~")
+
+
+def test_a_stage_not_yet_timed_counts_as_it_took_before_or_at_its_prior():
+    clock = FakeClock()
+    run = progress.RunClock([(0, "source"), (0, "pixel"), (1, "source"), (1, "pixel")],
+                            {"source": 1.0, "pixel": 10.0}, now=clock)
+    run.start(0, "source")
+    assert run.left(None) == (None, True) and run.describe(None) == "run: no time left yet (no step timed)"
+    clock.t = 10.0
+    run.finish()
+    run.start(0, "pixel")
+    clock.t = 13.0  # pixel's first step still running: 10 s per unit of prior cost, as source took
+    assert run.left(None) == (97.0 + 10.0 + 100.0, True)
 
 
 def test_prior_costs_scale_with_the_epochs_of_each_stage():
