@@ -14,7 +14,8 @@ import time
 
 import keras
 
-FIRST_ESTIMATE_S = 10.0  # a stage's first line comes at the first step this long after it started training
+FIRST_ESTIMATE_S = 10.0  # a stage's first line comes at the first step this long after it started training,
+FIRST_ESTIMATE_STEPS = 3  # and with this many steps timed after the first (one alone misled by 1.6x under load)
 # Relative cost of one epoch of each stage (a pixel epoch is 1) at the task's defaults, from the seconds of
 # each stage of the embedded runs on 2 CPU cores (mixed_bfloat16): digits from uci->uci_m, uci->uci_s and
 # fonts->uci (they spread by 2x: load, and how soon the feature gate stops); segmentation from
@@ -162,7 +163,8 @@ class Progress(keras.callbacks.Callback):
             return
         now = self._completed(batch)
         steps, epochs = self.params.get("steps"), self.params.get("epochs")
-        if not steps or not epochs or now - self.begin < self.first_estimate_s or self.completed <= self.first_count:
+        timed = self.completed - self.first_count
+        if not steps or not epochs or now - self.begin < self.first_estimate_s or timed < FIRST_ESTIMATE_STEPS:
             return
         self.announced = True
         self.log(f"{self.stage}: {self.seconds_per_step(now):.2f} s/step over its first {self.completed} steps, "

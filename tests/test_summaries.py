@@ -106,9 +106,12 @@ def test_a_stages_first_estimate_comes_10_s_in_and_leaves_out_the_traced_first_s
     assert lines == []  # 9 s in: nothing yet
     clock.t = 10.0
     callback.on_train_batch_begin(3)
-    # 1.00 s a step (not 10 s / 3 steps), 197 steps left
-    assert lines == ["pixel: 1.00 s/step over its first 3 steps, ~3.3 min left in the stage"]
-    for batch in range(4, 100):
+    assert lines == []  # 10 s in, but two steps timed
+    clock.t = 11.0
+    callback.on_train_batch_begin(4)
+    # 1.00 s a step (not 11 s / 4 steps), 196 steps left
+    assert lines == ["pixel: 1.00 s/step over its first 4 steps, ~3.3 min left in the stage"]
+    for batch in range(5, 100):
         clock.t += 1.0
         callback.on_train_batch_begin(batch)
     assert len(lines) == 1  # once per stage
