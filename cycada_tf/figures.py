@@ -166,8 +166,8 @@ def gate_figure(accuracies, epochs, updates, steps, threshold, window=1, dpi=100
     top.scatter(iterations[above], accuracies[above], s=6, color="tab:green", label="above: f_T updated")
     top.scatter(iterations[~above], accuracies[~above], s=6, color="tab:red", label="at or below: no update")
     top.axhline(threshold, color="black", linestyle="--", linewidth=1.0)
-    top.text(1.0, threshold, f"gate {threshold:.0%} ", transform=top.get_yaxis_transform(), ha="right",
-             va="bottom", fontsize=8)
+    top.text(0.01, threshold + 0.02, f"gate {threshold:.0%}", transform=top.get_yaxis_transform(), va="bottom",
+             fontsize=8, bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8})
     top.set_title(f"f_T updated in {sum(updates)} of {sum(steps)} iterations", fontsize=9)
     for boundary in np.cumsum(steps)[:-1]:
         top.axvline(boundary + 0.5, color="0.8", linewidth=0.8)
@@ -183,10 +183,10 @@ def gate_figure(accuracies, epochs, updates, steps, threshold, window=1, dpi=100
     bottom.set_xlim(-0.75, len(labels) - 0.25)
     for index, (done, total) in enumerate(zip(updates, steps)):
         bottom.text(index, total, f"{done}/{total}", ha="center", va="bottom", fontsize=7)
-    bottom.set_ylim(0, max(list(steps) + [1]) * 1.25)
+    bottom.set_ylim(0, max(list(steps) + [1]) * 1.5)
     bottom.set_xlabel("epoch", fontsize=8)
     bottom.set_ylabel("updates", fontsize=8)
-    bottom.legend(fontsize=7, loc="upper right")
+    bottom.legend(fontsize=7, loc="upper left", ncol=2)
     bottom.tick_params(labelsize=7)
     figure.tight_layout()
     figure.canvas.draw()
