@@ -79,8 +79,8 @@ def test_every_stage_runs_and_a_rerun_skips_them(embedded_data_dir, tmp_path):
 # interval (here the last epoch) its images.
 STAGE_SCALARS = {
     "source": {"loss", "accuracy", "target_test/accuracy"},
-    "pixel": {"g_loss", "gan_st", "gan_ts", "cycle", "semantic_st", "semantic_ts", "d_loss", "d_t_accuracy",
-              "d_s_accuracy"},
+    "pixel": {"g_loss", "gan_st", "gan_ts", "cycle", "identity", "semantic_st", "semantic_ts", "d_loss",
+              "d_t_accuracy", "d_s_accuracy"},
     "target": {"loss", "accuracy", "target_test/accuracy"},
     "feature": {"d_loss", "g_loss", "d_accuracy", "gate_open", "gated_updates", "target_test/accuracy"},
     "self_train": {"loss", "source_loss", "target_loss", "pseudo_fraction", "threshold", "target_test/accuracy"},
