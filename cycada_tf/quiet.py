@@ -7,9 +7,10 @@ What is silenced, and why it is not ours to fix:
   the CPU feature notice, absl's "All log messages before absl::InitializeLog()"): they are written before
   TF_CPP_MIN_LOG_LEVEL is read, so only stderr itself can hold them back, for the time of the import;
 - "failed call to cuInit" on a machine without a GPU driver (TensorFlow probes for CUDA) and grappler's
-  "remapper failed: INVALID_ARGUMENT" (its fusion of Conv2D + BiasAdd + LeakyReLU meets the gradient of the
-  LeakyReLU; the remapper then leaves that graph unfused, no error): C++ ERROR lines, which
-  TF_CPP_MIN_LOG_LEVEL=3 hides. A value of it set by the user is kept."""
+  "remapper failed: INVALID_ARGUMENT" (once per run, in the pixel step: its message names the gradient of a
+  LeakyReLU of D_s, which the remapper's fusion left dangling; grappler skips that pass, and training is the
+  same with the line or without): C++ ERROR lines, which TF_CPP_MIN_LOG_LEVEL=3 hides. A value of it set by
+  the user is kept."""
 
 import contextlib
 import os
