@@ -1,12 +1,29 @@
 """The run's figures as uint8 arrays and PNG files: translation grids (cf. the paper's Figure 3), confusion
-matrices (cf. Figure 10) and segmentation predictions (cf. Figure 5); TensorBoard summaries and the run report
-use the same pictures."""
+matrices (cf. Figure 10), segmentation predictions (cf. Figure 5) and feature adaptation's gate; TensorBoard
+summaries and the run report use the same pictures, their labels drawn in (annotate.py)."""
 
 import numpy as np
 
+from cycada_tf import annotate
 from cycada_tf.data import pipeline
 
 TRANSLATION_ROWS = ("x_s", "G_S->T(x_s)", "G_T->S(G_S->T(x_s))", "x_t", "G_T->S(x_t)", "G_S->T(G_T->S(x_t))")
+TRANSLATION_SCALE = 2  # each pixel of the translation grid 2 x 2: 32-pixel digits beside readable labels
+
+# What each image summary shows, as TensorBoard displays it beside the image (summaries.TensorBoardSummaries).
+DESCRIPTIONS = {
+    "translations": "Rows, top to bottom: x_s, G_S->T(x_s), G_T->S(G_S->T(x_s)), x_t, G_T->S(x_t), "
+                    "G_S->T(G_T->S(x_t)); each column one of the first test images of its domain (cf. the "
+                    "paper's Figures 3-4). G_S->T draws a new style code z at each call.",
+    "target_test/confusion": "Confusion matrix on the target test split: rows the true class, columns the "
+                             "predicted one, in % of the row's class (cf. the paper's Figure 10). Target labels are "
+                             "read for this figure only.",
+    "target_test/predictions": "Columns: target test image, ground truth, the stage's prediction, in the "
+                               "Cityscapes colours of the legend (black: ignored); cf. the paper's Figure 5.",
+    "gate": "Feature adaptation's gate (appendix 6.1): top, D_feat's accuracy as the gate reads it at each "
+            "iteration, against the threshold (f_T is updated only above it); bottom, f_T's updates in each "
+            "epoch out of its iterations. An epoch without an update ends the stage.",
+}
 
 
 def translation_grid(g_st, g_ts, x_s, x_t):
@@ -20,6 +37,11 @@ def translation_grid(g_st, g_ts, x_s, x_t):
     ts = g_ts(x_t, training=False)
     rows = [x_s, st, g_ts(st, training=False), x_t, ts, g_st(ts, training=False)]
     return np.concatenate([np.concatenate(list(pipeline.to_uint8(r).numpy()), axis=1) for r in rows], 0)
+
+
+def labelled_translation_grid(grid, scale=TRANSLATION_SCALE):
+    """translation_grid's picture, each pixel `scale` x `scale`, with TRANSLATION_ROWS written beside its rows."""
+    return annotate.label_rows(annotate.upscale(grid, scale), TRANSLATION_ROWS)
 
 
 def save_png(image, path, scale=1):
@@ -97,12 +119,18 @@ def colour_labels(label_maps, classes):
     return palette(classes)[np.clip(np.asarray(label_maps), 0, 255).astype(np.int64)]
 
 
-def segmentation_overlays(images, labels, predictions, classes, separator=2):
-    """One row per image: image | ground truth | each prediction, coloured; a uint8 (rows * H, columns * W, 3)
-    array. images: [-1, 1] floats (N, H, W, 3); labels: (N, H, W) ids (255 ignored, black); predictions:
-    [(title, (N, H, W) ids)] (the titles are for the caller's legend)."""
+NOT_RUN_COLOUR = (200, 200, 200)  # the cells of a stage that has not run
+
+
+def segmentation_overlays(images, labels, predictions, classes, separator=2, scale=1):
+    """One row per image: image | ground truth | each prediction, coloured, each pixel `scale` x `scale`, with
+    each column's title above and the colours' legend below: a uint8 RGB array. images: [-1, 1] floats
+    (N, H, W, 3); labels: (N, H, W) ids (255 ignored, black); predictions: [(title, (N, H, W) ids, or None
+    for a stage that has not run: its column stays, grey, so that figures of different runs line up)]."""
     images = pipeline.to_uint8(np.asarray(images, np.float32)).numpy()
-    columns = [images, colour_labels(labels, classes)] + [colour_labels(p, classes) for _, p in predictions]
+    not_run = np.broadcast_to(np.asarray(NOT_RUN_COLOUR, np.uint8), images.shape)
+    columns = [images, colour_labels(labels, classes)] + [
+        not_run if ids is None else colour_labels(ids, classes) for _, ids in predictions]
     gap = np.full(images.shape[1:2] + (separator, 3), 255, np.uint8)
     rows = []
     for i in range(images.shape[0]):
@@ -110,4 +138,56 @@ def segmentation_overlays(images, labels, predictions, classes, separator=2):
         for column in columns:
             cells += [column[i], gap]
         rows.append(np.concatenate(cells[:-1], axis=1))
-    return np.concatenate(rows, axis=0)
+    grid = annotate.upscale(np.concatenate(rows, axis=0), scale)
+    width = images.shape[2] * scale
+    titles = ["image", "ground truth"] + [title + ("\n(not run)" if ids is None else "")
+                                          for title, ids in predictions]
+    size = annotate.font_size(min(images.shape[1:3]) * scale)
+    entries = [(name, palette(classes)[index]) for index, name in enumerate(classes)] + [("ignored",
+                                                                                          IGNORED_COLOUR)]
+    return annotate.stack(annotate.title_columns(grid, titles, width, separator * scale, size),
+                          annotate.legend(grid.shape[1], entries, size))
+
+
+def gate_figure(accuracies, epochs, updates, steps, threshold, window=1, dpi=100):
+    """Feature adaptation's gate (appendix 6.1) as a uint8 RGB array. Top: `accuracies`, the discriminator
+    accuracy the gate read at each iteration (the mean of the last `window`), against `threshold`, the epochs
+    (numbered `epochs`) marked; bottom: f_T's `updates` in each epoch out of its `steps` iterations. The axes
+    always hold [0, 1] and every epoch, however few."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    figure = Figure(figsize=(7.0, 4.6), dpi=dpi)
+    FigureCanvasAgg(figure)
+    top, bottom = figure.subplots(2, 1, gridspec_kw={"height_ratios": (3, 2)})
+    accuracies = np.asarray(accuracies, np.float64)
+    iterations = np.arange(1, len(accuracies) + 1)
+    above = accuracies > threshold
+    top.plot(iterations, accuracies, color="0.6", linewidth=0.8)
+    top.scatter(iterations[above], accuracies[above], s=6, color="tab:green", label="above: f_T updated")
+    top.scatter(iterations[~above], accuracies[~above], s=6, color="tab:red", label="at or below: no update")
+    top.axhline(threshold, color="black", linestyle="--", linewidth=1.0)
+    top.text(0.01, threshold + 0.02, f"gate {threshold:.0%}", transform=top.get_yaxis_transform(), va="bottom",
+             fontsize=8, bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8})
+    top.set_title(f"f_T updated in {sum(updates)} of {sum(steps)} iterations", fontsize=9)
+    for boundary in np.cumsum(steps)[:-1]:
+        top.axvline(boundary + 0.5, color="0.8", linewidth=0.8)
+    top.set_ylim(0.0, 1.0)
+    top.set_xlim(0.5, max(len(accuracies), 1) + 0.5)
+    top.set_xlabel("iteration", fontsize=8)
+    top.set_ylabel("D_feat accuracy" + (f"\n(mean of last {window})" if window > 1 else ""), fontsize=8)
+    top.legend(fontsize=7, loc="lower right")
+    top.tick_params(labelsize=7)
+    labels = [str(epoch) for epoch in epochs]
+    bottom.bar(labels, steps, width=0.5, color="0.88", label="iterations")
+    bottom.bar(labels, updates, width=0.5, color="tab:green", label="updates of f_T")
+    bottom.set_xlim(-0.75, len(labels) - 0.25)
+    for index, (done, total) in enumerate(zip(updates, steps)):
+        bottom.text(index, total, f"{done}/{total}", ha="center", va="bottom", fontsize=7)
+    bottom.set_ylim(0, max(list(steps) + [1]) * 1.5)
+    bottom.set_xlabel("epoch", fontsize=8)
+    bottom.set_ylabel("updates", fontsize=8)
+    bottom.legend(fontsize=7, loc="upper left", ncol=2)
+    bottom.tick_params(labelsize=7)
+    figure.tight_layout()
+    figure.canvas.draw()
+    return np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()

@@ -27,8 +27,8 @@ import time
 
 import keras
 
-from cycada_tf import distribute, export, failures, files, loop, report, resume, selection, summaries, tasks
-from cycada_tf import determinism
+from cycada_tf import determinism, distribute, export, failures, files, loop, progress, report, resume, selection
+from cycada_tf import summaries, tasks
 from cycada_tf import precision as precision_lib
 from cycada_tf.data import registry
 from cycada_tf.stages import base as stage_base, feature, pixel, self_train, source, target
@@ -114,8 +114,12 @@ def _run_stages(task, run_dir, strategy, write_dir=None):
     config = task.config
     precisions, jit_compile = stage_settings(config)
     per_seed = {}
+    trials = {seed: Trial(task, seed, run_dir, strategy, write_dir) for seed in config.seeds}
+    clock = progress.RunClock([(seed, stage.name) for seed in config.seeds for stage in STAGES
+                               if stage.name in config.stages and trials[seed].done(stage.name) is None],
+                              progress.prior_costs(config, STAGE_NAMES))
     for seed in config.seeds:
-        trial = Trial(task, seed, run_dir, strategy, write_dir)
+        trial = trials[seed]
         results = {}
         for stage in STAGES:
             result = trial.done(stage.name)
@@ -126,6 +130,7 @@ def _run_stages(task, run_dir, strategy, write_dir=None):
                                      f"{trial.dir}: add it to --stages")
                 log(f"seed {seed}: stage '{stage.name}' starting")
                 start = time.time()
+                clock.start(seed, stage.name)
                 # Every stage starts from the same global random state (TF's global seed also keys tf.data
                 # shuffles), whatever ran before it in this process: a resumed run repeats an unbroken one.
                 keras.utils.set_random_seed(seed)
@@ -133,12 +138,14 @@ def _run_stages(task, run_dir, strategy, write_dir=None):
                 with precision_lib.policy(precisions[stage.name]), distribute.scope(strategy):
                     plan = stage.wire(trial)
                     result = plan if isinstance(plan, dict) else fit(trial, stage.name, plan, precisions[stage.name],
-                                                                      jit_compile[stage.name])
+                                                                      jit_compile[stage.name], clock)
                 result["seconds"] = round(time.time() - start, 1)
                 trial.finish(stage.name, result)
                 distribute.barrier(strategy)  # the chief's files of the stage are there for the next one
+                clock.finish()
                 log(f"seed {seed}: stage '{stage.name}' done in {result['seconds']:.0f}s: "
-                    + ", ".join(f"{k}={v:.4f}" for k, v in result.items() if isinstance(v, float)))
+                    + ", ".join(f"{k}={v:.4f}" for k, v in result.items() if isinstance(v, float))
+                    + f"; {clock.describe()}")
             elif result is not None and stage.name in config.stages:
                 log(f"seed {seed}: stage '{stage.name}' already done, skipped")
             if result is not None:
@@ -152,11 +159,12 @@ def _run_stages(task, run_dir, strategy, write_dir=None):
     return per_seed
 
 
-def fit(trial, stage, plan, precision, jit_compile):
+def fit(trial, stage, plan, precision, jit_compile, clock=None):
     """Train `plan` (a stage's Plan) from the stage's last checkpoint (if any) to its last epoch, checkpointing
     the model, its optimizers and the plan's state after each epoch (resume.StageCheckpoint), then save its
     networks and return its results. The networks already compute in `precision` (built under its policy);
-    the optimizers get its loss scaling (mixed_float16), and the step `jit_compile`."""
+    the optimizers get its loss scaling (mixed_float16), and the step `jit_compile`. The progress lines give
+    the run's time left by `clock` (a progress.RunClock), if given."""
     model, config = plan.model, trial.config
     stage_base.compile(model, plan.optimizers, precision, jit_compile)
     optimizers = {"optimizer": model.optimizer}
@@ -170,17 +178,19 @@ def fit(trial, stage, plan, precision, jit_compile):
     initial = checkpoint.restore()
     if plan.done and plan.done():
         initial = plan.epochs
-    callbacks = plan.callbacks + [summaries.Progress(stage, log, plan.may_stop_early)]
+    callbacks = plan.callbacks + [progress.Progress(stage, log, plan.may_stop_early, clock)]
     if config.summary_every_epochs:
         callbacks.append(summaries.TensorBoardSummaries(os.path.join(trial.stage_dir(stage), "tb"),
                                                         config.summary_every_epochs, plan.scalars, plan.periodic))
     callbacks.append(checkpoint)  # last: it saves what the others leave at the end of an epoch (the gate's stop)
+    # Our progress line is the one line per epoch of --verbose=2; Keras' own would repeat it.
+    verbose = 0 if config.verbose == 2 else config.verbose
     if distribute.is_multi_worker(trial.strategy):  # Keras 3.15's fit fails there; the same loop by hand
         history = loop.fit(model, plan.dataset, plan.epochs, initial_epoch=initial, steps_per_epoch=plan.steps,
-                           callbacks=callbacks, verbose=config.verbose, strategy=trial.strategy)
-    else:
+                           callbacks=callbacks, verbose=verbose, strategy=trial.strategy)
+    else:  # shuffle=False: the stage's dataset is shuffled already (fit cannot shuffle a tf.data.Dataset)
         history = model.fit(plan.dataset, epochs=plan.epochs, initial_epoch=initial, steps_per_epoch=plan.steps,
-                            verbose=config.verbose, callbacks=callbacks)
+                            verbose=verbose, callbacks=callbacks, shuffle=False)
     for name, network in plan.outputs.items():
         files.save_weights(network, trial.weights(stage, name, written=True))
     logs = {k: float(v[-1]) for k, v in history.history.items()} or checkpoint.last_logs

@@ -1,5 +1,6 @@
-"""Keras callbacks that report on a stage while it trains: TensorBoard summaries (every loss and metric of
-each epoch, images at an interval) and a one-line progress log per epoch with the time left."""
+"""Keras callbacks that report on a stage while it trains in TensorBoard and in pictures: every loss and
+metric of each epoch, images at an interval (each with its description), the translation grid, the feature
+gate's trace; and `log`, the run's progress line (progress.py times the run)."""
 
 import time
 
@@ -47,7 +48,8 @@ class TensorBoardSummaries(keras.callbacks.Callback):
                     if value.ndim == 0:
                         tf.summary.scalar(tag, float(value))
                     else:
-                        tf.summary.image(tag, value[None] if value.ndim == 3 else value, max_outputs=8)
+                        tf.summary.image(tag, value[None] if value.ndim == 3 else value, max_outputs=8,
+                                         description=figures.DESCRIPTIONS.get(tag))
         self.writer.flush()
 
     def on_train_end(self, logs=None):
@@ -55,75 +57,107 @@ class TensorBoardSummaries(keras.callbacks.Callback):
             self.writer.close()
 
 
-class TranslationGrid(keras.callbacks.Callback):
-    """After each epoch: the translation grid of the fixed test images (x_s, x_t) as a PNG at `path`; the last
-    grid is kept in `latest` for TensorBoard (drawing it a second time would advance G_S->T's random state)."""
+def joined(*periodics):
+    """One `periodic` (TensorBoardSummaries) giving what each of `periodics` gives; None for none."""
+    periodics = [p for p in periodics if p is not None]
+    if not periodics:
+        return None
+    return lambda model: {tag: value for periodic in periodics for tag, value in periodic(model).items()}
 
-    def __init__(self, g_st, g_ts, x_s, x_t, path, scale=2):
+
+class TranslationGrid(keras.callbacks.Callback):
+    """After each epoch: the translation grid of the fixed test images (x_s, x_t), its rows labelled, as a PNG
+    at `path`; the last grid is kept in `latest` for TensorBoard (drawing it a second time would advance
+    G_S->T's random state)."""
+
+    def __init__(self, g_st, g_ts, x_s, x_t, path, scale=figures.TRANSLATION_SCALE):
         super().__init__()
         self.g_st, self.g_ts, self.x_s, self.x_t = g_st, g_ts, x_s, x_t
         self.path, self.scale = path, scale
         self.latest = None
 
     def draw(self):
-        self.latest = figures.translation_grid(self.g_st, self.g_ts, self.x_s, self.x_t)
-        figures.save_png(self.latest, self.path, self.scale)
+        grid = figures.translation_grid(self.g_st, self.g_ts, self.x_s, self.x_t)
+        self.latest = figures.labelled_translation_grid(grid, self.scale)
+        figures.save_png(self.latest, self.path)
         return self.latest
 
     def on_epoch_end(self, epoch, logs=None):
         self.draw()
 
 
-def format_duration(seconds):
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
+class GateTrace(keras.callbacks.Callback):
+    """Feature adaptation's gate as it went (stages/feature.py's FeatureAdaptation): the discriminator accuracy
+    the gate read at each iteration and f_T's updates in each epoch, drawn by figures.gate_figure for
+    TensorBoard (`periodic`, tag "gate") and written to `path` when training ends. It traces this process's
+    epochs: a resumed stage's picture starts where it resumed (its epochs keep their numbers)."""
 
-
-class Progress(keras.callbacks.Callback):
-    """One line per epoch through `log` whatever fit's verbosity: the stage, the epoch, the mean time of an
-    epoch so far, the time left at that rate and the epoch's losses and metrics. A stage that may stop early
-    (feature adaptation's gate) gives the time left as an upper bound."""
-
-    def __init__(self, stage, log, may_stop_early=False):
+    def __init__(self, path=None):
         super().__init__()
-        self.stage, self.log, self.may_stop_early = stage, log, may_stop_early
-        self.start = self.first_epoch = None
+        self.path = path
+        self.accuracies, self.epochs, self.steps, self.updates = [], [], [], []
 
     def on_train_begin(self, logs=None):
-        self.start = time.monotonic()
-        self.first_epoch = None
+        self.accuracies, self.epochs, self.steps, self.updates = [], [], [], []
 
     def on_epoch_begin(self, epoch, logs=None):
-        if self.first_epoch is None:  # a resumed stage starts past epoch 0: time only this process's epochs
-            self.first_epoch = epoch
+        self.epochs.append(epoch + 1)
+        self.steps.append(0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        # The mean of the iterations in the gate's window (FeatureAdaptation.window_accuracy): the slots of the
+        # ring buffer filled so far.
+        filled = min(int(self.model.steps_seen.numpy()), self.model.gate_window)
+        self.accuracies.append(float(np.mean(self.model.recent_accuracies.numpy()[:filled])))
+        self.steps[-1] += 1
 
     def on_epoch_end(self, epoch, logs=None):
-        done, epochs = epoch + 1, self.params.get("epochs") or epoch + 1
-        per_epoch = (time.monotonic() - self.start) / (done - (self.first_epoch or 0))
-        left = format_duration(per_epoch * (epochs - done))
-        metrics = " ".join(f"{k}={float(v):.3g}" for k, v in (logs or {}).items())
-        self.log(f"{self.stage} epoch {done}/{epochs}, {format_duration(per_epoch)}/epoch, "
-                 f"{'at most ' if self.may_stop_early else ''}~{left} left" + (f": {metrics}" if metrics else ""))
+        self.updates.append(int(self.model.epoch_updates.numpy()))  # before GateStop resets it
+
+    def picture(self):
+        done = len(self.updates)
+        return figures.gate_figure(self.accuracies[:sum(self.steps[:done])], self.epochs[:done], self.updates,
+                                   self.steps[:done], self.model.gate, self.model.gate_window)
+
+    def periodic(self, model):
+        return {"gate": self.picture()}
+
+    def on_train_end(self, logs=None):
+        if self.path and self.updates:
+            figures.save_png(self.picture(), self.path)
+
+
+def _values(log_dir):
+    """(step, summary value) of every summary in a log directory's event files."""
+    import glob
+
+    from tensorflow.core.util import event_pb2
+    for path in sorted(glob.glob(f"{log_dir}/events.out.tfevents.*")):
+        for record in tf.data.TFRecordDataset(path):
+            event = event_pb2.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                yield event.step, value
 
 
 def read_events(log_dir):
     """What a log directory holds, read back from its event files: {tag: [(step, value)]}, a value being a
     float for a scalar and a list of decoded uint8 images (height, width, channels) for an image summary."""
-    import glob
-
-    from tensorflow.core.util import event_pb2
     found = {}
-    for path in sorted(glob.glob(f"{log_dir}/events.out.tfevents.*")):
-        for record in tf.data.TFRecordDataset(path):
-            event = event_pb2.Event.FromString(record.numpy())
-            for value in event.summary.value:
-                tensor = tf.make_ndarray(value.tensor)
-                if value.metadata.plugin_data.plugin_name == "images":  # [width, height, PNG, PNG, ...]
-                    item = [tf.io.decode_png(png).numpy() for png in tensor[2:]]
-                else:
-                    item = float(tensor)
-                found.setdefault(value.tag, []).append((event.step, item))
+    for step, value in _values(log_dir):
+        tensor = tf.make_ndarray(value.tensor)
+        if value.metadata.plugin_data.plugin_name == "images":  # [width, height, PNG, PNG, ...]
+            item = [tf.io.decode_png(png).numpy() for png in tensor[2:]]
+        else:
+            item = float(tensor)
+        found.setdefault(value.tag, []).append((step, item))
+    return found
+
+
+def read_descriptions(log_dir):
+    """{tag: description} of the image summaries in a log directory, as TensorBoard shows it (the writer
+    records a tag's metadata with its first summary only)."""
+    found = {}
+    for _, value in _values(log_dir):
+        if value.metadata.plugin_data.plugin_name == "images" and value.metadata.summary_description:
+            found[value.tag] = value.metadata.summary_description
     return found

@@ -79,16 +79,16 @@ def test_every_stage_runs_and_a_rerun_skips_them(embedded_data_dir, tmp_path):
 # interval (here the last epoch) its images.
 STAGE_SCALARS = {
     "source": {"loss", "accuracy", "target_test/accuracy"},
-    "pixel": {"g_loss", "gan_st", "gan_ts", "cycle", "semantic_st", "semantic_ts", "d_loss", "d_t_accuracy",
-              "d_s_accuracy"},
+    "pixel": {"g_loss", "gan_st", "gan_ts", "cycle", "identity", "semantic_st", "semantic_ts", "d_loss",
+              "d_t_accuracy", "d_s_accuracy"},
     "target": {"loss", "accuracy", "target_test/accuracy"},
     "feature": {"d_loss", "g_loss", "d_accuracy", "gate_open", "gated_updates", "target_test/accuracy"},
     "self_train": {"loss", "source_loss", "target_loss", "pseudo_fraction", "threshold", "target_test/accuracy"},
     "oracle": {"loss", "accuracy", "target_test/accuracy"},
 }
-STAGE_IMAGES = {"source": "target_test/confusion", "pixel": "translations", "target": "target_test/confusion",
-                "feature": "target_test/confusion", "self_train": "target_test/confusion",
-                "oracle": "target_test/confusion"}
+STAGE_IMAGES = {"source": {"target_test/confusion"}, "pixel": {"translations"}, "target": {"target_test/confusion"},
+                "feature": {"target_test/confusion", "gate"}, "self_train": {"target_test/confusion"},
+                "oracle": {"target_test/confusion"}}
 EPOCHS = {"source": 2, "pixel": 1, "target": 1, "feature": 2, "self_train": 2, "oracle": 1}  # TINY's
 
 
@@ -99,27 +99,32 @@ def _check_reporting(run_dir, stdout, export_dir):
     seed_dir = os.path.join(run_dir, "seed_0")
     for stage, scalars in STAGE_SCALARS.items():
         events = summaries.read_events(os.path.join(seed_dir, stage, "tb"))
-        assert scalars | {STAGE_IMAGES[stage]} == set(events), stage
+        assert scalars | STAGE_IMAGES[stage] == set(events), stage
+        descriptions = summaries.read_descriptions(os.path.join(seed_dir, stage, "tb"))
+        assert set(descriptions) == STAGE_IMAGES[stage] and all(descriptions.values()), stage
         last = max(step for step, _ in events["d_loss" if stage == "feature" else sorted(scalars)[0]])
         assert 1 <= last <= EPOCHS[stage]  # the feature stage's gate may end it after epoch 1
         for name in scalars:
             assert [step for step, _ in events[name]][-1] == last and all(
                 isinstance(v, float) for _, v in events[name]), (stage, name)
-        [(step, images)] = events[STAGE_IMAGES[stage]]
-        assert step == last and len(images) == 1 and images[0].dtype.name == "uint8"
-        height, width, channels = images[0].shape
-        if stage == "pixel":  # six rows (x_s, G_ST(x_s), ... ) of ten 32x32 RGB test images
-            assert (height, width, channels) == (6 * 32, 10 * 32, 3)
-        else:
-            assert channels == 3 and height > 100 and width > 100
+        for tag in STAGE_IMAGES[stage]:
+            [(step, images)] = events[tag]
+            assert step == last and len(images) == 1 and images[0].dtype.name == "uint8"
+            height, width, channels = images[0].shape
+            if stage == "pixel":  # six rows (x_s, G_ST(x_s), ... ) of ten 32x32 RGB test images, twice the size,
+                assert (height, channels) == (2 * 6 * 32, 3) and width > 2 * 10 * 32  # their labels on the left
+            else:
+                assert channels == 3 and height > 100 and width > 100
         progress = re.findall(
-            rf"{stage} epoch (\d+)/{EPOCHS[stage]}, \d+ s/epoch, (at most )?~[\d.]+ (s|min) left", stdout)
-        assert [int(epoch) for epoch, _, _ in progress] == list(range(1, last + 1)), stage
+            rf"{stage} epoch (\d+)/{EPOCHS[stage]}, \d+ s/epoch, (at most )?~[\d.]+ (s|min) left in the stage; "
+            r"run ~[\d.]+ (s|min) left", stdout)
+        assert [int(epoch) for epoch, _, _, _ in progress] == list(range(1, last + 1)), stage
 
     with open(os.path.join(run_dir, "report.md")) as handle:
         report = handle.read()
     assert "| Source only |" in report and "| CyCADA pixel+feat |" in report
     assert "(seed_0/pixel/translations.png)" in report and "(confusion_matrices.png)" in report
+    assert os.path.isfile(os.path.join(seed_dir, "feature", "gate.png"))
     picture = Image.open(os.path.join(run_dir, "confusion_matrices.png"))
     assert picture.format == "PNG" and picture.size[0] > 1.5 * picture.size[1]  # before | after
 

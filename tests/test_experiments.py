@@ -338,3 +338,34 @@ def test_the_unlabelled_stages_read_target_train_split_and_a_missing_one_is_name
         missing.check_data()
     tasks.for_config(parse("--target_train_split=train_extra", "--stages=source,oracle",
                            f"--data_dir={embedded_data_dir}")).check_data()  # no stage reads it
+
+
+def _python(code, **env):
+    environment = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=dict(environment, PYTHONPATH=REPO, **env),
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_tensorflow_starts_without_a_line_on_stderr():
+    """What every main and tool does first (cycada_tf/quiet.py): TensorFlow's start-up lines (C++ logs before
+    absl is set up) and its C++ errors (no GPU driver here) stay off stderr; the process's own lines do not."""
+    result = _python("import os, sys\n"
+                     "from cycada_tf import quiet\n"
+                     "quiet.import_tensorflow()\n"
+                     "import tensorflow as tf\n"
+                     "assert float(tf.constant(1.0) + 1.0) == 2.0\n"
+                     "print('ours', file=sys.stderr)\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "ours\n"
+
+
+def test_only_the_block_loses_stderr_and_verbosity_is_read_as_absl_spells_it():
+    from cycada_tf import quiet
+    result = _python("import os\n"
+                     "from cycada_tf import quiet\n"
+                     "with quiet.stderr_discarded():\n"
+                     "    os.write(2, b'hidden\\n')\n"
+                     "os.write(2, b'shown\\n')\n")
+    assert result.stderr == "shown\n"
+    assert quiet.verbosity_given(["main", "--verbosity=0"]) and quiet.verbosity_given(["main", "-v", "1"])
+    assert not quiet.verbosity_given(["main", "--verbose=2"]) and not quiet.verbosity_given(["--verbosity"])

@@ -85,7 +85,10 @@ def test_every_stage_runs_with_a_table_3_row_and_a_rerun_skips_them(finished):
     assert {"d_accuracy", "gate_accuracy", "gate_open"} <= set(summaries.read_events(
         os.path.join(seed_dir, "feature", "tb")))
     image = events["target_test/predictions"][-1][1][0]
-    assert image.shape == (4 * 64, 3 * 128 + 2 * 2, 3)  # 4 images: image | truth | prediction, 2-pixel gaps
+    # 4 images: image | truth | prediction, 2-pixel gaps; the titles above, the legend below
+    assert image.shape[1:] == (3 * 128 + 2 * 2, 3) and image.shape[0] > 4 * 64
+    assert summaries.read_descriptions(os.path.join(seed_dir, "target", "tb"))["target_test/predictions"]
+    assert os.path.exists(os.path.join(seed_dir, "feature", "gate.png"))
 
     mtime = os.stat(os.path.join(seed_dir, "pixel", "g_st.weights.h5")).st_mtime_ns
     second = run_main(f"--data_dir={data_dir}", f"--run_dir={run_dir}", *TINY)

@@ -2,13 +2,14 @@
 line, translation grids and confusion matrices. (tests/test_end_to_end.py checks them on a real run.)"""
 
 import re
+import time
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from cycada_tf import figures, summaries
+from cycada_tf import config as config_lib, figures, progress, summaries
 from cycada_tf.stages.source import TaskStage
 
 
@@ -73,20 +74,136 @@ def test_zero_interval_writes_scalars_only(tmp_path):
 
 def test_progress_logs_one_line_per_epoch_with_the_time_left():
     lines = []
-    _fit([summaries.Progress("pixel", lines.append)], epochs=3)
-    assert len(lines) == 3
-    pattern = r"pixel epoch (\d)/3, \d+ s/epoch, ~\d+ s left: accuracy=[\d.e-]+ loss=[\d.e-]+$"
+    _fit([progress.Progress("pixel", lines.append)], epochs=3)
+    assert len(lines) == 3  # the epochs are too short for a first estimate before the first one ends
+    pattern = r"pixel epoch (\d)/3, \d+ s/epoch, ~\d+ s left in the stage: accuracy=[\d.e-]+ loss=[\d.e-]+$"
     assert [int(re.match(pattern, line).group(1)) for line in lines] == [1, 2, 3], lines
-    assert lines[-1].split(", ")[2].startswith("~0 s left:")
+    assert lines[-1].split(", ")[2].startswith("~0 s left")
 
     lines.clear()
-    _fit([summaries.Progress("feature", lines.append, may_stop_early=True)], epochs=2)
+    _fit([progress.Progress("feature", lines.append, may_stop_early=True)], epochs=2)
     assert "at most ~" in lines[0]
+
+
+class FakeClock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_a_stages_first_estimate_comes_10_s_in_and_leaves_out_the_traced_first_step():
+    clock, lines = FakeClock(), []
+    callback = progress.Progress("pixel", lines.append, now=clock)
+    callback.set_params({"epochs": 2, "steps": 100})
+    callback.on_train_begin()
+    callback.on_epoch_begin(0)
+    clock.t = 8.0  # the first step traces and compiles the step function: 8 s
+    callback.on_train_batch_begin(1)
+    clock.t = 9.0  # then 1 s a step
+    callback.on_train_batch_begin(2)
+    assert lines == []  # 9 s in: nothing yet
+    clock.t = 10.0
+    callback.on_train_batch_begin(3)
+    assert lines == []  # 10 s in, but two steps timed
+    clock.t = 11.0
+    callback.on_train_batch_begin(4)
+    # 1.00 s a step (not 11 s / 4 steps), 196 steps left
+    assert lines == ["pixel: 1.00 s/step over its first 4 steps, ~3.3 min left in the stage"]
+    for batch in range(5, 100):
+        clock.t += 1.0
+        callback.on_train_batch_begin(batch)
+    assert len(lines) == 1  # once per stage
+    clock.t += 1.0
+    callback.on_epoch_end(0, {"loss": 0.5})
+    assert lines[-1] == "pixel epoch 1/2, 1.7 min/epoch, ~1.7 min left in the stage: loss=0.5"  # 100 s
+
+    lines.clear()  # a stage whose first epoch ends before 10 s: its epoch lines alone
+    callback.on_train_begin()
+    for epoch in range(2):
+        callback.on_epoch_begin(epoch)
+        for batch in range(1, 100):
+            clock.t += 0.1
+            callback.on_train_batch_begin(batch)
+        clock.t += 0.1
+        callback.on_epoch_end(epoch)
+    assert [line.split(",")[0] for line in lines] == ["pixel epoch 1/2", "pixel epoch 2/2"]
+
+
+def test_a_first_step_still_running_is_said_from_a_timer():
+    clock, lines = FakeClock(), []
+    callback = progress.Progress("pixel", lines.append, now=clock, first_estimate_s=0.05)
+    callback.set_params({"epochs": 1, "steps": 10})
+    callback.on_train_begin()
+    clock.t = 12.0
+    for _ in range(100):
+        if lines:
+            break
+        time.sleep(0.05)
+    callback.on_train_end()
+    assert lines == ["pixel: its first step is still running after 12 s (it traces and compiles the step function)"]
+
+    lines.clear()  # a first step that ends in time: no such line
+    callback = progress.Progress("pixel", lines.append, now=clock, first_estimate_s=0.2)
+    callback.set_params({"epochs": 1, "steps": 10})
+    callback.on_train_begin()
+    callback.on_epoch_begin(0)
+    callback.on_train_batch_begin(1)
+    time.sleep(0.4)
+    assert lines == []
+    callback.on_train_end()
+
+
+def test_the_run_clock_counts_later_stages_and_seeds():
+    """Seeds 0 and 1, stages source (prior cost 1) and pixel (10): before pixel has run, its time is the prior
+    at the rate the timed stages took (an estimate); once it has, a later seed repeats what each stage took."""
+    clock = FakeClock()
+    run = progress.RunClock([(0, "source"), (0, "pixel"), (1, "source"), (1, "pixel")],
+                            {"source": 1.0, "pixel": 10.0}, now=clock)
+    run.start(0, "source")
+    clock.t = 5.0
+    # source: 5 s in, 5 s left: 10 s, 10 s per unit of prior cost; pixel 100 s, twice; source again 10 s
+    assert run.left(stage_left=5.0) == (5.0 + 100.0 + 10.0 + 100.0, True)
+    clock.t = 10.0
+    run.finish()
+    assert run.left() == (100.0 + 10.0 + 100.0, True)
+    run.start(0, "pixel")
+    clock.t = 30.0
+    # pixel: 20 s in, 60 s left: 80 s; seed 1 repeats source (10 s) and pixel (80 s); nothing from the prior
+    assert run.left(stage_left=60.0) == (60.0 + 10.0 + 80.0, False)
+    clock.t = 90.0
+    run.finish()
+    run.start(1, "source")
+    clock.t = 102.0
+    assert run.left(stage_left=0.0) == (80.0, False)  # source took 12 s this time; pixel as seed 0's
+    assert run.describe(0.0).startswith("run ~80 s left, until ~")
+
+
+def test_a_stage_not_yet_timed_counts_as_it_took_before_or_at_its_prior():
+    clock = FakeClock()
+    run = progress.RunClock([(0, "source"), (0, "pixel"), (1, "source"), (1, "pixel")],
+                            {"source": 1.0, "pixel": 10.0}, now=clock)
+    run.start(0, "source")
+    assert run.left(None) == (None, True) and run.describe(None) == "run: no time left yet (no step timed)"
+    clock.t = 10.0
+    run.finish()
+    run.start(0, "pixel")
+    clock.t = 13.0  # pixel's first step still running: 10 s per unit of prior cost, as source took
+    assert run.left(None) == (97.0 + 10.0 + 100.0, True)
+
+
+def test_prior_costs_scale_with_the_epochs_of_each_stage():
+    config = config_lib.DigitsConfig(pixel_epochs=4, source_epochs=2)
+    costs = progress.prior_costs(config, ("source", "pixel", "newcomer"))
+    table = progress.PRIOR_EPOCH_COST["digits"]
+    assert costs == {"source": 2 * table["source"], "pixel": 4 * table["pixel"],
+                     "newcomer": progress.UNKNOWN_EPOCH_COST}
 
 
 @pytest.mark.parametrize("seconds, text", [(0.4, "0 s"), (41, "41 s"), (288, "4.8 min"), (7200, "2.0 h")])
 def test_durations_read_naturally(seconds, text):
-    assert summaries.format_duration(seconds) == text
+    assert progress.format_duration(seconds) == text
 
 
 def test_translation_grid_rows_are_the_papers(tmp_path):
@@ -112,3 +229,118 @@ def test_confusion_matrices_are_normalised_per_true_class():
     assert picture.dtype == np.uint8 and picture.ndim == 3 and picture.shape[-1] == 3
     assert picture.shape[1] > picture.shape[0]  # two panels side by side
     assert picture.std() > 10  # drawn, not blank
+
+
+def _dark_rows(picture):
+    """The rows of a picture that hold any dark pixel (text)."""
+    return np.flatnonzero((picture.reshape(picture.shape[0], -1) < 100).any(axis=1))
+
+
+def test_translation_grid_carries_its_row_labels():
+    grid = np.full((6 * 4, 3 * 4, 3), 200, np.uint8)
+    picture = figures.labelled_translation_grid(grid, scale=2)
+    height, width, _ = picture.shape
+    margin = width - 2 * 12
+    assert height == 2 * 24 and margin > 40  # the labels' margin, left of the grid at twice its size
+    assert (picture[:, margin:] == 200).all()
+    labels = picture[:, :margin]
+    assert (labels == 255).mean() > 0.5  # black text on white
+    # one label per row: text in each of the six rows of 8 pixels
+    assert sorted(set(_dark_rows(labels) // 8)) == list(range(6))
+
+
+def test_prediction_figure_titles_its_columns_keeps_a_column_for_a_stage_not_run_and_has_a_legend():
+    classes = ["road", "car"]
+    images = np.zeros((2, 8, 16, 3), np.float32)
+    labels = np.zeros((2, 8, 16), np.int64)
+    labels[:, :, :4] = 255
+    predictions = [("source only", np.ones((2, 8, 16), np.int64)), ("pixel only", None)]
+    picture = figures.segmentation_overlays(images, labels, predictions, classes, separator=2, scale=2)
+    width = 4 * 2 * 16 + 3 * 2 * 2  # image, ground truth, two predictions, 2-pixel gaps, all twice
+    assert picture.shape[1] == width and picture.dtype == np.uint8
+    grid_rows = np.flatnonzero((picture[:, :32] == 128).all(axis=(1, 2)))  # the mid-grey test images
+    top, bottom = grid_rows[0], grid_rows[-1] + 1
+    assert bottom - top == 2 * 2 * 8 and top > 10  # a title band above the grid
+    for column in range(4):  # a title over every column
+        band = picture[:top, column * 36:column * 36 + 32]
+        assert (band < 100).any(), column
+    columns = [picture[top:bottom, column * 36:column * 36 + 32] for column in range(4)]
+    assert (columns[1][:, :8] == figures.IGNORED_COLOUR).all()  # ignored: black
+    assert (columns[1][:, 8:] == figures.CITYSCAPES_COLOURS["road"]).all()
+    assert (columns[2] == figures.CITYSCAPES_COLOURS["car"]).all()
+    assert (columns[3] == figures.NOT_RUN_COLOUR).all()  # the stage not run keeps its place
+    legend = picture[bottom:]
+    for colour in (figures.CITYSCAPES_COLOURS["road"], figures.CITYSCAPES_COLOURS["car"]):  # its swatches
+        assert (legend == colour).all(axis=-1).sum() > 20, colour
+
+
+def test_the_gate_figure_shows_a_one_epoch_run():
+    picture = figures.gate_figure([0.5, 0.7, 0.65, 0.55], [1], [2], [4], threshold=0.6)
+    assert picture.dtype == np.uint8 and picture.shape[-1] == 3
+
+    def has(colour):
+        return (np.abs(picture.astype(int) - colour).max(axis=-1) < 40).sum() > 10
+    # the iterations above the gate (green), those under it (red), and the epoch's updates as a green bar
+    assert has((44, 160, 44)) and has((214, 39, 40))
+
+
+class _Gate:
+    """What GateTrace reads of FeatureAdaptation: its ring buffer of accuracies, its counters and threshold."""
+
+    def __init__(self, window):
+        self.gate, self.gate_window = 0.6, window
+        self.recent_accuracies = tf.Variable(tf.zeros([window]))
+        self.steps_seen = tf.Variable(0, dtype=tf.int64)
+        self.epoch_updates = tf.Variable(0, dtype=tf.int64)
+
+    def step(self, accuracy):
+        slot = int(self.steps_seen.numpy()) % self.gate_window
+        self.recent_accuracies[slot].assign(accuracy)
+        self.steps_seen.assign_add(1)
+        if accuracy > self.gate:
+            self.epoch_updates.assign_add(1)
+
+
+def test_the_gate_trace_records_what_the_gate_read_and_the_updates_per_epoch(tmp_path):
+    model = _Gate(window=2)
+    trace = summaries.GateTrace(str(tmp_path / "gate.png"))
+    trace.set_model(model)
+    trace.on_train_begin()
+    for epoch, accuracies in enumerate([(0.5, 0.9, 0.7), (0.2, 0.4, 0.5)]):
+        model.epoch_updates.assign(0)
+        trace.on_epoch_begin(epoch + 3)  # a resumed stage: its epochs keep their numbers
+        for accuracy in accuracies:
+            model.step(accuracy)
+            trace.on_train_batch_end(0)
+        trace.on_epoch_end(epoch + 3)
+    # the mean of the last two iterations (the first alone at the start)
+    np.testing.assert_allclose(trace.accuracies, [0.5, 0.7, 0.8, 0.45, 0.3, 0.45], atol=1e-6)
+    assert trace.epochs == [4, 5] and trace.steps == [3, 3] and trace.updates == [2, 0]
+    assert list(trace.periodic(model)) == ["gate"]
+    trace.on_train_end()
+    from PIL import Image
+    assert Image.open(tmp_path / "gate.png").size[0] > 300
+
+
+def test_every_image_summary_has_its_description(tmp_path):
+    picture = np.zeros((4, 4, 3), np.uint8)
+    callback = summaries.TensorBoardSummaries(str(tmp_path), periodic=lambda model: {
+        tag: picture for tag in figures.DESCRIPTIONS})
+    _fit([callback], epochs=2)
+    assert summaries.read_descriptions(str(tmp_path)) == figures.DESCRIPTIONS
+
+
+def test_translated_records_say_how_far_they_are_while_written(tmp_path, monkeypatch):
+    from cycada_tf.data import translated
+    monkeypatch.setattr(translated, "PROGRESS_EVERY_S", 0.0)  # a line after every batch
+    batches = tf.data.Dataset.from_tensor_slices((tf.zeros((6, 4, 4, 1)), tf.range(6))).batch(4)
+    lines, path = [], str(tmp_path / "translated_source")
+    translated.write(path, batches, lambda x: x, translated.classification_example, 2, {"test": 1}, {},
+                     lines.append, images=6)
+    assert translated.count(path) == 12
+    written = [re.match(r"translated records: (\d+) of 12 images \((\d+)%\) in \d+ s, ~\d+ s left: ", line)
+               for line in lines]
+    assert all(written), lines
+    # after each batch of each copy, and once at the end
+    assert [(int(m.group(1)), int(m.group(2))) for m in written] == [(4, 33), (6, 50), (10, 83), (12, 100),
+                                                                      (12, 100)]

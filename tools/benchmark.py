@@ -28,6 +28,11 @@ import time
 if __package__ in (None, ""):  # run as `python tools/benchmark.py`: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from cycada_tf import quiet  # noqa: E402
+
+if __name__ == "__main__":  # before TensorFlow is imported: its start-up lines (cycada_tf/quiet.py)
+    quiet.import_tensorflow(quiet.verbosity_given(sys.argv))
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -98,6 +103,7 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the random batches")
     parser.add_argument("--output", default="", help="also write the JSON to this file")
     parser.add_argument("--compare", default="", help="an earlier --output: print new / old for each rate")
+    quiet.add_verbosity_flag(parser)
     args = parser.parse_args(argv)
     args.stages = [s for s in args.stages.split(",") if s]
     unknown = [s for s in args.stages if s not in STAGES]

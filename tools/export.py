@@ -20,7 +20,7 @@ import sys
 if __package__ in (None, ""):  # run as `python tools/export.py`: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from cycada_tf import config as config_lib  # noqa: E402
+from cycada_tf import config as config_lib, quiet  # noqa: E402
 
 MODEL_PREFIX = re.compile(r"[A-Za-z0-9_.-]*")  # it names directories and TF Serving models
 
@@ -33,6 +33,7 @@ def parse_args(argv):
     parser.add_argument("--model_prefix", default="", help="put before each model's name (roads_: roads_segmenter, "
                                                            "roads_g_st, roads_g_ts), for a run whose models would "
                                                            "otherwise become versions of another run's")
+    quiet.add_verbosity_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -52,6 +53,7 @@ def run_config(run_dir):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    quiet.import_tensorflow(args.verbosity is not None)  # before it is imported: its start-up lines
     try:
         if not MODEL_PREFIX.fullmatch(args.model_prefix):
             raise ValueError(f"--model_prefix={args.model_prefix!r}: use letters, digits, '_', '.' and '-' only")

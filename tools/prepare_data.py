@@ -20,6 +20,11 @@ import time
 if __package__ in (None, ""):  # run as `python tools/prepare_data.py`: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from cycada_tf import quiet  # noqa: E402
+
+if __name__ == "__main__":  # before TensorFlow is imported: its start-up lines (cycada_tf/quiet.py)
+    quiet.import_tensorflow(quiet.verbosity_given(sys.argv))
+
 from cycada_tf import failures  # noqa: E402
 from cycada_tf.data import archives, public, registry, tfrecord  # noqa: E402
 from cycada_tf.data.sources import cityscapes, gta5, segmentation, synthia  # noqa: E402
@@ -66,6 +71,7 @@ def parse_args(argv):
                              "size of its image (a few of GTA5's). skip (default): left out, and listed in the "
                              "log and the manifest. resize: kept, its label map resized to the image's size "
                              "by nearest neighbour (label ids are never blended), before --width applies")
+    quiet.add_verbosity_flag(parser)
     args = parser.parse_args(argv)
     if args.build_mnist_m and args.dataset != "mnist_m":
         parser.error("--build_mnist_m builds --dataset=mnist_m only")

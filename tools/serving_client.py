@@ -20,6 +20,11 @@ import sys
 
 import numpy as np
 
+if __package__ in (None, ""):  # run as `python tools/serving_client.py`: make the repository importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from cycada_tf import quiet  # noqa: E402
+
 # Each exported model's signature (cycada_tf/export.py; all also answer as serving_default). A model exported
 # with tools/export.py --model_prefix (roads_segmenter) is known by how its name ends.
 SIGNATURES = {"classifier": "classify", "segmenter": "segment", "g_st": "translate", "g_ts": "translate"}
@@ -102,6 +107,7 @@ def parse_args(argv):
                                                 "(float32, 4 bytes x classes a pixel) and saved to this .npy file")
     parser.add_argument("--max_receive_mb", type=float, default=MAX_RECEIVE_MB,
                         help="the largest answer the client takes, in MiB (gRPC's default is 4)")
+    quiet.add_verbosity_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -119,6 +125,9 @@ def main(argv=None):
     segmenter = kind(args.model) == "segmenter"
     if args.probabilities and not segmenter:
         return _error(f"--probabilities is a segmenter's (--model={args.model} answers all its outputs anyway)", 2)
+        print(f"error: --image={args.image} is not a file", file=sys.stderr)
+        return 2
+    quiet.import_tensorflow(args.verbosity is not None)  # tensorflow_serving's protos import it: start-up lines
     import grpc
     wanted = (SEGMENTER_OUTPUTS + ((PROBABILITIES,) if args.probabilities else ())) if segmenter else ()
     request = build_request(read_image(args.image)[None], args.model, args.signature, args.version, wanted)

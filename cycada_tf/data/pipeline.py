@@ -60,7 +60,8 @@ def count(name, split, data_dir):
 
 def load(name, split, data_dir, image_size=32, channels=3, labels=True, batch_size=None,
          shuffle=False, seed=0, repeat=False, drop_remainder=False, cache=True):
-    """A dataset of images in [-1, 1] (and int32 labels when labels=True)."""
+    """A dataset of images in [-1, 1] (and int32 labels when labels=True); a repeated one decoded once
+    (`cache`)."""
     def decode(example):
         image = decode_image(example[schema.IMAGE], image_size, channels)
         if labels:
@@ -73,7 +74,10 @@ def load(name, split, data_dir, image_size=32, channels=3, labels=True, batch_si
     else:
         ds = records(name, split, data_dir).map(lambda serialized: decode(schema.parse(serialized)),
                                                 num_parallel_calls=AUTOTUNE, deterministic=True)
-    if cache:  # the digit datasets fit in memory many times over; decode once
+    # The digit datasets fit in memory many times over: decode once, for a dataset read again and again. One
+    # read once gains nothing, and one read in part (a figure's first test images) would warn that its cache
+    # was left unfinished.
+    if cache and repeat:
         ds = ds.cache()
     if shuffle:
         ds = ds.shuffle(count(name, split, data_dir), seed=seed, reshuffle_each_iteration=True)

@@ -8,6 +8,7 @@ dataset: shuffled, repeated; segmentation records cropped and flipped as the sta
 """
 
 import os
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -15,6 +16,7 @@ import tensorflow as tf
 from cycada_tf.data import pipeline, schema, tfrecord
 
 BATCH = 256  # images translated at a time
+PROGRESS_EVERY_S = 10.0  # seconds between two progress lines while records are written
 
 
 def directory(seed_dir, domain):
@@ -32,27 +34,43 @@ def segmentation_example(image, label, key):
     return schema.make_example(image, label_map=None if label is None else label.astype(np.uint8), key=key)
 
 
-def write(path, batches, mapping, make_example, copies, inputs, info, log=None):
+def write(path, batches, mapping, make_example, copies, inputs, info, log=None, images=None):
     """`mapping` applied to the images of `batches` (a dataset of image batches, or of (image, label) batches),
     `copies` times over (a translator with a style code draws another z each time), written as one `train`
-    split at `path`. `inputs` and `info` go to the manifest. `log` gets a progress line now and then."""
+    split at `path`. `inputs` and `info` go to the manifest. `log` gets a progress line every PROGRESS_EVERY_S
+    seconds, with the time left when `images` (the images of `batches`) is given, and one at the end."""
     labels = isinstance(batches.element_spec, tuple)
+    total = images * copies if images else None
+    start = time.monotonic()
+    progress = {"written": 0, "said": start}
+
+    def say(now):
+        written, seconds = progress["written"], now - start
+        if total:
+            left = seconds / max(written, 1) * (total - written)
+            log(f"translated records: {written} of {total} images ({100 * written / total:.0f}%) in "
+                f"{seconds:.0f} s, ~{left:.0f} s left: {path}")
+        else:
+            log(f"translated records: {written} images in {seconds:.0f} s: {path}")
+        progress["said"] = now
 
     def examples():
-        written = 0
         for copy in range(copies):
             index = 0
             for batch in batches:
                 x, y = batch if labels else (batch, None)
-                images = pipeline.to_uint8(mapping(x)).numpy()
-                for i, image in enumerate(images):
+                pictures = pipeline.to_uint8(mapping(x)).numpy()
+                for i, image in enumerate(pictures):
                     yield make_example(image, y[i].numpy() if labels else None, f"copy{copy}:{index}")
                     index += 1
-                written += len(images)
-                if log is not None and written % (8 * BATCH) < len(images):
-                    log(f"translated records: {written} images written to {path}")
+                progress["written"] += len(pictures)
+                now = time.monotonic()
+                if log is not None and now - progress["said"] >= PROGRESS_EVERY_S:
+                    say(now)
 
     tfrecord.write_dataset(path, {"train": examples()}, inputs, info=info)
+    if log is not None:
+        say(time.monotonic())
 
 
 def count(path):

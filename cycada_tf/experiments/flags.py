@@ -6,6 +6,8 @@ import sys
 
 from absl import app, flags, logging
 
+from cycada_tf import quiet
+
 
 def define_from(cls, flag_values=flags.FLAGS):
     """Define one absl flag per field of `cls` (in `flag_values`, absl's global FLAGS unless given), with the
@@ -49,14 +51,17 @@ def experiment_main(cls, runner):
     """The absl main of an experiment: flags -> `cls` -> `runner`.run(config), `runner` a module's name
     (imported only then: --help answers without loading TensorFlow). Bad data or flag values end with one
     line on stderr and exit status 2, and so do a directory that cannot be written, a full disk and a corrupt
-    TFRecord shard met while training (cycada_tf.failures)."""
+    TFRecord shard met while training (cycada_tf.failures). TensorFlow's own lines are hidden unless
+    --verbosity is given (cycada_tf.quiet)."""
     def main(argv):
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-        if not flags.FLAGS["verbosity"].present:
+        verbose = flags.FLAGS["verbosity"].present
+        if not verbose:
             # app.run logs at INFO, and TensorFlow's checkpoint saver logs a line per save there; progress is
             # ours to print. --verbosity=0 brings TensorFlow's INFO lines back.
             logging.set_verbosity(logging.WARNING)
+        quiet.import_tensorflow(verbose)  # before anything imports it: its start-up lines (quiet.py)
         from cycada_tf.data.tfrecord import DataError
         config = config_from_flags(cls)
         try:

@@ -3,13 +3,15 @@ from f_T's features of target images; f_T learns to fool it, but only while D_fe
 worth fooling (accuracy above the gate, appendix 6.1: on the last batch for digits, over the last 100
 iterations for segmentation: `gate_window`)."""
 
+import os
+
 import keras
 import tensorflow as tf
 
 from cycada_tf import losses
 from cycada_tf.data import pipeline
 from cycada_tf.stages.base import Plan, Stage, build_optimizer, replica_scale
-from cycada_tf.summaries import log
+from cycada_tf.summaries import GateTrace, joined, log
 
 GATE_THRESHOLD = 0.6  # appendix 6.1: update f_T only when the discriminator accuracy is above 60%
 # Iterations whose mean accuracy the gate reads (--gate_window): the last batch for digits, 100 for segmentation.
@@ -208,6 +210,7 @@ def wire(trial):
     dataset = tf.data.Dataset.zip(pipeline.batch(xs, b), pipeline.batch(xt, b))
     steps = max(c.feature_min_steps_per_epoch, task.count("target", "unlabelled") // b, 1)
     stop = GateStop(log)
+    trace = GateTrace(os.path.join(trial.stage_dir("feature"), "gate.png"))  # D_feat accuracy vs the gate
     view = trial.view_of("feature")  # after every network of the stage: their initial weights stay those of s2t
 
     def result(logs):
@@ -215,8 +218,8 @@ def wire(trial):
                 "stopped_by_gate_at_epoch": stop.stopped_epoch}
 
     return Plan(model, optimizers, dataset.prefetch(2), c.feature_epochs, steps, outputs={"f": f_t},
-                result=result, callbacks=[stop], scalars=lambda model: {"gated_updates": model.updates.numpy()},
-                periodic=task.test_summaries(f_t, view), may_stop_early=True,
+                result=result, callbacks=[stop, trace], scalars=lambda model: {"gated_updates": model.updates.numpy()},
+                periodic=joined(task.test_summaries(f_t, view), trace.periodic), may_stop_early=True,
                 done=lambda: stop.stopped_epoch is not None,
                 state={"updates": model.updates, "gate_stopped_epoch": stop.stopped,
                        "gate_recent_accuracies": model.recent_accuracies, "gate_steps_seen": model.steps_seen})

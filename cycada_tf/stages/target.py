@@ -35,10 +35,10 @@ def write_translated(trial):
             if tfrecord.is_current(path, {**inputs, "labels": labels}):
                 continue
             log(f"seed {trial.seed}: writing the translated {domain} training images ({direction}) to {path}")
-            batches = task.inputs(domain, "train" if labels else "unlabelled", labels=labels,
-                                  batch_size=translated.BATCH)
+            split = "train" if labels else "unlabelled"
+            batches = task.inputs(domain, split, labels=labels, batch_size=translated.BATCH)
             translated.write(path, batches, mapping, task.make_translated_example, copies,
-                             {**inputs, "labels": labels}, info, log)
+                             {**inputs, "labels": labels}, info, log, images=task.count(domain, split))
     distribute.barrier(trial.strategy)
     return g_ts if direction == "t2s" else None
 

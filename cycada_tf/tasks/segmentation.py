@@ -176,12 +176,15 @@ class SegmentationTask(Task):
                     "target_test/predictions": self.overlays([("prediction", net, translate)])}
         return periodic
 
-    def overlays(self, panels):
-        """image | ground truth | each (label, net, view)'s prediction on the first target test images."""
+    def overlays(self, panels, scale=1):
+        """image | ground truth | each (label, net, view)'s prediction on the first target test images, titled,
+        with the colours' legend (figures.segmentation_overlays); a panel whose net is None keeps its column,
+        marked as not run."""
         x, y = next(iter(self.inputs("target", "test", batch_size=OVERLAY_IMAGES)))
-        predictions = [(label, tf.argmax(net(view(x, training=False) if view is not None else x,
-                                             training=False), axis=-1).numpy()) for label, net, view in panels]
-        return figures.segmentation_overlays(x.numpy(), y.numpy(), predictions, self.classes)
+        predictions = [(label, None if net is None else tf.argmax(
+            net(view(x, training=False) if view is not None else x, training=False), axis=-1).numpy())
+            for label, net, view in panels]
+        return figures.segmentation_overlays(x.numpy(), y.numpy(), predictions, self.classes, scale=scale)
 
     def serving_model(self, net, view=None):
         return export.Segmenter(net, self.classes, view, self.multiple)
@@ -201,15 +204,18 @@ class SegmentationTask(Task):
         prediction on the first target test images (cf. the paper's Figure 5)."""
         lines = report_lib.translation_section(run_dir, [trial.seed for trial in trials], "Figure 4")
         for trial in trials:
-            panels = [(label, trial.network(stage), trial.view_of(stage))
-                      for stage, label in REPORT_PANELS if trial.done(stage) is not None]
-            if not panels:
+            done = [stage for stage, _ in REPORT_PANELS if trial.done(stage) is not None]
+            if not done:
                 continue
+            # Every panel keeps its column, a stage that has not run marked so: the seeds' figures line up.
+            panels = [(label, trial.network(stage), trial.view_of(stage)) if stage in done else (label, None, None)
+                      for stage, label in REPORT_PANELS]
             name = f"predictions_seed_{trial.seed}.png"
-            figures.save_png(self.overlays(panels), os.path.join(run_dir, name), scale=2)
+            figures.save_png(self.overlays(panels, scale=2), os.path.join(run_dir, name))
             lines += [f"## Predictions on target test images, seed {trial.seed} (cf. the paper's Figure 5)", "",
-                      "Columns: image, ground truth, then each stage's prediction (Cityscapes colours; black: "
-                      "ignored).", "", f"![predictions, seed {trial.seed}]({name})", ""]
+                      "Columns: image, ground truth, then each stage's prediction, titled in the figure "
+                      "(Cityscapes colours, legend below it; black: ignored).", "",
+                      f"![predictions, seed {trial.seed}]({name})", ""]
         return lines
 
     def title(self):

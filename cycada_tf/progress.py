@@ -1,0 +1,183 @@
+"""What the terminal says while a run trains: for each stage, a first estimate of its time left from its
+first steps (about FIRST_ESTIMATE_S seconds in) and a line per epoch; with each, one time left for the whole
+run, which counts the stages and seeds still to come.
+
+A stage's time left is its remaining steps at its measured time per step (its first step, which traces and
+compiles the step function, left out). The run's time left adds, for each (seed, stage) still to come, the
+time the same stage took in an earlier seed of this run; a stage this run has not yet timed gets its prior
+cost (PRIOR_EPOCH_COST, times its epochs) at the seconds per unit of prior cost that the stages timed so far
+took, and the line says that part is an estimate. Each stage that finishes refines it. Time outside the
+stages (choosing the final model, the report) is not counted."""
+
+import threading
+import time
+
+import keras
+
+FIRST_ESTIMATE_S = 10.0  # a stage's first line comes at the first step this long after it started training,
+FIRST_ESTIMATE_STEPS = 3  # and with this many steps timed after the first (one alone misled by 1.6x under load)
+# Relative cost of one epoch of each stage (a pixel epoch is 1) at the task's defaults, from the seconds of
+# each stage of the embedded runs on 2 CPU cores (mixed_bfloat16): digits from uci->uci_m, uci->uci_s and
+# fonts->uci (they spread by 2x: load, and how soon the feature gate stops); segmentation from
+# roads_game->roads_camera. Only a stage this run has not timed yet uses it.
+PRIOR_EPOCH_COST = {
+    "digits": {"source": 0.015, "pixel": 1.0, "target": 0.065, "feature": 0.2, "self_train": 1.0,
+               "oracle": 0.023},
+    "segmentation": {"source": 0.1, "pixel": 1.0, "target": 0.3, "feature": 0.24, "self_train": 0.95,
+                     "oracle": 0.1},
+}
+UNKNOWN_EPOCH_COST = 1.0  # a stage or task without a prior: a pixel epoch's
+
+
+def format_duration(seconds):
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def prior_costs(config, stages):
+    """{stage: prior cost}: its epochs (--<stage>_epochs) at its PRIOR_EPOCH_COST."""
+    table = PRIOR_EPOCH_COST.get(config.TASK, {})
+    return {stage: table.get(stage, UNKNOWN_EPOCH_COST) * getattr(config, f"{stage}_epochs", 1)
+            for stage in stages}
+
+
+class RunClock:
+    """The whole run's time left. `units`: the (seed, stage) pairs the run trains, in order; `costs`: each
+    stage's prior cost (prior_costs); `now`: the clock, in seconds."""
+
+    def __init__(self, units, costs, now=time.monotonic):
+        self.units, self.costs, self.now = list(units), costs, now
+        self.taken = {}  # stage -> [seconds it took in each seed that finished it]
+        self.index, self.started, self.running = 0, None, False
+
+    def start(self, seed, stage):
+        self.index, self.started, self.running = self.units.index((seed, stage)), self.now(), True
+
+    def finish(self):
+        self.taken.setdefault(self.units[self.index][1], []).append(self.now() - self.started)
+        self.running = False
+
+    def left(self, stage_left=0.0):
+        """(seconds left in the run, whether any of it comes from the prior), the current stage having
+        `stage_left` seconds left (after finish(): none; None: its steps are not timed yet, it counts as it took
+        in an earlier seed, or at its prior); (None, True) while nothing has been timed at all."""
+        stage = self.units[self.index][1]
+        elapsed = self.now() - self.started if self.running else 0.0
+        timed = self.running and stage_left is not None
+        # Seconds per unit of prior cost: what the stages timed so far took (the current one as projected).
+        spent = sum(sum(times) for times in self.taken.values()) + (elapsed + stage_left if timed else 0.0)
+        cost = sum(self.costs[name] * len(times) for name, times in self.taken.items())
+        cost += self.costs[stage] if timed else 0.0
+        if cost <= 0:
+            return None, True
+        per_cost = spent / cost
+        mean = {name: sum(times) / len(times) for name, times in self.taken.items()}
+        guessed = False
+        if not self.running:
+            current, stage_left = 0.0, 0.0
+        elif timed:
+            current = elapsed + stage_left
+        else:
+            guessed = stage not in mean
+            current = max(elapsed, mean.get(stage, self.costs[stage] * per_cost))
+            stage_left = current - elapsed
+        total = stage_left
+        for _, later in self.units[self.index + 1:]:
+            if later in mean:
+                total += mean[later]
+            elif later == stage:
+                total += current
+            else:
+                total += self.costs[later] * per_cost
+                guessed = True
+        return total, guessed
+
+    def describe(self, stage_left=0.0):
+        """'run ~T left (estimated), until ~HH:MM', "(estimated)" where the prior is in it."""
+        seconds, guessed = self.left(stage_left)
+        if seconds is None:
+            return "run: no time left yet (no step timed)"
+        end = time.strftime("%H:%M", time.localtime(time.time() + seconds))
+        return f"run ~{format_duration(seconds)} left{' (estimated)' if guessed else ''}, until ~{end}"
+
+
+class Progress(keras.callbacks.Callback):
+    """A stage's lines through `log`, whatever fit's verbosity: about FIRST_ESTIMATE_S seconds into its
+    training, if its first epoch is still running, its time per step and time left (or, if its first step,
+    which traces and compiles the step function, has not ended, that it has not, from a timer thread); after
+    each epoch, the epoch, its time at the measured rate, the stage's time left and the epoch's losses and
+    metrics. With a RunClock, each line also gives the run's time left. A stage that may stop early (feature
+    adaptation's gate) gives its time left as an upper bound. A step is timed when the next one begins
+    (on_train_batch_begin: no batch_end hook, so fit keeps dispatching the steps' logs asynchronously)."""
+
+    def __init__(self, stage, log, may_stop_early=False, clock=None, now=time.monotonic,
+                 first_estimate_s=FIRST_ESTIMATE_S):
+        super().__init__()
+        self.stage, self.log, self.may_stop_early, self.clock, self.now = stage, log, may_stop_early, clock, now
+        self.first_estimate_s, self.timer = first_estimate_s, None
+
+    def _first_step_running(self):
+        if self.first_end is None:
+            self.log(f"{self.stage}: its first step is still running after {self.now() - self.begin:.0f} s (it "
+                     "traces and compiles the step function)"
+                     + (f"; {self.clock.describe(None)}" if self.clock is not None else ""))
+
+    def on_train_begin(self, logs=None):
+        self.timer = threading.Timer(self.first_estimate_s, self._first_step_running)
+        self.timer.daemon = True
+        self.begin = self.now()
+        self.completed = self.epoch_base = 0  # steps this process has completed; before this epoch
+        self.first_end, self.first_count = None, 0  # when its first steps completed, and how many
+        self.epoch, self.announced = 0, False
+        self.timer.start()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.epoch_base = epoch, self.completed
+
+    def _completed(self, steps):
+        """Record that `steps` steps of this epoch are done; the time."""
+        now = self.now()
+        self.completed = self.epoch_base + steps
+        if self.first_end is None and self.completed:
+            self.first_end, self.first_count = now, self.completed
+            self.timer.cancel()
+        return now
+
+    def seconds_per_step(self, now):
+        """The mean time of a step after the first (of the first, while it is the only one)."""
+        timed = self.completed - self.first_count
+        if timed > 0:
+            return (now - self.first_end) / timed
+        return (now - self.begin) / max(self.completed, 1)
+
+    def _left(self, now, steps_left):
+        left = self.seconds_per_step(now) * steps_left
+        run = f"; {self.clock.describe(left)}" if self.clock is not None else ""
+        return f"{'at most ' if self.may_stop_early else ''}~{format_duration(left)} left in the stage{run}"
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == 0 or self.announced:
+            return
+        now = self._completed(batch)
+        steps, epochs = self.params.get("steps"), self.params.get("epochs")
+        timed = self.completed - self.first_count
+        if not steps or not epochs or now - self.begin < self.first_estimate_s or timed < FIRST_ESTIMATE_STEPS:
+            return
+        self.announced = True
+        self.log(f"{self.stage}: {self.seconds_per_step(now):.2f} s/step over its first {self.completed} steps, "
+                 + self._left(now, (epochs - self.epoch) * steps - batch))
+
+    def on_epoch_end(self, epoch, logs=None):
+        steps = self.params.get("steps") or 1
+        now = self._completed(steps)
+        done, epochs = epoch + 1, self.params.get("epochs") or epoch + 1
+        self.announced = True  # the first estimate is for a first epoch still running: this line says more
+        metrics = " ".join(f"{k}={float(v):.3g}" for k, v in (logs or {}).items())
+        self.log(f"{self.stage} epoch {done}/{epochs}, {format_duration(self.seconds_per_step(now) * steps)}/epoch, "
+                 + self._left(now, (epochs - done) * steps) + (f": {metrics}" if metrics else ""))
+
+    def on_train_end(self, logs=None):
+        self.timer.cancel()
