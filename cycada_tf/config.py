@@ -114,8 +114,8 @@ class Config(RunOptions):
                                         "are, the final model too) or init (as its init model reads them: "
                                         "under t2s G_T->S(x_t) and the translated source records).")
     oracle_epochs: int = _f(PER_TASK, "Epochs of the target-trained oracle (labelled target data; reported only).")
-    verbose: int = _f(PER_TASK, "Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch (a progress "
-                                "line with the time left is logged after each epoch at every verbosity).",
+    verbose: int = _f(PER_TASK, "1: Keras' progress bar as well; 0 and 2: our lines only (each epoch's, with the "
+                                "stage's and the whole run's time left, are logged at every verbosity).",
                       rerun=True)
     summary_every_epochs: int = _f(5, "Epochs between TensorBoard image summaries (translations; confusion "
                                       "matrices or prediction overlays on the target test split), and after "

@@ -3,20 +3,18 @@
     python tools/benchmark.py --steps=20 --output=bench.json
     python -m tools.benchmark --stages=pixel --precisions=mixed_bfloat16 --compare=bench.json   # new / old
 
-Each stage is timed at the paper's batch size (source 128, pixel 100 per domain, feature 128 per domain;
---batch_size sets one for all) under each precision of --precisions (auto: float32 and mixed_bfloat16 on a
-CPU, and mixed_float16 too on a GPU), with --jit_compile as the experiments take it. Results are keyed
-"<stage>:<precision>"; each has its peak memory: on a GPU the allocator's peak while the stage ran, on a CPU
-the process's peak resident set (Linux VmHWM, reset before the stage; it includes the TensorFlow runtime).
+Each stage is timed at the paper's batch size (source 128, pixel and feature 100 and 128 per domain;
+--batch_size: one for all) under each of --precisions (auto: float32 and mixed_bfloat16 on a CPU, and
+mixed_float16 on a GPU), with --jit_compile as the experiments take it. Results, keyed "<stage>:<precision>",
+have their peak memory: a GPU allocator's peak, or on a CPU the process's peak resident set (VmHWM, reset
+before the stage; the TensorFlow runtime included).
 A stage is built by the functions training wires it with (cycada_tf/stages/*.py build) and timed on one
 in-memory batch repeated (random images in [-1, 1]): the cost of the train step alone. Warm-up: one `fit`
 step, then --warmup_steps untimed calls; then --steps timed calls of `model.train_function`, ending when the
 last step's metrics are read back. Input pipelines (cycada_tf.data.pipeline.load) are timed apart.
 
-How close each step is to the hardware: gflop_per_step counts the step's convolutions and matrix products
-(tools/flops.py), gflop_per_second is that over the seconds per step, and fraction_of_matmul_peak divides it
-by the best rate of a 2048^3 matrix product in the compute dtype here (tools/machine.py).
-"""
+gflop_per_step counts a step's convolutions and matrix products (tools/flops.py); fraction_of_matmul_peak
+divides gflop_per_second by the best 2048^3 matrix product's rate here (tools/machine.py)."""
 
 import argparse
 import json
@@ -47,7 +45,7 @@ from tools.machine import COMPUTE_DTYPE, PeakMemory, machine_info, matmul_peaks 
 
 STAGES = ("source", "pixel", "feature", "pipeline")
 PAPER_BATCH = {"source": 128, "pixel": 100, "feature": 128}  # appendix 6.1.1 (feature: DigitsConfig's)
-# What one "image" is in each rate: adaptation steps read a batch from each domain and count one of them.
+# One "image" of each rate (an adaptation step reads a batch of each domain and counts one):
 IMAGES = {
     "source": "labelled source images per second: one TaskStage step (Eq. 1) trains f on --batch_size images",
     "pixel": "source images per second: one PixelAdaptation step (Eq. 2-4) reads --batch_size source and as "
@@ -55,9 +53,8 @@ IMAGES = {
     "feature": "source images per second: one FeatureAdaptation step (Eq. 5) reads --batch_size translated "
                "source and as many target images, trains D_feat, then f_T (timed with the 60% gate held "
                "open, so every step updates f_T: the full step)",
-    "pipeline": "images per second that pipeline.load yields for the train split, read as training reads it "
-                "(decoded once, cached, shuffled, repeated; steady state after warm-up); "
-                "decode_images_per_second: the same without the cache (a first epoch's cost)",
+    "pipeline": "images per second pipeline.load yields for the train split as training reads it (decoded once, "
+                "cached, shuffled, repeated; after warm-up); decode_images_per_second: without the cache",
 }
 DEFAULTS = config_lib.DigitsConfig()
 
@@ -149,8 +146,7 @@ def _config(args, batch_size):
 
 
 def build(stage, c, precision, jit_compile):
-    """The stage built by the same functions training wires it with (cycada_tf/stages/*.py build) and
-    compiled as training compiles it under `precision` (whose policy must be active)."""
+    """The stage built and compiled as training does (stages/*.py build) under `precision` (policy active)."""
     task = DigitsTask(c)
     if stage == "source":
         model, optimizers = source.build(task, task.network())
@@ -159,8 +155,7 @@ def build(stage, c, precision, jit_compile):
     else:
         f_ref, f_t = task.network(), task.network()
         f_t.set_weights(f_ref.get_weights())  # f_T starts from the reference model, as in training
-        # The gate held open: every timed step updates f_T, so the number is the full step's cost and does not
-        # hang on whether a random batch fools D_feat.
+        # The gate held open: every timed step updates f_T (the full step's cost, whatever D_feat makes of it).
         model, optimizers = feature.build(task, c, f_ref, f_t, gate=-1.0)
     return stage_base.compile(model, optimizers, precision, jit_compile)
 
