@@ -8,6 +8,7 @@ import pytest
 import keras
 
 from cycada_tf.models import dtn, lenet
+from cycada_tf.models import layers as model_layers
 
 SHAPES = [(28, 1), (32, 3)]  # MNIST/USPS-like grey and SVHN/uci_m-like colour
 N = 4
@@ -46,7 +47,7 @@ def test_dtn_has_the_release_layout():
     assert [(c.filters, c.kernel_size, c.strides) for c in convs] == [(64, (5, 5), (2, 2)), (128, (5, 5), (2, 2)),
                                                                        (256, (5, 5), (2, 2))]
     norms = [layer for layer in net.encoder.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    assert len(norms) == 4 and all(n.momentum == dtn.BN_MOMENTUM for n in norms)  # 3 convolutions and fc1
+    assert len(norms) == 4 and all(n.momentum == model_layers.BN_MOMENTUM for n in norms)  # 3 convolutions and fc1
     assert net.encoder.get_layer("fc1").units == 512
 
 

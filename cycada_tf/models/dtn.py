@@ -25,25 +25,24 @@ norm).
 import keras
 from keras import layers
 
+from cycada_tf.models.layers import batch_norm
+from cycada_tf.models.lenet import EncoderClassifier
+
 FEATURE_DIM = 512  # width of the fully connected layer before the logits: the features D_feat sees
 FILTERS = (64, 128, 256)
 CONV_DROPOUT = (0.1, 0.3, 0.5)  # the release's channel dropout after each convolution, growing with depth
-# PyTorch's BatchNorm defaults, which the release trained with: the moving statistics move 0.1 of the way to
-# the batch's each step. Keras' default (0.99) would leave 12% of the initial statistics in them after the 210
-# steps of the embedded source model (30 epochs of 7).
-BN_MOMENTUM = 0.9
-BN_EPSILON = 1e-5
-
-
-def _batch_norm(name):
-    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+# Batch norm with PyTorch's defaults (layers.batch_norm), which the release trained with: the moving statistics
+# move 0.1 of the way to the batch's each step. Keras' default (0.99) would leave 12% of the initial statistics
+# in them after the 210 steps of the embedded source model (30 epochs of 7).
 
 
 @keras.saving.register_keras_serializable("cycada_tf")
-class DTN(keras.Model):
+class DTN(EncoderClassifier):
     """`features(x)` is the 512-d representation, `call(x)` the class logits; `encoder` and `classifier`
     as in lenet.LeNet (stages/feature.py adapts the encoder). The convolutions and fc1 have no bias: the
     batch norm after each adds its own offset."""
+
+    feature_dim = FEATURE_DIM
 
     def __init__(self, num_classes=10, dropout=0.5, conv_dropout=CONV_DROPOUT, **kwargs):
         super().__init__(**kwargs)
@@ -51,25 +50,14 @@ class DTN(keras.Model):
         blocks = []
         for index, (filters, rate) in enumerate(zip(FILTERS, self.conv_dropout), start=1):
             blocks += [layers.Conv2D(filters, 5, strides=2, padding="same", use_bias=False, name=f"conv{index}"),
-                       _batch_norm(f"bn{index}"), layers.ReLU(), layers.SpatialDropout2D(rate)]
+                       batch_norm(f"bn{index}"), layers.ReLU(), layers.SpatialDropout2D(rate)]
         self.encoder = keras.Sequential(blocks + [
             layers.Flatten(),
             layers.Dense(FEATURE_DIM, use_bias=False, name="fc1"),
-            _batch_norm("bn_fc1"), layers.ReLU(),
+            batch_norm("bn_fc1"), layers.ReLU(),
             layers.Dropout(dropout),
         ], name="encoder")
         self.classifier = layers.Dense(num_classes, name="logits")
-
-    def build(self, input_shape):
-        self.encoder.build(input_shape)
-        self.classifier.build((input_shape[0], FEATURE_DIM))
-        self.built = True
-
-    def features(self, x, training=False):
-        return self.encoder(x, training=training)
-
-    def call(self, x, training=False):
-        return self.classifier(self.encoder(x, training=training))
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes, "dropout": self.dropout,

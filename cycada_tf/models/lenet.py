@@ -7,8 +7,26 @@ from keras import layers
 FEATURE_DIM = 500  # width of the task net's penultimate layer: the features D_feat sees
 
 
+class EncoderClassifier(keras.Model):
+    """A digit task net as the stages use it: `encoder` up to the `feature_dim`-d features D_feat sees
+    (stages/feature.py adapts it), `classifier` from them to the class logits."""
+
+    feature_dim = FEATURE_DIM
+
+    def build(self, input_shape):
+        self.encoder.build(input_shape)
+        self.classifier.build((input_shape[0], self.feature_dim))
+        self.built = True
+
+    def features(self, x, training=False):
+        return self.encoder(x, training=training)
+
+    def call(self, x, training=False):
+        return self.classifier(self.encoder(x, training=training))
+
+
 @keras.saving.register_keras_serializable("cycada_tf")
-class LeNet(keras.Model):
+class LeNet(EncoderClassifier):
     """The LeNet variant of Figure 7: conv(20,5)-pool-relu, conv(50,5)-dropout-pool-relu, fc 500-relu-dropout,
     fc num_classes. `features(x)` is the 500-d representation, `call(x)` the class logits."""
 
@@ -26,17 +44,6 @@ class LeNet(keras.Model):
             layers.Dropout(dropout),
         ], name="encoder")
         self.classifier = layers.Dense(num_classes, name="logits")
-
-    def build(self, input_shape):
-        self.encoder.build(input_shape)
-        self.classifier.build((input_shape[0], FEATURE_DIM))
-        self.built = True
-
-    def features(self, x, training=False):
-        return self.encoder(x, training=training)
-
-    def call(self, x, training=False):
-        return self.classifier(self.encoder(x, training=training))
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes, "dropout": self.dropout}
