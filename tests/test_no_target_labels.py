@@ -41,9 +41,34 @@ def deterministic_ops():
     tf_config.disable_op_determinism()
 
 
+def _config(data_dir, run_dir, **overrides):
+    return config_lib.DigitsConfig(**{
+        "data_dir": data_dir, "run_dir": run_dir, "seeds": (0,),
+        "stages": ("source", "pixel", "target", "feature", "self_train"), "source_epochs": 1, "pixel_epochs": 1,
+        "target_epochs": 1, "feature_epochs": 1, "pixel_batch_size": 64, "generator_width": 4,
+        "discriminator_width": 4, "noise_channels": 2, "feature_min_steps_per_epoch": 5,
+        "translations_per_image": 1, "verbose": 0, "self_train_epochs": 1, "self_train_steps_per_epoch": 3,
+        **overrides})
+
+
+@pytest.fixture(scope="module")
+def source_stage(embedded_data_dir, tmp_path_factory):
+    """The source stage, trained once for every run of this module: it reads source data only, which the
+    scrambling leaves alone, so each run starts from a copy of it (the runner skips a finished stage)."""
+    from tensorflow.python.framework import config as tf_config
+    run_dir = str(tmp_path_factory.mktemp("source_stage"))
+    tf.config.experimental.enable_op_determinism()
+    try:
+        runner.run(_config(embedded_data_dir, run_dir, stages=("source",)))
+    finally:
+        tf_config.disable_op_determinism()
+    return os.path.join(run_dir, "seed_0", "source")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("direction", ["t2s", "s2t"])
-def test_adaptation_is_blind_to_target_labels(embedded_data_dir, tmp_path, direction, deterministic_ops):
+def test_adaptation_is_blind_to_target_labels(embedded_data_dir, tmp_path, direction, deterministic_ops,
+                                              source_stage):
     scrambled = str(tmp_path / "scrambled")
     for name in ("uci", "uci_m"):
         shutil.copytree(os.path.join(embedded_data_dir, name), os.path.join(scrambled, name))
@@ -54,12 +79,8 @@ def test_adaptation_is_blind_to_target_labels(embedded_data_dir, tmp_path, direc
 
     weights, decisions = {}, {}
     for tag, data_dir in (("clean", embedded_data_dir), ("scrambled", scrambled)):
-        config = config_lib.DigitsConfig(
-            data_dir=data_dir, run_dir=str(tmp_path / tag), seeds=(0,),
-            stages=("source", "pixel", "target", "feature", "self_train"), source_epochs=1, pixel_epochs=1,
-            target_epochs=1, feature_epochs=1, pixel_batch_size=64, generator_width=4,
-            discriminator_width=4, noise_channels=2, feature_min_steps_per_epoch=5, pixel_direction=direction,
-            translations_per_image=1, verbose=0, self_train_epochs=1, self_train_steps_per_epoch=3)
+        config = _config(data_dir, str(tmp_path / tag), pixel_direction=direction)
+        shutil.copytree(source_stage, os.path.join(config.run_dir, "seed_0", "source"))
         runner.run(config)
         seed_dir = os.path.join(config.run_dir, "seed_0")
         weights[tag] = {}
