@@ -16,8 +16,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # dropout (each replica draws its own masks), the style code z, the image pool (one per replica) and the
 # discriminator's minibatch std (a statistic of the replica's share), and the semantic loss, whose labels
 # are argmaxes of an untrained f_S's near-tied logits: a rounding difference flips some, a discontinuity.
-# The feature stage embeds without dropout already. The pool and the semantic loss are run under `mirrored`
-# once on their own, to show they work there.
+# The feature stage embeds without dropout already. The pool and the semantic loss run under `mirrored` in
+# the whole-run test below (the digits' defaults: a pool of 50, semantic weight 1).
 SCRIPT = r"""
 import json, sys
 import tensorflow as tf
@@ -62,12 +62,12 @@ def task():
     return model, batches(x_s, y), net.trainable_variables
 
 
-def pixel(pool_size=0, semantic=0.0):
+def pixel():
     model = PixelAdaptation(generator(SIZE, 3, 3, width=4, name="g_st"),
                             generator(SIZE, 3, 3, width=4, name="g_ts"),
                             image_discriminator(SIZE, 3, width=4, name="d_s"),
-                            image_discriminator(SIZE, 3, width=4, name="d_t"), lenet(), pool_size=pool_size,
-                            semantic_weight=semantic, semantic_t2s_weight=semantic)
+                            image_discriminator(SIZE, 3, width=4, name="d_t"), lenet(), pool_size=0,
+                            semantic_weight=0.0, semantic_t2s_weight=0.0)
     model.compile(sgd(), sgd())
     model.build_optimizers()
     return model, batches(x_s, x_t), model.generator_variables + model.discriminator_variables
@@ -106,8 +106,6 @@ for name, stage, steps in (("task", task, STEPS), ("pixel", pixel, 1), ("feature
     relative = [float(np.max(np.abs(a - b))) / (m + 1e-6) for a, b, m in zip(one, two, moved)]
     report[name] = {"replicas": [n_one, n_two], "moved": max(moved), "worst_relative_difference": max(relative),
                     "median_relative_difference": float(np.median(relative))}
-_, _, moved, history = train(pixel, "mirrored", pool_size=8, semantic=1.0)
-report["pixel_with_pool"] = {"moved": max(moved), "finite": bool(all(np.isfinite(v[-1]) for v in history.values()))}
 
 print("REPORT " + json.dumps(report))
 """
@@ -129,7 +127,6 @@ def test_mirrored_on_two_logical_cpus_matches_one_device(tmp_path):
         assert report[stage]["worst_relative_difference"] < 0.05, (stage, report[stage])
         assert report[stage]["median_relative_difference"] < 1e-3, (stage, report[stage])
     print(report)
-    assert report["pixel_with_pool"]["finite"] and report["pixel_with_pool"]["moved"] > 1e-4
 
 
 RUN_SCRIPT = r"""
