@@ -125,14 +125,9 @@ def initialize(model, init):
     if init == "glorot":
         return model
     draw = keras.initializers.RandomNormal(0.0, 0.02)
-    for layer in _all_layers(model):
+    for layer in model._flatten_layers(include_self=False, recursive=True):  # nested layers included
         if isinstance(layer, (layers.Conv2D, layers.Conv2DTranspose)):
             layer.kernel.assign(draw(layer.kernel.shape, layer.kernel.dtype))
             if layer.bias is not None:
                 layer.bias.assign(ops.zeros_like(layer.bias))
     return model
-
-
-def _all_layers(layer):
-    for sub in getattr(layer, "_flatten_layers", lambda **_: [])(include_self=False, recursive=True):
-        yield sub
