@@ -79,3 +79,41 @@ def strong(images, seed, geometric=True):
     if geometric:
         images = translate(images, STRONG_SHIFT, seed)
     return cutout(images, seed)
+
+
+# Segmentation self-training (stages/class_mix.py): ClassMix and DACS' photometric augmentation.
+JITTER_CONTRAST = (0.8, 1.2)
+JITTER_BRIGHTNESS = 0.1
+
+
+def class_mix_mask(labels, classes, ignore_label, seed):
+    """ClassMix (Olsson et al. 2021): per label map (batch, height, width), half of the classes present in it
+    (rounded up), drawn at random; 1.0 on their pixels, 0.0 elsewhere (ignored pixels never chosen)."""
+    labels = tf.cast(labels, tf.int32)
+    batch = tf.shape(labels)[0]
+    valid = labels != ignore_label
+    safe = tf.where(valid, labels, classes)  # the extra index `classes` is never chosen
+    present = tf.reduce_max(tf.one_hot(safe, classes + 1, dtype=tf.float32), axis=[1, 2])[:, :classes] > 0
+    scores = tf.where(present, _uniform((batch, classes), 0.0, 1.0, seed), 2.0)
+    rank = tf.argsort(tf.argsort(scores, axis=-1), axis=-1)  # 0 for the smallest score
+    count = tf.reduce_sum(tf.cast(present, tf.int32), axis=-1, keepdims=True)
+    chosen = present & (rank < (count + 1) // 2)
+    chosen = tf.concat([chosen, tf.zeros((batch, 1), tf.bool)], axis=-1)
+    return tf.cast(tf.gather(chosen, safe, batch_dims=1), tf.float32)
+
+
+def mix(pasted, background, mask):
+    """`pasted` where mask (batch, height, width) is 1, `background` elsewhere."""
+    mask = tf.cast(mask, pasted.dtype)[..., None]
+    return mask * pasted + (1.0 - mask) * tf.cast(background, pasted.dtype)
+
+
+def colour_jitter(images, seed):
+    """Per image: contrast around its mean and brightness per channel, mildly (no inversion, no channel
+    shuffle: a road scene's colours carry its classes)."""
+    dtype = images.dtype
+    batch, channels = tf.shape(images)[0], images.shape[-1]
+    mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+    scale = tf.cast(_uniform((batch, 1, 1, 1), *JITTER_CONTRAST, seed), dtype)
+    shift = tf.cast(_uniform((batch, 1, 1, channels), -JITTER_BRIGHTNESS, JITTER_BRIGHTNESS, seed), dtype)
+    return tf.clip_by_value((images - mean) * scale + mean + shift, -1.0, 1.0)

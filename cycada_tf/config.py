@@ -108,6 +108,11 @@ class Config(RunOptions):
                                            "image's pseudo-label counts when its confidence is at least tau "
                                            "times the mean confidence on the labelled batch (AdaMatch: 0.9).")
     self_train_target_weight: float = _f(1.0, "Weight of the pseudo-label term of self-training.")
+    self_train_method: str = _f(PER_TASK, "Self-training's objective: adamatch (AdaMatch) or dacs (a mean "
+                                          "teacher with class mixing, segmentation only).")
+    self_train_ema: float = _f(0.99, "dacs: momentum of the teacher's moving average of the student (DACS: 0.99).")
+    self_train_teacher_confidence: float = _f(0.968, "dacs: a pixel is confidently pseudo-labelled above this "
+                                                     "teacher probability (DACS: 0.968).")
     self_train_init: str = _f("feature", "The model self-training starts from: feature (CyCADA's f_T), target "
                                          "or source (f_S).")
     self_train_view: str = _f(PER_TASK, "What self-training reads: target (source and target images as they "
@@ -188,6 +193,7 @@ class DigitsConfig(Config):
     feature_lr = _override(1e-5, "Paper: 1e-5 (Adam).")
     gate_window = _override(1, "Paper: 1, the last batch.")
     self_train_epochs = _override(4)
+    self_train_method = _override("adamatch")
     self_train_steps_per_epoch = _override(250)
     self_train_batch_size = _override(64, "AdaMatch: 64.")
     self_train_target_ratio = _override(3, "AdaMatch's uratio: 3.")
@@ -251,7 +257,8 @@ class SegmentationConfig(Config):
     feature_lr = _override(1e-4, "Paper: 1e-5 with SGD; at 1e-5 the embedded run's discriminator stayed under "
                                  "the gate for the whole first epoch, so the stage changed nothing.")
     gate_window = _override(100, "Paper: 100.")
-    self_train_epochs = _override(3, "AdaMatch per pixel here.")
+    self_train_epochs = _override(3)
+    self_train_method = _override("adamatch")
     self_train_steps_per_epoch = _override(100)
     self_train_batch_size = _override(8)
     self_train_target_ratio = _override(2)

@@ -122,3 +122,11 @@ def pseudo_label_loss(pseudo_probabilities, logits, threshold):
     keep = tf.cast(tf.reduce_max(pseudo, axis=-1) >= threshold, tf.float32)
     terms = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=tf.cast(logits, tf.float32))
     return tf.reduce_mean(keep * terms), tf.reduce_mean(keep)
+
+
+def weighted_pixel_loss(labels, logits, weights):
+    """DACS' mixed-crop term: cross-entropy per pixel against integer `labels`, each term times its weight
+    (batch, height, width), averaged over all pixels."""
+    terms = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32),
+                                                           logits=tf.cast(logits, tf.float32))
+    return tf.reduce_mean(terms * tf.cast(weights, tf.float32))

@@ -22,8 +22,10 @@ import tensorflow as tf
 from cycada_tf import augment, losses
 from cycada_tf.data import pipeline
 from cycada_tf.stages.base import Plan, Stage, build_optimizer, replica_scale
+from cycada_tf.stages.class_mix import ClassMixSelfTraining
 
 INITS = ("feature", "target", "source")  # --self_train_init
+METHODS = ("adamatch", "dacs")  # --self_train_method
 VIEWED_STAGES = ("target", "feature")  # the inits that learnt from the translated source records
 
 
@@ -102,9 +104,7 @@ def wire(trial):
     if c.self_train_init not in INITS:
         raise ValueError(f"--self_train_init must be {', '.join(INITS)}, got {c.self_train_init!r}")
     net = trial.network(c.self_train_init)
-    model = SelfTraining(net, confidence=c.self_train_confidence, target_weight=c.self_train_target_weight,
-                         seed=seed, segmentation=task.ignore_label is not None, ignore_label=task.ignore_label,
-                         name="self_train_stage")
+    model = _model(trial, net)
     b, mu = c.self_train_batch_size, c.self_train_target_ratio
     view = trial.view_of("self_train")
     if c.self_train_view == "init" and c.self_train_init in VIEWED_STAGES:  # what f_T learnt from: translated
@@ -120,6 +120,22 @@ def wire(trial):
     return Plan(model, (keras.optimizers.Adam(c.self_train_lr),), dataset.prefetch(2), c.self_train_epochs,
                 c.self_train_steps_per_epoch, outputs={"f": net}, periodic=task.test_summaries(net, view),
                 result=lambda logs: task.scores(net, "target", translate=view))
+
+
+def _model(trial, net):
+    """The stage's keras.Model of --self_train_method, training `net`."""
+    c, task, seed = trial.config, trial.task, trial.seed
+    if c.self_train_method not in METHODS:
+        raise ValueError(f"--self_train_method must be {' or '.join(METHODS)}, got {c.self_train_method!r}")
+    if c.self_train_method == "dacs":
+        if task.ignore_label is None:
+            raise ValueError("--self_train_method=dacs mixes label maps: it is for segmentation; use adamatch")
+        return ClassMixSelfTraining(net, trial.network(c.self_train_init), confidence=c.self_train_teacher_confidence,
+                                    ema=c.self_train_ema, target_weight=c.self_train_target_weight, seed=seed,
+                                    ignore_label=task.ignore_label, name="self_train_stage")
+    return SelfTraining(net, confidence=c.self_train_confidence, target_weight=c.self_train_target_weight,
+                        seed=seed, segmentation=task.ignore_label is not None, ignore_label=task.ignore_label,
+                        name="self_train_stage")
 
 
 STAGE = Stage("self_train", wire, needs=lambda config: (config.self_train_init,))

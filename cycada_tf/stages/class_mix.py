@@ -1,0 +1,81 @@
+"""Self-training for segmentation (not in the paper): DACS (Tranheden et al., "DACS: Domain Adaptation via
+Cross-domain Mixed Sampling", WACV 2021), a mean teacher whose pseudo-labels are mixed with source pixels.
+
+Each step: the teacher (an exponential moving average of the student's weights, Tarvainen & Valpola 2017)
+labels the unlabelled target crops. ClassMix (Olsson et al. 2021) pastes the pixels of half the classes present
+in each labelled crop onto a target crop; the mixed crop's label map is the source label where pasted and the
+teacher's pseudo-label elsewhere, each pseudo-labelled pixel weighted by the share of its target crop's pixels
+the teacher is confident about (above `confidence`). The student learns L_task on the labelled crops plus the
+weighted cross-entropy on the colour-jittered mixed crops; then the teacher follows the student.
+
+The target crops come without labels; the mixing needs no target label either.
+"""
+
+import keras
+import tensorflow as tf
+
+from cycada_tf import augment, losses
+from cycada_tf.stages.base import build_optimizer, replica_scale
+
+
+class ClassMixSelfTraining(keras.Model):
+    """Trains every weight of `net` (the student) on ((x_labelled, y_labelled), x_target) batches; `teacher`
+    is a network of the same architecture, initialised to `net`'s weights and never trained by a gradient.
+
+    confidence: DACS' pixel-confidence threshold of the teacher (0.968).
+    ema: the teacher's momentum (DACS: 0.99).
+    target_weight: a factor on the mixed crops' term.
+    ignore_label: label of the pixels L_task skips (never pasted)."""
+
+    def __init__(self, net, teacher, confidence=0.968, ema=0.99, target_weight=1.0, seed=0, ignore_label=255,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.net, self.teacher = net, teacher
+        self.teacher.trainable = False
+        self.confidence, self.ema, self.target_weight = float(confidence), float(ema), float(target_weight)
+        self.ignore_label = ignore_label
+        self.augment_seed = keras.random.SeedGenerator(seed)
+        self.trackers = {n: keras.metrics.Mean(name=n)
+                         for n in ("loss", "source_loss", "mixed_loss", "pseudo_weight", "pasted_fraction")}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def call(self, x, training=False):
+        return self.net(x, training=training)
+
+    def build_optimizers(self):
+        build_optimizer(self.optimizer, self.net.trainable_variables)
+
+    def train_step(self, data):
+        (x_s, y_s), x_t = data
+        b = tf.shape(x_s)[0]
+        x_t = x_t[:b]  # one target crop per labelled crop
+        classes = self.teacher.output_shape[-1]
+        p_t = tf.nn.softmax(tf.cast(self.teacher(x_t, training=False), tf.float32))
+        pseudo = tf.argmax(p_t, axis=-1, output_type=tf.int32)
+        confident = tf.cast(tf.reduce_max(p_t, axis=-1) >= self.confidence, tf.float32)
+        weight = tf.reduce_mean(confident, axis=[1, 2], keepdims=True)  # per crop, as DACS
+        y_s = tf.cast(y_s, tf.int32)
+        mask = augment.class_mix_mask(y_s, classes, self.ignore_label, self.augment_seed)  # (b, h, w) in {0, 1}
+        x_mix = augment.mix(x_s, x_t, mask)
+        x_mix = augment.colour_jitter(x_mix, self.augment_seed)
+        y_mix = tf.where(mask > 0, y_s, pseudo)
+        pixel_weight = mask + (1.0 - mask) * weight
+        variables = self.net.trainable_variables
+        with tf.GradientTape() as tape:
+            logits_s, logits_mix = tf.split(self.net(tf.concat([x_s, x_mix], axis=0), training=True), 2, axis=0)
+            source_loss = losses.task_loss(y_s, logits_s, ignore_label=self.ignore_label)
+            mixed_loss = losses.weighted_pixel_loss(y_mix, logits_mix, pixel_weight)
+            loss = source_loss + self.target_weight * mixed_loss
+            scaled = replica_scale(loss, self.optimizer)
+        grads = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        for teacher_weight, weight_value in zip(self.teacher.weights, self.net.weights):
+            teacher_weight.assign(self.ema * teacher_weight + (1.0 - self.ema) * tf.cast(weight_value,
+                                                                                       teacher_weight.dtype))
+        for name, value in (("loss", loss), ("source_loss", source_loss), ("mixed_loss", mixed_loss),
+                            ("pseudo_weight", tf.reduce_mean(weight)), ("pasted_fraction", tf.reduce_mean(mask))):
+            self.trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
