@@ -118,6 +118,11 @@ class Config(RunOptions):
     self_train_view: str = _f(PER_TASK, "What self-training reads: target (source and target images as they "
                                         "are, the final model too) or init (as its init model reads them: "
                                         "under t2s G_T->S(x_t) and the translated source records).")
+    final_criterion: str = _f("reverse_validation", "How the final model is chosen without target labels "
+                                                    "(tools/decide.py compares them): reverse_validation, "
+                                                    "information_maximisation, agreement or mixval.")
+    final_margin: float = _f(0.0, "An adapted final model must beat the source model's criterion by more than "
+                                  "this; else the source model is kept, and the report says so.")
     oracle_epochs: int = _f(PER_TASK, "Epochs of the target-trained oracle (labelled target data; reported only).")
     verbose: int = _f(PER_TASK, "1: Keras' progress bar as well; 0 and 2: our lines only (each epoch's, with the "
                                 "stage's and the whole run's time left, are logged at every verbosity).",

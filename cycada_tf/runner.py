@@ -37,6 +37,7 @@ from cycada_tf.trial import Trial
 
 STAGES = (source.SOURCE, pixel.STAGE, target.STAGE, feature.STAGE, self_train.STAGE, source.ORACLE)
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
+CANDIDATES = tuple(stage.name for stage in STAGES if stage.candidate)  # the final model is one of them
 
 
 def stage_settings(config):
@@ -150,7 +151,7 @@ def _run_stages(task, run_dir, strategy, write_dir=None):
                 log(f"seed {seed}: stage '{stage.name}' already done, skipped")
             if result is not None:
                 results[stage.name] = result
-        final = selection.final_model(trial, results)
+        final = selection.final_model(trial, results, CANDIDATES)
         if final is not None:
             results["final"] = final
             if distribute.is_chief(strategy):  # what export reads (export.export_seed)

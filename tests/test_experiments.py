@@ -194,10 +194,16 @@ PROTOCOL_NEW = {"identity_weight": 0.0, "pixel_lr_decay": "none", "pixel_init": 
 # --deterministic and --task_model, at the behaviour of the runs made before them.
 COMMON_SINCE = {"deterministic": False}
 DIGITS_SINCE = {"task_model": "lenet"}
+# Issue 22: the final model's criterion and the segmentation self-training's objective. Defaults changed here
+# change what runs compute: the README's tables were measured with them.
+SELECTION_SINCE = {"final_criterion": "reverse_validation", "final_margin": 0.0, "self_train_ema": 0.99,
+                   "self_train_teacher_confidence": 0.968}
 TODAY = {config_lib.DigitsConfig: {"task": "digits", **DIGITS_BEFORE, **DIGITS_NEW, **PROTOCOL_NEW,
-                                   "feature_gan_mode": "log", **COMMON_SINCE, **DIGITS_SINCE},
+                                   "feature_gan_mode": "log", **COMMON_SINCE, **DIGITS_SINCE, **SELECTION_SINCE,
+                                   "self_train_method": "adamatch"},
          config_lib.SegmentationConfig: {"task": "segmentation", **SEGMENTATION_BEFORE, **SEGMENTATION_NEW,
-                                         **PROTOCOL_NEW, "feature_gan_mode": "lsgan", **COMMON_SINCE}}
+                                         **PROTOCOL_NEW, "feature_gan_mode": "lsgan", **COMMON_SINCE,
+                                         **SELECTION_SINCE, "self_train_method": "adamatch"}}
 # The flags a run directory could be continued with before the metadata (resume.RESULT_INDEPENDENT_FLAGS).
 RERUN_BEFORE = {"verbose", "summary_every_epochs", "export_dir", "seeds", "stages", "run_dir", "strategy",
                 "jit_compile", "worker_dir", "download", "accept_lr_change"}

@@ -68,7 +68,9 @@ class Plan:
 class Stage:
     """A stage as the runner sees it: its name (its directory under seed_<k>/, its --stages entry), the
     function wiring it from a Trial (the task, the config and what earlier stages left) into a Plan, or into
-    its results directly when there is nothing to train, and the earlier stages it reads (of a config)."""
+    its results directly when there is nothing to train, the earlier stages it reads (of a config), and
+    whether its model may be the run's final model (a candidate of selection.final_model)."""
     name: str
     wire: Callable
     needs: Callable = lambda config: ()
+    candidate: bool = False

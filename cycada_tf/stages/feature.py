@@ -225,4 +225,4 @@ def wire(trial):
                        "gate_recent_accuracies": model.recent_accuracies, "gate_steps_seen": model.steps_seen})
 
 
-STAGE = Stage("feature", wire, needs=lambda config: ("target",))
+STAGE = Stage("feature", wire, needs=lambda config: ("target",), candidate=True)

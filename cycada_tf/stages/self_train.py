@@ -138,4 +138,4 @@ def _model(trial, net):
                         name="self_train_stage")
 
 
-STAGE = Stage("self_train", wire, needs=lambda config: (config.self_train_init,))
+STAGE = Stage("self_train", wire, needs=lambda config: (config.self_train_init,), candidate=True)

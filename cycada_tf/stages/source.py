@@ -103,5 +103,5 @@ def wire_oracle(trial):
     return labelled_plan(trial, "oracle", "target", trial.config.oracle_epochs)
 
 
-SOURCE = Stage("source", wire_source)
+SOURCE = Stage("source", wire_source, candidate=True)
 ORACLE = Stage("oracle", wire_oracle)

@@ -51,4 +51,4 @@ def wire(trial):
     return task_plan(trial, "target", dataset, max(1, count // c.source_batch_size), c.target_epochs, view=view)
 
 
-STAGE = Stage("target", wire, needs=lambda config: ("pixel",))
+STAGE = Stage("target", wire, needs=lambda config: ("pixel",), candidate=True)

@@ -13,6 +13,7 @@ from cycada_tf import label_free, metrics, selection
 from cycada_tf.data import pipeline, registry
 
 SELECTION_BATCHES = 20  # batches of 100 target training images the label-free criteria read, at most
+SELECTION_BATCH = 100
 
 
 class Task:
@@ -61,11 +62,12 @@ class Task:
         return pipeline.count(self.domain(domain), self.split(domain, split), self.config.data_dir)
 
     # --- scoring (target labels are read here for reporting only) ---------------------------------------
-    def confusion(self, net, domain, translate=None):
-        """Counts of (true class, predicted class) of `net` (after `translate`, if given) on the evaluation
-        split of `domain`; for segmentation per pixel at full resolution, the ignore label left out."""
+    def confusion(self, net, domain, translate=None, split="test"):
+        """Counts of (true class, predicted class) of `net` (after `translate`, if given) on `split` (default
+        the evaluation split) of `domain`; for segmentation per pixel at full resolution, the ignore label
+        left out."""
         counts = np.zeros((self.num_classes, self.num_classes), np.int64)
-        for x, y in self.inputs(domain, "test", batch_size=self.eval_batch_size):
+        for x, y in self.inputs(domain, split, batch_size=self.eval_batch_size):
             if translate is not None:
                 x = translate(x, training=False)
             counts += metrics.confusion_matrix(y, net(x, training=False), self.num_classes).numpy()
@@ -86,6 +88,43 @@ class Task:
             x = x if translate is None else translate(x, training=False)
             score.update(tf.nn.softmax(tf.cast(net(x, training=False), tf.float32)).numpy())
         return score.result()
+
+    # --- the final model's criteria (selection/final.py, selection/reverse.py) ---------------------------
+    reverse_steps, reverse_batch_size = 500, 64
+
+    def selection_images(self):
+        """The raw target training images the label-free criteria read (no labels): the first
+        SELECTION_BATCHES batches of the unlabelled split, as numpy batches; read once."""
+        if getattr(self, "_selection_images", None) is None:
+            self._selection_images = [x.numpy() for x in self.inputs(
+                "target", "unlabelled", labels=False, batch_size=min(SELECTION_BATCH, self.eval_batch_size)
+            ).take(SELECTION_BATCHES)]
+        return self._selection_images
+
+    def probabilities(self, net, x, view=None):
+        """Class probabilities (float32 numpy) of `net` on the batch `x`, read through `view` if given."""
+        x = x if view is None else view(x, training=False)
+        return tf.nn.softmax(tf.cast(net(x, training=False), tf.float32)).numpy()
+
+    def reverse_network(self):
+        """The network reverse validation trains from scratch."""
+        return self.build_network()
+
+    def reverse_data(self, images, labels):
+        """What reverse_batch draws from, of `images` and their `labels` (lists of batches alike)."""
+        return np.concatenate(images), np.concatenate(labels).astype(np.int32)
+
+    def reverse_batch(self, data, rng):
+        """A training batch of reverse validation: reverse_batch_size examples of reverse_data's `data`, drawn
+        with `rng` (numpy RandomState)."""
+        images, labels = data
+        pick = rng.randint(len(images), size=self.reverse_batch_size)
+        return images[pick], labels[pick]
+
+    def reverse_score(self, net):
+        """The score of reverse validation: `net`'s accuracy on the labelled source training images."""
+        counts = self.confusion(net, "source", split="train")
+        return float(np.trace(counts) / max(counts.sum(), 1))
 
     # --- networks and optimizers -----------------------------------------------------------------------
     def network(self, weights=None):

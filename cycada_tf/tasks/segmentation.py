@@ -5,6 +5,7 @@ for evaluation, per-class IoU / mIoU / fwIoU / pixel accuracy, and prediction ov
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers
 
@@ -152,6 +153,39 @@ class SegmentationTask(Task):
 
     def pixel_options(self):
         return {"image_shape": self.crops["pixel"] + (3,)}
+
+    # --- reverse validation (selection/reverse.py): a small FCN on crops, scored by mIoU on the source ------
+    reverse_steps, reverse_batch_size = 300, 8
+
+    def reverse_network(self):
+        return small_fcn.small_fcn(self.num_classes, width=self.config.model_width)
+
+    def reverse_data(self, images, labels):
+        """Every image with its label map, and the crop they are drawn at: --crop_size, within the smallest
+        image, in multiples of the small FCN's stride."""
+        pairs = [(x, y) for batch, maps in zip(images, labels) for x, y in zip(batch, maps)]
+        multiple = CROP_MULTIPLES["small_fcn"]
+        crop = [min(side, min(x.shape[axis] for x, _ in pairs)) // multiple * multiple
+                for axis, side in enumerate(self.crop)]
+        return pairs, crop
+
+    def reverse_batch(self, data, rng):
+        pairs, (height, width) = data
+        xs, ys = [], []
+        for k in rng.randint(len(pairs), size=self.reverse_batch_size):
+            x, y = pairs[k]
+            top, left = rng.randint(x.shape[0] - height + 1), rng.randint(x.shape[1] - width + 1)
+            x, y = x[top:top + height, left:left + width], y[top:top + height, left:left + width]
+            if rng.rand() < 0.5:
+                x, y = x[:, ::-1], y[:, ::-1]
+            xs.append(x)
+            ys.append(y)
+        return np.stack(xs), np.stack(ys).astype(np.int32)
+
+    def reverse_score(self, net):
+        """The reverse network's mIoU on the source evaluation split (its training split if it has none)."""
+        split = "test" if self.eval_split("source") else "train"
+        return float(metrics.summary(self.confusion(net, "source", split=split))["miou"])
 
     # --- translated records: image PNG + label map PNG -------------------------------------------------
     make_translated_example = staticmethod(translated.segmentation_example)
