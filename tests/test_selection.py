@@ -1,0 +1,115 @@
+"""The final model's choice (selection/): reverse validation ranks a candidate's labels by how right they are,
+every candidate is compared on the same images, the source model is kept unless beaten by the margin, and
+tools/decide.py reproduces a run's own decision from its saved weights."""
+
+import types
+
+import keras
+import numpy as np
+import pytest
+
+from cycada_tf.selection import criteria, final, reverse
+
+CLASSES = 3
+
+
+def _blobs(n, shift, seed):
+    """n points of each of CLASSES Gaussian blobs in 2-D (the source domain shifted by `shift`)."""
+    rng = np.random.RandomState(seed)
+    centres = np.array([[0.0, 3.0], [3.0, -2.0], [-3.0, -2.0]])
+    labels = np.repeat(np.arange(CLASSES), n)
+    points = centres[labels] + rng.normal(size=(len(labels), 2)) + shift
+    return points.astype(np.float32), labels
+
+
+class BlobTask:
+    """The task hooks selection/ calls, on 2-D points: target points unshifted, source points shifted."""
+    score_key, ignore_label = "accuracy", None
+    reverse_steps, reverse_batch_size = 200, 32
+
+    def __init__(self):
+        self.target, self.target_labels = _blobs(60, 0.0, 1)
+        self.source, self.source_labels = _blobs(60, 0.7, 2)
+
+    def selection_images(self):
+        return [self.target[:90], self.target[90:]]
+
+    def probabilities(self, net, x, view=None):
+        return net(x)
+
+    def reverse_network(self):
+        net = keras.Sequential([keras.Input((2,)), keras.layers.Dense(16, activation="relu"),
+                                keras.layers.Dense(CLASSES)])
+        return net
+
+    def reverse_data(self, images, labels):
+        return np.concatenate(images), np.concatenate(labels).astype(np.int32)
+
+    def reverse_batch(self, data, rng):
+        pick = rng.randint(len(data[0]), size=self.reverse_batch_size)
+        return data[0][pick], data[1][pick]
+
+    def reverse_score(self, net):
+        return float(np.mean(np.argmax(net(self.source), axis=-1) == self.source_labels))
+
+
+def _labeller(task, wrong_fraction):
+    """A 'network' whose classes are the target points' true ones but in the leftmost `wrong_fraction` of each
+    blob, given the next class: a confusion of a region of the input, as a model's errors are (label noise
+    scattered at random would be outvoted by its neighbours and go unseen)."""
+    wrong = np.zeros(len(task.target), bool)
+    for k in range(CLASSES):
+        members = np.flatnonzero(task.target_labels == k)
+        order = members[np.argsort(task.target[members, 0])]
+        wrong[order[:int(round(wrong_fraction * len(members)))]] = True
+    labels = np.where(wrong, (task.target_labels + 1) % CLASSES, task.target_labels)
+    table = {tuple(p): k for p, k in zip(task.target.round(5), labels)}
+
+    def net(x):
+        return np.eye(CLASSES, dtype=np.float32)[[table[tuple(p)] for p in np.asarray(x).round(5)]]
+    return net
+
+
+def _batches(task, net):
+    return [np.argmax(net(x), axis=-1) for x in task.selection_images()]
+
+
+def test_reverse_validation_ranks_labels_by_how_right_they_are():
+    task = BlobTask()
+    scores = [reverse.score(task, task.selection_images(), _batches(task, _labeller(task, wrong)), seed=0)
+              for wrong in (0.0, 0.3, 0.6)]
+    assert scores[0] > 0.9 and scores[0] > scores[1] > scores[2]
+    collapsed = [np.zeros(len(x), np.int64) for x in task.selection_images()]
+    assert reverse.score(task, task.selection_images(), collapsed, seed=0) == pytest.approx(1 / 3, abs=0.01)
+
+
+def test_reverse_validation_is_repeatable():
+    task = BlobTask()
+    labels = _batches(task, _labeller(task, 0.3))
+    assert reverse.score(task, task.selection_images(), labels, 3) == reverse.score(
+        task, task.selection_images(), labels, 3)
+
+
+def _trial(task, nets, margin, criterion="reverse_validation"):
+    config = types.SimpleNamespace(final_criterion=criterion, final_margin=margin)
+    return types.SimpleNamespace(task=task, config=config, seed=0, network=lambda stage: nets[stage],
+                                 view_of=lambda stage: None)
+
+
+@pytest.mark.parametrize("margin, chosen", [(0.0, "self_train"), (0.9, "source")])
+def test_the_source_model_is_kept_unless_an_adapted_one_beats_it_by_the_margin(margin, chosen):
+    task = BlobTask()
+    nets = {"source": _labeller(task, 0.5), "target": _labeller(task, 0.4), "self_train": _labeller(task, 0.0)}
+    results = {stage: {"accuracy": 1.0 - wrong} for stage, wrong in (("source", 0.5), ("target", 0.4),
+                                                                      ("self_train", 0.0))}
+    decision = final.final_model(_trial(task, nets, margin), results, ("source", "target", "feature", "self_train"))
+    assert set(decision["criterion"]) == {"source", "target", "self_train"}  # feature did not finish
+    assert decision["choice"] == chosen and decision["oracle_choice"] == "self_train"
+    assert decision.get("kept_source", False) == (chosen == "source")
+    assert decision["accuracy"] == results[chosen]["accuracy"]
+
+
+def test_agreement_and_information_maximisation_by_hand():
+    assert criteria.agreement([0, 1, 2, 2], [[0, 1, 1, 1], [0, 1, 2, 0]]) == pytest.approx((0.5 + 0.75) / 2)
+    assert criteria.information_maximisation(np.eye(4)) == pytest.approx(np.log(4))
+    assert criteria.information_maximisation(np.full((5, 4), 0.25)) == pytest.approx(0.0, abs=1e-9)
