@@ -113,6 +113,10 @@ class Config(RunOptions):
     self_train_ema: float = _f(0.99, "dacs: momentum of the teacher's moving average of the student (DACS: 0.99).")
     self_train_teacher_confidence: float = _f(0.968, "dacs: a pixel is confidently pseudo-labelled above this "
                                                      "teacher probability (DACS: 0.968).")
+    self_train_guide_steps: int = _f(0, "dacs, reading target images as they are after a t2s init: the init "
+                                        "model through G_T->S labels them for this many first steps.")
+    self_train_source_view: str = _f("translated", "dacs, reading target images as they are: the labelled "
+                                                   "crops as they are (raw) or through G_S->T (translated).")
     self_train_init: str = _f("feature", "The model self-training starts from: feature (CyCADA's f_T), target "
                                          "or source (f_S).")
     self_train_view: str = _f(PER_TASK, "What self-training reads: target (source and target images as they "
@@ -120,9 +124,10 @@ class Config(RunOptions):
                                         "under t2s G_T->S(x_t) and the translated source records).")
     final_criterion: str = _f("reverse_validation", "How the final model is chosen without target labels "
                                                     "(tools/decide.py compares them): reverse_validation, "
-                                                    "information_maximisation, agreement or mixval.")
+                                                    "information_maximisation, agreement or mixval.",
+                              rerun=True)  # decided again from the saved weights whenever the run is rerun
     final_margin: float = _f(0.0, "An adapted final model must beat the source model's criterion by more than "
-                                  "this; else the source model is kept, and the report says so.")
+                                  "this; else the source model is kept, and the report says so.", rerun=True)
     oracle_epochs: int = _f(PER_TASK, "Epochs of the target-trained oracle (labelled target data; reported only).")
     verbose: int = _f(PER_TASK, "1: Keras' progress bar as well; 0 and 2: our lines only (each epoch's, with the "
                                 "stage's and the whole run's time left, are logged at every verbosity).",

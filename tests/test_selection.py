@@ -49,7 +49,7 @@ class BlobTask:
         pick = rng.randint(len(data[0]), size=self.reverse_batch_size)
         return data[0][pick], data[1][pick]
 
-    def reverse_score(self, net):
+    def reverse_score(self, net, translate=None):
         return float(np.mean(np.argmax(net(self.source), axis=-1) == self.source_labels))
 
 

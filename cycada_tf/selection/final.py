@@ -11,7 +11,8 @@ from cycada_tf.selection import reverse
 from cycada_tf.selection.criteria import InformationMaximisation, agreement, choose
 
 # Criteria the final model can be chosen by (--final_criterion); tools/decide.py computes them all.
-CRITERIA = ("reverse_validation", "information_maximisation", "agreement", "mixval")
+CRITERIA = ("reverse_validation", "reverse_validation_translated", "information_maximisation", "agreement",
+            "mixval", "translated_source")
 MIXVAL_WEIGHT = 0.55  # MixVal's mixing weight of the first image (Hu et al. 2023)
 MIXVAL_PAIRS = 1000
 
@@ -42,8 +43,20 @@ class Candidates:
                              [np.concatenate([a.ravel() for a in self.labels[o]]) for o in self.labels if o != stage])
         if name == "reverse_validation":
             return reverse.score(self.task, self.images, self.labels[stage], self.trial.seed)
+        if name == "reverse_validation_translated":  # scored on G_S->T(x_s): labelled target-looking images
+            if not self.trial.has_generators():
+                return None
+            return reverse.score(self.task, self.images, self.labels[stage], self.trial.seed,
+                                 translate=self.trial.generators()[0])
         if name == "mixval":
             return self.mixval(stage)
+        if name == "translated_source":  # the candidate's score on G_S->T(x_s) of the source test split
+            if not self.trial.has_generators():
+                return None
+            g_st, view = self.trial.generators()[0], self.trial.view_of(stage)
+            both = g_st if view is None else (lambda x, training=False: view(g_st(x, training=False),
+                                                                               training=False))
+            return self.task.scores(self.trial.network(stage), "source", translate=both).get(self.task.score_key)
         raise ValueError(f"--final_criterion must be one of {', '.join(CRITERIA)}, got {name!r}")
 
     def mixval(self, stage):

@@ -24,10 +24,11 @@ def _step(net, optimizer, ignore_label):
     return step
 
 
-def score(task, images, labels, seed):
+def score(task, images, labels, seed, translate=None):
     """The task's score on its labelled source data (task.reverse_score) of a network trained from scratch
     (task.reverse_network) for task.reverse_steps steps on `images` (a list of batches of raw target images)
-    labelled by `labels` (the candidate's predicted classes, batches alike)."""
+    labelled by `labels` (the candidate's predicted classes, batches alike); scored on the source images
+    through `translate` if given (G_S->T: target-looking images with their source labels)."""
     keras.utils.set_random_seed(seed)
     net = task.reverse_network()
     optimizer = keras.optimizers.Adam(REVERSE_LR)
@@ -37,4 +38,4 @@ def score(task, images, labels, seed):
     for _ in range(task.reverse_steps):
         x, y = task.reverse_batch(data, rng)
         step(tf.constant(x), tf.constant(y))
-    return task.reverse_score(net)
+    return task.reverse_score(net, translate)

@@ -28,10 +28,13 @@ class ClassMixSelfTraining(keras.Model):
     ignore_label: label of the pixels L_task skips (never pasted)."""
 
     def __init__(self, net, teacher, confidence=0.968, ema=0.99, target_weight=1.0, seed=0, ignore_label=255,
-                 **kwargs):
+                 source_view=None, guide=None, guide_steps=0, **kwargs):
         super().__init__(**kwargs)
         self.net, self.teacher = net, teacher
         self.teacher.trainable = False
+        # source_view: a frozen map of the labelled crops (G_S->T: target-looking source crops); guide: a frozen
+        # model of the target crops whose labels replace the teacher's for the first guide_steps steps.
+        self.source_view, self.guide, self.guide_steps = source_view, guide, int(guide_steps)
         self.confidence, self.ema, self.target_weight = float(confidence), float(ema), float(target_weight)
         self.ignore_label = ignore_label
         self.augment_seed = keras.random.SeedGenerator(seed)
@@ -52,8 +55,16 @@ class ClassMixSelfTraining(keras.Model):
         (x_s, y_s), x_t = data
         b = tf.shape(x_s)[0]
         x_t = x_t[:b]  # one target crop per labelled crop
+        if self.source_view is not None:
+            x_s = tf.cast(self.source_view(x_s, training=False), x_t.dtype)
         classes = self.teacher.output_shape[-1]
-        p_t = tf.nn.softmax(tf.cast(self.teacher(x_t, training=False), tf.float32))
+        if self.guide is None:
+            logits_t = self.teacher(x_t, training=False)
+        else:
+            logits_t = tf.cond(self.optimizer.iterations < self.guide_steps,
+                               lambda: tf.cast(self.guide(x_t), tf.float32),
+                               lambda: tf.cast(self.teacher(x_t, training=False), tf.float32))
+        p_t = tf.nn.softmax(tf.cast(logits_t, tf.float32))
         pseudo = tf.argmax(p_t, axis=-1, output_type=tf.int32)
         confident = tf.cast(tf.reduce_max(p_t, axis=-1) >= self.confidence, tf.float32)
         weight = tf.reduce_mean(confident, axis=[1, 2], keepdims=True)  # per crop, as DACS

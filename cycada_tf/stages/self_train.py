@@ -130,9 +130,16 @@ def _model(trial, net):
     if c.self_train_method == "dacs":
         if task.ignore_label is None:
             raise ValueError("--self_train_method=dacs mixes label maps: it is for segmentation; use adamatch")
+        source_view = guide = None
+        if c.self_train_view == "target" and trial.reads_translated(c.self_train_init):
+            g_st, g_ts = trial.generators()
+            source_view = g_st if c.self_train_source_view == "translated" else None
+            init = trial.network(c.self_train_init)
+            guide = (lambda x: init(g_ts(x, training=False), training=False)) if c.self_train_guide_steps else None
         return ClassMixSelfTraining(net, trial.network(c.self_train_init), confidence=c.self_train_teacher_confidence,
                                     ema=c.self_train_ema, target_weight=c.self_train_target_weight, seed=seed,
-                                    ignore_label=task.ignore_label, name="self_train_stage")
+                                    ignore_label=task.ignore_label, source_view=source_view, guide=guide,
+                                    guide_steps=c.self_train_guide_steps, name="self_train_stage")
     return SelfTraining(net, confidence=c.self_train_confidence, target_weight=c.self_train_target_weight,
                         seed=seed, segmentation=task.ignore_label is not None, ignore_label=task.ignore_label,
                         name="self_train_stage")

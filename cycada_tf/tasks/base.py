@@ -121,9 +121,10 @@ class Task:
         pick = rng.randint(len(images), size=self.reverse_batch_size)
         return images[pick], labels[pick]
 
-    def reverse_score(self, net):
-        """The score of reverse validation: `net`'s accuracy on the labelled source training images."""
-        counts = self.confusion(net, "source", split="train")
+    def reverse_score(self, net, translate=None):
+        """The score of reverse validation: `net`'s accuracy on the labelled source training images (read
+        through `translate` if given)."""
+        counts = self.confusion(net, "source", translate, split="train")
         return float(np.trace(counts) / max(counts.sum(), 1))
 
     # --- networks and optimizers -----------------------------------------------------------------------

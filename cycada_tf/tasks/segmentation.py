@@ -182,10 +182,11 @@ class SegmentationTask(Task):
             ys.append(y)
         return np.stack(xs), np.stack(ys).astype(np.int32)
 
-    def reverse_score(self, net):
-        """The reverse network's mIoU on the source evaluation split (its training split if it has none)."""
+    def reverse_score(self, net, translate=None):
+        """The reverse network's mIoU on the source evaluation split (its training split if it has none), read
+        through `translate` if given."""
         split = "test" if self.eval_split("source") else "train"
-        return float(metrics.summary(self.confusion(net, "source", split=split))["miou"])
+        return float(metrics.summary(self.confusion(net, "source", translate, split=split))["miou"])
 
     # --- translated records: image PNG + label map PNG -------------------------------------------------
     make_translated_example = staticmethod(translated.segmentation_example)
