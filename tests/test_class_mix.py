@@ -73,3 +73,31 @@ def test_a_step_trains_the_student_and_the_teacher_follows_it():
     assert np.abs(moved).max() > 1e-4
     np.testing.assert_allclose(after_t[kernel], 0.9 * before_t[kernel] + 0.1 * after_s[kernel], atol=1e-6)
     assert not teacher.trainable_weights  # no gradient ever reaches it
+
+
+def test_the_guide_labels_the_target_crops_for_its_steps_then_the_teacher_does():
+    keras.utils.set_random_seed(1)
+    student, teacher = small_fcn.small_fcn(6, width=8), small_fcn.small_fcn(6, width=8)
+    for net in (student, teacher):
+        net.build((None, 16, 32, 3))
+    teacher.set_weights(student.get_weights())
+    calls = []
+
+    def guide(x):
+        calls.append(1)  # traced once per branch build; the step's 'guided' output says which branch ran
+        return tf.one_hot(tf.zeros(tf.shape(x)[:3], tf.int32), 6) * 10.0
+
+    model = ClassMixSelfTraining(student, teacher, ignore_label=IGNORE, guide=guide, guide_steps=2,
+                                 source_view=lambda x, training=False: -x)
+    model.compile(keras.optimizers.Adam(1e-3))
+    model.build_optimizers()
+    batch = ((tf.random.uniform((2, 16, 32, 3), -1, 1), tf.random.uniform((2, 16, 32), 0, 6, tf.int32)),
+             tf.random.uniform((2, 16, 32, 3), -1, 1))
+    step = tf.function(model.train_step)
+    guided = []
+    for _ in range(4):
+        for tracker in model.metrics:
+            tracker.reset_state()
+        guided.append(float(step(batch)["guided"]))
+    assert guided == [1.0, 1.0, 0.0, 0.0]
+    assert calls  # the guide was part of the step

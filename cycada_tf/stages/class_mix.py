@@ -39,7 +39,7 @@ class ClassMixSelfTraining(keras.Model):
         self.ignore_label = ignore_label
         self.augment_seed = keras.random.SeedGenerator(seed)
         self.trackers = {n: keras.metrics.Mean(name=n)
-                         for n in ("loss", "source_loss", "mixed_loss", "pseudo_weight", "pasted_fraction")}
+                         for n in ("loss", "source_loss", "mixed_loss", "pseudo_weight", "pasted_fraction", "guided")}
 
     @property
     def metrics(self):
@@ -59,9 +59,10 @@ class ClassMixSelfTraining(keras.Model):
             x_s = tf.cast(self.source_view(x_s, training=False), x_t.dtype)
         classes = self.teacher.output_shape[-1]
         if self.guide is None:
-            logits_t = self.teacher(x_t, training=False)
+            guided, logits_t = tf.constant(0.0), self.teacher(x_t, training=False)
         else:
-            logits_t = tf.cond(self.optimizer.iterations < self.guide_steps,
+            guided = tf.cast(self.optimizer.iterations < self.guide_steps, tf.float32)
+            logits_t = tf.cond(guided > 0,
                                lambda: tf.cast(self.guide(x_t), tf.float32),
                                lambda: tf.cast(self.teacher(x_t, training=False), tf.float32))
         p_t = tf.nn.softmax(tf.cast(logits_t, tf.float32))
@@ -87,6 +88,7 @@ class ClassMixSelfTraining(keras.Model):
             teacher_weight.assign(self.ema * teacher_weight + (1.0 - self.ema) * tf.cast(weight_value,
                                                                                        teacher_weight.dtype))
         for name, value in (("loss", loss), ("source_loss", source_loss), ("mixed_loss", mixed_loss),
-                            ("pseudo_weight", tf.reduce_mean(weight)), ("pasted_fraction", tf.reduce_mean(mask))):
+                            ("pseudo_weight", tf.reduce_mean(weight)), ("pasted_fraction", tf.reduce_mean(mask)),
+                            ("guided", guided)):
             self.trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}

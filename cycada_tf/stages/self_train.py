@@ -118,8 +118,14 @@ def wire(trial):
                          stage="self_train")
     dataset = tf.data.Dataset.zip(pipeline.batch(xs, b), pipeline.batch(xt, b * mu))
     return Plan(model, (keras.optimizers.Adam(c.self_train_lr),), dataset.prefetch(2), c.self_train_epochs,
-                c.self_train_steps_per_epoch, outputs={"f": net}, periodic=task.test_summaries(net, view),
+                c.self_train_steps_per_epoch, outputs=_outputs(model, net), periodic=task.test_summaries(net, view),
                 result=lambda logs: task.scores(net, "target", translate=view))
+
+
+def _outputs(model, net):
+    """The networks the stage saves: f (the final model's candidate), and dacs' teacher beside it."""
+    teacher = getattr(model, "teacher", None)
+    return {"f": net} if teacher is None else {"f": net, "teacher": teacher}
 
 
 def _model(trial, net):
