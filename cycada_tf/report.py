@@ -26,9 +26,17 @@ def decisions_lines(decisions):
     lines = []
     for name, made in decisions:
         agree = sum(d["choice"] == d["oracle_choice"] for d in made.values())
-        lines.append(f"\nDecision without target labels, {name} (seed: chosen / oracle's choice): "
+        by = {d.get("criterion_name") for d in made.values()} - {None}
+        lines.append(f"\nDecision without target labels, {name}"
+                     + (f", by {', '.join(sorted(by)).replace('_', ' ')}" if by else "")
+                     + " (seed: chosen / oracle's choice): "
                      + ", ".join(f"{seed}: {d['choice']} / {d['oracle_choice']}" for seed, d in made.items())
                      + f"; agrees on {agree} of {len(made)}")
+        kept = [seed for seed, d in made.items() if d.get("kept_source")]
+        if kept:
+            lines.append(f"\nSeed{'s' if len(kept) > 1 else ''} {', '.join(kept)}: no adapted model beat the source "
+                         f"model by the criterion's margin (--final_margin), so the source model is the final model "
+                         f"(exported): adaptation is not shipped where it cannot be shown to help.")
     return lines
 
 
