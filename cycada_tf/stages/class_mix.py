@@ -28,13 +28,15 @@ class ClassMixSelfTraining(keras.Model):
     ignore_label: label of the pixels L_task skips (never pasted)."""
 
     def __init__(self, net, teacher, confidence=0.968, ema=0.99, target_weight=1.0, seed=0, ignore_label=255,
-                 source_view=None, guide=None, guide_steps=0, **kwargs):
+                 source_view=None, guide=None, guide_steps=0, guide_weight=0.0, **kwargs):
         super().__init__(**kwargs)
         self.net, self.teacher = net, teacher
         self.teacher.trainable = False
         # source_view: a frozen map of the labelled crops (G_S->T: target-looking source crops); guide: a frozen
         # model of the target crops whose labels replace the teacher's for the first guide_steps steps.
+        # After guide_steps, the guide's probabilities keep this weight beside the teacher's (0: teacher alone).
         self.source_view, self.guide, self.guide_steps = source_view, guide, int(guide_steps)
+        self.guide_weight = float(guide_weight)
         self.confidence, self.ema, self.target_weight = float(confidence), float(ema), float(target_weight)
         self.ignore_label = ignore_label
         self.augment_seed = keras.random.SeedGenerator(seed)
@@ -58,14 +60,14 @@ class ClassMixSelfTraining(keras.Model):
         if self.source_view is not None:
             x_s = tf.cast(self.source_view(x_s, training=False), x_t.dtype)
         classes = self.teacher.output_shape[-1]
+        p_teacher = tf.nn.softmax(tf.cast(self.teacher(x_t, training=False), tf.float32))
         if self.guide is None:
-            guided, logits_t = tf.constant(0.0), self.teacher(x_t, training=False)
+            guided, p_t = tf.constant(0.0), p_teacher
         else:
+            p_guide = tf.nn.softmax(tf.cast(self.guide(x_t), tf.float32))
             guided = tf.cast(self.optimizer.iterations < self.guide_steps, tf.float32)
-            logits_t = tf.cond(guided > 0,
-                               lambda: tf.cast(self.guide(x_t), tf.float32),
-                               lambda: tf.cast(self.teacher(x_t, training=False), tf.float32))
-        p_t = tf.nn.softmax(tf.cast(logits_t, tf.float32))
+            weight_of_guide = tf.maximum(guided, self.guide_weight)
+            p_t = weight_of_guide * p_guide + (1.0 - weight_of_guide) * p_teacher
         pseudo = tf.argmax(p_t, axis=-1, output_type=tf.int32)
         confident = tf.cast(tf.reduce_max(p_t, axis=-1) >= self.confidence, tf.float32)
         weight = tf.reduce_mean(confident, axis=[1, 2], keepdims=True)  # per crop, as DACS

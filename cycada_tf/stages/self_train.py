@@ -141,11 +141,13 @@ def _model(trial, net):
             g_st, g_ts = trial.generators()
             source_view = g_st if c.self_train_source_view == "translated" else None
             init = trial.network(c.self_train_init)
-            guide = (lambda x: init(g_ts(x, training=False), training=False)) if c.self_train_guide_steps else None
+            guide = ((lambda x: init(g_ts(x, training=False), training=False))
+                     if c.self_train_guide_steps or c.self_train_guide_weight else None)
         return ClassMixSelfTraining(net, trial.network(c.self_train_init), confidence=c.self_train_teacher_confidence,
                                     ema=c.self_train_ema, target_weight=c.self_train_target_weight, seed=seed,
                                     ignore_label=task.ignore_label, source_view=source_view, guide=guide,
-                                    guide_steps=c.self_train_guide_steps, name="self_train_stage")
+                                    guide_steps=c.self_train_guide_steps, guide_weight=c.self_train_guide_weight,
+                                    name="self_train_stage")
     return SelfTraining(net, confidence=c.self_train_confidence, target_weight=c.self_train_target_weight,
                         seed=seed, segmentation=task.ignore_label is not None, ignore_label=task.ignore_label,
                         name="self_train_stage")
