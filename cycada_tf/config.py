@@ -117,6 +117,8 @@ class Config(RunOptions):
                                         "model through G_T->S labels them for this many first steps.")
     self_train_guide_weight: float = _f(0.0, "dacs with a guide: after its steps, the weight of its probabilities "
                                              "beside the teacher's (0: the teacher alone).")
+    self_train_align: bool = _f(False, "dacs: align the pseudo-labels' class frequencies to the labelled "
+                                       "pixels' (AdaMatch's distribution alignment), so no class fades away.")
     self_train_source_view: str = _f("translated", "dacs, reading target images as they are: the labelled "
                                                    "crops as they are (raw) or through G_S->T (translated).")
     self_train_init: str = _f("feature", "The model self-training starts from: feature (CyCADA's f_T), target "

@@ -101,3 +101,23 @@ def test_the_guide_labels_the_target_crops_for_its_steps_then_the_teacher_does()
         guided.append(float(step(batch)["guided"]))
     assert guided == [1.0, 1.0, 0.0, 0.0]
     assert calls  # the guide was part of the step
+
+
+def test_alignment_follows_the_labelled_class_frequencies():
+    keras.utils.set_random_seed(2)
+    student, teacher = small_fcn.small_fcn(6, width=8), small_fcn.small_fcn(6, width=8)
+    for net in (student, teacher):
+        net.build((None, 16, 32, 3))
+    teacher.set_weights(student.get_weights())
+    model = ClassMixSelfTraining(student, teacher, ignore_label=IGNORE, align=True)
+    model.compile(keras.optimizers.Adam(1e-3))
+    model.build_optimizers()
+    labels = np.full((2, 16, 32), 2)
+    labels[:, :4] = IGNORE  # ignored pixels count for no class
+    batch = ((tf.random.uniform((2, 16, 32, 3), -1, 1), tf.constant(labels, tf.int32)),
+             tf.random.uniform((2, 16, 32, 3), -1, 1))
+    logs = model.train_step(batch)
+    assert np.isfinite(float(logs["loss"]))
+    expected = 0.99 * np.ones(6) + 0.01 * np.eye(6)[2]  # a moving average from ones towards class 2 only
+    np.testing.assert_allclose(model.source_prior.numpy(), expected, rtol=1e-6)
+    assert model.target_prior.numpy().sum() == pytest.approx(0.99 * 6 + 0.01, rel=1e-5)

@@ -17,6 +17,8 @@ import tensorflow as tf
 from cycada_tf import augment, losses
 from cycada_tf.stages.base import build_optimizer, replica_scale
 
+PRIOR_MOMENTUM = 0.99  # of the class frequencies distribution alignment reads
+
 
 class ClassMixSelfTraining(keras.Model):
     """Trains every weight of `net` (the student) on ((x_labelled, y_labelled), x_target) batches; `teacher`
@@ -28,7 +30,7 @@ class ClassMixSelfTraining(keras.Model):
     ignore_label: label of the pixels L_task skips (never pasted)."""
 
     def __init__(self, net, teacher, confidence=0.968, ema=0.99, target_weight=1.0, seed=0, ignore_label=255,
-                 source_view=None, guide=None, guide_steps=0, guide_weight=0.0, **kwargs):
+                 source_view=None, guide=None, guide_steps=0, guide_weight=0.0, align=False, **kwargs):
         super().__init__(**kwargs)
         self.net, self.teacher = net, teacher
         self.teacher.trainable = False
@@ -37,6 +39,13 @@ class ClassMixSelfTraining(keras.Model):
         # After guide_steps, the guide's probabilities keep this weight beside the teacher's (0: teacher alone).
         self.source_view, self.guide, self.guide_steps = source_view, guide, int(guide_steps)
         self.guide_weight = float(guide_weight)
+        self.align = bool(align)  # AdaMatch's distribution alignment of the pseudo-labels to the source classes
+        classes = teacher.output_shape[-1]
+        # the class frequencies of the labelled pixels and of the pseudo-labels' probabilities, moving averages
+        self.source_prior = self.add_weight(shape=(classes,), initializer="ones", trainable=False,
+                                            name="source_prior")
+        self.target_prior = self.add_weight(shape=(classes,), initializer="ones", trainable=False,
+                                            name="target_prior")
         self.confidence, self.ema, self.target_weight = float(confidence), float(ema), float(target_weight)
         self.ignore_label = ignore_label
         self.augment_seed = keras.random.SeedGenerator(seed)
@@ -68,10 +77,18 @@ class ClassMixSelfTraining(keras.Model):
             guided = tf.cast(self.optimizer.iterations < self.guide_steps, tf.float32)
             weight_of_guide = tf.maximum(guided, self.guide_weight)
             p_t = weight_of_guide * p_guide + (1.0 - weight_of_guide) * p_teacher
+        y_s = tf.cast(y_s, tf.int32)
+        if self.align:
+            labelled = tf.reduce_sum(tf.one_hot(tf.reshape(y_s, [-1]), classes), axis=0)  # ignored: no class
+            self.source_prior.assign(PRIOR_MOMENTUM * self.source_prior + (1.0 - PRIOR_MOMENTUM) * labelled
+                                     / tf.maximum(tf.reduce_sum(labelled), 1.0))
+            self.target_prior.assign(PRIOR_MOMENTUM * self.target_prior + (1.0 - PRIOR_MOMENTUM)
+                                     * tf.reduce_mean(tf.reshape(p_t, [-1, classes]), axis=0))
+            aligned = p_t * self.source_prior / (self.target_prior + 1e-6)
+            p_t = aligned / tf.reduce_sum(aligned, axis=-1, keepdims=True)
         pseudo = tf.argmax(p_t, axis=-1, output_type=tf.int32)
         confident = tf.cast(tf.reduce_max(p_t, axis=-1) >= self.confidence, tf.float32)
         weight = tf.reduce_mean(confident, axis=[1, 2], keepdims=True)  # per crop, as DACS
-        y_s = tf.cast(y_s, tf.int32)
         mask = augment.class_mix_mask(y_s, classes, self.ignore_label, self.augment_seed)  # (b, h, w) in {0, 1}
         x_mix = augment.mix(x_s, x_t, mask)
         x_mix = augment.colour_jitter(x_mix, self.augment_seed)
