@@ -197,7 +197,8 @@ DIGITS_SINCE = {"task_model": "lenet"}
 # Issue 22: the final model's criterion and the segmentation self-training's objective. Defaults changed here
 # change what runs compute: the README's tables were measured with them.
 SELECTION_SINCE = {"final_criterion": "reverse_validation", "final_margin": 0.0, "self_train_ema": 0.99,
-                   "self_train_teacher_confidence": 0.968}
+                   "self_train_teacher_confidence": 0.968, "self_train_guide_steps": 0, "self_train_guide_weight": 0.0,
+                   "self_train_align": False, "self_train_source_view": "translated"}
 TODAY = {config_lib.DigitsConfig: {"task": "digits", **DIGITS_BEFORE, **DIGITS_NEW, **PROTOCOL_NEW,
                                    "feature_gan_mode": "log", **COMMON_SINCE, **DIGITS_SINCE, **SELECTION_SINCE,
                                    "self_train_method": "adamatch"},
@@ -207,6 +208,8 @@ TODAY = {config_lib.DigitsConfig: {"task": "digits", **DIGITS_BEFORE, **DIGITS_N
 # The flags a run directory could be continued with before the metadata (resume.RESULT_INDEPENDENT_FLAGS).
 RERUN_BEFORE = {"verbose", "summary_every_epochs", "export_dir", "seeds", "stages", "run_dir", "strategy",
                 "jit_compile", "worker_dir", "download", "accept_lr_change"}
+# Issue 22: the final model is decided again from the saved weights when its criterion or margin changes.
+RERUN_SINCE = {"final_criterion", "final_margin"}
 
 
 @pytest.mark.parametrize("cls", TASK_CLASSES, ids=lambda c: c.__name__)
@@ -328,7 +331,7 @@ def test_from_json_without_a_task_reads_an_old_file_as_its_class():
 def test_what_may_change_on_a_rerun_is_field_metadata():
     """The rerun rule of resume.check_run_config, read from the fields: the same flags as before."""
     for cls in (config_lib.Config, *TASK_CLASSES):
-        assert set(config_lib.rerun_fields(cls)) == RERUN_BEFORE
+        assert set(config_lib.rerun_fields(cls)) == RERUN_BEFORE | RERUN_SINCE
     assert not [name for name in config_lib.rerun_fields(config_lib.Config) if name.endswith("_lr")]
 
 

@@ -83,11 +83,11 @@ def final_model(trial, results, candidates, criterion=None):
     """This seed's final model among the finished `candidates` (stage names, the source model among them):
     the largest `criterion` (default --final_criterion), the source model unless an adapted one beats it by
     more than --final_margin. What the target test labels would have picked is recorded beside it (reporting
-    only). None when no candidate finished."""
+    only). None until an adapted candidate finished (the source model alone is not a choice)."""
     config, key = trial.config, trial.task.score_key
     criterion = criterion or config.final_criterion
     stages = [stage for stage in candidates if stage in results]
-    if not stages:
+    if not [stage for stage in stages if stage != "source"]:
         return None
     scored = Candidates(trial, stages)
     values = {stage: scored.criterion(criterion, stage) for stage in stages}
