@@ -30,6 +30,8 @@ def check_writable(path, flag):
             handle.write("ok")
         os.remove(probe)
     except OSError as error:
+        if os.path.exists(probe):  # created, then the write failed (a full disk)
+            os.remove(probe)
         raise StorageError(f"{flag}={path}: {error.strerror} ({error.filename}); give a directory this user "
                            f"can write, on a disk with free space") from None
 

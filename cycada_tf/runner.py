@@ -77,8 +77,7 @@ def run(config):
         summary = task.summarize(_run_stages(task, run_dir, strategy))
     files.write_json(os.path.join(run_dir, "results.json"), summary)
     table = task.markdown_table(summary)
-    with open(os.path.join(run_dir, "results.md"), "w") as handle:
-        handle.write(table + "\n")
+    files.write_text(os.path.join(run_dir, "results.md"), table + "\n")
     print(table, flush=True)
     trials = [Trial(task, int(seed), run_dir) for seed in summary["seeds"]]
     log("report: " + report.write(run_dir, task.title(), table, task.report_sections(run_dir, summary, trials)))
