@@ -26,11 +26,15 @@ from cycada_tf.data.sources import segmentation
 from cycada_tf.data.tfrecord import DataError
 
 PREFIX = "folder:"
-VERSION = "1"  # bump when the conversion changes: prepared copies are then rebuilt
+VERSION = "2"  # bump when the conversion changes: prepared copies are then rebuilt
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 HOLDOUT_EVERY = 10
 CLASSES_FILE = "classes.json"
-GREY_MODES = ("1", "L", "I", "I;16", "LA")
+# PIL modes whose samples are wider than 8 bits, and the value each one's full range ends at: scaled to 0..255
+# (PIL's own convert() clips them at 255, which turns a 16-bit PNG white). PNG gives I;16 (16-bit grey) and,
+# in older Pillows, I for the same samples; F (32-bit float) is read as 0..1.
+WIDE_MODES = {"I;16": 65535, "I;16B": 65535, "I;16L": 65535, "I;16N": 65535, "I": 65535, "F": 1.0}
+GREY_MODES = ("1", "L", "LA", "La", *WIDE_MODES)  # every other mode (P, PA, RGB, RGBA, CMYK...) reads as RGB
 
 
 def is_folder(name):
@@ -128,12 +132,30 @@ def image_side(path):
 
 
 def read_image(path, num_channels):
+    """The image at `path` as uint8 (height, width) for `num_channels` 1, else (height, width, 3)."""
     try:
         with Image.open(path) as image:
-            array = np.asarray(image.convert("L" if num_channels == 1 else "RGB"))
+            image.load()
+            return to_uint8(image, num_channels, path)
+    except DataError:
+        raise
     except Exception as error:
         raise DataError(f"{path}: unreadable image ({type(error).__name__}: {error})") from None
-    return array
+
+
+def to_uint8(image, num_channels, path):
+    """A PIL image of any mode as uint8 grey (num_channels 1) or RGB, each mode's full range onto 0..255:
+    1 (0 and 255), L, LA and RGBA (alpha dropped), P and PA (through the palette), RGB, CMYK, and the wide
+    WIDE_MODES scaled from their range (DataError naming `path` for values outside it)."""
+    if image.mode not in WIDE_MODES:
+        return np.asarray(image.convert("L" if num_channels == 1 else "RGB"))
+    top = WIDE_MODES[image.mode]
+    values = np.asarray(image, dtype=np.float64)
+    if values.size and not (np.isfinite(values).all() and values.min() >= 0 and values.max() <= top):
+        raise DataError(f"{path}: a {image.mode} image with values outside 0..{top:g} (from {values.min():g} to "
+                        f"{values.max():g}); save it as 8- or 16-bit PNG")
+    grey = np.round(values * (255.0 / top)).astype(np.uint8)
+    return grey if num_channels == 1 else np.repeat(grey[..., None], 3, axis=-1)
 
 
 def fingerprint(paths, extra=""):
