@@ -76,6 +76,10 @@ def corrupt_record_line(error, config):
         for split in (manifest or {}).get("splits", {}).values():
             for shard in (os.path.join(directory, f) for f in split["files"]):
                 try:
+                    tfrecord.check_framing(shard)
+                except tfrecord.DataError as found:
+                    return f"{found}. " + _rebuild(directory, name, config)
+                try:
                     for _ in tf.data.TFRecordDataset(shard):
                         pass
                 except tf.errors.DataLossError as found:
