@@ -70,3 +70,22 @@ def test_values_outside_a_wide_modes_range_are_named():
         folder.to_uint8(Image.fromarray(np.array([[0.0, 2.0]], np.float32)), 1, "x.png")
     with pytest.raises(DataError, match=r"^y.png: a I image with values outside 0..65535"):
         folder.to_uint8(Image.fromarray(np.array([[-1, 5]], np.int32)), 3, "y.png")
+
+
+def test_an_image_past_pils_bomb_limit_is_refused_not_decoded(tmp_path):
+    """10000 x 10000 grey zeros: a 100 kB file PIL only warns about, then decodes to 100 MB."""
+    import struct
+    import zlib
+    from cycada_tf.data import png
+    side = 10000
+    rows = zlib.compressobj(9)
+    data = b"".join(rows.compress(bytes(1 + side)) for _ in range(side)) + rows.flush()
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png.SIGNATURE + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    assert side * side > Image.MAX_IMAGE_PIXELS and path.stat().st_size < 200_000
+    with pytest.raises(DataError, match=rf"^{path}: unreadable image \(DecompressionBombWarning: "):
+        folder.read_image(str(path), 1)

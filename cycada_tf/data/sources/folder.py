@@ -14,9 +14,11 @@ the pipelines need from the manifest, every image decoded and checked once (a ba
 starts, not in the middle of an epoch), and a re-conversion only when a file's name, size or time changes.
 """
 
+import contextlib
 import hashlib
 import json
 import os
+import warnings
 
 import numpy as np
 from PIL import Image
@@ -110,11 +112,21 @@ def unlabelled_items(name):
     return {"train": images, "test": images}
 
 
+@contextlib.contextmanager
+def _opened(path):
+    """Image.open(path), refusing an image whose header says more pixels than PIL's bomb limit
+    (Image.MAX_IMAGE_PIXELS; PIL only warns below twice that): a small file must not decode to gigabytes."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as image:
+            yield image
+
+
 def channels(paths):
     """1 when every image is grey, else 3 (grey images are then copied to three channels)."""
     for path in paths:
         try:
-            with Image.open(path) as image:
+            with _opened(path) as image:
                 if image.mode not in GREY_MODES:
                     return 3
         except Exception as error:  # PIL raises OSError, SyntaxError, ValueError... on damaged files
@@ -125,7 +137,7 @@ def channels(paths):
 def image_side(path):
     """The longer side of an image (what the registry reports as its size; the pipeline resizes anyway)."""
     try:
-        with Image.open(path) as image:
+        with _opened(path) as image:
             return max(image.size)
     except Exception as error:
         raise DataError(f"{path}: unreadable image ({type(error).__name__}: {error})") from None
@@ -134,7 +146,7 @@ def image_side(path):
 def read_image(path, num_channels):
     """The image at `path` as uint8 (height, width) for `num_channels` 1, else (height, width, 3)."""
     try:
-        with Image.open(path) as image:
+        with _opened(path) as image:
             image.load()
             return to_uint8(image, num_channels, path)
     except DataError:
