@@ -114,7 +114,7 @@ def _partial_prefix(dataset_dir):
 _WRITER = re.compile(r"(\d+)@(.+)-[A-Za-z0-9_]+$")
 
 
-def _writer_is_gone(suffix):
+def writer_is_gone(suffix):
     """True when the writer named in a temporary directory's name (pid@host) is a process of this host that
     no longer runs, or the name has no writer (an older version made it)."""
     match = _WRITER.match(suffix)
@@ -145,7 +145,7 @@ def remove_stale_partials(dataset_dir, log=print):
     for name in sorted(names):
         start = prefix if name.startswith(prefix) else old_prefix if name.startswith(old_prefix) else None
         path = os.path.join(parent, name)
-        if start is None or not os.path.isdir(path) or not _writer_is_gone(name[len(start):]):
+        if start is None or not os.path.isdir(path) or not writer_is_gone(name[len(start):]):
             continue
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
