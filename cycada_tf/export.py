@@ -177,17 +177,18 @@ def remove_stale_partials(model_dir, log=print):
     return removed
 
 
-def save(module, export_dir, model_name, record=None):
+def save(module, export_dir, model_name, record=None, log=print):
     """Write `module` (a Served) as the next version of `model_name`, with its class names and `record` (the
     run it came from, export_layout.run_record) as assets; returns the version directory.
 
     The SavedModel is written under a hidden temporary name beside the version directories and renamed into
     place, so TF Serving (which polls for integer-named directories) never sees a half-written version. If
-    another export took the version meanwhile, the rename fails and the next number is tried.
+    another export took the version meanwhile, the rename fails and the next number is tried. What killed
+    exports left there is removed first (remove_stale_partials, said to `log`).
     """
     model_dir = os.path.join(export_dir, model_name)
     os.makedirs(model_dir, exist_ok=True)
-    remove_stale_partials(model_dir)
+    remove_stale_partials(model_dir, log)
     tmp = tempfile.mkdtemp(prefix=f"{PARTIAL}{os.getpid()}@{socket.gethostname()}-", dir=model_dir)
     try:
         _attach_assets(module, tmp, record)
@@ -244,7 +245,7 @@ def export_seed(trial, export_dir, log=print, prefix=""):
     with locks.held(export_dir, "--export_dir", locks.EXPORT_LOCK, log):  # one export at a time
         export_layout.check_names(export_dir, modules, record)  # again: another export may have just ended
         for name, (module, from_stage) in modules.items():
-            exported[name] = save(module, export_dir, name, {**record, "stage": from_stage})
+            exported[name] = save(module, export_dir, name, {**record, "stage": from_stage}, log)
             log(f"exported the '{from_stage}' stage's {name}" + (" (through G_T->S, --pixel_direction=t2s)"
                                                                   if module is model and view is not None else "")
                 + f" to {exported[name]}")
