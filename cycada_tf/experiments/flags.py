@@ -63,6 +63,17 @@ def parse_flags(argv, flag_values=flags.FLAGS):
         sys.exit(2)
 
 
+def run(main):
+    """app.run(main) with parse_flags, as the experiment modules' __main__ runs it: an interrupt that comes
+    before `main` has started (while the modules load) is the same one line as one in it."""
+    try:
+        app.run(main, flags_parser=parse_flags)
+    except (KeyboardInterrupt, interrupts.Terminated) as error:
+        status, line = interrupts.status_and_line(error)
+        print(line, file=sys.stderr, flush=True)
+        sys.exit(status)
+
+
 def experiment_main(cls, runner):
     """The absl main of an experiment: flags -> `cls` -> `runner`.run(config), `runner` a module's name
     (imported only then: --help answers without loading TensorFlow). A flag's wrong value ends at once, before
