@@ -71,7 +71,8 @@ def check_field(field, value, stages=()):
     distinct = rules.pop("distinct", False)
     items = rules.pop("choices", None) or ()
     rules["whole"] = True
-    good = bool(value) and (count is None or len(value) == count) and not (distinct and len(set(value)) < len(value))
+    repeated = distinct and len(set(value)) < len(value)
+    good = bool(value) and (count is None or len(value) == count) and not repeated
     if not good or not all((v in items) if items else _fits(v, rules) for v in value):
         what = f"of {', '.join(map(str, items))}" if items else _describe(rules, plural=True)
         raise FlagError(f"{flag}: takes {count or 'one or more'} {what}, comma-separated"
@@ -81,14 +82,17 @@ def check_field(field, value, stages=()):
 def check(config):
     """FlagError for the first field of `config` outside what it accepts, then for the first cross-field rule
     it breaks; each field's own rules first, so a cross-field rule reads valid values."""
-    fields = dataclasses.fields(config)
-    stages = next((f.default_factory() for f in fields if f.name == "stages"), ())
-    for field in fields:
-        check_field(field, getattr(config, field.name), stages)
+    for field in dataclasses.fields(config):
+        check_field(field, getattr(config, field.name), _stage_names(config))
     for rule in CROSS_FIELD:
         message = rule(config)
         if message:
             raise FlagError(message)
+
+
+def _stage_names(config):
+    """Every stage's name, in order: the default of --stages (what a per-stage flag may name)."""
+    return next((f.default_factory() for f in dataclasses.fields(config) if f.name == "stages"), ())
 
 
 def _image_size_and_generator(config):
@@ -119,15 +123,13 @@ def _deterministic_and_xla(config):
     if not getattr(config, "deterministic", False):
         return None
     from cycada_tf import run_options
-    stages = dataclasses.fields(config)
-    names = next(f.default_factory() for f in stages if f.name == "stages")
     forced = [stage for stage, value in run_options.per_stage(
-        "jit_compile", config.jit_compile, names, run_options.JIT_COMPILE).items() if value == "true"]
+        "jit_compile", config.jit_compile, _stage_names(config), run_options.JIT_COMPILE).items() if value == "true"]
     if forced:
         return (f"--deterministic: --jit_compile=true ({', '.join(forced)}) cannot be honoured, Keras compiles "
                 "no train step with XLA under op determinism; leave --jit_compile at auto or false")
     return None
 
 
-DIGIT_GENERATOR_STRIDE = 4  # models/digit_gan.generator: two stride-2 convolutions (tests/test_accepts.py checks)
+DIGIT_GENERATOR_STRIDE = 4  # models/digit_gan.generator: two stride-2 convolutions (tests/test_flags_checked.py)
 CROSS_FIELD = (_image_size_and_generator, _pixel_crop_and_generator, _deterministic_and_xla)

@@ -4,7 +4,6 @@ one error naming the file, before anything is allocated from it; a compressed st
 what its header says (a few bytes of deflate can inflate to gigabytes)."""
 
 import gzip
-import io
 import os
 import pickle
 import struct
