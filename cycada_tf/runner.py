@@ -6,7 +6,8 @@ road scenes.
 <run_dir>/seed_<k>/<stage>/ holds the stage's weights and done.json (its numbers), tb/ its TensorBoard
 summaries and ckpt/ its checkpoint of the last finished epoch; a stage whose done.json exists is skipped when
 the command runs again, an unfinished one continues from its checkpoint (resume.py). <run_dir>/config.json
-holds the flags the run was made with; other values of them are refused. <run_dir>/results.json and
+holds the flags the run was made with (written when the first stage starts); other values of them are refused.
+A run holds the run directory's lock for its life (locks.py): a second run there is refused. <run_dir>/results.json and
 results.md hold the table, report.md the table with the figures.
 
 Under --strategy=multi_worker every worker runs this same code, and --run_dir and --data_dir must name the
