@@ -5,7 +5,17 @@ Defaults are the paper's values (appendix 6.1) unless the help says why not."""
 import dataclasses
 import typing
 
-from cycada_tf.run_options import PER_TASK, RunOptions, _f, _field, _Override, _note, _override  # noqa: F401
+from cycada_tf import accepts
+from cycada_tf.run_options import CROP, FRACTION, NON_NEGATIVE, PER_TASK, POSITIVE, RATE, WEIGHT  # noqa: F401
+from cycada_tf.run_options import RunOptions, _f, _field, _note, _Override, _override, _task_config  # noqa: F401
+
+
+STAGE_NAMES = ("source", "pixel", "target", "feature", "self_train", "oracle")  # runner.STAGES' names, in order
+OPTIMIZERS, GAN_MODES = ("adam", "sgd"), ("log", "lsgan")
+UNIT = dict(at_least=0, at_most=1)  # a probability, a weight of a convex sum
+# How the final model may be chosen (--final_criterion; cycada_tf/selection/final.py computes each).
+FINAL_CRITERIA = ("reverse_validation", "reverse_validation_translated", "information_maximisation", "agreement",
+                  "mixval", "translated_source")
 
 
 @dataclasses.dataclass
@@ -19,74 +29,84 @@ class Config(RunOptions):
     run_dir: str = _f("", "Where checkpoints, translations and results go; default runs/<source>_to_<target>.",
                       rerun=True)
     seeds: tuple = _f((0,), "Seeds; every table number is the mean +- standard error over them (each seed has "
-                            "its own directory: seeds may be added to a run).", rerun=True)
-    stages: tuple = _f(("source", "pixel", "target", "feature", "self_train", "oracle"),
+                            "its own directory: seeds may be added to a run).", rerun=True,
+                      at_least=0, at_most=2**32 - 1, distinct=True)
+    stages: tuple = _f(STAGE_NAMES,
                        "Stages to run, in this order: source, pixel, target, feature, self_train (AdaMatch, not "
-                       "in the paper), oracle.", rerun=True)
+                       "in the paper), oracle.", rerun=True, choices=STAGE_NAMES, distinct=True)
 
-    task_optimizer: str = _f("adam", "Optimizer of the task-model stages: adam or sgd (with --momentum).")
-    source_epochs: int = _f(PER_TASK, "Epochs of the source model.")
-    source_batch_size: int = _f(PER_TASK, "Batch size of every task-model stage.")
-    source_lr: float = _f(PER_TASK, "Learning rate of every task-model stage (--task_optimizer).")
-    momentum: float = _f(0.9, "Momentum of --task_optimizer=sgd (segmentation paper: 0.9).")
+    task_optimizer: str = _f("adam", "Optimizer of the task-model stages: adam or sgd (with --momentum).",
+                             choices=OPTIMIZERS)
+    source_epochs: int = _f(PER_TASK, "Epochs of the source model.", **POSITIVE)
+    source_batch_size: int = _f(PER_TASK, "Batch size of every task-model stage.", **POSITIVE)
+    source_lr: float = _f(PER_TASK, "Learning rate of every task-model stage (--task_optimizer).", **RATE)
+    momentum: float = _f(0.9, "Momentum of --task_optimizer=sgd (segmentation paper: 0.9).", **FRACTION)
 
-    pixel_epochs: int = _f(PER_TASK, "Pixel adaptation epochs over the larger domain.")
-    pixel_batch_size: int = _f(PER_TASK, "Pixel adaptation batch size per domain.")
-    pixel_lr: float = _f(2e-4, "Adam learning rate of generators and discriminators (paper, CycleGAN: 2e-4).")
+    pixel_epochs: int = _f(PER_TASK, "Pixel adaptation epochs over the larger domain.", **POSITIVE)
+    pixel_batch_size: int = _f(PER_TASK, "Pixel adaptation batch size per domain.", **POSITIVE)
+    pixel_lr: float = _f(2e-4, "Adam learning rate of generators and discriminators (paper, CycleGAN: 2e-4).", **RATE)
     pixel_beta_1: float = _f(0.5, "Adam beta_1 of the pixel stage (CycleGAN's, whose learning rate the paper "
-                                  "uses: 0.5).")
+                                  "uses: 0.5).", **FRACTION)
     gan_mode: str = _f(PER_TASK, "The pixel stage's GAN objective: log (Eq. 2 as written) or lsgan (CycleGAN's "
-                                 "least squares); feature adaptation has its own, --feature_gan_mode.")
-    gan_weight: float = _f(1.0, "Weight of each GAN term (digits paper: equal weights on all losses).")
-    cycle_weight: float = _f(PER_TASK, "Weight of the cycle-consistency loss, Eq. 3.")
+                                 "least squares); feature adaptation has its own, --feature_gan_mode.",
+                       choices=GAN_MODES)
+    gan_weight: float = _f(1.0, "Weight of each GAN term (digits paper: equal weights on all losses).", **WEIGHT)
+    cycle_weight: float = _f(PER_TASK, "Weight of the cycle-consistency loss, Eq. 3.", **WEIGHT)
     semantic_weight: float = _f(PER_TASK, "Weight of Eq. 4's source term: G_S->T(x_s) keeps f_S's label of x_s "
-                                          "(per pixel for segmentation), through the frozen f_S.")
+                                          "(per pixel for segmentation), through the frozen f_S.", **WEIGHT)
     semantic_t2s_weight: float = _f(
         0.0, "Weight of Eq. 4's target term: G_T->S(x_t) keeps f_S's label of x_t (digits paper: 1). Off by "
              "default: it ties G_T->S to f_S's mistakes on the target domain (measured on uci->uci_m: "
-             "f_S(G_T->S(x_t)) 57% with it, 75% without; source only 57%).")
+             "f_S(G_T->S(x_t)) 57% with it, 75% without; source only 57%).", **WEIGHT)
     identity_weight: float = _f(0.0, "CycleGAN's identity loss, as its --lambda_identity: |G_S->T(x_t) - x_t| + "
                                      "|G_T->S(x_s) - x_s| weighted identity_weight x --cycle_weight (CycleGAN: "
-                                     "0.5; the authors' segmentation run: 1.0). Off in the paper's text.")
+                                     "0.5; the authors' segmentation run: 1.0). Off in the paper's text.", **WEIGHT)
     pixel_lr_decay: str = _f("none", "Learning-rate schedule of the pixel stage: none (constant), or linear "
                                      "(CycleGAN's: constant for the first half of --pixel_epochs, then "
-                                     "linearly to 0).")
+                                     "linearly to 0).", choices=("none", "linear"))
     pixel_init: str = _f("glorot", "Initialisation of the generators' and image discriminators' kernels: "
-                                   "glorot (Keras' default) or normal (CycleGAN's N(0, 0.02)).")
+                                   "glorot (Keras' default) or normal (CycleGAN's N(0, 0.02)).",
+                         choices=("glorot", "normal"))
     instance_norm_affine: bool = _f(True, "Instance norm with a learned scale and offset in the generators and "
                                           "discriminators (CycleGAN's InstanceNorm2d has none: false).")
-    pool_size: int = _f(50, "Image history shown to the discriminators (CycleGAN: 50); 0 turns it off.")
-    generator_width: int = _f(PER_TASK, "Filters of the generator's first convolution.")
-    discriminator_width: int = _f(PER_TASK, "Filters of the image discriminator's first convolution.")
+    pool_size: int = _f(50, "Image history shown to the discriminators (CycleGAN: 50); 0 turns it off.", **NON_NEGATIVE)
+    generator_width: int = _f(PER_TASK, "Filters of the generator's first convolution.", **POSITIVE)
+    discriminator_width: int = _f(PER_TASK, "Filters of the image discriminator's first convolution.", **POSITIVE)
     discriminator_norm: str = _f(PER_TASK, "Image discriminator normalisation: none, or instance (CycleGAN); "
-                                           "instance norm hides each image's colours from the discriminator.")
+                                           "instance norm hides each image's colours from the discriminator.",
+                                 choices=("none", "instance"))
     pixel_direction: str = _f(
         "auto", "How the target model uses the translators: s2t (paper) trains it on G_S->T(X_S) and gives it "
                 "target images; t2s gives it G_T->S(x_t) and trains it on G_T->S(G_S->T(X_S)); auto chooses "
                 "after the pixel stage without target labels: t2s when the source model is more decisive "
                 "(information maximisation) on G_T->S(x_t) than on x_t, else s2t (selection.choose_direction). "
-                "Measured on the development pairs: uci->uci_m is better in t2s, fonts->uci in s2t.")
-    translations_per_image: int = _f(PER_TASK, "Translated copies of each source image for the target model.")
-    target_epochs: int = _f(PER_TASK, "Epochs of the target model on translated source images (source recipe).")
+                "Measured on the development pairs: uci->uci_m is better in t2s, fonts->uci in s2t.",
+        choices=("auto", "s2t", "t2s"))
+    translations_per_image: int = _f(PER_TASK, "Translated copies of each source image for the target model.",
+                                     **POSITIVE)
+    target_epochs: int = _f(PER_TASK, "Epochs of the target model on translated source images (source recipe).",
+                            **POSITIVE)
 
-    feature_epochs: int = _f(PER_TASK, "Feature adaptation epochs at most (the gate may end it sooner).")
-    feature_batch_size: int = _f(PER_TASK, "Feature adaptation batch size per domain.")
+    feature_epochs: int = _f(PER_TASK, "Feature adaptation epochs at most (the gate may end it sooner).", **POSITIVE)
+    feature_batch_size: int = _f(PER_TASK, "Feature adaptation batch size per domain.", **POSITIVE)
     feature_optimizer: str = _f("adam", "Optimizer of feature adaptation: adam (with --feature_beta_1) or sgd "
-                                        "(with --feature_momentum).")
-    feature_lr: float = _f(PER_TASK, "Learning rate of feature adaptation (--feature_optimizer).")
-    feature_beta_1: float = _f(0.5, "Adam beta_1 of feature adaptation (--feature_optimizer=adam).")
-    feature_beta_2: float = _f(0.999, "Adam beta_2 of feature adaptation (--feature_optimizer=adam).")
-    feature_momentum: float = _f(0.99, "Momentum of --feature_optimizer=sgd (segmentation paper: 0.99).")
+                                        "(with --feature_momentum).", choices=OPTIMIZERS)
+    feature_lr: float = _f(PER_TASK, "Learning rate of feature adaptation (--feature_optimizer).", **RATE)
+    feature_beta_1: float = _f(0.5, "Adam beta_1 of feature adaptation (--feature_optimizer=adam).", **FRACTION)
+    feature_beta_2: float = _f(0.999, "Adam beta_2 of feature adaptation (--feature_optimizer=adam).", **FRACTION)
+    feature_momentum: float = _f(0.99, "Momentum of --feature_optimizer=sgd (segmentation paper: 0.99).", **FRACTION)
     feature_min_steps_per_epoch: int = _f(
         100, "An epoch of feature adaptation (the gate's stop window) is one pass over the target training "
              "set or this many iterations, whichever is longer: on small data a pass is too short for a "
-             "discriminator at lr 1e-5 to ever reach the gate (MNIST's pass is ~470 iterations).")
+             "discriminator at lr 1e-5 to ever reach the gate (MNIST's pass is ~470 iterations).", **NON_NEGATIVE)
     feature_layer: str = _f("features", "What D_feat sees: features (paper: the classifier's 500-d layer, the "
-                                        "segmenter's 'features' map) or logits (the released code: class scores).")
+                                        "segmenter's 'features' map) or logits (the released code: class scores).",
+                            choices=("features", "logits"))
     feature_gan_mode: str = _f("log", "D_feat's objective, Eq. 5: log (the paper's and the authors' code) or "
-                                      "lsgan; the gate reads the discriminator's accuracy either way.")
+                                      "lsgan; the gate reads the discriminator's accuracy either way.",
+                               choices=GAN_MODES)
     feature_g_weight: float = _f(1.0, "Weight of f_T's representation (fooling) loss against D_feat's loss "
-                                      "(appendix 6.1.2: ten times less for segmentation, 0.1).")
+                                      "(appendix 6.1.2: ten times less for segmentation, 0.1).", **WEIGHT)
     feature_dropout: bool = _f(False, "f_ref and f_T embed in training mode (dropout on, batch norm on batch "
                                       "statistics) in feature adaptation. Off: both in inference mode (the "
                                       "paper is silent; dropout on one side only is a tell for D_feat).")
@@ -95,83 +115,67 @@ class Config(RunOptions):
                                           "Paper, Cityscapes: train_extra (19,998 images without labels); the "
                                           "oracle always trains on the labelled train split.")
     gate_window: int = _f(PER_TASK, "Feature adaptation updates f_T only while the discriminator accuracy, "
-                                    "averaged over this many last iterations, is above 60% (appendix 6.1).")
+                                    "averaged over this many last iterations, is above 60% (appendix 6.1).", **POSITIVE)
 
-    self_train_epochs: int = _f(PER_TASK, "Epochs of self-training (AdaMatch, after the feature stage).")
+    self_train_epochs: int = _f(PER_TASK, "Epochs of self-training (AdaMatch, after the feature stage).", **POSITIVE)
     self_train_steps_per_epoch: int = _f(PER_TASK, "Iterations of a self-training epoch (its checkpoint "
-                                                   "interval).")
-    self_train_batch_size: int = _f(PER_TASK, "Labelled images (segmentation: crops) per self-training step.")
+                                                   "interval).", **POSITIVE)
+    self_train_batch_size: int = _f(PER_TASK, "Labelled images (segmentation: crops) per self-training step.",
+                                    **POSITIVE)
     self_train_target_ratio: int = _f(PER_TASK, "Unlabelled target images (crops) per labelled one in "
-                                                "a self-training step.")
-    self_train_lr: float = _f(PER_TASK, "Adam learning rate of self-training.")
+                                                "a self-training step.", **POSITIVE)
+    self_train_lr: float = _f(PER_TASK, "Adam learning rate of self-training.", **RATE)
     self_train_confidence: float = _f(0.9, "AdaMatch's relative confidence threshold tau: a target "
                                            "image's pseudo-label counts when its confidence is at least tau "
-                                           "times the mean confidence on the labelled batch (AdaMatch: 0.9).")
-    self_train_target_weight: float = _f(1.0, "Weight of the pseudo-label term of self-training.")
+                                           "times the mean confidence on the labelled batch (AdaMatch: 0.9).",
+                                      **UNIT)
+    self_train_target_weight: float = _f(1.0, "Weight of the pseudo-label term of self-training.", **WEIGHT)
     self_train_method: str = _f(PER_TASK, "Self-training's objective: adamatch (AdaMatch) or dacs (a mean "
-                                          "teacher with class mixing, segmentation only).")
-    self_train_ema: float = _f(0.99, "dacs: momentum of the teacher's moving average of the student (DACS: 0.99).")
+                                          "teacher with class mixing, segmentation only).",
+                                choices=("adamatch", "dacs"))
+    self_train_ema: float = _f(0.99, "dacs: momentum of the teacher's moving average of the student (DACS: 0.99).",
+                               **UNIT)
     self_train_teacher_confidence: float = _f(0.968, "dacs: a pixel is confidently pseudo-labelled above this "
-                                                     "teacher probability (DACS: 0.968).")
+                                                     "teacher probability (DACS: 0.968).", **UNIT)
     self_train_guide_steps: int = _f(0, "dacs, reading target images as they are after a t2s init: the init "
-                                        "model through G_T->S labels them for this many first steps.")
+                                        "model through G_T->S labels them for this many first steps.",
+                                     **NON_NEGATIVE)
     self_train_guide_weight: float = _f(0.0, "dacs with a guide: after its steps, the weight of its probabilities "
-                                             "beside the teacher's (0: the teacher alone).")
+                                             "beside the teacher's (0: the teacher alone).", **UNIT)
     self_train_align: bool = _f(False, "dacs: align the pseudo-labels' class frequencies to the labelled "
                                        "pixels' (AdaMatch's distribution alignment), so no class fades away.")
     self_train_source_view: str = _f("translated", "dacs, reading target images as they are: the labelled "
-                                                   "crops as they are (raw) or through G_S->T (translated).")
+                                                   "crops as they are (raw) or through G_S->T (translated).",
+                                     choices=("raw", "translated"))
     self_train_init: str = _f("feature", "The model self-training starts from: feature (CyCADA's f_T), target "
-                                         "or source (f_S).")
+                                         "or source (f_S).", choices=("feature", "target", "source"))
     self_train_view: str = _f(PER_TASK, "What self-training reads: target (source and target images as they "
                                         "are, the final model too) or init (as its init model reads them: "
-                                        "under t2s G_T->S(x_t) and the translated source records).")
+                                        "under t2s G_T->S(x_t) and the translated source records).",
+                              choices=("target", "init"))
     final_criterion: str = _f("reverse_validation", "How the final model is chosen without target labels "
                                                     "(tools/decide.py compares them): reverse_validation, "
                                                     "information_maximisation, agreement or mixval.",
-                              rerun=True)  # decided again from the saved weights whenever the run is rerun
+                              rerun=True, choices=FINAL_CRITERIA)  # decided again from the saved weights on a rerun
     final_margin: float = _f(0.0, "An adapted final model must beat the source model's criterion by more than "
-                                  "this; else the source model is kept, and the report says so.", rerun=True)
-    oracle_epochs: int = _f(PER_TASK, "Epochs of the target-trained oracle (labelled target data; reported only).")
+                                  "this; else the source model is kept, and the report says so.", rerun=True,
+                             **NON_NEGATIVE)
+    oracle_epochs: int = _f(PER_TASK, "Epochs of the target-trained oracle (labelled target data; reported only).",
+                            **POSITIVE)
     verbose: int = _f(PER_TASK, "1: Keras' progress bar as well; 0 and 2: our lines only (each epoch's, with the "
                                 "stage's and the whole run's time left, are logged at every verbosity).",
-                      rerun=True)
+                      rerun=True, choices=(0, 1, 2))
     summary_every_epochs: int = _f(5, "Epochs between TensorBoard image summaries (translations; confusion "
                                       "matrices or prediction overlays on the target test split), and after "
                                       "the last; scalars go every epoch to <run_dir>/seed_<k>/<stage>/tb. 0: no "
-                                      "TensorBoard summaries.", rerun=True)
+                                      "TensorBoard summaries.", rerun=True, **NON_NEGATIVE)
 
     def __post_init__(self):
         unset = [f.name for f in dataclasses.fields(self) if getattr(self, f.name) is PER_TASK]
         if unset:
             raise TypeError(f"{type(self).__name__} has no value for {', '.join(unset)}: each task's config "
                             f"({', '.join(c.__name__ for c in TASKS.values())}) sets its default")
-
-
-def _task_config(cls):
-    """Make `cls` (a subclass of Config) a dataclass, its `_override`/`_note` attributes fields whose type, help
-    and metadata are Config's but for the default and the appended note. Its annotated fields are its own:
-    a field of Config annotated again would be a second declaration, and is refused."""
-    base = {f.name: f for f in dataclasses.fields(Config)}
-    own = cls.__dict__.get("__annotations__", {})
-    again = sorted(set(own) & set(base))
-    if again:
-        raise TypeError(f"{cls.__name__} declares {', '.join(again)} again: set a task default with _override")
-    annotations = dict(own)
-    for name, value in list(vars(cls).items()):
-        if not isinstance(value, _Override):
-            continue
-        if name not in base:
-            raise TypeError(f"{cls.__name__} overrides {name}, which is no field of Config")
-        field = base[name]
-        default = value.value
-        if default is dataclasses.MISSING:
-            default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        helped = f"{field.metadata['help']} {value.note}".strip()
-        setattr(cls, name, _field(default, {**field.metadata, "help": helped, "note": value.note}))
-        annotations[name] = field.type
-    cls.__annotations__ = annotations
-    return dataclasses.dataclass(cls)
+        accepts.check(self)  # FlagError naming the flag: a wrong value is refused before anything runs
 
 
 @_task_config
@@ -179,11 +183,13 @@ class DigitsConfig(Config):
     """`python -m cycada_tf.experiments.digits`. Defaults: the embedded uci -> uci_m demo on a CPU;
     experiments/*.flags hold the paper's settings (appendix 6.1.1)."""
     TASK = "digits"
-    image_size: int = _f(32, "Image side inside the networks (28 for MNIST<->USPS, 32 for SVHN->MNIST).")
-    channels: int = _f(3, "Channels inside the networks: 1 (grey) or 3 (RGB); images are converted.")
-    noise_channels: int = _f(8, "Dimensions of a style code z given to G_S->T (0: deterministic, as the paper).")
+    image_size: int = _f(32, "Image side inside the networks (28 for MNIST<->USPS, 32 for SVHN->MNIST).", at_least=16)
+    channels: int = _f(3, "Channels inside the networks: 1 (grey) or 3 (RGB); images are converted.", choices=(1, 3))
+    noise_channels: int = _f(8, "Dimensions of a style code z given to G_S->T (0: deterministic, as the paper).",
+                             **NON_NEGATIVE)
     minibatch_std: bool = _f(True, "Give the image discriminators the batch's feature std (against collapse).")
-    task_model: str = _f("lenet", "Classifier f: lenet (the paper's, Figure 7) or dtn (the release's SVHN->MNIST net).")
+    task_model: str = _f("lenet", "Classifier f: lenet (the paper's, Figure 7) or dtn (the release's SVHN->MNIST net).",
+                         choices=("lenet", "dtn"))
 
     source = _override("uci", "E.g. uci, fonts (embedded), mnist, usps, svhn, tfds:svhn_cropped.")
     target = _override("uci_m")
@@ -223,28 +229,30 @@ class SegmentationConfig(Config):
     """`python -m cycada_tf.experiments.segmentation`. Defaults: the embedded road-scene demo on a CPU
     (small FCN, small CycleGAN); experiments/*.flags hold the paper's settings (appendix 6.1.2)."""
     TASK = "segmentation"
-    model: str = _f("small_fcn", "Segmenter: small_fcn (embedded demo), fcn8s (VGG16-FCN8s) or drn26 (DRN-C-26).")
+    model: str = _f("small_fcn", "Segmenter: small_fcn (embedded demo), fcn8s (VGG16-FCN8s) or drn26 (DRN-C-26).",
+                    choices=("small_fcn", "fcn8s", "drn26"))
     backbone_weights: str = _f("", "fcn8s/drn26 ImageNet backbone: 'imagenet' reads Keras' cache ($KERAS_HOME/"
                                    "models, else ~/.keras/models): fcn8s Keras' VGG16 file with its top "
                                    "(downloaded if missing), drn26 the file tools/convert_drn.py writes from "
                                    "DRN-C-26's official .pth; or a local file (VGG16 weights, a drn26 "
                                    ".weights.h5, the official .pth). Empty: random init, with a warning.")
-    model_width: int = _f(32, "small_fcn: filters of its first layer.")
+    model_width: int = _f(32, "small_fcn: filters of its first layer.", **POSITIVE)
     width: int = _f(0, "Image width the data was prepared at (tools/prepare_data.py --width; paper: 1024); "
-                       "checked against the prepared data. 0: any.")
+                       "checked against the prepared data. 0: any.", **NON_NEGATIVE)
     crop_size: tuple = _f((64, 128), "Random training crop height,width of the task-model stages (paper: "
-                                     "400,400); the embedded images are 64x128.")
+                                     "400,400); the embedded images are 64x128.", **CROP)
     pixel_crop_size: tuple = _f((64, 64), "Random training crop height,width of pixel adaptation (the paper "
                                           "does not say; CycleGAN: 256,256); half the embedded image halves "
-                                          "the cost of the most expensive stage.")
+                                          "the cost of the most expensive stage.", **CROP)
     feature_crop_size: tuple = _f((64, 128), "Random crop height,width of feature adaptation (paper: 768,768; "
-                                             "images smaller than the crop are padded).")
+                                             "images smaller than the crop are padded).", **CROP)
     eval_split: str = _f("test", "Split every score is measured on (cityscapes: val). A dataset without it is "
                                  "scored on nothing (the source) or shown from its train split (figures).")
-    eval_batch_size: int = _f(50, "Images per evaluation batch at full resolution (1 when image sizes vary).")
-    generator_blocks: int = _f(3, "Residual blocks of the generator (CycleGAN: 9).")
-    generator_downsamplings: int = _f(2, "Stride-2 convolutions of the generator (CycleGAN: 2).")
-    discriminator_layers: int = _f(3, "Stride-2 layers of the PatchGAN (CycleGAN: 3, 70x70 patches).")
+    eval_batch_size: int = _f(50, "Images per evaluation batch at full resolution (1 when image sizes vary).",
+                              **POSITIVE)
+    generator_blocks: int = _f(3, "Residual blocks of the generator (CycleGAN: 9).", **NON_NEGATIVE)
+    generator_downsamplings: int = _f(2, "Stride-2 convolutions of the generator (CycleGAN: 2).", **NON_NEGATIVE)
+    discriminator_layers: int = _f(3, "Stride-2 layers of the PatchGAN (CycleGAN: 3, 70x70 patches).", **POSITIVE)
 
     source = _override("roads_game", "One of roads_game (embedded), gta5, synthia_fall.")
     target = _override("roads_camera", "One of roads_camera (embedded), cityscapes, synthia_winter.")

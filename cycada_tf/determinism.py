@@ -13,14 +13,11 @@ from tensorflow.python.framework import config as tf_config
 
 def apply(config, jit_compile, log):
     """Turn op determinism on for this process when --deterministic is set; `jit_compile`: {stage: auto, true
-    or false} of --jit_compile. It is never turned off again: a process runs one experiment."""
+    or false} of --jit_compile (none true). It is never turned off again: a process runs one experiment."""
     if not config.deterministic:
         return
-    forced = [stage for stage, value in jit_compile.items() if value == "true"]
-    if forced:
-        raise ValueError(f"--deterministic: --jit_compile=true ({', '.join(forced)}) cannot be honoured, Keras "
-                         "compiles no train step with XLA under op determinism; leave --jit_compile at auto or "
-                         "false")
+    # --jit_compile=true with it was refused when the config was built (accepts.py): Keras compiles no train
+    # step with XLA under op determinism.
     tf.config.experimental.enable_op_determinism()
     log("--deterministic: TensorFlow op determinism on (no XLA); the same command and seed on this machine "
         "repeats this run bit for bit")

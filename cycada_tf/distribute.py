@@ -7,7 +7,8 @@ import os
 
 import tensorflow as tf
 
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+from cycada_tf.run_options import STRATEGIES  # noqa: F401 - --strategy's choices, declared with the flag
+
 TF_CONFIG = "TF_CONFIG"
 WORKER_TASKS = ("chief", "worker")  # the task types that train; "evaluator" and "ps" do not
 # How long a worker may go without a sign of life before the others stop with an error. TensorFlow's default,

@@ -13,18 +13,20 @@ run it came from (run.json; export_layout.py, which also writes <export_dir>/mod
 
 import os
 import shutil
+import socket
 import tempfile
 
 import tensorflow as tf
 
-from cycada_tf import export_layout, files
+from cycada_tf import export_layout, files, locks
 from cycada_tf.export_layout import versions
-from cycada_tf.data import pipeline
+from cycada_tf.data import pipeline, tfrecord
 from cycada_tf.models import digit_gan, segmenter
 
 CLASSIFIER, SEGMENTER, G_ST, G_TS = "classifier", "segmenter", "g_st", "g_ts"
 # signature names (each model's serving_default too)
 CLASSIFY, SEGMENT, TRANSLATE = "classify", "segment", "translate"
+PARTIAL = ".partial-"  # a version being written: <model>/.partial-<pid>@<host>-<random>/, skipped by TF Serving
 IMAGES = "images"  # the input of every signature
 PROBABILITIES, CLASSES, LABEL_MAP, TRANSLATED = "probabilities", "classes", "label_map", "translated"
 CLASS_NAMES = "class_names"  # [batch, classes] strings: every answer of a task model names its classes
@@ -162,17 +164,32 @@ def _attach_assets(module, directory, record):
         module.run_file = tf.saved_model.Asset(path)
 
 
-def save(module, export_dir, model_name, record=None):
+def remove_stale_partials(model_dir, log=print):
+    """Remove the .partial-<pid>@<host>-* directories that exports killed before their rename left in
+    `model_dir` (their writer no longer runs; a name without one is older, and stale); returns them."""
+    removed = []
+    for name in sorted(os.listdir(model_dir)) if os.path.isdir(model_dir) else ():
+        path = os.path.join(model_dir, name)
+        if name.startswith(PARTIAL) and os.path.isdir(path) and tfrecord.writer_is_gone(name[len(PARTIAL):]):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+            log(f"removed {path}: left by an export that did not finish (a killed one)")
+    return removed
+
+
+def save(module, export_dir, model_name, record=None, log=print):
     """Write `module` (a Served) as the next version of `model_name`, with its class names and `record` (the
     run it came from, export_layout.run_record) as assets; returns the version directory.
 
     The SavedModel is written under a hidden temporary name beside the version directories and renamed into
     place, so TF Serving (which polls for integer-named directories) never sees a half-written version. If
-    another export took the version meanwhile, the rename fails and the next number is tried.
+    another export took the version meanwhile, the rename fails and the next number is tried. What killed
+    exports left there is removed first (remove_stale_partials, said to `log`).
     """
     model_dir = os.path.join(export_dir, model_name)
     os.makedirs(model_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".partial-", dir=model_dir)
+    remove_stale_partials(model_dir, log)
+    tmp = tempfile.mkdtemp(prefix=f"{PARTIAL}{os.getpid()}@{socket.gethostname()}-", dir=model_dir)
     try:
         _attach_assets(module, tmp, record)
         saved = os.path.join(tmp, "model")
@@ -225,10 +242,12 @@ def export_seed(trial, export_dir, log=print, prefix=""):
     record = export_layout.run_record(trial, stage)
     export_layout.check_names(export_dir, modules, record)  # before anything is written
     exported = {}
-    for name, (module, from_stage) in modules.items():
-        exported[name] = save(module, export_dir, name, {**record, "stage": from_stage})
-        log(f"exported the '{from_stage}' stage's {name}" + (" (through G_T->S, --pixel_direction=t2s)"
-                                                              if module is model and view is not None else "")
-            + f" to {exported[name]}")
-    log(f"wrote {export_layout.write_model_config(export_dir)} (tensorflow_model_server --model_config_file)")
+    with locks.held(export_dir, "--export_dir", locks.EXPORT_LOCK, log):  # one export at a time
+        export_layout.check_names(export_dir, modules, record)  # again: another export may have just ended
+        for name, (module, from_stage) in modules.items():
+            exported[name] = save(module, export_dir, name, {**record, "stage": from_stage}, log)
+            log(f"exported the '{from_stage}' stage's {name}" + (" (through G_T->S, --pixel_direction=t2s)"
+                                                                  if module is model and view is not None else "")
+                + f" to {exported[name]}")
+        log(f"wrote {export_layout.write_model_config(export_dir)} (tensorflow_model_server --model_config_file)")
     return exported

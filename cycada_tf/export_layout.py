@@ -73,7 +73,5 @@ def write_model_config(export_dir):
             config.model_config_list.config.add(name=name, base_path=os.path.abspath(model_dir),
                                                 model_platform="tensorflow")
     path = os.path.join(export_dir, MODEL_CONFIG)
-    with open(path + ".tmp", "w") as handle:
-        handle.write(text_format.MessageToString(config))
-    os.replace(path + ".tmp", path)
+    files.write_text(path, text_format.MessageToString(config))
     return path

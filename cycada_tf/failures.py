@@ -30,6 +30,8 @@ def check_writable(path, flag):
             handle.write("ok")
         os.remove(probe)
     except OSError as error:
+        if os.path.exists(probe):  # created, then the write failed (a full disk)
+            os.remove(probe)
         raise StorageError(f"{flag}={path}: {error.strerror} ({error.filename}); give a directory this user "
                            f"can write, on a disk with free space") from None
 
@@ -73,6 +75,10 @@ def corrupt_record_line(error, config):
         manifest = tfrecord.read_manifest(directory) if os.path.isdir(directory) else None
         for split in (manifest or {}).get("splits", {}).values():
             for shard in (os.path.join(directory, f) for f in split["files"]):
+                try:
+                    tfrecord.check_framing(shard)
+                except tfrecord.DataError as found:
+                    return f"{found}. " + _rebuild(directory, name, config)
                 try:
                     for _ in tf.data.TFRecordDataset(shard):
                         pass

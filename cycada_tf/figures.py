@@ -4,7 +4,7 @@ summaries and the run report use the same pictures, their labels drawn in (annot
 
 import numpy as np
 
-from cycada_tf import annotate
+from cycada_tf import annotate, files
 from cycada_tf.data import pipeline
 
 TRANSLATION_ROWS = ("x_s", "G_S->T(x_s)", "G_T->S(G_S->T(x_s))", "x_t", "G_T->S(x_t)", "G_S->T(G_T->S(x_t))")
@@ -45,14 +45,16 @@ def labelled_translation_grid(grid, scale=TRANSLATION_SCALE):
 
 
 def save_png(image, path, scale=1):
-    """A uint8 (height, width, 1 or 3) array as a PNG, each pixel `scale` x `scale` (nearest neighbour)."""
+    """A uint8 (height, width, 1 or 3) array as a PNG, each pixel `scale` x `scale` (nearest neighbour),
+    written atomically (files.replacing)."""
     from PIL import Image
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
     picture = Image.fromarray(image)
     if scale != 1:
         picture = picture.resize((image.shape[1] * scale, image.shape[0] * scale), Image.NEAREST)
-    picture.save(path)
+    with files.replacing(path) as tmp:
+        picture.save(tmp, format="PNG")
 
 
 def row_normalized(matrix):

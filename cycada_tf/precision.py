@@ -17,36 +17,14 @@ import keras
 import tensorflow as tf
 
 from cycada_tf import determinism
+from cycada_tf.run_options import JIT_COMPILE, PRECISION_CHOICES, PRECISIONS, per_stage  # noqa: F401
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-FLAG_CHOICES = ("auto",) + PRECISIONS  # --precision: auto resolves to one of PRECISIONS on this machine
+# --precision's and --jit_compile's values (auto resolves to one of PRECISIONS on this machine) and their
+# parser, declared with the flags (run_options.py: checked before TensorFlow loads).
+FLAG_CHOICES = PRECISION_CHOICES
 # CPU features with bfloat16 matrix instructions (Linux /proc/cpuinfo flag names): where mixed_bfloat16
 # measured faster than float32 at the same accuracy (README "Speed"); without them TensorFlow emulates it.
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
-JIT_COMPILE = ("auto", "true", "false")
-
-
-def per_stage(flag, text, stages, choices):
-    """{stage: value} from "VALUE[,STAGE=VALUE...]" (a value for every stage, then exceptions); a ValueError
-    names the flag and the bad part."""
-    parts = [part.strip() for part in str(text).split(",") if part.strip()]
-    if not parts:
-        raise ValueError(f"--{flag} is empty; choose from {', '.join(choices)}")
-    default, values = None, {}
-    for part in parts:
-        stage, _, value = part.rpartition("=")
-        if value not in choices:
-            raise ValueError(f"--{flag}: {value!r} is not one of {', '.join(choices)} (in {text!r})")
-        if not stage:
-            if default is not None:
-                raise ValueError(f"--{flag}: two values for every stage ({default!r}, {value!r}) in {text!r}")
-            default = value
-        elif stage not in stages:
-            raise ValueError(f"--{flag}: unknown stage {stage!r} in {text!r}; stages: {', '.join(stages)}")
-        else:
-            values[stage] = value
-    default = default or choices[0]
-    return {stage: values.get(stage, default) for stage in stages}
 
 
 def cpu_flags(path="/proc/cpuinfo"):

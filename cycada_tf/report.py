@@ -4,7 +4,7 @@ the table with the figures. Tables come from the plain results dict (results.py)
 
 import os
 
-from cycada_tf import figures, label_free, paper
+from cycada_tf import figures, files, label_free, paper
 
 
 def _percent(value):
@@ -104,7 +104,5 @@ def write(run_dir, title, table, sections):
              "the figures only, never in training.", ""] + sections
     lines += ["## TensorBoard", "", f"`tensorboard --logdir {run_dir}` (one run per seed and stage).", ""]
     path = os.path.join(run_dir, "report.md")
-    with open(path + ".tmp", "w") as handle:
-        handle.write("\n".join(lines))
-    os.replace(path + ".tmp", path)
+    files.write_text(path, "\n".join(lines))
     return path

@@ -6,6 +6,7 @@ the change in config.json's history."""
 import json
 import math
 import os
+import shutil
 import time
 
 import keras
@@ -15,6 +16,7 @@ from cycada_tf import config as config_lib, files
 
 CONFIG_FILE = "config.json"
 HISTORY = "history"  # config.json's list of accepted flag changes (not a flag)
+UNFINISHED = "_temp"  # the suffix of a checkpoint that tf.train.CheckpointManager has not finished writing
 KEEP_CHECKPOINTS = 2  # the one being written never replaces the last good one until it is complete
 
 
@@ -63,6 +65,15 @@ def check_run_config(config, run_dir, write=True):
         files.write_json(path, values)
 
 
+def remove_unfinished(directory):
+    """Remove the <prefix>-<n>_temp directories of checkpoint saves that did not complete in `directory`
+    (tf.train.CheckpointManager writes one there, then renames it; a failed save leaves it)."""
+    if os.path.isdir(directory):
+        for name in os.listdir(directory):
+            if name.endswith(UNFINISHED) and os.path.isdir(os.path.join(directory, name)):
+                shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+
+
 def _result_flags(config):
     rerun = config_lib.rerun_fields(type(config))
     return {k: v for k, v in config_lib.to_json(config).items() if k not in rerun}
@@ -100,6 +111,7 @@ class StageCheckpoint(keras.callbacks.Callback):
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=KEEP_CHECKPOINTS)
         self.writer = self.manager if self.write_directory == directory else tf.train.CheckpointManager(
             self.checkpoint, self.write_directory, max_to_keep=KEEP_CHECKPOINTS)
+        remove_unfinished(self.write_directory)  # a save killed (kill -9) before it completed
         self.last_logs = {}
         self._steps = 0
         self._current_epoch = 0
@@ -167,6 +179,10 @@ class StageCheckpoint(keras.callbacks.Callback):
         self._check_weights(epoch)
         self.epoch.assign(epoch + 1)
         self.step.assign(self._steps)
-        self.writer.save(checkpoint_number=epoch + 1)
+        try:
+            self.writer.save(checkpoint_number=epoch + 1)
+        except BaseException:  # a full disk, an interrupt: the half-written checkpoint goes, the last one stays
+            remove_unfinished(self.write_directory)
+            raise
         self.last_logs = {k: float(v) for k, v in (logs or {}).items() if _finite(v)}
         files.write_json(self.written_logs_path, self.last_logs)

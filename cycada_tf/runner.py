@@ -6,7 +6,8 @@ road scenes.
 <run_dir>/seed_<k>/<stage>/ holds the stage's weights and done.json (its numbers), tb/ its TensorBoard
 summaries and ckpt/ its checkpoint of the last finished epoch; a stage whose done.json exists is skipped when
 the command runs again, an unfinished one continues from its checkpoint (resume.py). <run_dir>/config.json
-holds the flags the run was made with; other values of them are refused. <run_dir>/results.json and
+holds the flags the run was made with (written when the first stage starts); other values of them are refused.
+A run holds the run directory's lock for its life (locks.py): a second run there is refused. <run_dir>/results.json and
 results.md hold the table, report.md the table with the figures.
 
 Under --strategy=multi_worker every worker runs this same code, and --run_dir and --data_dir must name the
@@ -27,7 +28,8 @@ import time
 
 import keras
 
-from cycada_tf import determinism, distribute, export, failures, files, loop, progress, report, resume, selection
+from cycada_tf import determinism, distribute, export, failures, files, interrupts, locks, loop, progress, report
+from cycada_tf import resume, selection
 from cycada_tf import summaries, tasks
 from cycada_tf import precision as precision_lib
 from cycada_tf.data import registry
@@ -53,9 +55,6 @@ def stage_settings(config):
 
 def run(config):
     """Run every requested stage for every seed; write and return the results."""
-    for name in config.stages:
-        if name not in STAGE_NAMES:
-            raise ValueError(f"--stages: unknown stage {name!r}; choose from {', '.join(STAGE_NAMES)}")
     run_dir = config.run_dir or os.path.join("runs", f"{config.source}_to_{config.target}")
     strategy = distribute.strategy_from_flag(config.strategy)
     _, jit_compile = stage_settings(config)  # a bad --precision or --jit_compile fails here, before anything
@@ -65,25 +64,35 @@ def run(config):
         log(f"--precision=auto: {resolved} ({why})")
     if not distribute.is_chief(strategy):
         return _run_worker(config, run_dir, strategy)
+    interrupts.entering("data preparation")
     failures.check_directory(config.data_dir, "--data_dir")
     for name in (config.source, config.target):
         registry.ensure(name, config.data_dir, download=config.download)
     task = tasks.for_config(config)
     task.check_data()
-    # Only a run that can start leaves a run directory (and its config.json) behind.
     failures.check_writable(run_dir, "--run_dir")
-    resume.check_run_config(config, run_dir)
-    distribute.barrier(strategy)  # the data and config.json are there for the other workers
+    with locks.held(run_dir, "--run_dir", log=log):  # one run per directory, for the run's life
+        return _run_chief(task, run_dir, strategy)
+
+
+def _run_chief(task, run_dir, strategy):
+    """The run of the chief (of the only process, but under multi_worker), its run directory locked: the stages,
+    then results.json, results.md, report.md and the export. config.json is checked now and written when the
+    first stage starts (_run_stages): a run refused before then leaves nothing that blocks the next command."""
+    config = task.config
+    resume.check_run_config(config, run_dir, write=False)
+    distribute.barrier(strategy)  # the data is there for the other workers
     with distribute.peer_errors(strategy):
         summary = task.summarize(_run_stages(task, run_dir, strategy))
     files.write_json(os.path.join(run_dir, "results.json"), summary)
     table = task.markdown_table(summary)
-    with open(os.path.join(run_dir, "results.md"), "w") as handle:
-        handle.write(table + "\n")
+    files.write_text(os.path.join(run_dir, "results.md"), table + "\n")
     print(table, flush=True)
+    interrupts.entering("the report")
     trials = [Trial(task, int(seed), run_dir) for seed in summary["seeds"]]
     log("report: " + report.write(run_dir, task.title(), table, task.report_sections(run_dir, summary, trials)))
     if config.export_dir:
+        interrupts.entering("the export")
         export.export_seed(Trial(task, config.seeds[0], run_dir), config.export_dir, log)
     distribute.barrier(strategy)  # no worker leaves the cluster before the chief has written everything
     return summary
@@ -130,6 +139,7 @@ def _run_stages(task, run_dir, strategy, write_dir=None):
                     raise ValueError(f"stage '{stage.name}' needs the '{missing[0]}' stage of seed {seed} in "
                                      f"{trial.dir}: add it to --stages")
                 log(f"seed {seed}: stage '{stage.name}' starting")
+                interrupts.entering(f"stage '{stage.name}' (seed {seed})")
                 start = time.time()
                 clock.start(seed, stage.name)
                 # Every stage starts from the same global random state (TF's global seed also keys tf.data
@@ -138,6 +148,8 @@ def _run_stages(task, run_dir, strategy, write_dir=None):
                 # Every network and optimizer of the stage is built under its strategy and precision.
                 with precision_lib.policy(precisions[stage.name]), distribute.scope(strategy):
                     plan = stage.wire(trial)
+                    if write_dir is None:  # the chief, and the run really starts: config.json holds its flags
+                        resume.check_run_config(config, run_dir)
                     result = plan if isinstance(plan, dict) else fit(trial, stage.name, plan, precisions[stage.name],
                                                                       jit_compile[stage.name], clock)
                 result["seconds"] = round(time.time() - start, 1)

@@ -63,3 +63,20 @@ def test_an_unprepared_segmentation_dataset_names_its_page_and_archives(tmp_path
     with pytest.raises(tfrecord.DataError) as error:
         registry.ensure(name, str(tmp_path), download=True)
     assert page in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_symlinked_directory_in_a_zip_is_named_as_a_link_not_as_a_truncated_zip(tmp_path, capsys):
+    os.makedirs(tmp_path / "raw")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        link = zipfile.ZipInfo("images/latest")
+        link.external_attr = (0o120777 << 16)  # a symbolic link, as `zip --symlinks` stores one
+        archive.writestr(link, "01_images")
+        archive.writestr("images/latest/00001.png", b"x")
+    (tmp_path / "raw" / "linked.zip").write_bytes(buffer.getvalue())
+    status = prepare_data.cli(["--dataset=gta5", f"--raw_dir={tmp_path / 'raw'}", f"--data_dir={tmp_path / 'data'}"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.splitlines() == [
+        f"prepare_data: error: {tmp_path}/raw/linked.zip: member 'images/latest' is a symbolic link (to '01_images'), which is not "
+        f"extracted from an archive; extract it yourself (unzip linked.zip) in {tmp_path}/raw, check where its "
+        "links point, move the archive away and run again"], err

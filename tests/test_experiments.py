@@ -290,7 +290,9 @@ def test_each_experiments_flags_have_its_defaults_and_help(cls):
     flag_values(["experiment"])
     assert config_lib.to_json(config_from_flags(cls, flag_values)) == TODAY[cls]
     for field in dataclasses.fields(cls):
-        assert flag_values[field.name].help == field.metadata["help"]
+        choices = field.metadata["accepts"].get("choices")
+        enum = f"<{'|'.join(choices)}>: " if choices and isinstance(field.default, str) else ""  # absl's enums
+        assert flag_values[field.name].help == enum + field.metadata["help"]
     assert flag_values["gate_window"].default == {"digits": 1, "segmentation": 100}[cls.TASK]
     assert flag_values["pixel_epochs"].help.endswith(
         {"digits": "Paper: 50; 10 keeps the embedded run within 15 minutes on 2 CPU cores.",

@@ -30,3 +30,23 @@ def test_one_kill_and_rerun(tmp_path, capsys):
     assert fault_inject.main(["--kills=1", "--horizon_s=15", f"--work_dir={tmp_path / 'fi'}"]) == 0
     out = capsys.readouterr().out
     assert "1 of 1 reruns finished with results.json and no partial file" in out, out
+
+
+def test_an_export_is_whole_only_with_every_part_of_every_version(tmp_path):
+    export = tmp_path / "export"
+    assert fault_inject.broken_versions(str(export)) == [str(export / "models.config")]
+    for part in ("saved_model.pb", "variables/variables.index", "assets/run.json"):
+        os.makedirs(os.path.dirname(export / "g_st" / "1" / part), exist_ok=True)
+        (export / "g_st" / "1" / part).write_text("")
+    (export / "models.config").write_text("")
+    os.makedirs(export / "g_ts" / "1" / "variables")  # a version without its SavedModel
+    assert fault_inject.broken_versions(str(export)) == [str(export / "g_ts" / "1")]
+
+
+def test_ctrl_c_must_end_in_one_line_130_and_nothing_partial():
+    line = "interrupted in stage 'pixel' (seed 0); the same command resumes"
+    assert fault_inject.interrupt_ok("sigint", 130, f"seed 0: stage 'pixel' starting\n{line}\n", [])
+    assert not fault_inject.interrupt_ok("sigint", 130, f"Traceback (most recent call last):\n{line}\n", [])
+    assert not fault_inject.interrupt_ok("sigint", 1, line, [])
+    assert not fault_inject.interrupt_ok("sigint", 130, line, ["run/config.json.tmp"])
+    assert fault_inject.interrupt_ok("kill", -9, "", ["run/config.json.tmp"])  # a kill leaves what it leaves

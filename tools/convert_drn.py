@@ -20,6 +20,12 @@ import sys
 if __package__ in (None, ""):  # run as `python tools/convert_drn.py`: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from cycada_tf import quiet  # noqa: E402
+
+if __name__ == "__main__":  # before TensorFlow is imported: its start-up lines (cycada_tf/quiet.py)
+    quiet.import_tensorflow(quiet.verbosity_given(sys.argv))
+
+from cycada_tf import files  # noqa: E402
 from cycada_tf.models import drn_imagenet, pretrained, torch_checkpoint  # noqa: E402
 
 KERAS_SUFFIX = ".weights.h5"  # what Keras' save_weights requires of a file name
@@ -31,6 +37,7 @@ def parse_args(argv):
     parser.add_argument("--output", default=None,
                         help=f"the Keras weights file to write (default: {drn_imagenet.CONVERTED_FILE} in Keras' "
                              "cache, where --backbone_weights=imagenet finds it)")
+    quiet.add_verbosity_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -63,10 +70,7 @@ def convert(checkpoint, output):
     from cycada_tf.models import drn  # TensorFlow is imported only once the checkpoint reads
     backbone = drn.drn26_backbone()
     unused = drn_imagenet.assign(backbone, state, checkpoint, name="convert_drn")
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    partial = output[:-len(KERAS_SUFFIX)] + ".partial" + KERAS_SUFFIX
-    backbone.save_weights(partial)
-    os.replace(partial, output)
+    files.save_weights(backbone, os.path.abspath(output))
     return unused
 
 

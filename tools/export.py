@@ -20,7 +20,7 @@ import sys
 if __package__ in (None, ""):  # run as `python tools/export.py`: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from cycada_tf import config as config_lib, quiet  # noqa: E402
+from cycada_tf import config as config_lib, interrupts, quiet  # noqa: E402
 
 MODEL_PREFIX = re.compile(r"[A-Za-z0-9_.-]*")  # it names directories and TF Serving models
 
@@ -54,6 +54,8 @@ def run_config(run_dir):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     quiet.import_tensorflow(args.verbosity is not None)  # before it is imported: its start-up lines
+    interrupts.install()
+    interrupts.entering("the export")
     try:
         if not MODEL_PREFIX.fullmatch(args.model_prefix):
             raise ValueError(f"--model_prefix={args.model_prefix!r}: use letters, digits, '_', '.' and '-' only")
@@ -68,6 +70,17 @@ def main(argv=None):
                                       prefix=args.model_prefix)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, interrupts.Terminated) as error:  # the version being written is removed
+        status, line = interrupts.status_and_line(error)
+        print(line, file=sys.stderr)
+        return status
+    except Exception as error:  # noqa: BLE001 - a full disk, a directory that cannot be written: one line
+        from cycada_tf import failures
+        line = failures.storage_line(error)
+        if line is None:
+            raise
+        print(f"error: {line}; {failures.advice(line)}", file=sys.stderr)
         return 2
     print(json.dumps(exported, indent=1))  # {model: version directory}, the only thing on stdout
     return 0

@@ -5,16 +5,33 @@
 refused with the command that extracts it. Members are extracted only inside the target directory.
 """
 
+import errno
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 import zipfile
 
 from cycada_tf.data.tfrecord import DataError
 
 READABLE = (".zip",)
+STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)  # the disk's, not the archive's
 UNREADABLE = (".7z", ".rar")
+
+
+def _check_member(archive, info, path, staging, raw_dir):
+    """DataError naming `path` for a member that would land outside `staging`, or that is a symbolic link
+    (zipfile would write the link's target path as a file: a linked directory then breaks the members under it)."""
+    member = info.filename
+    destination = os.path.realpath(os.path.join(staging, member))
+    if not destination.startswith(os.path.realpath(staging) + os.sep):
+        raise DataError(f"{path}: member {member!r} would be written outside the extraction directory; refused")
+    if stat.S_ISLNK(info.external_attr >> 16):
+        target = archive.read(info).decode("utf-8", "replace")
+        raise DataError(f"{path}: member {member!r} is a symbolic link (to {target!r}), which is not extracted "
+                        f"from an archive; extract it yourself (unzip {os.path.basename(path)}) in {raw_dir}, "
+                        "check where its links point, move the archive away and run again")
 
 
 def archives_in(raw_dir):
@@ -47,13 +64,15 @@ def unpacked(raw_dir, cache_dir, say=print):
             say(f"extracting {path}")
             try:
                 with zipfile.ZipFile(path) as archive:
-                    for member in archive.namelist():
-                        destination = os.path.realpath(os.path.join(staging, member))
-                        if not destination.startswith(os.path.realpath(staging) + os.sep):
-                            raise DataError(f"{path}: member {member!r} would be written outside the "
-                                            "extraction directory; refused")
+                    for info in archive.infolist():
+                        _check_member(archive, info, path, staging, raw_dir)
                     archive.extractall(staging)
-            except (zipfile.BadZipFile, OSError, EOFError) as error:
+            except (zipfile.BadZipFile, EOFError) as error:
+                raise DataError(f"{path}: unreadable or truncated zip archive ({error}); download it "
+                                "again") from None
+            except OSError as error:
+                if error.errno in STORAGE_ERRNOS:  # a full disk, an unwritable cache: the disk's line
+                    raise
                 raise DataError(f"{path}: unreadable or truncated zip archive ({error}); download it "
                                 "again") from None
         os.replace(staging, target)

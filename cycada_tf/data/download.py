@@ -2,7 +2,8 @@
 
 A file is fetched into `<raw_dir>/.<name>.partial` and renamed to `<raw_dir>/<name>` only once its size and
 SHA-256 are right, so the raw cache never holds half a file under its real name. The partial file is what a
-later call resumes from (an interrupted connection, a killed process); a checksum mismatch deletes it.
+later call resumes from (an interrupted connection, a killed process); a checksum mismatch deletes it, and so
+does a mirror that serves a file of another size than the published one (named as short, never resumed from).
 A machine without network fails within a bounded time: every failed connection draws on one budget of
 `CONNECT_BUDGET_S` seconds, after which the remaining mirrors are not tried.
 """
@@ -28,6 +29,31 @@ USER_AGENT = "cycada-tf"
 
 class Unreachable(DataError):
     """No mirror of a file could be reached (no network, all mirrors down): the user places it by hand."""
+
+
+class WrongSize(Exception):
+    """A mirror serves a file of another size than the published one (a short or a wrong file): its bytes are
+    not kept, nor resumed from."""
+
+
+def _size_problem(served, size):
+    """'a short file (N bytes, the published size is M)' or None when `served` bytes are the published size."""
+    if size is None or served is None or served == size:
+        return None
+    return (f"a {'short' if served < size else 'longer'} file ({served} bytes, the published size is "
+            f"{size})")
+
+
+def _served_size(response, have):
+    """The whole file's size as the server announces it: Content-Range's total for a 206, else Content-Length
+    (plus what was asked to skip); None when it says nothing."""
+    ranged = response.headers.get("Content-Range", "")
+    if response.status == 206 and "/" in ranged and ranged.rsplit("/", 1)[1].strip().isdigit():
+        return int(ranged.rsplit("/", 1)[1])
+    length = response.headers.get("Content-Length")
+    if length is None or not length.strip().isdigit():
+        return None
+    return (have if response.status == 206 else 0) + int(length)
 
 
 class Budget:
@@ -89,7 +115,9 @@ def _transfer(url, partial, name, size, say, budget):
     try:
         response = urllib.request.urlopen(request, timeout=TIMEOUT_S)
     except urllib.error.HTTPError as error:
-        if error.code == 416 and have:  # asked beyond the end: the partial file is complete (or too long)
+        if error.code == 416 and have:  # asked beyond the end: the server's file ends before `have` bytes
+            if size and have < size:
+                raise WrongSize(f"a short file (it ends before byte {have}, the published size is {size})")
             return True
         raise
     except (urllib.error.URLError, OSError) as error:
@@ -101,8 +129,11 @@ def _transfer(url, partial, name, size, say, budget):
             have = 0
         elif have:
             say(f"  {name}: resuming at {_human(have)}")
-        length = response.headers.get("Content-Length")
-        total = size or (have + int(length) if length else None)
+        served = _served_size(response, have)
+        problem = _size_problem(served, size)
+        if problem:
+            raise WrongSize(problem)
+        total = size or served
         progress = Progress(name, total, have, say)
         done = have
         with open(partial, "ab" if have else "wb") as handle:
@@ -139,6 +170,9 @@ def fetch(name, urls, raw_dir, sha256=None, size=None, say=print, budget=None):
                         "and run again to download it")
     os.makedirs(raw_dir, exist_ok=True)
     partial = os.path.join(raw_dir, f".{name}.partial")
+    if size and os.path.exists(partial) and os.path.getsize(partial) > size:
+        say(f"  {name}: {partial} is longer than the published size ({size} bytes): not resumed from")
+        _discard(partial)
     failures, mismatch = [], None
     for url in urls:
         if budget.spent:
@@ -160,6 +194,17 @@ def fetch(name, urls, raw_dir, sha256=None, size=None, say=print, budget=None):
         except ConnectionError as error:
             failures.append(f"{url}: {error}")
             continue
+        except WrongSize as error:
+            _discard(partial)
+            failures.append(f"{url}: serves {error}; not kept")
+            say(f"  {name}: refused: {url} serves {error}")
+            continue
+        problem = _size_problem(os.path.getsize(partial), size)
+        if problem:  # the server announced no size, and sent another
+            _discard(partial)
+            failures.append(f"{url}: sent {problem}; not kept")
+            say(f"  {name}: refused: {url} sent {problem}")
+            continue
         got = sha256_of(partial)
         if sha256 is not None and got != sha256:
             os.remove(partial)  # a wrong file is never resumed from, nor kept
@@ -174,6 +219,12 @@ def fetch(name, urls, raw_dir, sha256=None, size=None, say=print, budget=None):
     if mismatch:
         raise DataError(f"{name}: checksum mismatch, refused ({mismatch}); nothing was kept in {raw_dir}")
     raise Unreachable(f"{name}: could not be downloaded ({'; '.join(failures)})")
+
+
+def _discard(partial):
+    """Remove a partial file whose bytes cannot be trusted (another file than the published one)."""
+    if os.path.exists(partial):
+        os.remove(partial)
 
 
 def stderr_say(message):

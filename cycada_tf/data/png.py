@@ -6,6 +6,7 @@ decodes without an error into garbage pixels."""
 import struct
 import zlib
 
+from cycada_tf.data import limits
 from cycada_tf.data.tfrecord import DataError
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -61,13 +62,17 @@ def check(data, path):
     width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", header)
     if color not in CHANNELS:
         raise DataError(f"{path}: corrupt PNG (colour type {color}); {AGAIN}")
+    expected = inflated_size(width, height, depth, color, interlace)
+    compressed = b"".join(image_data)
+    if expected > limits.inflated_at_most(len(compressed)):
+        raise DataError(f"{path}: corrupt PNG (its header says {width}x{height}, {expected} bytes of pixels, more "
+                        f"than its {len(compressed)} bytes of image data can hold); {AGAIN}")
     try:
         inflater = zlib.decompressobj()
-        pixels = inflater.decompress(b"".join(image_data))
+        pixels = inflater.decompress(compressed, expected + 1)  # never more than the header says, and one byte
         complete = inflater.eof
     except zlib.error as error:
         raise DataError(f"{path}: corrupt PNG (its image data does not inflate: {error}); {AGAIN}") from None
-    expected = inflated_size(width, height, depth, color, interlace)
     if not complete or len(pixels) != expected:
         raise DataError(f"{path}: corrupt PNG (its image data inflates to {len(pixels)} bytes"
                         f"{'' if complete else ', the stream unfinished'}; a {width}x{height} image needs "

@@ -2,9 +2,11 @@
 
 Checksums: MNIST and SVHN's SHA-256 and sizes are those tensorflow-datasets publishes for the same official
 files (tensorflow_datasets/url_checksums/mnist.txt, datasets/svhn_cropped/checksums.tsv; a test compares
-them). USPS's ESL files and BSDS500's archive have no published SHA-256 that this project could check
-offline: their entries say None, a download then prints the SHA-256 it got, and a user pins one through
-CYCADA_DATA_CHECKSUMS. Environment:
+them). BSDS500's archive has a published size, 70763455 bytes (tensorpack's loader,
+tensorpack/dataflow/dataset/bsds500.py, DATA_SIZE), which catches a short download, but no SHA-256 that this
+project could find from its publisher or verify offline; USPS's ESL files have neither. Their SHA-256 entries
+say None: a download then prints the SHA-256 it got, and a user pins one through CYCADA_DATA_CHECKSUMS (README,
+"Data"). Environment:
   CYCADA_DATA_MIRRORS    comma-separated base URLs tried instead of the official ones, each serving
                          <base>/<dataset>/<file name> (a local mirror; the tests' server on 127.0.0.1)
   CYCADA_DATA_CHECKSUMS  a `sha256sum`-format file ("<hex>  <file name>" a line) whose entries replace
@@ -36,9 +38,10 @@ USPS = tuple(Remote(name, tuple(base + name for base in ("https://hastie.su.doma
                                                          "https://web.stanford.edu/~hastie/ElemStatLearn/datasets/")),
                     None, None) for name in ("zip.train.gz", "zip.test.gz"))
 # MNIST-M has no official direct download (its authors' copy sits behind a Google Drive page): it is built
-# from MNIST and BSDS500 as Ganin & Lempitsky describe (sources/mnist_m.py). BSDS500: no published SHA-256.
+# from MNIST and BSDS500 as Ganin & Lempitsky describe (sources/mnist_m.py). BSDS500: a published size (tensorpack's
+# DATA_SIZE), no published SHA-256.
 BSDS500 = Remote("BSR_bsds500.tgz", ("http://www.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/BSR/"
-                                     "BSR_bsds500.tgz",), None, None)
+                                     "BSR_bsds500.tgz",), None, 70763455)
 FILES = {"mnist": MNIST, "svhn": SVHN, "usps": USPS, "mnist_m": MNIST + (BSDS500,)}
 PAGES = {"mnist": "http://yann.lecun.com/exdb/mnist/", "svhn": "http://ufldl.stanford.edu/housenumbers/",
          "usps": "https://hastie.su.domains/ElemStatLearn/data.html",

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import socket
+import struct
 import tempfile
 
 import tensorflow as tf
@@ -22,6 +23,8 @@ import tensorflow as tf
 from cycada_tf.data import schema
 
 MANIFEST = "manifest.json"
+# A record on disk: its length (uint64) and the length's masked CRC-32C, the data, the data's masked CRC-32C.
+RECORD_HEADER, RECORD_FOOTER = 12, 4
 RECORDS_PER_SHARD = 10000
 
 
@@ -111,7 +114,7 @@ def _partial_prefix(dataset_dir):
 _WRITER = re.compile(r"(\d+)@(.+)-[A-Za-z0-9_]+$")
 
 
-def _writer_is_gone(suffix):
+def writer_is_gone(suffix):
     """True when the writer named in a temporary directory's name (pid@host) is a process of this host that
     no longer runs, or the name has no writer (an older version made it)."""
     match = _WRITER.match(suffix)
@@ -142,7 +145,7 @@ def remove_stale_partials(dataset_dir, log=print):
     for name in sorted(names):
         start = prefix if name.startswith(prefix) else old_prefix if name.startswith(old_prefix) else None
         path = os.path.join(parent, name)
-        if start is None or not os.path.isdir(path) or not _writer_is_gone(name[len(start):]):
+        if start is None or not os.path.isdir(path) or not writer_is_gone(name[len(start):]):
             continue
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
@@ -172,8 +175,31 @@ def _write_split(directory, split, examples, records_per_shard):
             "classes": {str(k): v for k, v in sorted(counts.items())}}
 
 
+def check_framing(path, hint=""):
+    """DataError naming `path` unless every record's length fits in the file: TensorFlow's reader allocates the
+    length a record's header gives before it reads the record (a damaged header asking for 256 GiB crashes
+    the process). Reads 12 bytes a record and seeks past its data; CRCs are TensorFlow's to check."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        offset = 0
+        while offset < size:
+            header = handle.read(RECORD_HEADER)
+            if len(header) < RECORD_HEADER:
+                problem = f"is cut off at byte {size}: a truncated shard"
+            else:
+                (length,) = struct.unpack("<Q", header[:8])
+                end = offset + RECORD_HEADER + length + RECORD_FOOTER
+                if end <= size:
+                    handle.seek(end)
+                    offset = end
+                    continue
+                problem = f"says {length} bytes, past the end of the file at byte {size}"
+            raise DataError(f"{path}: corrupt TFRecord shard (the record at byte {offset} {problem})"
+                            + (f". {hint}" if hint else ""))
+
+
 def split_files(dataset_dir, split, prepare_hint=""):
-    """The shard paths of one split, checked against the manifest."""
+    """The shard paths of one split, checked against the manifest, each one's records against its size."""
     manifest = read_manifest(dataset_dir)
     if manifest is None:
         raise DataError(f"no prepared data in {dataset_dir} (missing {MANIFEST}). {prepare_hint}".strip())
@@ -184,6 +210,8 @@ def split_files(dataset_dir, split, prepare_hint=""):
     missing = [p for p in paths if not os.path.exists(p)]
     if missing:
         raise DataError(f"{missing[0]} is listed in the manifest but missing. {prepare_hint}".strip())
+    for path in paths:
+        check_framing(path, f"Delete {dataset_dir} and prepare it again. {prepare_hint}".strip())
     return paths
 
 
@@ -197,6 +225,7 @@ def verify(dataset_dir):
         total = 0
         for name in entry["files"]:
             path = os.path.join(dataset_dir, name)
+            check_framing(path, f"delete {dataset_dir} and prepare it again")
             try:
                 for record in tf.data.TFRecordDataset(path):
                     parsed = schema.parse(record)

@@ -1,4 +1,5 @@
-"""absl flags generated from a config dataclass, so each flag's default and help live in one place."""
+"""absl flags generated from a config dataclass, so each flag's default, help and accepted values live in one
+place; every flag is checked (accepts.py) before TensorFlow loads and before anything is written."""
 
 import dataclasses
 import importlib
@@ -6,16 +7,18 @@ import sys
 
 from absl import app, flags, logging
 
-from cycada_tf import quiet
+from cycada_tf import accepts, interrupts, quiet
 
 
 def define_from(cls, flag_values=flags.FLAGS):
     """Define one absl flag per field of `cls` (in `flag_values`, absl's global FLAGS unless given), with the
-    default and help of `cls`'s task (config.Config's help and the task's note)."""
+    default and help of `cls`'s task (config.Config's help and the task's note); a text field with choices is
+    an enum flag."""
     defaults = cls()
     for field in dataclasses.fields(cls):
         default = getattr(defaults, field.name)
         help_text = field.metadata.get("help", field.name)
+        choices = field.metadata.get("accepts", {}).get("choices")
         if isinstance(default, bool):
             flags.DEFINE_bool(field.name, default, help_text, flag_values=flag_values)
         elif isinstance(default, int):
@@ -25,12 +28,15 @@ def define_from(cls, flag_values=flags.FLAGS):
         elif isinstance(default, tuple):
             flags.DEFINE_list(field.name, [str(v) for v in default], help_text,
                               flag_values=flag_values)
+        elif choices:
+            flags.DEFINE_enum(field.name, default, choices, help_text, flag_values=flag_values)
         else:
             flags.DEFINE_string(field.name, default, help_text, flag_values=flag_values)
 
 
 def config_from_flags(cls, flag_values=flags.FLAGS):
-    """Build `cls` from the parsed flags, with clear errors for bad values."""
+    """Build `cls` from the parsed flags; accepts.FlagError (a ValueError) names a flag whose value it does
+    not accept."""
     values, defaults = {}, cls()
     for field in dataclasses.fields(cls):
         value = getattr(flag_values, field.name)
@@ -40,40 +46,75 @@ def config_from_flags(cls, flag_values=flags.FLAGS):
                 try:
                     value = tuple(int(v) for v in value)
                 except ValueError:
-                    raise flags.ValidationError(f"--{field.name} takes integers, got {','.join(value)}")
+                    value = tuple(value)  # accepts.check names the flag and what it takes
             else:
                 value = tuple(value)
         values[field.name] = value
     return cls(**values)
 
 
+def parse_flags(argv, flag_values=flags.FLAGS):
+    """absl's flag parsing for app.run (its flags_parser), but a bad flag (unknown, not a number, not one of an
+    enum's values) ends with one line on stderr and exit status 2 rather than absl's usage text and 1."""
+    try:
+        return flag_values(argv)
+    except flags.Error as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def run(main):
+    """app.run(main) with parse_flags, as the experiment modules' __main__ runs it: an interrupt that comes
+    before `main` has started (while the modules load) is the same one line as one in it."""
+    try:
+        app.run(main, flags_parser=parse_flags)
+    except (KeyboardInterrupt, interrupts.Terminated) as error:
+        status, line = interrupts.status_and_line(error)
+        print(line, file=sys.stderr, flush=True)
+        sys.exit(status)
+
+
 def experiment_main(cls, runner):
     """The absl main of an experiment: flags -> `cls` -> `runner`.run(config), `runner` a module's name
-    (imported only then: --help answers without loading TensorFlow). Bad data or flag values end with one
-    line on stderr and exit status 2, and so do a directory that cannot be written, a full disk and a corrupt
-    TFRecord shard met while training (cycada_tf.failures). TensorFlow's own lines are hidden unless
-    --verbosity is given (cycada_tf.quiet)."""
+    (imported only then: --help answers without loading TensorFlow). A flag's wrong value ends at once, before
+    TensorFlow loads and anything is written, with one line naming it and exit status 2. So do bad data,
+    a directory that cannot be written, a full disk and a corrupt TFRecord shard met while training
+    (cycada_tf.failures); SIGINT and SIGTERM end with one line and 130 or 143 (cycada_tf.interrupts).
+    TensorFlow's own lines are hidden unless --verbosity is given (cycada_tf.quiet)."""
     def main(argv):
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-        verbose = flags.FLAGS["verbosity"].present
-        if not verbose:
-            # app.run logs at INFO, and TensorFlow's checkpoint saver logs a line per save there; progress is
-            # ours to print. --verbosity=0 brings TensorFlow's INFO lines back.
-            logging.set_verbosity(logging.WARNING)
-        quiet.import_tensorflow(verbose)  # before anything imports it: its start-up lines (quiet.py)
-        from cycada_tf.data.tfrecord import DataError
-        config = config_from_flags(cls)
         try:
-            importlib.import_module(runner).run(config)
-        except (DataError, ValueError) as error:
+            config = config_from_flags(cls)
+        except accepts.FlagError as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
-        except Exception as error:  # noqa: BLE001 - only a disk's or a shard's error is turned into one line
-            from cycada_tf import failures
-            line = failures.one_line(error, config)
-            if line is None:
-                raise
-            print(f"error: {line}", file=sys.stderr)
-            sys.exit(2)
+        interrupts.install()
+        try:
+            _run(config, runner, verbose=flags.FLAGS["verbosity"].present)
+        except (KeyboardInterrupt, interrupts.Terminated) as error:
+            status, line = interrupts.status_and_line(error)
+            print(line, file=sys.stderr, flush=True)
+            sys.exit(status)
     return main
+
+
+def _run(config, runner, verbose):
+    if not verbose:
+        # app.run logs at INFO, and TensorFlow's checkpoint saver logs a line per save there; progress is
+        # ours to print. --verbosity=0 brings TensorFlow's INFO lines back.
+        logging.set_verbosity(logging.WARNING)
+    quiet.import_tensorflow(verbose)  # before anything imports it: its start-up lines (quiet.py)
+    from cycada_tf.data.tfrecord import DataError
+    try:
+        importlib.import_module(runner).run(config)
+    except (DataError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as error:  # noqa: BLE001 - only a disk's or a shard's error is turned into one line
+        from cycada_tf import failures
+        line = failures.one_line(error, config)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
+        sys.exit(2)

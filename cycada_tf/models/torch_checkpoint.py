@@ -11,14 +11,18 @@ reading a checkpoint runs none of its code.
 """
 
 import collections
+import io
 import math
 import os
 import pickle
+import pickletools
 import struct
 import tarfile
 import zipfile
 
 import numpy as np
+
+from cycada_tf.data import limits
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch.serialization.MAGIC_NUMBER: the first pickle of the old layout
 LEGACY_PROTOCOL = 1001                  # torch.serialization.PROTOCOL_VERSION
@@ -59,6 +63,10 @@ class _Tensor:
             raise CheckpointError(f"{path}: the storage of {name} is missing from the file")
         if math.prod(self.size) == 0:
             return np.zeros(self.size, elements.dtype)
+        if math.prod(self.size) > len(elements) - max(self.offset, 0):
+            raise CheckpointError(f"{path}: {name} of shape {self.size} has {math.prod(self.size)} elements, its "
+                                  f"storage holds {max(len(elements) - max(self.offset, 0), 0)}: refused (a file "
+                                  "never sets an allocation larger than its own storage)")
         last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride))
         if self.offset < 0 or min(self.stride, default=0) < 0 or last >= len(elements):
             raise CheckpointError(f"{path}: {name} reaches past the end of its storage (a truncated file?)")
@@ -121,42 +129,66 @@ def _tensors(obj, path):
     return state
 
 
+def _load(handle, path, storages):
+    """The next pickle of `handle` (an io.BytesIO), unpickled only once every length it declares is checked
+    against the bytes there (pickletools reads them without allocating): the unpickler allocates a declared
+    length before it reads, so a short file could otherwise ask for any amount of memory."""
+    start = handle.tell()
+    for _ in pickletools.genops(handle):  # ValueError for a length past the end of the data
+        pass
+    handle.seek(start)
+    return _Unpickler(handle, path, storages).load()
+
+
+def _read_member(archive, name, path):
+    """The bytes of zip member `name`, once its sizes are within what the zip file can hold."""
+    info = archive.getinfo(name)
+    room = info.compress_size if info.compress_type == zipfile.ZIP_STORED else limits.inflated_at_most(
+        info.compress_size)
+    if info.compress_size > os.path.getsize(path) or info.file_size > room:
+        raise CheckpointError(f"{path}: its member {name} says {info.file_size} bytes, more than the file can "
+                              "hold (a damaged or hostile file)")
+    return archive.read(name)
+
+
 def _read_zip(path):
     with zipfile.ZipFile(path) as archive:
         pickles = [name for name in archive.namelist() if name == "data.pkl" or name.endswith("/data.pkl")]
         if len(pickles) != 1:
             raise CheckpointError(f"{path}: a zip file but no PyTorch checkpoint (no single <archive>/data.pkl)")
         prefix, storages = pickles[0][:-len("data.pkl")], {}
-        with archive.open(pickles[0]) as handle:
-            obj = _Unpickler(handle, path, storages).load()
+        obj = _load(io.BytesIO(_read_member(archive, pickles[0], path)), path, storages)
         for storage in storages.values():
             if storage.base is None:
                 try:
-                    data = archive.read(f"{prefix}data/{storage.key}")
+                    data = _read_member(archive, f"{prefix}data/{storage.key}", path)
                 except KeyError:
                     raise CheckpointError(f"{path}: storage {prefix}data/{storage.key} is missing") from None
-                storage.array = np.frombuffer(data, storage.dtype)
+                storage.array = np.frombuffer(data, storage.dtype, count=len(data) // storage.dtype.itemsize)
     return _tensors(obj, path)
 
 
 def _read_legacy(path, handle):
     storages = {}
-    if _Unpickler(handle, path, storages).load() != LEGACY_PROTOCOL:
+    if _load(handle, path, storages) != LEGACY_PROTOCOL:
         raise CheckpointError(f"{path}: a PyTorch checkpoint of an unknown protocol version")
-    info = _Unpickler(handle, path, storages).load()
+    info = _load(handle, path, storages)
     if isinstance(info, dict) and not info.get("little_endian", True):
         raise CheckpointError(f"{path}: saved on a big-endian machine, which is not read here")
-    obj = _Unpickler(handle, path, storages).load()
-    for key in _Unpickler(handle, path, storages).load():
+    obj = _load(handle, path, storages)
+    data = handle.getbuffer()
+    for key in _load(handle, path, storages):
         storage = storages.get(str(key))
         header = handle.read(8)
         numel = struct.unpack("<q", header)[0] if len(header) == 8 else -1
         if storage is None or numel < 0:
             raise CheckpointError(f"{path}: storage {key} is missing or truncated")
-        data = handle.read(numel * storage.dtype.itemsize)
-        if len(data) < numel * storage.dtype.itemsize:
-            raise CheckpointError(f"{path}: storage {key} is truncated")
-        storage.array = np.frombuffer(data, storage.dtype)
+        start, size = handle.tell(), numel * storage.dtype.itemsize
+        if start + size > len(data):
+            raise CheckpointError(f"{path}: storage {key} is truncated (it says {size} bytes, "
+                                  f"{len(data) - start} are left)")
+        storage.array = np.frombuffer(data, storage.dtype, count=numel, offset=start)
+        handle.seek(start + size)
     return _tensors(obj, path)
 
 
@@ -168,15 +200,16 @@ def load_state_dict(path):
     try:
         if zipfile.is_zipfile(path):
             return _read_zip(path)
-        with open(path, "rb") as handle:
-            try:
-                legacy = _Unpickler(handle, path, {}).load() == LEGACY_MAGIC
-            except CheckpointError:
-                raise
-            except Exception:  # noqa: BLE001 - any byte string that is no pickle
-                legacy = False
-            if legacy:
-                return _read_legacy(path, handle)
+        with open(path, "rb") as raw:
+            handle = io.BytesIO(raw.read())  # the file's own size: what its storages are views of
+        try:
+            legacy = _load(handle, path, {}) == LEGACY_MAGIC
+        except CheckpointError:
+            raise
+        except Exception:  # noqa: BLE001 - any byte string that is no pickle
+            legacy = False
+        if legacy:
+            return _read_legacy(path, handle)
         if tarfile.is_tarfile(path):
             raise CheckpointError(f"{path}: the tar layout of PyTorch 0.1 is not read; load it with that PyTorch "
                                   "and torch.save it again")

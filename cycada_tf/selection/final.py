@@ -6,13 +6,12 @@ each criterion scores what it predicts there."""
 import numpy as np
 import tensorflow as tf
 
-from cycada_tf import summaries
+from cycada_tf import config as config_lib, summaries
 from cycada_tf.selection import reverse
 from cycada_tf.selection.criteria import InformationMaximisation, agreement, choose
 
 # Criteria the final model can be chosen by (--final_criterion); tools/decide.py computes them all.
-CRITERIA = ("reverse_validation", "reverse_validation_translated", "information_maximisation", "agreement",
-            "mixval", "translated_source")
+CRITERIA = config_lib.FINAL_CRITERIA
 MIXVAL_WEIGHT = 0.55  # MixVal's mixing weight of the first image (Hu et al. 2023)
 MIXVAL_PAIRS = 1000
 

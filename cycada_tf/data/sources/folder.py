@@ -14,9 +14,11 @@ the pipelines need from the manifest, every image decoded and checked once (a ba
 starts, not in the middle of an epoch), and a re-conversion only when a file's name, size or time changes.
 """
 
+import contextlib
 import hashlib
 import json
 import os
+import warnings
 
 import numpy as np
 from PIL import Image
@@ -26,11 +28,15 @@ from cycada_tf.data.sources import segmentation
 from cycada_tf.data.tfrecord import DataError
 
 PREFIX = "folder:"
-VERSION = "1"  # bump when the conversion changes: prepared copies are then rebuilt
+VERSION = "2"  # bump when the conversion changes: prepared copies are then rebuilt
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 HOLDOUT_EVERY = 10
 CLASSES_FILE = "classes.json"
-GREY_MODES = ("1", "L", "I", "I;16", "LA")
+# PIL modes whose samples are wider than 8 bits, and the value each one's full range ends at: scaled to 0..255
+# (PIL's own convert() clips them at 255, which turns a 16-bit PNG white). PNG gives I;16 (16-bit grey) and,
+# in older Pillows, I for the same samples; F (32-bit float) is read as 0..1.
+WIDE_MODES = {"I;16": 65535, "I;16B": 65535, "I;16L": 65535, "I;16N": 65535, "I": 65535, "F": 1.0}
+GREY_MODES = ("1", "L", "LA", "La", *WIDE_MODES)  # every other mode (P, PA, RGB, RGBA, CMYK...) reads as RGB
 
 
 def is_folder(name):
@@ -106,11 +112,21 @@ def unlabelled_items(name):
     return {"train": images, "test": images}
 
 
+@contextlib.contextmanager
+def _opened(path):
+    """Image.open(path), refusing an image whose header says more pixels than PIL's bomb limit
+    (Image.MAX_IMAGE_PIXELS; PIL only warns below twice that): a small file must not decode to gigabytes."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as image:
+            yield image
+
+
 def channels(paths):
     """1 when every image is grey, else 3 (grey images are then copied to three channels)."""
     for path in paths:
         try:
-            with Image.open(path) as image:
+            with _opened(path) as image:
                 if image.mode not in GREY_MODES:
                     return 3
         except Exception as error:  # PIL raises OSError, SyntaxError, ValueError... on damaged files
@@ -121,19 +137,37 @@ def channels(paths):
 def image_side(path):
     """The longer side of an image (what the registry reports as its size; the pipeline resizes anyway)."""
     try:
-        with Image.open(path) as image:
+        with _opened(path) as image:
             return max(image.size)
     except Exception as error:
         raise DataError(f"{path}: unreadable image ({type(error).__name__}: {error})") from None
 
 
 def read_image(path, num_channels):
+    """The image at `path` as uint8 (height, width) for `num_channels` 1, else (height, width, 3)."""
     try:
-        with Image.open(path) as image:
-            array = np.asarray(image.convert("L" if num_channels == 1 else "RGB"))
+        with _opened(path) as image:
+            image.load()
+            return to_uint8(image, num_channels, path)
+    except DataError:
+        raise
     except Exception as error:
         raise DataError(f"{path}: unreadable image ({type(error).__name__}: {error})") from None
-    return array
+
+
+def to_uint8(image, num_channels, path):
+    """A PIL image of any mode as uint8 grey (num_channels 1) or RGB, each mode's full range onto 0..255:
+    1 (0 and 255), L, LA and RGBA (alpha dropped), P and PA (through the palette), RGB, CMYK, and the wide
+    WIDE_MODES scaled from their range (DataError naming `path` for values outside it)."""
+    if image.mode not in WIDE_MODES:
+        return np.asarray(image.convert("L" if num_channels == 1 else "RGB"))
+    top = WIDE_MODES[image.mode]
+    values = np.asarray(image, dtype=np.float64)
+    if values.size and not (np.isfinite(values).all() and values.min() >= 0 and values.max() <= top):
+        raise DataError(f"{path}: a {image.mode} image with values outside 0..{top:g} (from {values.min():g} to "
+                        f"{values.max():g}); save it as 8- or 16-bit PNG")
+    grey = np.round(values * (255.0 / top)).astype(np.uint8)
+    return grey if num_channels == 1 else np.repeat(grey[..., None], 3, axis=-1)
 
 
 def fingerprint(paths, extra=""):

@@ -7,7 +7,7 @@ import zlib
 
 import numpy as np
 
-from cycada_tf.data import schema
+from cycada_tf.data import limits, schema
 from cycada_tf.data.tfrecord import DataError
 
 VERSION = "1"  # bump when the conversion changes: prepared copies are then rebuilt
@@ -36,38 +36,42 @@ def input_files(raw_dir):
     return {os.path.basename(path): path for path in paths}
 
 
-def _read_bytes(path):
+def read_idx(path, magic, dims):
+    """An IDX file (gzipped or not) -> uint8 array of shape (count, *dims), checking magic, dims and payload
+    length. The payload is read only once the count the header gives fits in what the file can hold (its size,
+    or what its gzip stream can inflate to), and never past that count."""
+    ndim = 1 + len(dims)
+    header_size = 4 + 4 * ndim
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-        if data[:2] == b"\x1f\x8b":  # gzip magic, whatever the file is called
-            data = gzip.decompress(data)
+        with open(path, "rb") as raw:
+            zipped = raw.read(2) == b"\x1f\x8b"  # gzip magic, whatever the file is called
+            raw.seek(0)
+            size = os.fstat(raw.fileno()).st_size
+            handle = gzip.GzipFile(fileobj=raw) if zipped else raw
+            header = handle.read(header_size)
+            if len(header) >= 4 and struct.unpack(">I", header[:4])[0] != magic:
+                raise DataError(f"{path}: IDX magic number 0x{struct.unpack('>I', header[:4])[0]:08x}, expected "
+                                f"0x{magic:08x} ({'images' if magic == IMAGE_MAGIC else 'labels'}); "
+                                "is it the right file?")
+            if len(header) < header_size:
+                raise DataError(f"{path}: truncated IDX header ({len(header)} bytes); download it again")
+            shape = struct.unpack(f">{ndim}I", header[4:])
+            if tuple(shape[1:]) != tuple(dims):
+                raise DataError(f"{path}: IDX dimensions {shape[1:]}, expected {tuple(dims)}")
+            expected = int(np.prod(shape))
+            room = limits.inflated_at_most(size) if zipped else size - header_size
+            if expected > room:
+                raise DataError(f"{path}: truncated: the header says {shape[0]} items ({expected} bytes), more "
+                                f"than a {size}-byte {'gzip ' if zipped else ''}file can hold; download it again")
+            payload = handle.read(expected + 1)
     except (OSError, EOFError, zlib.error) as error:
         raise DataError(f"{path}: unreadable or truncated gzip file ({error}); download it again") from None
-    return data
-
-
-def read_idx(path, magic, dims):
-    """An IDX file -> uint8 array of shape (count, *dims), checking magic, dims and payload length."""
-    data = _read_bytes(path)
-    ndim = 1 + len(dims)
-    header = 4 + 4 * ndim
-    if len(data) >= 4 and struct.unpack(">I", data[:4])[0] != magic:
-        raise DataError(f"{path}: IDX magic number 0x{struct.unpack('>I', data[:4])[0]:08x}, expected "
-                        f"0x{magic:08x} ({'images' if magic == IMAGE_MAGIC else 'labels'}); "
-                        "is it the right file?")
-    if len(data) < header:
-        raise DataError(f"{path}: truncated IDX header ({len(data)} bytes); download it again")
-    shape = struct.unpack(f">{ndim}I", data[4:header])
-    if tuple(shape[1:]) != tuple(dims):
-        raise DataError(f"{path}: IDX dimensions {shape[1:]}, expected {tuple(dims)}")
-    expected = int(np.prod(shape))
-    payload = len(data) - header
-    if payload != expected:
-        problem = "truncated" if payload < expected else "has trailing bytes"
+    if len(payload) != expected:
+        problem = "truncated" if len(payload) < expected else "has trailing bytes"
+        held = f"{len(payload)} bytes" if len(payload) <= expected else "more"
         raise DataError(f"{path}: {problem}: the header says {shape[0]} items ({expected} bytes), "
-                        f"the file holds {payload} bytes; download it again")
-    return np.frombuffer(data, np.uint8, offset=header).reshape(shape)
+                        f"the file holds {held}; download it again")
+    return np.frombuffer(payload, np.uint8).reshape(shape)
 
 
 def read_split(raw_dir, split):

@@ -6,10 +6,12 @@ written; the images of one split are loaded only while that split is written (`e
 """
 
 import os
+import struct
+import zlib
 
 import numpy as np
 
-from cycada_tf.data import schema
+from cycada_tf.data import limits, schema
 from cycada_tf.data.tfrecord import DataError
 
 VERSION = "1"  # bump when the conversion changes: prepared copies are then rebuilt
@@ -17,6 +19,10 @@ IMAGE_SHAPE = (32, 32, 3)
 FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
 OPTIONAL_FILES = {"extra": "extra_32x32.mat"}
 ZERO_LABEL = 10  # SVHN's label for the digit 0
+# MATLAB v5: a 128-byte header, then elements, each a tag (type, byte count) and its data; a variable is an
+# miMATRIX element (its parts: flags, dimensions, name, values), stored as is or inside an miCOMPRESSED one.
+MAT_HEADER, MI_MATRIX, MI_COMPRESSED = 128, 14, 15
+TAGS_BYTES = 4096  # enough of a variable for the tags of its parts (its values' tag among them)
 
 
 def input_files(raw_dir):
@@ -42,9 +48,63 @@ def _loadmat(path, names):
                         "download it again") from None
 
 
+def check_sizes(path):
+    """DataError naming `path` unless every element of a MATLAB v5 file, and every part of each variable,
+    says a size its file can hold: scipy allocates what a tag says before it reads (a 220-byte file could ask
+    for gigabytes). A compressed variable is checked against what its deflate stream can inflate to."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        header = handle.read(MAT_HEADER)
+        if len(header) < MAT_HEADER:
+            return  # not a MATLAB v5 file: scipy names it
+        endian = "<" if header[-2:] == b"IM" else ">"
+        position = MAT_HEADER
+        while position + 8 <= size:
+            handle.seek(position)
+            kind, count = struct.unpack(endian + "II", handle.read(8))
+            if kind >> 16:  # a small element: its data is in its tag
+                position += 8
+                continue
+            if position + 8 + count > size:
+                raise DataError(f"{path}: unreadable .mat file, truncated (its element at byte {position} says "
+                                f"{count} bytes, past the end of the {size}-byte file); download it again")
+            if kind == MI_COMPRESSED:
+                inner = zlib.decompressobj().decompress(handle.read(min(count, 1 << 16)), TAGS_BYTES)
+                _check_matrix(inner, limits.inflated_at_most(count), endian, path, position)
+                position += 8 + count
+            else:
+                handle.seek(position)
+                _check_matrix(handle.read(TAGS_BYTES), 8 + count, endian, path, position)
+                position += 8 + count + (-count % 8)
+
+
+def _check_matrix(data, room, endian, path, position):
+    """The tags at the start of a variable (`data`: its miMATRIX tag, then its parts: flags, dimensions, name,
+    values) each within the variable, and the variable within `room` bytes."""
+    if len(data) < 8:
+        return
+    kind, count = struct.unpack(endian + "II", data[:8])
+    if kind != MI_MATRIX:
+        return
+    if 8 + count > room:
+        raise DataError(f"{path}: the variable at byte {position} says {count} bytes, more than its file can "
+                        f"hold; download it again")
+    part = 8
+    while part + 8 <= min(len(data), 8 + count):
+        kind, size = struct.unpack(endian + "II", data[part:part + 8])
+        if kind >> 16:
+            part += 8
+            continue
+        if part + 8 + size > 8 + count:
+            raise DataError(f"{path}: a part of the variable at byte {position} says {size} bytes, more than "
+                            f"the variable's {count}; download it again")
+        part += 8 + size + (-size % 8)
+
+
 def _header(path):
     """{variable: (shape, class)} from the .mat header, without loading the data."""
     import scipy.io
+    check_sizes(path)
     try:
         return {name: (tuple(shape), kind) for name, shape, kind in scipy.io.whosmat(path)}
     except NotImplementedError:
@@ -66,6 +126,9 @@ def read_labels(path):
         raise DataError(f"{path}: X has shape {shape}, expected (32, 32, 3, N)")
     if kind != "uint8":
         raise DataError(f"{path}: X holds {kind} values, expected uint8 as in the official files")
+    if int(np.prod(shape)) > limits.inflated_at_most(os.path.getsize(path)):
+        raise DataError(f"{path}: X says {shape[3]} images, more than a {os.path.getsize(path)}-byte file can "
+                        "hold; download it again")
     y = _loadmat(path, ["y"]).get("y")
     if y is None or y.shape not in ((shape[3], 1), (shape[3],)):
         raise DataError(f"{path}: y has shape {None if y is None else y.shape}, expected ({shape[3]}, 1) "

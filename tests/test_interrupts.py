@@ -1,0 +1,51 @@
+"""SIGINT and SIGTERM end a run with one line saying where it was and that the same command resumes, exit status
+130 or 143, no traceback (cycada_tf/interrupts.py); the rerun continues from the last checkpoint."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from cycada_tf import interrupts
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESUMES = "the same command resumes"
+
+
+def test_ctrl_c_in_a_stage_is_one_line_and_130(embedded_data_dir, tmp_path):
+    command = [sys.executable, "-m", "cycada_tf.experiments.digits", f"--data_dir={embedded_data_dir}",
+               f"--run_dir={tmp_path / 'run'}", "--seeds=0", "--stages=source", "--source_epochs=200",
+               "--summary_every_epochs=0", "--verbose=2"]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2"))
+    deadline = time.monotonic() + 240
+    for line in process.stdout:  # wait for the stage to start
+        assert time.monotonic() < deadline
+        if "stage 'source' starting" in line:
+            break
+    time.sleep(2)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130 and "Traceback" not in err, err[-3000:]
+    assert err.strip().splitlines()[-1] == f"interrupted in stage 'source' (seed 0); {RESUMES}", err[-3000:]
+
+
+def test_sigterm_unwinds_as_an_exception_and_is_143():
+    previous = signal.getsignal(signal.SIGTERM)
+    interrupts.install()
+    try:
+        interrupts.entering("stage 'pixel' (seed 3)")
+        with pytest.raises(interrupts.Terminated) as caught:
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)  # the handler raises here, in the main thread
+            except Exception:  # noqa: BLE001 - what the code's `except Exception` blocks do: not catch it
+                pytest.fail("Terminated was caught as an Exception")
+        assert interrupts.status_and_line(caught.value) == (143, f"interrupted in stage 'pixel' (seed 3); {RESUMES}")
+        assert interrupts.status_and_line(KeyboardInterrupt())[0] == 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        interrupts.entering("start-up")
