@@ -80,7 +80,7 @@ def reported_segmentation(source, target, model, classes):
 # off (unused) are outside the record.
 RUN_FIELDS = frozenset({"strategy", "worker_dir", "jit_compile", "download", "export_dir", "accept_lr_change",
                         "deterministic", "data_dir", "run_dir", "verbose", "summary_every_epochs",
-                        "eval_batch_size", "final_criterion", "final_margin"})
+                        "eval_batch_size", "final_criterion", "final_margin", "final_reverse_steps"})
 
 _DIGITS_PAPER = {  # appendix 6.1.1, every digit shift
     "seeds": (0, 1, 2, 3),  # "We ran each experiment 4 times"

@@ -199,17 +199,21 @@ DIGITS_SINCE = {"task_model": "lenet"}
 SELECTION_SINCE = {"final_criterion": "reverse_validation", "final_margin": 0.0, "self_train_ema": 0.99,
                    "self_train_teacher_confidence": 0.968, "self_train_guide_steps": 0, "self_train_guide_weight": 0.0,
                    "self_train_align": False, "self_train_source_view": "translated"}
+# Issue 22: the road scenes' self-training is DACS reading target images as they are, labelled by the init model
+# through G_T->S with class mixing.
+SEGMENTATION_DACS = {"self_train_method": "dacs", "final_reverse_steps": 300, "self_train_epochs": 10,
+                     "self_train_target_ratio": 1, "self_train_view": "target", "self_train_guide_steps": 1000}
 TODAY = {config_lib.DigitsConfig: {"task": "digits", **DIGITS_BEFORE, **DIGITS_NEW, **PROTOCOL_NEW,
                                    "feature_gan_mode": "log", **COMMON_SINCE, **DIGITS_SINCE, **SELECTION_SINCE,
-                                   "self_train_method": "adamatch"},
+                                   "self_train_method": "adamatch", "final_reverse_steps": 500},
          config_lib.SegmentationConfig: {"task": "segmentation", **SEGMENTATION_BEFORE, **SEGMENTATION_NEW,
                                          **PROTOCOL_NEW, "feature_gan_mode": "lsgan", **COMMON_SINCE,
-                                         **SELECTION_SINCE, "self_train_method": "adamatch"}}
+                                         **SELECTION_SINCE, **SEGMENTATION_DACS}}
 # The flags a run directory could be continued with before the metadata (resume.RESULT_INDEPENDENT_FLAGS).
 RERUN_BEFORE = {"verbose", "summary_every_epochs", "export_dir", "seeds", "stages", "run_dir", "strategy",
                 "jit_compile", "worker_dir", "download", "accept_lr_change"}
 # Issue 22: the final model is decided again from the saved weights when its criterion or margin changes.
-RERUN_SINCE = {"final_criterion", "final_margin"}
+RERUN_SINCE = {"final_criterion", "final_margin", "final_reverse_steps"}
 
 
 @pytest.mark.parametrize("cls", TASK_CLASSES, ids=lambda c: c.__name__)

@@ -90,7 +90,11 @@ class Task:
         return score.result()
 
     # --- the final model's criteria (selection/final.py, selection/reverse.py) ---------------------------
-    reverse_steps, reverse_batch_size = 500, 64
+    reverse_batch_size = 64
+
+    @property
+    def reverse_steps(self):
+        return self.config.final_reverse_steps
 
     def selection_images(self):
         """The raw target training images the label-free criteria read (no labels): the first

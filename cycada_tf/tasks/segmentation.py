@@ -155,7 +155,7 @@ class SegmentationTask(Task):
         return {"image_shape": self.crops["pixel"] + (3,)}
 
     # --- reverse validation (selection/reverse.py): a small FCN on crops, scored by mIoU on the source ------
-    reverse_steps, reverse_batch_size = 300, 8
+    reverse_batch_size = 8
 
     def reverse_network(self):
         return small_fcn.small_fcn(self.num_classes, width=self.config.model_width)
