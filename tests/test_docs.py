@@ -2,6 +2,7 @@
 say a run exports and reports are the code's, every relative link reaches a file (and a heading, where it
 names one), and every file they name exists."""
 
+import dataclasses
 import glob
 import os
 import re
@@ -102,6 +103,13 @@ def test_the_exported_and_reported_models_are_the_codes():
     # report.md's confusion matrices: one panel per REPORT_PANELS stage
     words = {2: "two", 3: "three", 4: "four"}
     assert f"{words[len(digits.REPORT_PANELS)]} confusion matrices" in readme
+
+
+def test_the_flags_a_rerun_may_change_are_the_configs():
+    text = read("docs/resuming_and_scaling.md")
+    stated = re.findall(r"`--(\w+)`", text.split("These may change (", 1)[1].split("; and `--seeds` may grow", 1)[0])
+    rerun = {f.name for c in CONFIGS for f in dataclasses.fields(c) if f.metadata.get("rerun")}
+    assert set(stated) == rerun - {"run_dir", "seeds"}
 
 
 def anchors(name):
