@@ -14,8 +14,8 @@ STAGE_NAMES = ("source", "pixel", "target", "feature", "self_train", "oracle")  
 OPTIMIZERS, GAN_MODES = ("adam", "sgd"), ("log", "lsgan")
 UNIT = dict(at_least=0, at_most=1)  # a probability, a weight of a convex sum
 # How the final model may be chosen (--final_criterion; cycada_tf/selection/final.py computes each).
-FINAL_CRITERIA = ("reverse_validation", "reverse_validation_translated", "information_maximisation", "agreement",
-                  "mixval", "translated_source")
+FINAL_CRITERIA = ("learnability", "reverse_validation", "reverse_validation_translated", "information_maximisation",
+                  "agreement", "mixval", "translated_source")
 
 
 @dataclasses.dataclass

@@ -24,7 +24,7 @@ def _blobs(n, shift, seed):
 
 class BlobTask:
     """The task hooks selection/ calls, on 2-D points: target points unshifted, source points shifted."""
-    score_key, ignore_label = "accuracy", None
+    score_key, ignore_label, num_classes = "accuracy", None, CLASSES
     reverse_steps, reverse_batch_size = 200, 32
 
     def __init__(self):
@@ -88,6 +88,29 @@ def test_reverse_validation_is_repeatable():
     labels = _batches(task, _labeller(task, 0.3))
     assert reverse.score(task, task.selection_images(), labels, 3) == reverse.score(
         task, task.selection_images(), labels, 3)
+
+
+def test_learnability_prefers_labels_that_follow_the_clusters_and_counts_chance_as_nothing():
+    task = BlobTask()
+    right, *wrong = [reverse.learnability(task, task.selection_images(), _batches(task, _labeller(task, w)), 0)
+                     for w in (0.0, 0.3, 0.6)]
+    # right labels put their boundaries in the gaps between blobs: the held-out half is predicted as labelled
+    assert right > 0.95 and all(right > other + 0.05 for other in wrong)
+    collapsed = [np.zeros(len(x), np.int64) for x in task.selection_images()]
+    assert reverse.learnability(task, task.selection_images(), collapsed, 0) == 0.0
+    scattered = [np.random.RandomState(k).randint(CLASSES, size=len(x)) for k, x in
+                 enumerate(task.selection_images())]
+    assert abs(reverse.learnability(task, task.selection_images(), scattered, 0)) < 0.15
+    labels = _batches(task, _labeller(task, 0.3))
+    assert reverse.learnability(task, task.selection_images(), labels, 3) == reverse.learnability(
+        task, task.selection_images(), labels, 3)
+
+
+def test_kappa_by_hand():
+    assert reverse.kappa([[5, 0], [0, 5]]) == 1.0
+    assert reverse.kappa([[10, 0], [0, 0]]) == 0.0  # one class only: all agreement is chance
+    # observed 0.7, chance 0.5 * 0.5 + 0.5 * 0.5 = 0.5: (0.7 - 0.5) / 0.5
+    assert reverse.kappa([[35, 15], [15, 35]]) == pytest.approx(0.4)
 
 
 def _trial(task, nets, margin, criterion="reverse_validation"):

@@ -40,6 +40,8 @@ class Candidates:
         if name == "agreement":
             return agreement(np.concatenate([a.ravel() for a in self.labels[stage]]),
                              [np.concatenate([a.ravel() for a in self.labels[o]]) for o in self.labels if o != stage])
+        if name == "learnability":
+            return reverse.learnability(self.task, self.images, self.labels[stage], self.trial.seed)
         if name == "reverse_validation":
             return reverse.score(self.task, self.images, self.labels[stage], self.trial.seed)
         if name == "reverse_validation_translated":  # scored on G_S->T(x_s): labelled target-looking images
