@@ -153,15 +153,16 @@ class Config(RunOptions):
                                         "are, the final model too) or init (as its init model reads them: "
                                         "under t2s G_T->S(x_t) and the translated source records).",
                               choices=("target", "init"))
-    final_criterion: str = _f("reverse_validation", "How the final model is chosen without target labels "
-                                                    "(tools/decide.py compares them): reverse_validation, "
-                                                    "information_maximisation, agreement or mixval.",
+    final_criterion: str = _f("learnability", "How the final model is chosen without target labels: learnability "
+                                              "(held-out agreement of a fresh network on its target labels), "
+                                              "reverse_validation, ... (tools/decide.py compares them all).",
                               rerun=True, choices=FINAL_CRITERIA)  # decided again from the saved weights on a rerun
     final_margin: float = _f(0.0, "An adapted final model must beat the source model's criterion by more than "
                                   "this; else the source model is kept, and the report says so.", rerun=True,
                              **NON_NEGATIVE)
-    final_reverse_steps: int = _f(PER_TASK, "Reverse validation: steps of the fresh network trained on each "
-                                            "candidate's labels of the target images.", rerun=True, **POSITIVE)
+    final_reverse_steps: int = _f(PER_TASK, "learnability and reverse validation: steps of the fresh network "
+                                            "trained on a candidate's labels of the target images.", rerun=True,
+                                  **POSITIVE)
     oracle_epochs: int = _f(PER_TASK, "Epochs of the target-trained oracle (labelled target data; reported only).",
                             **POSITIVE)
     verbose: int = _f(PER_TASK, "1: Keras' progress bar as well; 0 and 2: our lines only (each epoch's, with the "

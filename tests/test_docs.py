@@ -66,9 +66,9 @@ def test_every_stated_default_is_the_configs():
     assert not wrong, f"defaults the config does not have (file, flag, stated, digits/segmentation): {wrong}"
     # the claims issue 23 asked to hold are among them, so the check above is not vacuous
     claims = {(flag, value) for _, flag, value in found}
-    assert ("precision", "auto") in claims and ("final_criterion", "reverse_validation") in claims
+    assert ("precision", "auto") in claims and ("final_criterion", "learnability") in claims
     assert {c.precision for c in CONFIGS} == {"auto"}
-    assert {c.final_criterion for c in CONFIGS} == {"reverse_validation"}
+    assert {c.final_criterion for c in CONFIGS} == {"learnability"}
 
 
 def test_the_departure_table_states_the_defaults():

@@ -12,6 +12,7 @@ from cycada_tf.selection.criteria import InformationMaximisation, agreement, cho
 
 # Criteria the final model can be chosen by (--final_criterion); tools/decide.py computes them all.
 CRITERIA = config_lib.FINAL_CRITERIA
+TRAINS_A_NETWORK = ("learnability", "reverse_validation", "reverse_validation_translated")  # for reverse_steps steps
 MIXVAL_WEIGHT = 0.55  # MixVal's mixing weight of the first image (Hu et al. 2023)
 MIXVAL_PAIRS = 1000
 
@@ -95,7 +96,7 @@ def final_model(trial, results, candidates, criterion=None):
     oracle = {stage: results[stage][key] for stage in stages if key in results[stage]}
     decision = choose(values, oracle if len(oracle) == len(stages) else None)
     decision["criterion_name"] = criterion
-    if criterion.startswith("reverse_validation"):
+    if criterion in TRAINS_A_NETWORK:
         decision["reverse_steps"] = trial.task.reverse_steps  # tools/decide.py recomputes with the run's steps
     if "source" in values and decision["choice"] != "source" and (
             values[decision["choice"]] <= values["source"] + config.final_margin):
