@@ -25,7 +25,7 @@ TOLERANCE = 1e-4  # recomputed criterion values against the recorded ones (round
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="decide", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", help="a run's directory (config.json, seed_<k>/)")
-    parser.add_argument("--seeds", default="", help="comma-separated seeds (default: every seed of the run)")
+    parser.add_argument("--seeds", default="", help="comma-separated seeds (default: every seed_<k> of the run)")
     parser.add_argument("--criteria", default="", help="comma-separated criteria (default: all)")
     parser.add_argument("--json", default="", help="also write the results to this JSON file")
     parser.add_argument("--final_reverse_steps", type=int, default=0,
@@ -77,6 +77,12 @@ def print_seed(seed, result, criteria, out=sys.stdout):
                  ", reproduced here" if result["reproduced"] else ", NOT reproduced here"), file=out)
 
 
+def _seeds_of(run_dir):
+    """Every seed the run directory holds (seed_<k>/), in order: --seeds is not recorded in config.json."""
+    names = [name for name in os.listdir(run_dir) if name.startswith("seed_") and name[5:].isdigit()]
+    return sorted(int(name[5:]) for name in names)
+
+
 def _recorded_reverse_steps(run_dir, seeds):
     """The reverse validation steps a seed's final.json records (None if none does)."""
     from cycada_tf import files
@@ -103,7 +109,7 @@ def main(argv=None):
         unknown = sorted(set(criteria) - set(CRITERIA))
         if unknown:
             raise ValueError(f"--criteria: unknown {', '.join(unknown)}; choose from {', '.join(CRITERIA)}")
-        seeds = [int(s) for s in args.seeds.split(",") if s] or list(config.seeds)
+        seeds = [int(s) for s in args.seeds.split(",") if s] or _seeds_of(args.run_dir)
         steps = args.final_reverse_steps or _recorded_reverse_steps(args.run_dir, seeds)
         if steps:
             config = dataclasses.replace(config, final_reverse_steps=steps)
