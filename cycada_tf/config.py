@@ -14,7 +14,7 @@ STAGE_NAMES = ("source", "pixel", "target", "feature", "self_train", "oracle")  
 OPTIMIZERS, GAN_MODES = ("adam", "sgd"), ("log", "lsgan")
 UNIT = dict(at_least=0, at_most=1)  # a probability, a weight of a convex sum
 # How the final model may be chosen (--final_criterion; cycada_tf/selection/final.py computes each).
-FINAL_CRITERIA = ("learnability", "reverse_validation", "reverse_validation_translated", "information_maximisation",
+FINAL_CRITERIA = ("veto", "learnability", "reverse_validation", "reverse_validation_translated", "information_maximisation",
                   "agreement", "mixval", "translated_source")
 
 
@@ -153,12 +153,13 @@ class Config(RunOptions):
                                         "are, the final model too) or init (as its init model reads them: "
                                         "under t2s G_T->S(x_t) and the translated source records).",
                               choices=("target", "init"))
-    final_criterion: str = _f("learnability", "How the final model is chosen without target labels: learnability "
-                                              "(held-out agreement of a fresh network on its target labels), "
-                                              "reverse_validation, ... (tools/decide.py compares them all).",
+    final_criterion: str = _f("veto", "How the final model is chosen without target labels: veto (the latest "
+                                      "adapted stage, unless learnability and reverse validation both score it "
+                                      "below the source model), learnability, ... (tools/decide.py compares all).",
                               rerun=True, choices=FINAL_CRITERIA)  # decided again from the saved weights on a rerun
     final_margin: float = _f(0.0, "An adapted final model must beat the source model's criterion by more than "
-                                  "this; else the source model is kept, and the report says so.", rerun=True,
+                                  "this (veto: on one of its two); else the source model is kept, and the "
+                                  "report says so.", rerun=True,
                              **NON_NEGATIVE)
     final_reverse_steps: int = _f(PER_TASK, "learnability and reverse validation: steps of the fresh network "
                                             "trained on a candidate's labels of the target images.", rerun=True,

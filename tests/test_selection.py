@@ -132,6 +132,37 @@ def test_the_source_model_is_kept_unless_an_adapted_one_beats_it_by_the_margin(m
     assert decision["accuracy"] == results[chosen]["accuracy"]
 
 
+def _collapsed(x):
+    return np.eye(CLASSES, dtype=np.float32)[np.zeros(len(np.asarray(x)), np.int64)]
+
+
+def test_veto_ships_the_latest_stage_unless_both_criteria_score_it_below_the_source_model():
+    task, stages = BlobTask(), ("source", "target", "feature", "self_train")
+    results = {stage: {"accuracy": 0.5} for stage in stages}
+    # self_train is not the best labeller, but both criteria score it above the source model: it ships, and
+    # no earlier stage is looked at
+    nets = {"source": _labeller(task, 0.5), "target": _labeller(task, 0.1), "feature": _labeller(task, 0.0),
+            "self_train": _labeller(task, 0.3)}
+    decision = final.final_model(_trial(task, nets, 0.0, "veto"), results, stages)
+    assert decision["choice"] == "self_train" and not decision["kept_source"]
+    assert decision["criterion"] == {"source": 0.0, "self_train": 2.0} and set(decision["votes"]) == {"self_train"}
+    for name, (mine, source) in decision["votes"]["self_train"].items():
+        assert mine > source, name
+    # self_train collapsed to one class: learnability 0 and reverse validation at chance veto it; feature ships
+    nets["self_train"] = _collapsed
+    decision = final.final_model(_trial(task, nets, 0.0, "veto"), results, stages)
+    assert decision["choice"] == "feature" and decision["criterion"]["self_train"] == 0.0
+    assert decision["criterion"]["feature"] == 2.0 and "target" not in decision["criterion"]
+    # every adapted stage collapsed: the source model ships, and the decision says so
+    nets.update(target=_collapsed, feature=_collapsed)
+    decision = final.final_model(_trial(task, nets, 0.0, "veto"), results, stages)
+    assert decision["choice"] == "source" and decision["kept_source"]
+    assert decision["criterion"] == {stage: 0.0 for stage in stages}
+    # tools/decide.py's pick gives the same choices from every stage's value
+    assert final.pick("veto", {"source": 0.0, "target": 2.0, "feature": 1.0, "self_train": 0.0}) == "feature"
+    assert final.pick("veto", {"source": 0.0, "target": 0.0}) == "source"
+
+
 def test_agreement_and_information_maximisation_by_hand():
     assert criteria.agreement([0, 1, 2, 2], [[0, 1, 1, 1], [0, 1, 2, 0]]) == pytest.approx((0.5 + 0.75) / 2)
     assert criteria.information_maximisation(np.eye(4)) == pytest.approx(np.log(4))

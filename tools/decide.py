@@ -37,8 +37,7 @@ def parse_args(argv):
 def decide_seed(trial, criteria, candidates):
     """{"candidates": {stage: {"score": target test score or None, criterion: value}}, "picks": {criterion:
     stage}, "recorded": final.json or None, "reproduced": bool or None} of one seed."""
-    from cycada_tf import selection
-    from cycada_tf.selection.final import Candidates
+    from cycada_tf.selection.final import Candidates, pick
     key = trial.task.score_key
     stages = [stage for stage in candidates if trial.done(stage) is not None]
     scored = Candidates(trial, stages)
@@ -50,7 +49,7 @@ def decide_seed(trial, criteria, candidates):
     for name in criteria:
         values = {stage: row[name] for stage, row in table.items() if row[name] is not None}
         if values:
-            picks[name] = selection.choose(values)["choice"]
+            picks[name] = pick(name, values)
     recorded, reproduced = trial.final(), None
     if recorded and recorded.get("criterion_name", "information_maximisation") in criteria:
         name = recorded.get("criterion_name", "information_maximisation")
