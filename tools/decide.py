@@ -10,7 +10,6 @@ used, recomputed here, must give the run's values (checked; exit status 1 if not
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 
