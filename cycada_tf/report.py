@@ -34,9 +34,11 @@ def decisions_lines(decisions):
                      + f"; agrees on {agree} of {len(made)}")
         kept = [seed for seed, d in made.items() if d.get("kept_source")]
         if kept:
-            lines.append(f"\nSeed{'s' if len(kept) > 1 else ''} {', '.join(kept)}: no adapted model beat the source "
-                         f"model by the criterion's margin (--final_margin), so the source model is the final model "
-                         f"(exported): adaptation is not shipped where it cannot be shown to help.")
+            why = ("learnability and reverse validation both scored every adapted model no higher than the source "
+                   "model" if by == {"veto"} else "no adapted model beat the source model by the criterion's margin "
+                   "(--final_margin)")
+            lines.append(f"\nSeed{'s' if len(kept) > 1 else ''} {', '.join(kept)}: {why}, so the source model is the "
+                         f"final model (exported): adaptation is not shipped where it cannot be shown to help.")
     return lines
 
 
