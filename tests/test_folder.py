@@ -57,6 +57,14 @@ def test_a_test_class_unknown_to_train_is_named(tmp_path):
         registry.get(f"folder:{tmp_path / 'nothing'}")
 
 
+def test_an_unknown_name_is_refused_naming_the_folder_and_tfds_forms():
+    with pytest.raises(ValueError) as refused:
+        registry.get("uci-m")
+    message = str(refused.value)
+    assert message.startswith("unknown dataset 'uci-m'; known: ") and "uci_m" in message
+    assert "folder:<path>, a folder of your own images (docs/data.md)" in message and "tfds:<name>" in message
+
+
 def test_segmentation_folder_maps_its_ignore_id_and_names_a_bad_label(tmp_path):
     root = tmp_path / "scenes"
     os.makedirs(root / "images")

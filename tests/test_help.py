@@ -46,6 +46,15 @@ def test_help_lists_every_flag_of_the_experiment_with_its_help_under_its_group(m
     assert data.startswith("  --source: ") and "--target: " in data and "--pixel_epochs" not in data
 
 
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_source_and_target_help_name_the_folder_form_and_digits_the_tfds_form(module):
+    cls = MODULES[module]
+    for name in ("source", "target"):
+        help_text = config_lib.help_of(name, cls)
+        assert "folder:<path>" in help_text and ("tfds:<name>" in help_text) == (module == "digits"), help_text
+    assert "folder:<path>" in words(help_of(module).stdout)
+
+
 @pytest.mark.parametrize("argument", ["-h", "-?", "--helpshort"])
 def test_the_other_ways_to_ask_give_the_same_help(argument):
     result = help_of("digits", argument)
