@@ -20,8 +20,10 @@ class Config(SelfTrainingFields):
     """Every field that both experiments have. A field whose default is PER_TASK gets it from the task class."""
     TASK: typing.ClassVar[str] = ""  # recorded in config.json and results.json ("task"), not a flag
 
-    source: str = _f(PER_TASK, "Source dataset (labelled).")
-    target: str = _f(PER_TASK, "Target dataset (its labels are read only to report scores).")
+    source: str = _f(PER_TASK, "Source dataset (labelled): a name, or folder:<path> for your own images "
+                               "(docs/data.md).")
+    target: str = _f(PER_TASK, "Target dataset (its labels are read only to report scores): a name, or folder:<path> "
+                               "for your own images, labelled or not (docs/data.md).")
     data_dir: str = _f("data", "Directory of prepared TFRecords (embedded domains are built there on first use).")
     run_dir: str = _f("", "Where checkpoints, translations and results go; default runs/<source>_to_<target>.",
                       rerun=True)
@@ -145,8 +147,9 @@ class DigitsConfig(Config):
     task_model: str = _f("lenet", "Classifier f: lenet (the paper's, Figure 7) or dtn (the release's SVHN->MNIST net).",
                          choices=("lenet", "dtn"))
 
-    source = _override("uci", "E.g. uci, fonts (embedded), mnist, usps, svhn, tfds:svhn_cropped.")
-    target = _override("uci_m")
+    source = _override("uci", "E.g. uci, fonts (embedded), mnist, usps, svhn; or tfds:<name>, a copy prepared by "
+                              "tensorflow-datasets (tfds:svhn_cropped).")
+    target = _override("uci_m", "E.g. uci_m, uci, mnist, usps; or tfds:<name> as for --source.")
     task_optimizer = _note("Paper: Adam.")
     source_epochs = _override(30, "Paper: 100; 30 suffices on the 900 embedded digits.")
     source_batch_size = _override(128, "Paper: 128.")
@@ -209,8 +212,8 @@ class SegmentationConfig(Config):
     generator_downsamplings: int = _f(2, "Stride-2 convolutions of the generator (CycleGAN: 2).", **NON_NEGATIVE)
     discriminator_layers: int = _f(3, "Stride-2 layers of the PatchGAN (CycleGAN: 3, 70x70 patches).", **POSITIVE)
 
-    source = _override("roads_game", "One of roads_game (embedded), gta5, synthia_fall.")
-    target = _override("roads_camera", "One of roads_camera (embedded), cityscapes, synthia_winter.")
+    source = _override("roads_game", "E.g. roads_game (embedded), gta5, synthia_fall.")
+    target = _override("roads_camera", "E.g. roads_camera (embedded), cityscapes, synthia_winter.")
     task_optimizer = _note("Paper: SGD, momentum 0.9, lr 1e-3.")
     source_epochs = _override(10, "Paper: 100k iterations of one crop.")
     source_batch_size = _override(16, "Paper: 1 crop per step.")
