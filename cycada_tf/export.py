@@ -4,8 +4,9 @@ sends them, or the image files themselves (PNG, JPEG, ...) as TF Serving's REST 
 
 Each model's preprocessing is in its graph (cycada_tf.data.pipeline.from_uint8: grey <-> RGB, bilinear resize
 to the digit networks' side, scaling to [-1, 1]), so a client sends uint8 images of any batch size, side and
-channel count (1 or 3). The segmenter and its translators are fully convolutional: they take images of any
-height and width (padded inside to what the network needs, the output cropped back) and answer at that size.
+channel count (1 or 3); image files are decoded and resized one by one, so a batch of them may mix sizes. The
+segmenter and its translators are fully convolutional: they take images of any height and width (padded inside
+to what the network needs, the output cropped back) and answer at that size, so a batch has one size.
 A version directory appears in one step (written beside it under a name TF Serving skips, then renamed), and
 each export takes the next integer version of its model; its assets/ name the classes (classes.txt) and the
 run it came from (run.json; export_layout.py, which also writes <export_dir>/models.config).
@@ -41,23 +42,35 @@ IMAGE_SPEC = tf.TensorSpec([None, None, None, None], tf.uint8, name=IMAGES)
 BYTES_SPEC = tf.TensorSpec([None], tf.string, name=IMAGE_BYTES)
 
 
-def decode(image_bytes):
-    """Encoded image files (one size in a batch) -> uint8 [batch, height, width, 3]. Grey files become RGB:
-    from_uint8's RGB -> grey of them gives the grey values back exactly, so a grey model reads them as sent."""
-    return tf.map_fn(lambda data: tf.io.decode_image(data, channels=3, expand_animations=False), image_bytes,
-                     fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
-
-
 class Served(tf.Module):
-    """What every exported module shares: its signature's name, its class names (a translator has none), and
-    the outputs its encoded-image signature answers (all unless `encoded_outputs` says)."""
+    """What every exported module shares: its signature's name, its class names (a translator has none), the
+    outputs its encoded-image signature answers (all unless `encoded_outputs` says), and the input side and
+    channels of its network (image_size None: any size)."""
 
     signature = None
     encoded_outputs = None
+    image_size, channels = None, 3
 
     def __init__(self, name, classes=()):
         super().__init__(name=name)
         self.classes = tuple(str(c) for c in classes)
+
+    def preprocess(self, images):
+        """uint8 image(s) as a client sends them -> the network's input (pipeline.from_uint8, as in training)."""
+        return pipeline.from_uint8(images, self.image_size, self.channels)
+
+    def decode(self, image_bytes):
+        """Encoded image files (PNG, JPEG, GIF, BMP) -> the network's input batch. Each file is decoded and
+        preprocessed alone, so files of different sizes batch when the network has one input side. Grey files
+        become RGB: from_uint8's RGB -> grey of them gives the grey values back exactly."""
+        def one(data):
+            return self.preprocess(tf.io.decode_image(data, channels=3, expand_animations=False))
+        side = self.image_size
+        return tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec([side, side, self.channels]))
+
+    def answer(self, x):
+        """The network's input batch (what preprocess or decode gives) -> the signature's outputs."""
+        raise NotImplementedError
 
     def class_names(self, batch):
         """CLASS_NAMES: the class names once per image, so TF Serving's REST rows each carry them."""
@@ -70,7 +83,7 @@ class Served(tf.Module):
 
         @tf.function(input_signature=[BYTES_SPEC])
         def from_files(image_bytes):
-            answer = function(decode(image_bytes))
+            answer = self.answer(self.decode(image_bytes))
             return {name: value for name, value in answer.items() if keep is None or name in keep}
         return {"serving_default": function, self.signature: function, self.signature + ENCODED: from_files}
 
@@ -87,15 +100,17 @@ class Classifier(Served):
         self.net, self.view = net, view
         self.image_size, self.channels = image_size, channels
 
-    @tf.function(input_signature=[IMAGE_SPEC])
-    def classify(self, images):
-        x = pipeline.from_uint8(images, self.image_size, self.channels)
+    def answer(self, x):
         if self.view is not None:
             x = self.view(x, training=False)
         logits = self.net(x, training=False)
         return {PROBABILITIES: tf.nn.softmax(logits, axis=-1),
                 CLASSES: tf.argmax(logits, axis=-1, output_type=tf.int64),
-                CLASS_NAMES: self.class_names(tf.shape(images)[0])}
+                CLASS_NAMES: self.class_names(tf.shape(x)[0])}
+
+    @tf.function(input_signature=[IMAGE_SPEC])
+    def classify(self, images):
+        return self.answer(self.preprocess(images))
 
 
 class Segmenter(Served):
@@ -116,15 +131,17 @@ class Segmenter(Served):
         self.net, self.view, self.view_multiple = net, view, view_multiple
         self.multiple = segmenter.input_multiple(net)
 
-    @tf.function(input_signature=[IMAGE_SPEC])
-    def segment(self, images):
-        x = pipeline.from_uint8(images, None, 3)
+    def answer(self, x):
         if self.view is not None:
             x = segmenter.any_size(self.view, self.view_multiple)(x)
         logits = tf.cast(segmenter.any_size(self.net, self.multiple)(x), tf.float32)
         return {PROBABILITIES: tf.nn.softmax(logits, axis=-1),
                 LABEL_MAP: tf.cast(tf.argmax(logits, axis=-1), tf.uint8),
-                CLASS_NAMES: self.class_names(tf.shape(images)[0])}
+                CLASS_NAMES: self.class_names(tf.shape(x)[0])}
+
+    @tf.function(input_signature=[IMAGE_SPEC])
+    def segment(self, images):
+        return self.answer(self.preprocess(images))
 
 
 class Translator(Served):
@@ -143,10 +160,12 @@ class Translator(Served):
                              if isinstance(layer, digit_gan.StyleCode)]
         self.image_size, self.channels = image_size, channels
 
+    def answer(self, x):
+        return {TRANSLATED: pipeline.to_uint8(segmenter.any_size(self.generator, self.multiple)(x))}
+
     @tf.function(input_signature=[IMAGE_SPEC])
     def translate(self, images):
-        x = pipeline.from_uint8(images, self.image_size, self.channels)
-        return {TRANSLATED: pipeline.to_uint8(segmenter.any_size(self.generator, self.multiple)(x))}
+        return self.answer(self.preprocess(images))
 
 
 def _attach_assets(module, directory, record):

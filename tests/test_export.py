@@ -173,6 +173,31 @@ def test_image_files_get_the_answer_their_pixels_get(run):
         np.testing.assert_array_equal(answer["classes"].numpy(), expected["classes"].numpy())
 
 
+def test_a_batch_of_files_of_different_sizes_gets_each_files_answer(run):
+    """Three PNGs of different sides and channel counts in one classify_encoded (and translate_encoded) batch:
+    each is decoded and resized alone, so each gets the answer it gets alone."""
+    shapes = ((28, 28, 1), (40, 24, 3), (17, 53, 3))
+    data = tf.stack([tf.io.encode_png(_images(k, shape)) for k, shape in enumerate(shapes)])
+    for model, signature, output in (("classifier", "classify_encoded", "probabilities"),
+                                     ("g_ts", "translate_encoded", "translated")):
+        function = tf.saved_model.load(run["exported"][model]).signatures[signature]
+        batch = function(image_bytes=data)[output].numpy()
+        assert batch.shape[0] == 3
+        for k in range(3):
+            alone = function(image_bytes=data[k:k + 1])[output].numpy()[0]
+            np.testing.assert_allclose(batch[k], alone, atol=1e-6 if output == "probabilities" else 1)
+
+
+def test_from_uint8_traces_on_one_image_of_known_channels():
+    """One RGB image whose channels are known when traced (a decoded file): the graph's shape is right."""
+    for channels in (1, 3):
+        function = tf.function(lambda image, c=channels: pipeline.from_uint8(image, 32, c),
+                               input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
+        image = _images(0, (20, 28, 3))
+        expected = pipeline.from_uint8(tf.constant(image), 32, channels).numpy()  # eager: one branch run
+        np.testing.assert_allclose(function(image).numpy(), expected, atol=1e-6)
+
+
 def test_the_translators_answer_as_the_keras_networks(run):
     trial = run["trial"]
     images = _images(3, (4, 28, 28, 1))
