@@ -1,9 +1,11 @@
 """tools/serving_client.py: the PredictRequest it builds from an image file, and a gRPC round trip to a stand-in
 for TF Serving (an in-process PredictionService that runs the exported SavedModel's named signature, answering
 the outputs the request's output_filter names): class names printed, a 2048x1024 label map under gRPC's 4 MB
-default, and the one line that names --max_receive_mb when an answer is over the client's limit."""
+default, the one line that names --max_receive_mb when an answer is over the client's limit, and the one that
+says how to start a server when none answers."""
 
 import json
+import os
 import socket
 from concurrent import futures
 
@@ -209,7 +211,13 @@ def test_an_unreachable_server_is_one_clear_line(grey_digit, capsys):
     with socket.socket() as probe:  # a port nobody listens on once the probe is closed
         probe.bind(("localhost", 0))
         port = probe.getsockname()[1]
-    assert serving_client.main([f"--image={grey_digit[0]}", f"--port={port}", "--timeout=2"]) == 1
+    assert serving_client.main([f"--image={grey_digit[0]}", f"--port={port}", "--timeout=2", "--model=roads_segmenter",
+                                "--export_dir=exported"]) == 1
     error = capsys.readouterr().err
-    assert error.startswith(f"error: localhost:{port} answered ") and "\n" == error[-1] and error.count("\n") == 1
+    assert error.startswith(f"error: no TF Serving answers at localhost:{port} (") and error.count("\n") == 1
+    base = os.path.abspath(os.path.join("exported", "roads_segmenter"))  # the commands that start one, with it
+    assert (f"start one with tensorflow_model_server --port={port} --rest_api_port={port + 1} "
+            f"--model_name=roads_segmenter --model_base_path={base}, or docker run --rm -p {port}:8500 -p "
+            f"{port + 1}:8501 -v {base}:/models/roads_segmenter:ro -e MODEL_NAME=roads_segmenter tensorflow/serving\n"
+            ) in error
     assert serving_client.main(["--image=/no/such/file.png"]) == 2
