@@ -14,7 +14,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--seeds=0", "--source_epochs=2", "--pixel_epochs=1", "--target_epochs=1", "--feature_epochs=2",
         "--oracle_epochs=1", "--pixel_batch_size=64", "--generator_width=4", "--discriminator_width=4",
         "--feature_min_steps_per_epoch=5", "--noise_channels=2", "--verbose=0", "--self_train_epochs=2",
-        "--self_train_steps_per_epoch=5", "--pixel_direction=t2s"]
+        "--self_train_steps_per_epoch=5", "--pixel_direction=t2s", "--final_reverse_steps=20"]
 
 
 def run_main(*args, check=True):

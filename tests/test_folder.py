@@ -18,7 +18,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--seeds=0", "--source_epochs=3", "--pixel_epochs=1", "--target_epochs=1", "--feature_epochs=1",
         "--pixel_batch_size=32", "--generator_width=4", "--discriminator_width=4",
         "--feature_min_steps_per_epoch=2", "--noise_channels=2", "--verbose=0", "--summary_every_epochs=0",
-        "--self_train_epochs=1", "--self_train_steps_per_epoch=5"]
+        "--self_train_epochs=1", "--self_train_steps_per_epoch=5", "--final_reverse_steps=20"]
 
 
 def write_classes(root, split, count, seed, rgb=False):
