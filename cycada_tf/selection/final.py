@@ -112,7 +112,8 @@ def pick(criterion, values):
 
 def _values(scored, criterion, stages):
     """{stage: value} of `criterion`; for veto only the stages it looks at: the latest first, down to the
-    first one not vetoed (each costs two fresh networks), and the source model."""
+    first one not vetoed, and the source model (each costs three fresh networks: learnability's two folds
+    and reverse validation's one)."""
     if criterion != "veto":
         return {stage: scored.criterion(criterion, stage) for stage in stages}
     looked = ["source"]
