@@ -4,9 +4,10 @@ writes the results table and the report. It knows no stage and no task by name: 
 road scenes.
 
 <run_dir>/seed_<k>/<stage>/ holds the stage's weights, done.json (its numbers), its TensorBoard summaries
-(the run seed_<k>/<stage>; board.py writes the seed's and the run's own) and ckpt/ its checkpoint of the last finished epoch; a stage whose done.json exists is skipped when
-the command runs again, an unfinished one continues from its checkpoint (resume.py). <run_dir>/config.json
-holds the flags the run was made with (written when the first stage starts); other values of them are refused.
+(the run seed_<k>/<stage>; board.py writes the seed's and the run's own) and ckpt/ its checkpoint of the last
+finished epoch; a stage whose done.json exists is skipped when the command runs again, an unfinished one
+continues from its checkpoint (resume.py). <run_dir>/config.json holds the flags the run was made with (written
+when the first stage starts); other values of them are refused.
 A run holds the run directory's lock for its life (locks.py): a second run there is refused. <run_dir>/results.json and
 results.md hold the table, report.md the table with the figures.
 
@@ -71,6 +72,8 @@ def run(config):
     failures.check_directory(config.data_dir, "--data_dir")
     for name in (config.source, config.target):
         registry.ensure(name, config.data_dir, download=config.download)
+    for note in data_notes(config):
+        log(note)
     task = tasks.for_config(config)
     task.check_data()
     failures.check_writable(run_dir, "--run_dir")
@@ -87,6 +90,9 @@ def _run_chief(task, run_dir, strategy):
     distribute.barrier(strategy)  # the data is there for the other workers
     with distribute.peer_errors(strategy):
         summary = task.summarize(_run_stages(task, run_dir, strategy))
+    notes = data_notes(config)
+    if notes:
+        summary["data_notes"] = notes
     files.write_json(os.path.join(run_dir, "results.json"), summary)
     table = task.markdown_table(summary)
     files.write_text(os.path.join(run_dir, "results.md"), table + "\n")
@@ -95,12 +101,20 @@ def _run_chief(task, run_dir, strategy):
         board.write(run_dir, config, summary["per_seed"], task.score_key, STAGE_NAMES)
     interrupts.entering("the report")
     trials = [Trial(task, int(seed), run_dir) for seed in summary["seeds"]]
-    log("report: " + report.write(run_dir, task.title(), table, task.report_sections(run_dir, summary, trials)))
+    data = ["## Data", "", *notes, ""] if notes else []
+    log("report: " + report.write(run_dir, task.title(), table, data + task.report_sections(run_dir, summary, trials)))
     if config.export_dir:
         interrupts.entering("the export")
         export.export_seed(Trial(task, config.seeds[0], run_dir), config.export_dir, log)
     distribute.barrier(strategy)  # no worker leaves the cluster before the chief has written everything
     return summary
+
+
+def data_notes(config):
+    """What the run says of its datasets in the log, results.json and report.md (registry.DatasetSpec.note):
+    a test split the project held out of a folder: dataset, and how."""
+    names = dict.fromkeys((config.source, config.target))
+    return [registry.get(name).note for name in names if registry.get(name).note]
 
 
 def _run_worker(config, run_dir, strategy):
