@@ -42,17 +42,20 @@ def stage_text(config, stage):
                       "config: the text of the seed's run):\n\n" + config_text(config, f"{stage}_")}
 
 
-def decisions_text(results):
+def decisions_text(results, config=None):
     """A seed's decisions made without target labels, in markdown: each one's criterion, values and choice,
-    and what the target test labels would have picked (reporting only)."""
+    and what the target test labels would have picked (reporting only). A direction `config` gives
+    (--pixel_direction) is said to be given, its criterion only recorded."""
     lines = []
     for name, get in DECISIONS:
         decision = get(results)
         if not decision:
             continue
         criterion = decision.get("criterion_name", "information maximisation")
-        values = ", ".join(f"{k} {v:.4f}" for k, v in decision.get("criterion", {}).items())
-        lines.append(f"- **{name}**: `{decision['choice']}`, by {criterion} ({values})"
+        values = ", ".join(f"{k} {v:.4g}" for k, v in decision.get("criterion", {}).items())
+        given = name == "pixel direction" and config is not None and config.pixel_direction != "auto"
+        how = f"given by --pixel_direction ({criterion} recorded: {values})" if given else f"by {criterion} ({values})"
+        lines.append(f"- **{name}**: `{decision['choice']}`, {how}"
                      + ("; no adapted model beat the source model, so the source model is kept"
                         if decision.get("kept_source") else "")
                      + (f"; the target test labels would have picked `{decision['oracle_choice']}`"
@@ -110,7 +113,7 @@ def write(run_dir, config, per_seed, score_key, stages):
         writer = _fresh_writer(os.path.join(run_dir, f"seed_{seed}"))
         with writer.as_default(step=0):
             tf.summary.text("config", config_text(config), description="The flags of the run.")
-            tf.summary.text("decisions", decisions_text(results),
+            tf.summary.text("decisions", decisions_text(results, config),
                             description="What the run chose from data without target labels, and how.")
             hp.hparams(values, trial_id=f"seed_{seed}")
             for tag, value in scores.items():

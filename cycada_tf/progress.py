@@ -112,9 +112,10 @@ class Progress(keras.callbacks.Callback):
     which traces and compiles the step function, has not ended, that it has not, from a timer thread); after
     each epoch, the epoch, its time at the measured rate, the stage's time left and the epoch's losses and
     metrics: after the first epoch this process trains, after the last (or one that stops the stage) and between
-    them at most one every `line_every_s` seconds. With a RunClock, each line also gives the run's time left. A stage that may stop early (feature
-    adaptation's gate) gives its time left as an upper bound. A step is timed when the next one begins
-    (on_train_batch_begin: no batch_end hook, so fit keeps dispatching the steps' logs asynchronously)."""
+    them at most one every `line_every_s` seconds. With a RunClock, each line also gives the run's time left. A
+    stage that may stop early (feature adaptation's gate) gives its time left as an upper bound. A step is timed
+    when the next one begins (on_train_batch_begin: no batch_end hook, so fit keeps dispatching the steps' logs
+    asynchronously)."""
 
     def __init__(self, stage, log, may_stop_early=False, clock=None, now=time.monotonic,
                  first_estimate_s=FIRST_ESTIMATE_S, line_every_s=EPOCH_LINE_EVERY_S):

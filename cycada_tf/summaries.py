@@ -35,10 +35,10 @@ def description(model, name):
 
 class TensorBoardSummaries(keras.callbacks.Callback):
     """Writes to `log_dir` after each epoch: every value the stage's train_step reports (the epoch's mean) as a
-    scalar, plus `scalars(model)` (and `text`, {tag: markdown}, when training begins); every `every_epochs` epochs and after the last one, `periodic(model)`
-    ({tag: uint8 image, batch of images, or a number}). The step of a summary is the number of epochs done.
-    Each summary carries its description (`description`); the values of training are tagged train/<name> (`tag`),
-    the interval's keep their tags (target_test/accuracy, translations).
+    scalar, plus `scalars(model)`; every `every_epochs` epochs and after the last one, `periodic(model)` ({tag:
+    uint8 image, batch of images, or a number}); and `text` ({tag: markdown}) when training begins. The step of a
+    summary is the number of epochs done. Each summary carries its description (`description`); the values of
+    training are tagged train/<name> (`tag`), the interval's keep their tags (target_test/accuracy, translations).
 
     The callables run networks in inference mode outside the train step: they must leave every random state
     of training alone (see figures.translation_grid)."""

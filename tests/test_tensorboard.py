@@ -119,7 +119,8 @@ def test_a_written_run_reads_back_through_tensorboards_api(tmp_path, tensorboard
     groups = served.get("/data/plugin/hparams/session_groups", SESSION_GROUPS)["sessionGroups"]
     by_seed = {g["name"]: g for g in groups}
     assert set(by_seed) == {"seed_0", "seed_1"}
-    assert by_seed["seed_1"]["hparams"]["seed"] == 1 and by_seed["seed_1"]["hparams"]["decision: final model"] == "feature"
+    assert by_seed["seed_1"]["hparams"]["seed"] == 1
+    assert by_seed["seed_1"]["hparams"]["decision: final model"] == "feature"
     values = {v["name"]["tag"]: v["value"] for v in by_seed["seed_1"]["metricValues"]}
     assert values == pytest.approx({"final/accuracy": 0.75, "stages/source/accuracy": 0.6,
                                     "stages/feature/accuracy": 0.75})
@@ -130,10 +131,12 @@ def test_decisions_text_says_the_criterion_the_choice_and_the_oracles():
                "final": {"choice": "source", "criterion_name": "veto", "criterion": {"source": 0.0, "feature": 0.0},
                          "kept_source": True, "oracle_choice": "feature"}}
     text = board.decisions_text(results)
-    assert "**pixel direction**: `t2s`, by information maximisation (s2t 1.0000, t2s 1.2500)" in text
+    assert "**pixel direction**: `t2s`, by information maximisation (s2t 1, t2s 1.25)" in text
     assert "**final model**: `source`, by veto" in text and "source model is kept" in text
     assert "would have picked `feature`" in text
     assert board.decisions_text({}) == "No decision made from data in this run."
+    given = board.decisions_text(results, config_lib.DigitsConfig(pixel_direction="t2s"))
+    assert "**pixel direction**: `t2s`, given by --pixel_direction (information maximisation recorded: " in given
 
 
 def test_a_label_free_seed_reports_its_criteria_as_the_hparams_metrics():
