@@ -102,7 +102,8 @@ def _run_chief(task, run_dir, strategy):
     interrupts.entering("the report")
     trials = [Trial(task, int(seed), run_dir) for seed in summary["seeds"]]
     data = ["## Data", "", *notes, ""] if notes else []
-    log("report: " + report.write(run_dir, task.title(), table, data + task.report_sections(run_dir, summary, trials)))
+    log("report: " + report.write(run_dir, task.title(), table, data + task.report_sections(run_dir, summary, trials),
+                                  labelled=task.target_spec.labelled))
     if config.export_dir:
         interrupts.entering("the export")
         export.export_seed(Trial(task, config.seeds[0], run_dir), config.export_dir, log)

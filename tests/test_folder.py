@@ -137,7 +137,7 @@ def test_an_unlabelled_target_runs_the_whole_method_and_exports(embedded_data_di
     assert results["label_free"] and "no labels" in results["why"]
     rows = {row["stage"]: row for row in results["table"]}
     # no oracle: nothing to train it on; the final model is chosen without labels all the same
-    assert list(rows) == ["source", "pixel", "target", "feature", "self_train"]
+    assert list(rows) == ["source", "pixel", "target", "feature", "self_train", "final"]
     final = results["per_seed"]["0"]["final"]
     assert final["choice"] in runner.CANDIDATES and "oracle_choice" not in final
     assert final["choice"] == max(final["criterion"], key=final["criterion"].get) or final.get("kept_source")
@@ -152,6 +152,7 @@ def test_an_unlabelled_target_runs_the_whole_method_and_exports(embedded_data_di
     assert "information maximisation" in result.stdout and "accuracy" not in results["table"][0]
     report = open(run_dir / "report.md").read()
     assert "## No confusion matrices" in report and "The target has no labels" in report
+    assert "Target labels are read" not in report and rows["final"]["choices"] == [final["choice"]]
     assert not os.path.exists(run_dir / "confusion_matrices.png")
     assert os.path.exists(export_dir / "classifier" / "1" / "saved_model.pb")
     served = tf.saved_model.load(str(export_dir / "classifier" / "1"))
