@@ -47,7 +47,19 @@ def decisions_lines(decisions):
                    "(--final_margin)")
             lines.append(f"\nSeed{'s' if len(kept) > 1 else ''} {', '.join(kept)}: {why}, so the source model is the "
                          f"final model (exported): adaptation is not shipped where it cannot be shown to help.")
+        lines += [f"\nSeed {seed}, {name}: {_criterion_values(d)}" for seed, d in made.items() if _criterion_values(d)]
     return lines
+
+
+def _criterion_values(decision):
+    """A decision's criterion values in words: the veto's scores of each stage against the source model's, else
+    the criterion of each candidate."""
+    if decision.get("votes"):
+        return "; ".join(f"{stage} " + ", ".join(f"{score.replace('_', ' ')} {mine:.3f} against the source model's "
+                                                 f"{source:.3f}" for score, (mine, source) in votes.items())
+                         for stage, votes in decision["votes"].items())
+    values = decision.get("criterion") or {}
+    return ", ".join(f"{key} {value:.4g}" for key, value in values.items())
 
 
 def accuracy_table(results, decisions):
@@ -96,7 +108,7 @@ def segmentation_table(results, decisions, rows):
 
 def label_free_table(results, decisions=()):
     """The table of a target without labels (label_free.py), with how each decision was made."""
-    return label_free.markdown_table(results) + "".join(decisions_lines(decisions))
+    return "\n".join([label_free.markdown_table(results)] + decisions_lines(decisions))
 
 
 def translation_section(run_dir, seeds, figure):

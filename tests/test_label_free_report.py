@@ -46,3 +46,13 @@ def test_the_final_row_is_the_chosen_stages_and_the_report_says_how_it_was_chose
 def test_a_labelled_report_still_says_where_target_labels_are_read(tmp_path):
     text = open(report.write(str(tmp_path), "title", "| table |", [])).read()
     assert "Target labels are read for the table and the figures only, never in training." in text
+
+
+def test_each_decision_gives_its_criterion_values():
+    veto = {"choice": "source", "criterion_name": "veto", "kept_source": True, "criterion": {"source": 0.0},
+            "votes": {"feature": {"learnability": [0.03, 0.455], "reverse_validation": [0.109, 0.328]}}}
+    direction = {"choice": "t2s", "criterion": {"s2t": 0.0091, "t2s": 0.0028}}
+    lines = report.decisions_lines([("pixel direction", {"0": direction}), ("final model", {"0": veto})])
+    assert "\nSeed 0, pixel direction: s2t 0.0091, t2s 0.0028" in lines
+    assert ("\nSeed 0, final model: feature learnability 0.030 against the source model's 0.455, reverse validation "
+            "0.109 against the source model's 0.328") in lines
