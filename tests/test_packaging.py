@@ -45,7 +45,8 @@ def test_the_version_and_packages_are_the_packages():
 
 # What each command's --help says, at least.
 HELP = {"cycada-digits": "--pixel_epochs: ", "cycada-segmentation": "--pixel_epochs: ",
-        "cycada-prepare": "usage: cycada-prepare [-h] --dataset", "cycada-export": "usage: cycada-export [-h] --run_dir"}
+        "cycada-prepare": "usage: cycada-prepare [-h] --dataset",
+        "cycada-export": "usage: cycada-export [-h] --run_dir"}
 
 
 def test_every_console_script_names_a_callable_that_runs_the_command():
