@@ -24,7 +24,7 @@ MODEL_PREFIX = re.compile(r"[A-Za-z0-9_.-]*")  # it names directories and TF Ser
 
 
 def parse_args(argv, prog="export"):
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog, description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--run_dir", required=True, help="the run's directory (holds results.json, seed_<k>/)")
     parser.add_argument("--seed", type=int, default=0, help="which seed's networks to export")
     parser.add_argument("--export_dir", required=True, help="where the models go: <export_dir>/<model>/<version>/")

@@ -1,5 +1,6 @@
-"""Prepare a dataset once: its official raw files -> sharded TFRecords with a manifest. The command
-`cycada-prepare`, or `python tools/prepare_data.py` from a checkout:
+"""Prepare a dataset once: its official raw files -> sharded TFRecords with a manifest.
+
+The command `cycada-prepare`, or `python tools/prepare_data.py` from a checkout:
 
     python tools/prepare_data.py --dataset=mnist --raw_dir=/path/to/raw --data_dir=data [--verify]
     python tools/prepare_data.py --dataset=gta5 --raw_dir=/path/to/gta5 --data_dir=data --width=1024
