@@ -188,7 +188,7 @@ def test_a_deterministic_run_repeats_bit_for_bit(embedded_data_dir, tmp_path):
     results, run_dirs = [], [str(tmp_path / "first"), str(tmp_path / "second")]
     for run_dir in run_dirs:
         out = run_main(f"--data_dir={embedded_data_dir}", f"--run_dir={run_dir}", *flags)
-        assert "--deterministic: TensorFlow op determinism on" in out.stdout
+        assert "--deterministic: TensorFlow op determinism on" in out.stderr
         with open(os.path.join(run_dir, "results.json")) as handle:
             results.append(json.load(handle))
     first, second = results

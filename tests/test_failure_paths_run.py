@@ -193,7 +193,7 @@ def test_a_non_finite_loss_then_a_lower_learning_rate_continues_the_run(embedded
     capsys.readouterr()
     runner.run(dataclasses.replace(lower, accept_lr_change=True))
     ckpt = os.path.join(run_dir, "seed_0", "source", "ckpt")
-    assert f"source: resuming from {ckpt}/ckpt-1 (1 epochs" in capsys.readouterr().out
+    assert f"source: resuming from {ckpt}/ckpt-1 (1 epochs" in capsys.readouterr().err
     latest = tf.train.latest_checkpoint(ckpt)
     reader = tf.train.load_checkpoint(latest)
     assert int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE")) == 3
