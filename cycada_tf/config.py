@@ -118,12 +118,12 @@ class Config(SelfTrainingFields):
 
     oracle_epochs: int = _f(PER_TASK, "Epochs of the target-trained oracle (labelled target data; reported only).",
                             **POSITIVE)
-    verbose: int = _f(PER_TASK, "1: Keras' progress bar as well; 0 and 2: our lines only (each epoch's, with the "
-                                "stage's and the whole run's time left, are logged at every verbosity).",
+    verbose: int = _f(PER_TASK, "1: Keras' progress bar as well; 0 and 2: our lines only (an epoch's, with the "
+                                "time left: the first, the last, and between them one every ~10 s at most).",
                       rerun=True, choices=(0, 1, 2))
     summary_every_epochs: int = _f(5, "Epochs between TensorBoard image summaries (translations; confusion "
                                       "matrices or prediction overlays on the target test split), and after "
-                                      "the last; scalars go every epoch to <run_dir>/seed_<k>/<stage>/tb. 0: no "
+                                      "the last; scalars go every epoch to <run_dir>/seed_<k>/<stage>. 0: no "
                                       "TensorBoard summaries.", rerun=True, **NON_NEGATIVE)
 
     def __post_init__(self):

@@ -1,6 +1,7 @@
 """What the terminal says while a run trains: for each stage, a first estimate of its time left from its
-first steps (about FIRST_ESTIMATE_S seconds in) and a line per epoch; with each, one time left for the whole
-run, which counts the stages and seeds still to come.
+first steps (about FIRST_ESTIMATE_S seconds in) and a line after its first and last epochs and between them
+at most one every EPOCH_LINE_EVERY_S seconds (sub-second epochs are not a screen each); with each, one time left for the
+whole run, which counts the stages and seeds still to come.
 
 A stage's time left is its remaining steps at its measured time per step (its first step, which traces and
 compiles the step function, left out). The run's time left adds, for each (seed, stage) still to come, the
@@ -16,6 +17,7 @@ import keras
 
 FIRST_ESTIMATE_S = 10.0  # a stage's first line comes at the first step this long after it started training,
 FIRST_ESTIMATE_STEPS = 3  # and with this many steps timed after the first (one alone misled by 1.6x under load)
+EPOCH_LINE_EVERY_S = 10.0  # an epoch's line comes this long after the stage's previous line at the soonest
 # Relative cost of one epoch of each stage (a pixel epoch is 1) at the task's defaults, from the seconds of
 # each stage of the embedded runs on 2 CPU cores (mixed_bfloat16): digits from uci->uci_m, uci->uci_s and
 # fonts->uci (they spread by 2x: load, and how soon the feature gate stops); segmentation from
@@ -109,15 +111,17 @@ class Progress(keras.callbacks.Callback):
     training, if its first epoch is still running, its time per step and time left (or, if its first step,
     which traces and compiles the step function, has not ended, that it has not, from a timer thread); after
     each epoch, the epoch, its time at the measured rate, the stage's time left and the epoch's losses and
-    metrics. With a RunClock, each line also gives the run's time left. A stage that may stop early (feature
-    adaptation's gate) gives its time left as an upper bound. A step is timed when the next one begins
-    (on_train_batch_begin: no batch_end hook, so fit keeps dispatching the steps' logs asynchronously)."""
+    metrics: after the first epoch this process trains, after the last (or one that stops the stage) and between
+    them at most one every `line_every_s` seconds. With a RunClock, each line also gives the run's time left. A
+    stage that may stop early (feature adaptation's gate) gives its time left as an upper bound. A step is timed
+    when the next one begins (on_train_batch_begin: no batch_end hook, so fit keeps dispatching the steps' logs
+    asynchronously)."""
 
     def __init__(self, stage, log, may_stop_early=False, clock=None, now=time.monotonic,
-                 first_estimate_s=FIRST_ESTIMATE_S):
+                 first_estimate_s=FIRST_ESTIMATE_S, line_every_s=EPOCH_LINE_EVERY_S):
         super().__init__()
         self.stage, self.log, self.may_stop_early, self.clock, self.now = stage, log, may_stop_early, clock, now
-        self.first_estimate_s, self.timer = first_estimate_s, None
+        self.first_estimate_s, self.line_every_s, self.timer = first_estimate_s, line_every_s, None
 
     def _first_step_running(self):
         if self.first_end is None:
@@ -131,7 +135,7 @@ class Progress(keras.callbacks.Callback):
         self.begin = self.now()
         self.completed = self.epoch_base = 0  # steps this process has completed; before this epoch
         self.first_end, self.first_count = None, 0  # when its first steps completed, and how many
-        self.epoch, self.announced = 0, False
+        self.epoch, self.announced, self.last_line, self.epoch_lines = 0, False, None, 0
         self.timer.start()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -166,7 +170,7 @@ class Progress(keras.callbacks.Callback):
         timed = self.completed - self.first_count
         if not steps or not epochs or now - self.begin < self.first_estimate_s or timed < FIRST_ESTIMATE_STEPS:
             return
-        self.announced = True
+        self.announced, self.last_line = True, now
         self.log(f"{self.stage}: {self.seconds_per_step(now):.2f} s/step over its first {self.completed} steps, "
                  + self._left(now, (epochs - self.epoch) * steps - batch))
 
@@ -175,6 +179,10 @@ class Progress(keras.callbacks.Callback):
         now = self._completed(steps)
         done, epochs = epoch + 1, self.params.get("epochs") or epoch + 1
         self.announced = True  # the first estimate is for a first epoch still running: this line says more
+        last = done >= epochs or getattr(self.model, "stop_training", False)
+        if self.epoch_lines and not last and now - self.last_line < self.line_every_s:
+            return
+        self.last_line, self.epoch_lines = now, self.epoch_lines + 1
         metrics = " ".join(f"{k}={float(v):.3g}" for k, v in (logs or {}).items())
         self.log(f"{self.stage} epoch {done}/{epochs}, {format_duration(self.seconds_per_step(now) * steps)}/epoch, "
                  + self._left(now, (epochs - done) * steps) + (f": {metrics}" if metrics else ""))

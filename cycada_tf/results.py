@@ -97,13 +97,14 @@ def summarize_label_free(config, per_seed, rows):
     return {**label_free.summarize(config, per_seed, rows), "task": config.TASK}
 
 
-def decisions(per_seed):
-    """[(decision, {seed: {"choice", "oracle_choice", ...}})] of the label-free decisions each seed made."""
+def decisions(per_seed, oracle=True):
+    """[(decision, {seed: {"choice", "oracle_choice", ...}})] of the label-free decisions each seed made; with
+    `oracle`, only those the target test labels were read beside (none is, without target labels)."""
     made = (("pixel direction", lambda r: r.get("pixel", {}).get("direction")),
             ("final model", lambda r: r.get("final")))
     out = []
     for name, get in made:
-        values = {seed: get(r) for seed, r in per_seed.items() if get(r) and "oracle_choice" in get(r)}
+        values = {seed: get(r) for seed, r in per_seed.items() if get(r) and (not oracle or "oracle_choice" in get(r))}
         if values:
             out.append((name, values))
     return out

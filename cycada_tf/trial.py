@@ -1,6 +1,6 @@
 """One seed of a run as its directory holds it: <run_dir>/seed_<k>/<stage>/ (done.json, the stage's weights,
-ckpt/, tb/), the translated records and final.json. The stages read what earlier stages left through a Trial,
-and the report and export read a finished run through one; a Trial trains nothing.
+ckpt/, TensorBoard events), the translated records and final.json. The stages read what earlier stages left
+through a Trial, and the report and export read a finished run through one; a Trial trains nothing.
 
 It reads the run directory's files from `run_dir` and writes its own under `write_dir` (default `run_dir`; a
 worker's private directory under multi_worker, see runner.py)."""

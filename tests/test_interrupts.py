@@ -22,7 +22,7 @@ def test_ctrl_c_in_a_stage_is_one_line_and_130(embedded_data_dir, tmp_path):
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2"))
     deadline = time.monotonic() + 240
-    for line in process.stdout:  # wait for the stage to start
+    for line in process.stderr:  # wait for the stage to start
         assert time.monotonic() < deadline
         if "stage 'source' starting" in line:
             break

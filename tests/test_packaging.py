@@ -1,5 +1,6 @@
-"""pyproject.toml: its dependencies are requirements.txt's pins but pytest (the extra `test`), its version is the
-package's, and every console script names a function that imports and runs the experiment's command."""
+"""pyproject.toml: its dependencies are requirements.txt's pins, the test-only ones its extra `test` (which
+tools/setup.sh installs), its version is the package's, and every console script names a function that imports
+and runs its command."""
 
 import os
 import re
@@ -27,11 +28,13 @@ def pins():
     return found
 
 
-def test_dependencies_are_the_pins_but_pytest_which_is_the_test_extra():
+def test_dependencies_are_the_pins_and_pytest_is_the_test_extra_that_setup_installs():
     project = pyproject()["project"]
-    runtime = [pin for pin in pins() if not pin.startswith("pytest==")]
-    assert project["dependencies"] == runtime
-    assert project["optional-dependencies"]["test"] == [pin for pin in pins() if pin.startswith("pytest==")]
+    assert project["dependencies"] == pins() and not [pin for pin in pins() if pin.startswith("pytest")]
+    assert project["optional-dependencies"]["test"] == ["pytest==9.2.0"]
+    with open(os.path.join(REPO, "tools", "setup.sh")) as handle:
+        setup = handle.read()
+    assert '["optional-dependencies"]["test"]' in setup and "-r requirements.txt" in setup
 
 
 def test_the_version_and_packages_are_the_packages():
@@ -40,9 +43,15 @@ def test_the_version_and_packages_are_the_packages():
     assert config["packages"]["find"]["include"] == ["cycada_tf", "cycada_tf.*"]
 
 
+# What each command's --help says, at least.
+HELP = {"cycada-digits": "--pixel_epochs: ", "cycada-segmentation": "--pixel_epochs: ",
+        "cycada-prepare": "usage: cycada-prepare [-h] --dataset",
+        "cycada-export": "usage: cycada-export [-h] --run_dir"}
+
+
 def test_every_console_script_names_a_callable_that_runs_the_command():
     scripts = pyproject()["project"]["scripts"]
-    assert set(scripts) == {"cycada-digits", "cycada-segmentation"}
+    assert set(scripts) == set(HELP)
     for name, target in scripts.items():
         module, function = target.split(":")
         # what the installed script runs, in its own process (each main defines its flags in absl's FLAGS):
@@ -50,4 +59,4 @@ def test_every_console_script_names_a_callable_that_runs_the_command():
         done = subprocess.run([sys.executable, "-c", f"import sys; from {module} import {function}; "
                                f"assert callable({function}); sys.argv = [{name!r}, '--help']; {function}()"],
                               cwd=REPO, capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0 and "--pixel_epochs: " in done.stdout, done.stderr
+        assert done.returncode == 0 and HELP[name] in done.stdout, (name, done.stdout[-2000:], done.stderr[-2000:])

@@ -31,6 +31,14 @@ class FeatureAdaptation(keras.Model):
     g_weight: the weight of f_T's fooling loss (appendix 6.1.2: 0.1 for segmentation). dropout: both nets
     embed with dropout on (default off: both in inference mode)."""
 
+    # What TensorBoard says beside each value train_step reports (summaries.TensorBoardSummaries), epoch means.
+    SCALARS = {"d_loss": "L_GAN(D_feat) (Eq. 5), the discriminator's side: features of f_S(x_s) against f_T(x_t).",
+               "g_loss": "L_GAN(f_T) (Eq. 5), f_T's side: D_feat fooled by f_T(x_t)'s features.",
+               "d_accuracy": "D_feat's accuracy on the batch (0.5: it cannot tell the domains apart).",
+               "gate_accuracy": "D_feat's accuracy averaged over the gate's window, what the gate reads.",
+               "gate_open": "Share of the epoch's iterations whose gate was open (D_feat above 60%): f_T updated.",
+               "gated_updates": "f_T's updates so far, all epochs: the iterations with the gate open."}
+
     def __init__(self, f_ref, f_t, d_feat, layer="features", gan_mode="log", gate=GATE_THRESHOLD,
                  encoders=None, gate_window=GATE_WINDOW_DIGITS, g_weight=1.0, dropout=False, **kwargs):
         super().__init__(**kwargs)

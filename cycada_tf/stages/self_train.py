@@ -37,6 +37,15 @@ class SelfTraining(OneNetModel):
     scratch; here the net starts from a trained model, so it is constant).
     segmentation: per-pixel examples as the module docstring says, with `ignore_label` in the label maps."""
 
+    # What TensorBoard says beside each value train_step reports (summaries.TensorBoardSummaries), epoch means.
+    SCALARS = {"loss": "source_loss + target_loss, weighted: what the step minimises.",
+               "source_loss": "L_task on the labelled (source-side) batch, weakly augmented.",
+               "target_loss": "Cross-entropy of the strongly augmented target images against the pseudo-labels "
+                              "of their weak views, over the pseudo-labels kept.",
+               "pseudo_fraction": "Share of the target images whose pseudo-label passed the threshold.",
+               "threshold": "The confidence a pseudo-label needs: tau times the mean top probability on the "
+                            "labelled batch (AdaMatch's relative threshold)."}
+
     def __init__(self, net, confidence=0.9, target_weight=1.0, seed=0, segmentation=False, ignore_label=255,
                  **kwargs):
         super().__init__(**kwargs)
@@ -44,8 +53,7 @@ class SelfTraining(OneNetModel):
         self.confidence, self.target_weight = float(confidence), float(target_weight)
         self.segmentation, self.ignore_label = bool(segmentation), ignore_label
         self.augment_seed = keras.random.SeedGenerator(seed)
-        self.trackers = {n: keras.metrics.Mean(name=n)
-                         for n in ("loss", "source_loss", "target_loss", "pseudo_fraction", "threshold")}
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in self.SCALARS}
 
     def train_step(self, data):
         (x_s, y_s), x_t = data

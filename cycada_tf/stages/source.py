@@ -12,6 +12,12 @@ class TaskStage(keras.Model):
     """Trains a classifier `net` with L_task (Eq. 1) on (image, label) batches; a segmenter on (image, label
     map) batches with ignore_label (255) marking the pixels that count nowhere."""
 
+    # What TensorBoard says beside each value train_step reports (summaries.TensorBoardSummaries).
+    SCALARS = {"loss": "L_task (Eq. 1): the cross-entropy of the stage's network on its labelled training "
+                       "batches, the epoch's mean.",
+               "accuracy": "Accuracy on the labelled training batches of the epoch (not the target test split: "
+                           "that is target_test/)."}
+
     def __init__(self, net, ignore_label=None, **kwargs):
         super().__init__(**kwargs)
         self.net = net

@@ -29,7 +29,7 @@ class Task:
         self.config = c = config
         self.source_spec, self.target_spec = registry.get(c.source), registry.get(c.target)
         if self.target_spec.labelled and self.source_spec.classes != self.target_spec.classes:
-            raise ValueError(f"--source={c.source} and --target={c.target} have different classes")
+            raise ValueError(class_mismatch(c.source, self.source_spec.classes, c.target, self.target_spec.classes))
         self.classes = self.source_spec.classes
         self.num_classes = self.source_spec.num_classes
 
@@ -155,3 +155,16 @@ class Task:
     def applied(self, generator):
         """A translator as the stages apply it to whole images (segmentation: of any size)."""
         return generator
+
+
+def class_mismatch(source, source_classes, target, target_classes):
+    """The error of a source and a target whose classes differ, naming the classes on each side."""
+    def listed(classes):
+        return ", ".join(classes) if classes else "none"
+    line = (f"--source={source} and --target={target} have different classes: source ({len(source_classes)}) "
+            f"{listed(source_classes)}; target ({len(target_classes)}) {listed(target_classes)}")
+    only_source = [k for k in source_classes if k not in target_classes]
+    only_target = [k for k in target_classes if k not in source_classes]
+    if only_source or only_target:
+        return line + f" (only in the source: {listed(only_source)}; only in the target: {listed(only_target)})"
+    return line + " (the same names in another order: class ids follow the order)"

@@ -124,7 +124,7 @@ class DigitsTask(Task):
 
     def markdown_table(self, summary):
         if summary.get("label_free"):
-            return report_lib.label_free_table(summary)
+            return report_lib.label_free_table(summary, results.decisions(summary["per_seed"], oracle=False))
         return report_lib.accuracy_table(summary, results.decisions(summary["per_seed"]))
 
     def report_sections(self, run_dir, summary, trials):
