@@ -6,8 +6,8 @@ whole run, which counts the stages and seeds still to come.
 A stage's time left is its remaining steps at its measured time per step (its first step, which traces and
 compiles the step function, left out). The run's time left adds, for each (seed, stage) still to come, the
 time the same stage took in an earlier seed of this run; a stage this run has not yet timed gets its prior
-cost (PRIOR_EPOCH_COST, times its epochs) at the seconds per unit of prior cost that the stages timed so far
-took, and the line says that part is an estimate. Each stage that finishes refines it. Time outside the
+cost (its record's prior per epoch, stages/base.Stage, times its epochs) at the seconds per unit of prior
+cost that the stages timed so far took, and the line says that part is an estimate. Each stage that finishes refines it. Time outside the
 stages (choosing the final model, the report) is not counted."""
 
 import threading
@@ -18,16 +18,6 @@ import keras
 FIRST_ESTIMATE_S = 10.0  # a stage's first line comes at the first step this long after it started training,
 FIRST_ESTIMATE_STEPS = 3  # and with this many steps timed after the first (one alone misled by 1.6x under load)
 EPOCH_LINE_EVERY_S = 10.0  # an epoch's line comes this long after the stage's previous line at the soonest
-# Relative cost of one epoch of each stage (a pixel epoch is 1) at the task's defaults, from the seconds of
-# each stage of the embedded runs on 2 CPU cores (mixed_bfloat16): digits from uci->uci_m, uci->uci_s and
-# fonts->uci (they spread by 2x: load, and how soon the feature gate stops); segmentation from
-# roads_game->roads_camera. Only a stage this run has not timed yet uses it.
-PRIOR_EPOCH_COST = {
-    "digits": {"source": 0.015, "pixel": 1.0, "target": 0.065, "feature": 0.2, "self_train": 1.0,
-               "oracle": 0.023},
-    "segmentation": {"source": 0.1, "pixel": 1.0, "target": 0.3, "feature": 0.24, "self_train": 0.95,
-                     "oracle": 0.1},
-}
 UNKNOWN_EPOCH_COST = 1.0  # a stage or task without a prior: a pixel epoch's
 
 
@@ -40,9 +30,14 @@ def format_duration(seconds):
 
 
 def prior_costs(config, stages):
-    """{stage: prior cost}: its epochs (--<stage>_epochs) at its PRIOR_EPOCH_COST."""
-    table = PRIOR_EPOCH_COST.get(config.TASK, {})
-    return {stage: table.get(stage, UNKNOWN_EPOCH_COST) * getattr(config, f"{stage}_epochs", 1)
+    """Each stage's prior cost in `config`'s run.
+
+    Args:
+        config: the run's config (its TASK and epochs fields).
+        stages: the stages' records (stages/base.Stage).
+    Returns:
+        {stage name: its epochs at its prior cost per epoch for the task}."""
+    return {stage.name: stage.prior.get(config.TASK, UNKNOWN_EPOCH_COST) * stage.epochs_of(config)
             for stage in stages}
 
 

@@ -1,7 +1,7 @@
 """Runs the stages in order for each seed of an experiment, each stage checkpointed in the run directory, and
-writes the results table and the report. It knows no stage and no task by name: STAGES lists the stages
-(stages/*.py wire each from a Trial into a Plan) and tasks/ builds everything that differs between digits and
-road scenes.
+writes the results table and the report. It knows no stage and no task by name: STAGES are the stages'
+records (stages/registry.py; stages/*.py wire each from a Trial into a Plan) and tasks/ builds everything that
+differs between digits and road scenes.
 
 <run_dir>/seed_<k>/<stage>/ holds the stage's weights, done.json (its numbers), its TensorBoard summaries
 (the run seed_<k>/<stage>; board.py writes the seed's and the run's own) and ckpt/ its checkpoint of the last
@@ -37,13 +37,13 @@ from cycada_tf import resume, selection
 from cycada_tf import summaries, tasks
 from cycada_tf import precision as precision_lib
 from cycada_tf.data import registry
-from cycada_tf.stages import base as stage_base, feature, pixel, self_train, source, target
+from cycada_tf.stages import base as stage_base, registry as stage_registry
 from cycada_tf.summaries import log
 from cycada_tf.trial import Trial
 
-STAGES = (source.SOURCE, pixel.STAGE, target.STAGE, feature.STAGE, self_train.STAGE, source.ORACLE)
+STAGES = stage_registry.STAGES
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
-CANDIDATES = tuple(stage.name for stage in STAGES if stage.candidate)  # the final model is one of them
+CANDIDATES = stage_registry.CANDIDATES  # the final model is one of them
 
 
 def stage_settings(config):
@@ -147,7 +147,7 @@ def _run_stages(task, run_dir, strategy, write_dir=None):
     trials = {seed: Trial(task, seed, run_dir, strategy, write_dir) for seed in config.seeds}
     clock = progress.RunClock([(seed, stage.name) for seed in config.seeds for stage in STAGES
                                if stage.name in config.stages and trials[seed].done(stage.name) is None],
-                              progress.prior_costs(config, STAGE_NAMES))
+                              progress.prior_costs(config, STAGES))
     for seed in config.seeds:
         trial = trials[seed]
         results = {}
@@ -215,14 +215,11 @@ def fit(trial, stage, plan, precision, jit_compile, clock=None):
     the run's time left by `clock` (a progress.RunClock), if given."""
     model, config = plan.model, trial.config
     stage_base.compile(model, plan.optimizers, precision, jit_compile)
-    optimizers = {"optimizer": model.optimizer}
-    if getattr(model, "d_optimizer", None) is not None:
-        optimizers["d_optimizer"] = model.d_optimizer
     # model.variables: every network's weights, the frozen ones too, and the random states of its layers
     # (dropout, style codes), which a tf.train.Checkpoint of a subclassed Keras 3 model misses.
     checkpoint = resume.StageCheckpoint(stage, os.path.join(trial.dir, stage, "ckpt"), log,
                                         write_directory=os.path.join(trial.stage_dir(stage), "ckpt"),
-                                        variables=list(model.variables), **optimizers, **plan.state)
+                                        variables=list(model.variables), **model.optimizers(), **plan.state)
     initial = checkpoint.restore()
     if plan.done and plan.done():
         initial = plan.epochs

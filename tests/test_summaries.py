@@ -194,10 +194,12 @@ def test_a_stage_not_yet_timed_counts_as_it_took_before_or_at_its_prior():
 
 
 def test_prior_costs_scale_with_the_epochs_of_each_stage():
+    from cycada_tf.stages import pixel, source
+    from cycada_tf.stages.base import Stage
     config = config_lib.DigitsConfig(pixel_epochs=4, source_epochs=2)
-    costs = progress.prior_costs(config, ("source", "pixel", "newcomer"))
-    table = progress.PRIOR_EPOCH_COST["digits"]
-    assert costs == {"source": 2 * table["source"], "pixel": 4 * table["pixel"],
+    newcomer = Stage("newcomer", wire=None)  # no prior, no epochs field
+    costs = progress.prior_costs(config, (source.STAGE, pixel.STAGE, newcomer))
+    assert costs == {"source": 2 * source.STAGE.prior["digits"], "pixel": 4 * pixel.STAGE.prior["digits"],
                      "newcomer": progress.UNKNOWN_EPOCH_COST}
 
 

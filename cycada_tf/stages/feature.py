@@ -10,7 +10,8 @@ import tensorflow as tf
 
 from cycada_tf import losses
 from cycada_tf.data import pipeline
-from cycada_tf.stages.base import Plan, Stage, build_optimizer, replica_scale
+from cycada_tf.stages import target
+from cycada_tf.stages.base import Plan, Stage, StageModel, build_optimizer, replica_scale
 from cycada_tf.summaries import GateTrace, joined, log
 
 GATE_THRESHOLD = 0.6  # appendix 6.1: update f_T only when the discriminator accuracy is above 60%
@@ -18,7 +19,7 @@ GATE_THRESHOLD = 0.6  # appendix 6.1: update f_T only when the discriminator acc
 GATE_WINDOW_DIGITS = 1
 
 
-class FeatureAdaptation(keras.Model):
+class FeatureAdaptation(StageModel):
     """f_ref (frozen) embeds translated source images, f_t (trainable, initialised from f_ref) embeds target
     images; d_feat discriminates. layer="features" adapts the 500-d representation (paper) and updates the
     encoder; layer="logits" adapts the class scores and updates the whole net (released code).
@@ -76,6 +77,8 @@ class FeatureAdaptation(keras.Model):
 
     def call(self, x, training=False):
         return self.f_t(x, training=training)
+
+    OPTIMIZERS = ("optimizer", "d_optimizer")  # f_T's, D_feat's
 
     def compile(self, f_optimizer, d_optimizer, **kwargs):
         super().compile(optimizer=f_optimizer, **kwargs)
@@ -233,4 +236,5 @@ def wire(trial):
                        "gate_recent_accuracies": model.recent_accuracies, "gate_steps_seen": model.steps_seen})
 
 
-STAGE = Stage("feature", wire, needs=lambda config: ("target",), candidate=True)
+STAGE = Stage("feature", wire, needs=lambda config: ("target",), label="CyCADA pixel+feat", epochs="feature_epochs",
+              prior={"digits": 0.2, "segmentation": 0.24}, candidate=2, reads_translated=target.reads_translated)

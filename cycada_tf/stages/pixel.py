@@ -7,7 +7,7 @@ import keras
 import tensorflow as tf
 
 from cycada_tf import losses, selection
-from cycada_tf.stages.base import Plan, Stage, build_optimizer, replica_scale
+from cycada_tf.stages.base import Plan, Stage, StageModel, build_optimizer, replica_scale
 
 
 class ImagePool(tf.Module):
@@ -49,7 +49,7 @@ class ImagePool(tf.Module):
         return out
 
 
-class PixelAdaptation(keras.Model):
+class PixelAdaptation(StageModel):
     """Trains g_st, g_ts, d_s, d_t on unpaired batches (x_s, x_t); f_s is frozen (pretrained source model),
     a classifier or a segmenter (then Eq. 4 is a per-pixel cross-entropy against f_S's per-pixel labels)."""
 
@@ -95,6 +95,8 @@ class PixelAdaptation(keras.Model):
 
     def call(self, x_s, training=False):
         return self.g_st(x_s, training=training)
+
+    OPTIMIZERS = ("optimizer", "d_optimizer")  # the generators', the discriminators'
 
     def compile(self, g_optimizer, d_optimizer, **kwargs):
         super().compile(optimizer=g_optimizer, **kwargs)
@@ -229,4 +231,6 @@ def wire(trial):
                 state={"pool_t": model.pool_t, "pool_s": model.pool_s})
 
 
-STAGE = Stage("pixel", wire, needs=lambda config: ("source",))
+STAGE = Stage("pixel", wire, needs=lambda config: ("source",),
+              label="f_S on G_T->S(x_t) (pixel, target to source)", key_suffix="_t2s", epochs="pixel_epochs",
+              prior={"digits": 1.0, "segmentation": 1.0})

@@ -26,7 +26,12 @@ from cycada_tf.stages.class_mix import ClassMixSelfTraining
 
 INITS = ("feature", "target", "source")  # --self_train_init
 METHODS = ("adamatch", "dacs")  # --self_train_method
+VIEWS = ("target", "init")  # --self_train_view
 VIEWED_STAGES = ("target", "feature")  # the inits that learnt from the translated source records
+# Its row of the results table: per (task, --self_train_method), else LABEL.
+LABEL = "CyCADA + self-training (AdaMatch)"
+LABELS = {("segmentation", "dacs"): "CyCADA + self-training (DACS)",
+          ("segmentation", "adamatch"): "CyCADA + self-training (AdaMatch, per pixel)"}
 
 
 class SelfTraining(OneNetModel):
@@ -104,7 +109,7 @@ def wire(trial):
     net = trial.network(c.self_train_init)
     model = _model(trial, net)
     b, mu = c.self_train_batch_size, c.self_train_target_ratio
-    view = trial.view_of("self_train")
+    view = trial.view_of(STAGE.name)
     if c.self_train_view == "init" and c.self_train_init in VIEWED_STAGES:  # what f_T learnt from: translated
         xs = task.load_translated(trial.translated_dir("source"), True, seed, stage="self_train")[0]
     else:
@@ -151,4 +156,15 @@ def _model(trial, net):
                         name="self_train_stage")
 
 
-STAGE = Stage("self_train", wire, needs=lambda config: (config.self_train_init,), candidate=True)
+def reads_translated(trial):
+    """Its model reads target images as --self_train_view says: as they are, or as its init model does."""
+    c = trial.config
+    if c.self_train_view not in VIEWS:
+        raise ValueError(f"--self_train_view must be {' or '.join(VIEWS)}, got {c.self_train_view!r}")
+    return c.self_train_view == "init" and trial.reads_translated(c.self_train_init)
+
+
+STAGE = Stage("self_train", wire, needs=lambda config: (config.self_train_init,),
+              label=lambda config: LABELS.get((config.TASK, config.self_train_method), LABEL),
+              epochs="self_train_epochs", prior={"digits": 1.0, "segmentation": 0.95}, candidate=3,
+              reads_translated=reads_translated, flags="self_train_")
