@@ -90,11 +90,7 @@ def test_segmentation_folder_maps_its_ignore_id_and_names_a_bad_label(tmp_path):
 
 
 def test_a_stage_with_nothing_to_train_and_the_stages_left_out_are_logged_as_skipped(tmp_path, capsys):
-    flat = tmp_path / "photos"
-    os.makedirs(flat)
-    rng = np.random.RandomState(0)
-    for i in range(4):
-        (flat / f"{i}.png").write_bytes(official_files.png_bytes(rng.randint(0, 256, (20, 20, 3)).astype(np.uint8)))
+    flat = official_files.unlabelled_photos(tmp_path / "photos")
     config = config_lib.DigitsConfig(data_dir=str(tmp_path / "data"), run_dir=str(tmp_path / "run"),
                                      target=f"folder:{flat}", stages=("oracle",), seeds=(0,), verbose=0,
                                      summary_every_epochs=0)

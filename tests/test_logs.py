@@ -2,9 +2,7 @@
 table), and a stage of sub-second epochs says a line after its first and last epochs and one every ~10 s
 between, not one per epoch."""
 
-import os
 
-import numpy as np
 
 import official_files
 from cycada_tf import config as config_lib, progress, runner
@@ -61,11 +59,7 @@ def test_long_epochs_each_get_their_line_and_a_stop_gets_its_own():
 
 
 def test_stdout_holds_the_table_and_stderr_the_lines(tmp_path, capsys):
-    flat = tmp_path / "photos"
-    os.makedirs(flat)
-    rng = np.random.RandomState(0)
-    for i in range(4):
-        (flat / f"{i}.png").write_bytes(official_files.png_bytes(rng.randint(0, 256, (20, 20, 3)).astype(np.uint8)))
+    flat = official_files.unlabelled_photos(tmp_path / "photos")
     run_dir = tmp_path / "run"
     config = config_lib.DigitsConfig(data_dir=str(tmp_path / "data"), run_dir=str(run_dir), target=f"folder:{flat}",
                                      stages=("oracle",), seeds=(0,), verbose=0, summary_every_epochs=0)
