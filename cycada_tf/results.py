@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from cycada_tf import config as config_lib, label_free, paper
+from cycada_tf import config as config_lib, label_free, paper, selection
 from cycada_tf.stages import registry
 
 SEGMENTATION_SCORES = ("miou", "fwiou", "pixel_accuracy")
@@ -105,10 +105,8 @@ def summarize_label_free(config, per_seed, rows):
 def decisions(per_seed, oracle=True):
     """[(decision, {seed: {"choice", "oracle_choice", ...}})] of the label-free decisions each seed made; with
     `oracle`, only those the target test labels were read beside (none is, without target labels)."""
-    made = (("pixel direction", lambda r: r.get("pixel", {}).get("direction")),
-            ("final model", lambda r: r.get("final")))
     out = []
-    for name, get in made:
+    for name, get in selection.DECISIONS:
         values = {seed: get(r) for seed, r in per_seed.items() if get(r) and (not oracle or "oracle_choice" in get(r))}
         if values:
             out.append((name, values))
