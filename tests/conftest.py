@@ -1,16 +1,76 @@
-"""Shared fixtures: the embedded digit domains, built once per test session."""
+"""What the tests share: the repository's root, the tiny configuration of each experiment (tiny_flags for its
+command line, tiny_config for runner.run), run_experiment (an experiment's absl main in a child process), and
+the session's fixtures: the embedded digit domains and one tiny whole digits run, each built once."""
 
+import glob
+import json
 import os
+import shutil
+import subprocess
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
 
 import pytest  # noqa: E402
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EMBEDDED = ("uci", "uci_m", "fonts")
 
+# Every stage of an experiment, small enough to run in seconds on a CPU: tiny networks, few epochs and steps.
+TINY = {
+    "digits": dict(seeds=(0,), source_epochs=2, pixel_epochs=1, target_epochs=1, feature_epochs=2,
+                   oracle_epochs=1, pixel_batch_size=64, generator_width=4, discriminator_width=4,
+                   noise_channels=2, translations_per_image=2, feature_min_steps_per_epoch=5,
+                   self_train_epochs=2, self_train_steps_per_epoch=5, pixel_direction="t2s", final_reverse_steps=20,
+                   verbose=0),
+    "segmentation": dict(seeds=(0,), source_epochs=3, pixel_epochs=1, target_epochs=1, feature_epochs=2,
+                         oracle_epochs=1, source_batch_size=64, pixel_batch_size=32, crop_size=(32, 64),
+                         pixel_crop_size=(32, 32), model_width=8, generator_width=4, generator_blocks=1,
+                         discriminator_width=4, feature_batch_size=16, feature_min_steps_per_epoch=5,
+                         gate_window=3, semantic_weight=1.0, self_train_epochs=1, self_train_steps_per_epoch=3,
+                         self_train_batch_size=4, pixel_direction="s2t", final_reverse_steps=20,
+                         verbose=0),
+}
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: a real end-to-end run (minutes); still part of CI")
+
+def tiny_values(task, **overrides):
+    """TINY[task] with `overrides` (a value of None drops the field: the experiment's default then)."""
+    values = {**TINY[task], **overrides}
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _flag(name, value):
+    if isinstance(value, (tuple, list)):
+        value = ",".join(str(v) for v in value)
+    elif isinstance(value, bool):
+        value = str(value).lower()
+    return f"--{name}={value}"
+
+
+def tiny_flags(task, **overrides):
+    """The tiny configuration of `task` (digits or segmentation) as its command line's flags."""
+    return [_flag(name, value) for name, value in tiny_values(task, **overrides).items()]
+
+
+def tiny_config(task, **overrides):
+    """The tiny configuration of `task` as its config, for runner.run in this process."""
+    from cycada_tf import config as config_lib
+    return config_lib.TASKS[task](**tiny_values(task, **overrides))
+
+
+def child_env(**extra):
+    """The environment of a child process that imports this checkout's modules, TensorFlow's log lines quiet."""
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO, **extra)
+
+
+def run_experiment(task, *args, check=True, env=None, timeout=900):
+    """`python -m cycada_tf.experiments.<task> args` in a child process; with `check`, a failure raises with
+    the ends of its stdout and stderr."""
+    result = subprocess.run([sys.executable, "-m", f"cycada_tf.experiments.{task}", *args], cwd=REPO,
+                            env=env or child_env(), capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +81,32 @@ def embedded_data_dir(tmp_path_factory):
     for name in EMBEDDED:
         registry.ensure(name, data_dir)
     return data_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_digits_run(embedded_data_dir, tmp_path_factory):
+    """One tiny run of every digits stage through the absl main, with --export_dir, made once for the session:
+    {"run_dir", "export_dir", "data_dir", "result" (the finished process)}. Readers leave it as it is; a test
+    that changes a run works on a copy (copy_run)."""
+    root = tmp_path_factory.mktemp("tiny_digits_run")
+    dirs = {"run_dir": str(root / "run"), "export_dir": str(root / "export"), "data_dir": embedded_data_dir}
+    dirs["result"] = run_experiment("digits", f"--data_dir={embedded_data_dir}", f"--run_dir={dirs['run_dir']}",
+                                    f"--export_dir={dirs['export_dir']}", *tiny_flags("digits"))
+    return dirs
+
+
+def copy_run(run, destination):
+    """Copies of a run fixture's run and export directories under `destination`, as a dict like the fixture's.
+    Each exported version's record names the copy as its run, as if the run had been made there."""
+    from cycada_tf import export_layout, files
+    copied = dict(run)
+    for key in ("run_dir", "export_dir"):
+        copied[key] = os.path.join(str(destination), os.path.basename(run[key]))
+        if os.path.exists(run[key]):
+            shutil.copytree(run[key], copied[key])
+    for version in glob.glob(os.path.join(copied["export_dir"], "*", "*", "assets", export_layout.RUN_FILE)):
+        record = files.read_json(version)
+        if record.get("run_dir") == os.path.realpath(run["run_dir"]):
+            with open(version, "w") as handle:
+                json.dump({**record, "run_dir": os.path.realpath(copied["run_dir"])}, handle)
+    return copied
