@@ -2,6 +2,7 @@
 command line, tiny_config for runner.run), run_experiment (an experiment's absl main in a child process), and
 the session's fixtures: the embedded digit domains and one tiny whole digits run, each built once."""
 
+import fcntl
 import glob
 import json
 import os
@@ -73,26 +74,48 @@ def run_experiment(task, *args, check=True, env=None, timeout=900):
     return result
 
 
+def built_once(tmp_path_factory, name, build):
+    """The directory `name`, made by build(path) once for the whole session: under pytest-xdist the first
+    worker to ask builds it (the others wait on its lock) and every worker reads the same one."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the session's directory, above each worker's own
+    path, built = root / name, root / f"{name}.built"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not built.exists():
+            shutil.rmtree(path, ignore_errors=True)  # what a failed build left
+            path.mkdir()
+            build(path)
+            built.touch()
+    return path
+
+
 @pytest.fixture(scope="session")
 def embedded_data_dir(tmp_path_factory):
     """A data_dir holding the TFRecords of every embedded domain (a few seconds to build)."""
     from cycada_tf.data import registry
-    data_dir = str(tmp_path_factory.mktemp("embedded_data"))
-    for name in EMBEDDED:
-        registry.ensure(name, data_dir)
-    return data_dir
+
+    def build(path):
+        for name in EMBEDDED:
+            registry.ensure(name, str(path))
+    return str(built_once(tmp_path_factory, "embedded_data", build))
 
 
 @pytest.fixture(scope="session")
 def tiny_digits_run(embedded_data_dir, tmp_path_factory):
     """One tiny run of every digits stage through the absl main, with --export_dir, made once for the session:
-    {"run_dir", "export_dir", "data_dir", "result" (the finished process)}. Readers leave it as it is; a test
-    that changes a run works on a copy (copy_run)."""
-    root = tmp_path_factory.mktemp("tiny_digits_run")
-    dirs = {"run_dir": str(root / "run"), "export_dir": str(root / "export"), "data_dir": embedded_data_dir}
-    dirs["result"] = run_experiment("digits", f"--data_dir={embedded_data_dir}", f"--run_dir={dirs['run_dir']}",
-                                    f"--export_dir={dirs['export_dir']}", *tiny_flags("digits"))
-    return dirs
+    {"run_dir", "export_dir", "data_dir", "result" (the finished process: returncode, stdout, stderr)}.
+    Readers leave it as it is; a test that changes a run works on a copy (copy_run)."""
+    def build(root):
+        result = run_experiment("digits", f"--data_dir={embedded_data_dir}", f"--run_dir={root / 'run'}",
+                                f"--export_dir={root / 'export'}", *tiny_flags("digits"))
+        for stream in ("stdout", "stderr"):
+            (root / stream).write_text(getattr(result, stream))
+    root = built_once(tmp_path_factory, "tiny_digits_run", build)
+    result = subprocess.CompletedProcess([], 0, (root / "stdout").read_text(), (root / "stderr").read_text())
+    return {"run_dir": str(root / "run"), "export_dir": str(root / "export"), "data_dir": embedded_data_dir,
+            "result": result}
 
 
 def copy_run(run, destination):
