@@ -10,7 +10,7 @@ import os
 from cycada_tf import files
 from cycada_tf.data import translated
 
-FINAL_FILE = "final.json"  # under seed_<k>/: the model chosen without target labels (decisions.final_model)
+FINAL_FILE = "final.json"  # under seed_<k>/: the model chosen without target labels (selection.final_model)
 VIEWED_STAGES = ("target", "feature")  # their model reads G_T->S(x_t) under --pixel_direction=t2s
 SELF_TRAIN_VIEWS = ("target", "init")  # --self_train_view
 

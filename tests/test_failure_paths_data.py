@@ -58,7 +58,7 @@ def test_gta5_mis_sized_pairs_are_skipped_reported_or_resized(tmp_path, capsys):
     raw_dir = str(tmp_path / "raw")
     labels = write_gta5(raw_dir, [(H, W), (H + 2, W), (H, W - 2), (H, W)])  # 00002, 00003 mis-sized
     data_dir = str(tmp_path / "data")
-    # the README's command
+    # docs/data.md's command
     assert prepare_data.cli(["--dataset=gta5", f"--raw_dir={raw_dir}", f"--data_dir={data_dir}", "--width=1024",
                              "--verify"]) == 0
     out = capsys.readouterr().out

@@ -9,6 +9,7 @@ used, recomputed here, must give the run's values (checked; exit status 1 if not
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -27,6 +28,8 @@ def parse_args(argv):
     parser.add_argument("--seeds", default="", help="comma-separated seeds (default: every seed of the run)")
     parser.add_argument("--criteria", default="", help="comma-separated criteria (default: all)")
     parser.add_argument("--json", default="", help="also write the results to this JSON file")
+    parser.add_argument("--final_reverse_steps", type=int, default=0,
+                        help="reverse validation's steps (default: the run's, as its final.json records them)")
     quiet.add_verbosity_flag(parser)
     return parser.parse_args(argv)
 
@@ -74,6 +77,16 @@ def print_seed(seed, result, criteria, out=sys.stdout):
                  ", reproduced here" if result["reproduced"] else ", NOT reproduced here"), file=out)
 
 
+def _recorded_reverse_steps(run_dir, seeds):
+    """The reverse validation steps a seed's final.json records (None if none does)."""
+    from cycada_tf import files
+    for seed in seeds:
+        recorded = files.read_json(os.path.join(run_dir, f"seed_{seed}", "final.json")) or {}
+        if recorded.get("reverse_steps"):
+            return int(recorded["reverse_steps"])
+    return None
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     quiet.import_tensorflow(args.verbosity is not None)
@@ -91,6 +104,9 @@ def main(argv=None):
         if unknown:
             raise ValueError(f"--criteria: unknown {', '.join(unknown)}; choose from {', '.join(CRITERIA)}")
         seeds = [int(s) for s in args.seeds.split(",") if s] or list(config.seeds)
+        steps = args.final_reverse_steps or _recorded_reverse_steps(args.run_dir, seeds)
+        if steps:
+            config = dataclasses.replace(config, final_reverse_steps=steps)
         task = tasks.for_config(config)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

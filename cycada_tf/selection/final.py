@@ -93,6 +93,8 @@ def final_model(trial, results, candidates, criterion=None):
     oracle = {stage: results[stage][key] for stage in stages if key in results[stage]}
     decision = choose(values, oracle if len(oracle) == len(stages) else None)
     decision["criterion_name"] = criterion
+    if criterion.startswith("reverse_validation"):
+        decision["reverse_steps"] = trial.task.reverse_steps  # tools/decide.py recomputes with the run's steps
     if "source" in values and decision["choice"] != "source" and (
             values[decision["choice"]] <= values["source"] + config.final_margin):
         decision["choice"], decision["kept_source"] = "source", True

@@ -20,8 +20,13 @@ SEGMENTERS = {"small_fcn": None, "fcn8s": fcn8s.fcn8s, "drn26": drn.drn26}
 # What a training crop fitted to a smaller image is rounded down to: each segmenter's output stride (FCN8s
 # requires it; DRN and the small FCN keep their grid aligned with it).
 CROP_MULTIPLES = {"small_fcn": 4, "fcn8s": fcn8s.FCN_STRIDE, "drn26": 8}
-ROWS = results.rows("miou", self_train="CyCADA + self-training (AdaMatch, per pixel)",
-                    oracle="Oracle (train on target)")
+SELF_TRAIN_ROWS = {"dacs": "CyCADA + self-training (DACS)", "adamatch": "CyCADA + self-training (AdaMatch, per pixel)"}
+
+
+def table_rows(method):
+    """The results table's rows, self-training's named after --self_train_method."""
+    return results.rows("miou", self_train=SELF_TRAIN_ROWS[method], oracle="Oracle (train on target)")
+
 REPORT_PANELS = (("source", "source only"), ("target", "pixel only"), ("feature", "pixel+feat"),
                  ("self_train", "+ self-training"))
 OVERLAY_IMAGES = 4  # test images of the prediction figure
@@ -49,7 +54,10 @@ class SegmentationTask(Task):
     name = "segmentation"
     score_key = "miou"
     ignore_label = schema.IGNORE_LABEL
-    rows = ROWS
+
+    @property
+    def rows(self):
+        return table_rows(self.config.self_train_method)
 
     def __init__(self, config):
         super().__init__(config)
@@ -229,10 +237,10 @@ class SegmentationTask(Task):
 
     # --- results ----------------------------------------------------------------------------------------
     def summarize(self, per_seed):
-        return results.summarize_segmentation(self.config, per_seed, ROWS, self.classes)
+        return results.summarize_segmentation(self.config, per_seed, self.rows, self.classes)
 
     def markdown_table(self, summary):
-        return report_lib.segmentation_table(summary, results.decisions(summary["per_seed"]), ROWS)
+        return report_lib.segmentation_table(summary, results.decisions(summary["per_seed"]), self.rows)
 
     def report_sections(self, run_dir, summary, trials):
         """report.md's translation grids and, per seed, image | ground truth | each finished stage's
