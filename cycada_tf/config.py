@@ -8,23 +8,22 @@ import typing
 from cycada_tf import accepts
 from cycada_tf.run_options import CROP, FRACTION, NON_NEGATIVE, PER_TASK, POSITIVE, RATE, WEIGHT  # noqa: F401
 from cycada_tf.run_options import RunOptions, _f, _field, _note, _Override, _override, _task_config  # noqa: F401
+from cycada_tf.config_self_training import FINAL_CRITERIA, UNIT, SelfTrainingFields  # noqa: F401
 
 
 STAGE_NAMES = ("source", "pixel", "target", "feature", "self_train", "oracle")  # runner.STAGES' names, in order
 OPTIMIZERS, GAN_MODES = ("adam", "sgd"), ("log", "lsgan")
-UNIT = dict(at_least=0, at_most=1)  # a probability, a weight of a convex sum
-# How the final model may be chosen (--final_criterion; cycada_tf/selection/final.py computes each).
-FINAL_CRITERIA = ("reverse_validation", "reverse_validation_translated", "information_maximisation", "agreement",
-                  "mixval", "translated_source")
 
 
 @dataclasses.dataclass
-class Config(RunOptions):
+class Config(SelfTrainingFields):
     """Every field that both experiments have. A field whose default is PER_TASK gets it from the task class."""
     TASK: typing.ClassVar[str] = ""  # recorded in config.json and results.json ("task"), not a flag
 
-    source: str = _f(PER_TASK, "Source dataset (labelled).")
-    target: str = _f(PER_TASK, "Target dataset (its labels are read only to report scores).")
+    source: str = _f(PER_TASK, "Source dataset (labelled): a name, or folder:<path> for your own images "
+                               "(docs/data.md).")
+    target: str = _f(PER_TASK, "Target dataset (its labels are read only to report scores): a name, or folder:<path> "
+                               "for your own images, labelled or not (docs/data.md).")
     data_dir: str = _f("data", "Directory of prepared TFRecords (embedded domains are built there on first use).")
     run_dir: str = _f("", "Where checkpoints, translations and results go; default runs/<source>_to_<target>.",
                       rerun=True)
@@ -117,51 +116,6 @@ class Config(RunOptions):
     gate_window: int = _f(PER_TASK, "Feature adaptation updates f_T only while the discriminator accuracy, "
                                     "averaged over this many last iterations, is above 60% (appendix 6.1).", **POSITIVE)
 
-    self_train_epochs: int = _f(PER_TASK, "Epochs of self-training (AdaMatch, after the feature stage).", **POSITIVE)
-    self_train_steps_per_epoch: int = _f(PER_TASK, "Iterations of a self-training epoch (its checkpoint "
-                                                   "interval).", **POSITIVE)
-    self_train_batch_size: int = _f(PER_TASK, "Labelled images (segmentation: crops) per self-training step.",
-                                    **POSITIVE)
-    self_train_target_ratio: int = _f(PER_TASK, "Unlabelled target images (crops) per labelled one in "
-                                                "a self-training step.", **POSITIVE)
-    self_train_lr: float = _f(PER_TASK, "Adam learning rate of self-training.", **RATE)
-    self_train_confidence: float = _f(0.9, "AdaMatch's relative confidence threshold tau: a target "
-                                           "image's pseudo-label counts when its confidence is at least tau "
-                                           "times the mean confidence on the labelled batch (AdaMatch: 0.9).",
-                                      **UNIT)
-    self_train_target_weight: float = _f(1.0, "Weight of the pseudo-label term of self-training.", **WEIGHT)
-    self_train_method: str = _f(PER_TASK, "Self-training's objective: adamatch (AdaMatch) or dacs (a mean "
-                                          "teacher with class mixing, segmentation only).",
-                                choices=("adamatch", "dacs"))
-    self_train_ema: float = _f(0.99, "dacs: momentum of the teacher's moving average of the student (DACS: 0.99).",
-                               **UNIT)
-    self_train_teacher_confidence: float = _f(0.968, "dacs: a pixel is confidently pseudo-labelled above this "
-                                                     "teacher probability (DACS: 0.968).", **UNIT)
-    self_train_guide_steps: int = _f(0, "dacs, reading target images as they are after a t2s init: the init "
-                                        "model through G_T->S labels them for this many first steps.",
-                                     **NON_NEGATIVE)
-    self_train_guide_weight: float = _f(0.0, "dacs with a guide: after its steps, the weight of its probabilities "
-                                             "beside the teacher's (0: the teacher alone).", **UNIT)
-    self_train_align: bool = _f(False, "dacs: align the pseudo-labels' class frequencies to the labelled "
-                                       "pixels' (AdaMatch's distribution alignment), so no class fades away.")
-    self_train_source_view: str = _f("translated", "dacs, reading target images as they are: the labelled "
-                                                   "crops as they are (raw) or through G_S->T (translated).",
-                                     choices=("raw", "translated"))
-    self_train_init: str = _f("feature", "The model self-training starts from: feature (CyCADA's f_T), target "
-                                         "or source (f_S).", choices=("feature", "target", "source"))
-    self_train_view: str = _f(PER_TASK, "What self-training reads: target (source and target images as they "
-                                        "are, the final model too) or init (as its init model reads them: "
-                                        "under t2s G_T->S(x_t) and the translated source records).",
-                              choices=("target", "init"))
-    final_criterion: str = _f("reverse_validation", "How the final model is chosen without target labels "
-                                                    "(tools/decide.py compares them): reverse_validation, "
-                                                    "information_maximisation, agreement or mixval.",
-                              rerun=True, choices=FINAL_CRITERIA)  # decided again from the saved weights on a rerun
-    final_margin: float = _f(0.0, "An adapted final model must beat the source model's criterion by more than "
-                                  "this; else the source model is kept, and the report says so.", rerun=True,
-                             **NON_NEGATIVE)
-    final_reverse_steps: int = _f(PER_TASK, "Reverse validation: steps of the fresh network trained on each "
-                                            "candidate's labels of the target images.", rerun=True, **POSITIVE)
     oracle_epochs: int = _f(PER_TASK, "Epochs of the target-trained oracle (labelled target data; reported only).",
                             **POSITIVE)
     verbose: int = _f(PER_TASK, "1: Keras' progress bar as well; 0 and 2: our lines only (each epoch's, with the "
@@ -193,8 +147,9 @@ class DigitsConfig(Config):
     task_model: str = _f("lenet", "Classifier f: lenet (the paper's, Figure 7) or dtn (the release's SVHN->MNIST net).",
                          choices=("lenet", "dtn"))
 
-    source = _override("uci", "E.g. uci, fonts (embedded), mnist, usps, svhn, tfds:svhn_cropped.")
-    target = _override("uci_m")
+    source = _override("uci", "E.g. uci, fonts (embedded), mnist, usps, svhn; or tfds:<name>, a copy prepared by "
+                              "tensorflow-datasets (tfds:svhn_cropped).")
+    target = _override("uci_m", "E.g. uci_m, uci, mnist, usps; or tfds:<name> as for --source.")
     task_optimizer = _note("Paper: Adam.")
     source_epochs = _override(30, "Paper: 100; 30 suffices on the 900 embedded digits.")
     source_batch_size = _override(128, "Paper: 128.")
@@ -257,8 +212,8 @@ class SegmentationConfig(Config):
     generator_downsamplings: int = _f(2, "Stride-2 convolutions of the generator (CycleGAN: 2).", **NON_NEGATIVE)
     discriminator_layers: int = _f(3, "Stride-2 layers of the PatchGAN (CycleGAN: 3, 70x70 patches).", **POSITIVE)
 
-    source = _override("roads_game", "One of roads_game (embedded), gta5, synthia_fall.")
-    target = _override("roads_camera", "One of roads_camera (embedded), cityscapes, synthia_winter.")
+    source = _override("roads_game", "E.g. roads_game (embedded), gta5, synthia_fall.")
+    target = _override("roads_camera", "E.g. roads_camera (embedded), cityscapes, synthia_winter.")
     task_optimizer = _note("Paper: SGD, momentum 0.9, lr 1e-3.")
     source_epochs = _override(10, "Paper: 100k iterations of one crop.")
     source_batch_size = _override(16, "Paper: 1 crop per step.")

@@ -1,11 +1,13 @@
 """Exports a trained run as TF Serving SavedModels: <export_dir>/<model>/<version>/, one model each for the
 adapted classifier (digits) or segmenter (road scenes) and the two translators, taking uint8 images as a client
-sends them, or the image files themselves (PNG, JPEG, ...) as TF Serving's REST API sends {"b64": ...}.
+sends them, or the image files themselves (PNG, JPEG, ...) as TF Serving's REST API sends {"b64": ...}. The
+classifier also answers TF Serving's Classify API (`:classify`): tf.Examples whose "image" feature holds the file.
 
 Each model's preprocessing is in its graph (cycada_tf.data.pipeline.from_uint8: grey <-> RGB, bilinear resize
 to the digit networks' side, scaling to [-1, 1]), so a client sends uint8 images of any batch size, side and
-channel count (1 or 3). The segmenter and its translators are fully convolutional: they take images of any
-height and width (padded inside to what the network needs, the output cropped back) and answer at that size.
+channel count (1 or 3); image files are decoded and resized one by one, so a batch of them may mix sizes. The
+segmenter and its translators are fully convolutional: they take images of any height and width (padded inside
+to what the network needs, the output cropped back) and answer at that size, so a batch has one size.
 A version directory appears in one step (written beside it under a name TF Serving skips, then renamed), and
 each export takes the next integer version of its model; its assets/ name the classes (classes.txt) and the
 run it came from (run.json; export_layout.py, which also writes <export_dir>/models.config).
@@ -26,6 +28,11 @@ from cycada_tf.models import digit_gan, segmenter
 CLASSIFIER, SEGMENTER, G_ST, G_TS = "classifier", "segmenter", "g_st", "g_ts"
 # signature names (each model's serving_default too)
 CLASSIFY, SEGMENT, TRANSLATE = "classify", "segment", "translate"
+PREDICT = "predict"  # the classifier's signature under the name TF Serving users expect; CLASSIFY is its old name
+# The classifier's Classify-API signature (tensorflow_serving's classification_signature_def): serialized
+# tf.Examples in, whose IMAGE_FEATURE is an encoded image file; class names (strings) and their scores out.
+CLASSIFICATION, CLASSIFY_METHOD = "classification", "tensorflow/serving/classify"
+CLASSIFY_INPUTS, CLASSIFY_CLASSES, CLASSIFY_SCORES, IMAGE_FEATURE = "inputs", "classes", "scores", "image"
 PARTIAL = ".partial-"  # a version being written: <model>/.partial-<pid>@<host>-<random>/, skipped by TF Serving
 IMAGES = "images"  # the input of every signature
 PROBABILITIES, CLASSES, LABEL_MAP, TRANSLATED = "probabilities", "classes", "label_map", "translated"
@@ -39,63 +46,97 @@ CLASSES_FILE = "classes.txt"  # asset of a task model: one class name a line, li
 CLASSIFIER_STAGES = ("self_train", "feature", "target", "source")
 IMAGE_SPEC = tf.TensorSpec([None, None, None, None], tf.uint8, name=IMAGES)
 BYTES_SPEC = tf.TensorSpec([None], tf.string, name=IMAGE_BYTES)
-
-
-def decode(image_bytes):
-    """Encoded image files (one size in a batch) -> uint8 [batch, height, width, 3]. Grey files become RGB:
-    from_uint8's RGB -> grey of them gives the grey values back exactly, so a grey model reads them as sent."""
-    return tf.map_fn(lambda data: tf.io.decode_image(data, channels=3, expand_animations=False), image_bytes,
-                     fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
+EXAMPLES_SPEC = tf.TensorSpec([None], tf.string, name=CLASSIFY_INPUTS)
 
 
 class Served(tf.Module):
-    """What every exported module shares: its signature's name, its class names (a translator has none), and
-    the outputs its encoded-image signature answers (all unless `encoded_outputs` says)."""
+    """What every exported module shares: its signature's name (and `aliases`, other names of it), its class
+    names (a translator has none), the outputs its encoded-image signature answers (all unless
+    `encoded_outputs` says), the input side and channels of its network (image_size None: any size), and
+    `method_names`, the signatures whose TF Serving method is not Predict."""
 
     signature = None
+    aliases = ()
     encoded_outputs = None
+    method_names = {}
+    image_size, channels = None, 3
 
     def __init__(self, name, classes=()):
         super().__init__(name=name)
         self.classes = tuple(str(c) for c in classes)
+
+    def preprocess(self, images):
+        """uint8 image(s) as a client sends them -> the network's input (pipeline.from_uint8, as in training)."""
+        return pipeline.from_uint8(images, self.image_size, self.channels)
+
+    def decode(self, image_bytes):
+        """Encoded image files (PNG, JPEG, GIF, BMP) -> the network's input batch. Each file is decoded and
+        preprocessed alone, so files of different sizes batch when the network has one input side. Grey files
+        become RGB: from_uint8's RGB -> grey of them gives the grey values back exactly."""
+        def one(data):
+            return self.preprocess(tf.io.decode_image(data, channels=3, expand_animations=False))
+        side = self.image_size
+        return tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec([side, side, self.channels]))
+
+    def answer(self, x):
+        """The network's input batch (what preprocess or decode gives) -> the signature's outputs."""
+        raise NotImplementedError
 
     def class_names(self, batch):
         """CLASS_NAMES: the class names once per image, so TF Serving's REST rows each carry them."""
         return tf.tile(tf.constant(self.classes, tf.string)[None], [batch, 1])
 
     def signatures(self):
-        """{signature name: function} to save: serving_default and the signature take uint8 images, the
-        signature + ENCODED image files."""
+        """{signature name: function} to save: serving_default and the signature (and its aliases) take uint8
+        images, each of them + ENCODED image files."""
         function, keep = getattr(self, self.signature), self.encoded_outputs
 
         @tf.function(input_signature=[BYTES_SPEC])
         def from_files(image_bytes):
-            answer = function(decode(image_bytes))
+            answer = self.answer(self.decode(image_bytes))
             return {name: value for name, value in answer.items() if keep is None or name in keep}
-        return {"serving_default": function, self.signature: function, self.signature + ENCODED: from_files}
+        names = (self.signature,) + self.aliases
+        return {"serving_default": function, **{name: function for name in names},
+                **{name + ENCODED: from_files for name in names}}
 
 
 class Classifier(Served):
-    """uint8 target images -> class probabilities and ids (and the class names). `view` (G_T->S, for
-    --pixel_direction=t2s) maps the images into the source domain first, as the run's target model was
+    """uint8 target images -> class probabilities and ids (and the class names), as the Predict signatures
+    `predict` and `classify` (its old name); and as CLASSIFICATION, TF Serving's Classify API. `view` (G_T->S,
+    for --pixel_direction=t2s) maps the images into the source domain first, as the run's target model was
     trained to read them."""
 
     signature = CLASSIFY
+    aliases = (PREDICT,)
+    method_names = {CLASSIFICATION: CLASSIFY_METHOD}
 
     def __init__(self, net, image_size, channels, classes, view=None):
         super().__init__(CLASSIFIER, classes)
         self.net, self.view = net, view
         self.image_size, self.channels = image_size, channels
 
-    @tf.function(input_signature=[IMAGE_SPEC])
-    def classify(self, images):
-        x = pipeline.from_uint8(images, self.image_size, self.channels)
+    def answer(self, x):
         if self.view is not None:
             x = self.view(x, training=False)
         logits = self.net(x, training=False)
         return {PROBABILITIES: tf.nn.softmax(logits, axis=-1),
                 CLASSES: tf.argmax(logits, axis=-1, output_type=tf.int64),
-                CLASS_NAMES: self.class_names(tf.shape(images)[0])}
+                CLASS_NAMES: self.class_names(tf.shape(x)[0])}
+
+    @tf.function(input_signature=[IMAGE_SPEC])
+    def classify(self, images):
+        return self.answer(self.preprocess(images))
+
+    def signatures(self):
+        """Served's, and CLASSIFICATION: serialized tf.Examples (`inputs`) whose IMAGE_FEATURE is an image file
+        -> `classes`, every class name, and `scores`, their probabilities (both [batch, classes]), what
+        tensorflow_serving's Classify API reads (save() sets its method name: export_layout.set_method_names)."""
+        @tf.function(input_signature=[EXAMPLES_SPEC])
+        def classification(inputs):
+            files = tf.io.parse_example(inputs, {IMAGE_FEATURE: tf.io.FixedLenFeature([], tf.string)})
+            answer = self.answer(self.decode(files[IMAGE_FEATURE]))
+            return {CLASSIFY_CLASSES: answer[CLASS_NAMES], CLASSIFY_SCORES: answer[PROBABILITIES]}
+        return {**super().signatures(), CLASSIFICATION: classification}
 
 
 class Segmenter(Served):
@@ -116,15 +157,17 @@ class Segmenter(Served):
         self.net, self.view, self.view_multiple = net, view, view_multiple
         self.multiple = segmenter.input_multiple(net)
 
-    @tf.function(input_signature=[IMAGE_SPEC])
-    def segment(self, images):
-        x = pipeline.from_uint8(images, None, 3)
+    def answer(self, x):
         if self.view is not None:
             x = segmenter.any_size(self.view, self.view_multiple)(x)
         logits = tf.cast(segmenter.any_size(self.net, self.multiple)(x), tf.float32)
         return {PROBABILITIES: tf.nn.softmax(logits, axis=-1),
                 LABEL_MAP: tf.cast(tf.argmax(logits, axis=-1), tf.uint8),
-                CLASS_NAMES: self.class_names(tf.shape(images)[0])}
+                CLASS_NAMES: self.class_names(tf.shape(x)[0])}
+
+    @tf.function(input_signature=[IMAGE_SPEC])
+    def segment(self, images):
+        return self.answer(self.preprocess(images))
 
 
 class Translator(Served):
@@ -143,10 +186,12 @@ class Translator(Served):
                              if isinstance(layer, digit_gan.StyleCode)]
         self.image_size, self.channels = image_size, channels
 
+    def answer(self, x):
+        return {TRANSLATED: pipeline.to_uint8(segmenter.any_size(self.generator, self.multiple)(x))}
+
     @tf.function(input_signature=[IMAGE_SPEC])
     def translate(self, images):
-        x = pipeline.from_uint8(images, self.image_size, self.channels)
-        return {TRANSLATED: pipeline.to_uint8(segmenter.any_size(self.generator, self.multiple)(x))}
+        return self.answer(self.preprocess(images))
 
 
 def _attach_assets(module, directory, record):
@@ -197,6 +242,7 @@ def save(module, export_dir, model_name, record=None, log=print):
         logger.setLevel("WARNING")  # saving logs a dozen INFO lines per model
         try:
             tf.saved_model.save(module, saved, signatures=module.signatures())
+            export_layout.set_method_names(saved, module.method_names)
         finally:
             logger.setLevel(level)
         while True:

@@ -1,8 +1,12 @@
 """The export directory as TF Serving reads it: <model>/<integer version>/ SavedModels, each version's record
-of the run it came from (assets/run.json), the refusal of another run's model under a name already taken, and
-models.config, the model_config_list that names every model for `--model_config_file`."""
+of the run it came from (assets/run.json), the refusal of another run's model under a name already taken, the
+TF Serving method of each signature, and models.config, the model_config_list that names every model for
+`--model_config_file`."""
 
 import os
+
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.saved_model import fingerprinting_utils
 
 from cycada_tf import files
 
@@ -57,6 +61,27 @@ def check_names(export_dir, names, record):
                      f"{version}: {owner}); this run ({_describe(record)}) would silently become version "
                      f"{version + 1}: pass {PREFIX_FLAG}=<name>_ (tools/export.py) to export it under new model "
                      f"names, or another --export_dir")
+
+
+def set_method_names(directory, method_names):
+    """Give the signatures named in `method_names` ({signature: TF Serving method}) of the SavedModel in
+    `directory` their method: tf.saved_model.save writes tensorflow/serving/predict for every signature, and
+    TF Serving's Classify API refuses a signature of any other method. The fingerprint (fingerprint.pb, which
+    hashes the signatures) is written again, as tf.saved_model.save writes it."""
+    if not method_names:
+        return
+    path = os.path.join(directory, "saved_model.pb")
+    proto = saved_model_pb2.SavedModel()
+    with open(path, "rb") as handle:
+        proto.ParseFromString(handle.read())
+    (meta_graph,) = proto.meta_graphs
+    for name, method in method_names.items():
+        if name not in meta_graph.signature_def:
+            raise KeyError(f"{directory} has no signature {name!r} (it has {', '.join(meta_graph.signature_def)})")
+        meta_graph.signature_def[name].method_name = method
+    with open(path, "wb") as handle:
+        handle.write(proto.SerializeToString())
+    fingerprinting_utils.write_fingerprint(directory)
 
 
 def write_model_config(export_dir):

@@ -93,7 +93,6 @@ _DIGITS_PAPER = {  # appendix 6.1.1, every digit shift
     "feature_g_weight": 1.0,  # "we equally weight the generator and discriminator losses"
     "gate_window": 1,  # "above 60% over the last batch (digits)"
     "feature_gan_mode": "log",  # Eq. 5
-    "feature_layer": "features",  # D_feat on the task net's features (Figure 7)
     "target_train_split": "train",  # "using the full training sets"
     # The method as the paper defines it: G_S->T translates source images for f_T, deterministic generators.
     "pixel_direction": "s2t", "noise_channels": 0, "minibatch_std": False, "translations_per_image": 1,
@@ -110,7 +109,11 @@ _DIGITS_GAPS = {
     "pixel_beta_1": (0.5, "CycleGAN's Adam, whose learning rate the paper uses"),
     "pool_size": (50, "CycleGAN's image history"),
     "generator_width": (32, "Figure 7 as we read it"), "discriminator_width": (64, "Figure 7 as we read it"),
-    "feature_beta_1": (0.5, "the authors' release"), "feature_beta_2": (0.999, "Adam's default"),
+    "feature_beta_1": (0.5, "the ADDA TensorFlow code's (erictzeng/adda tools/train_adda.py: Adam(lr, 0.5)); "
+                            "the CyCADA release uses Adam's default 0.9 (scripts/train_adda.py: betas)"),
+    "feature_beta_2": (0.999, "Adam's default"),
+    "feature_layer": ("features", "the paper does not say what D_feat reads: the task net's 500-d features "
+                                  "here; the release's digit ADDA reads the 10-d scores and updates the whole net"),
     "feature_batch_size": (128, "not given: the source net's"),
     "feature_dropout": (False, "not given: both nets embed in inference mode (dropout on one side is a tell)"),
     "feature_min_steps_per_epoch": (500, "the gate's epoch: a pass or 500 iterations, whichever is longer "

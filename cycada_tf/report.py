@@ -11,6 +11,11 @@ def _percent(value):
     return "-" if value is None else f"{100 * value:.1f}"
 
 
+def _mean(value, standard_error, seeds):
+    """A table's number: the mean over seeds, "± s.e." only when there are 2+ seeds (one has no spread)."""
+    return _percent(value) + (f" ± {_percent(standard_error)}" if seeds > 1 else "")
+
+
 def _gain_line(gain, unit=""):
     if not gain or gain["seeds"] < 2:
         return []
@@ -34,9 +39,11 @@ def decisions_lines(decisions):
                      + f"; agrees on {agree} of {len(made)}")
         kept = [seed for seed, d in made.items() if d.get("kept_source")]
         if kept:
-            lines.append(f"\nSeed{'s' if len(kept) > 1 else ''} {', '.join(kept)}: no adapted model beat the source "
-                         f"model by the criterion's margin (--final_margin), so the source model is the final model "
-                         f"(exported): adaptation is not shipped where it cannot be shown to help.")
+            why = ("learnability and reverse validation both scored every adapted model no higher than the source "
+                   "model" if by == {"veto"} else "no adapted model beat the source model by the criterion's margin "
+                   "(--final_margin)")
+            lines.append(f"\nSeed{'s' if len(kept) > 1 else ''} {', '.join(kept)}: {why}, so the source model is the "
+                         f"final model (exported): adaptation is not shipped where it cannot be shown to help.")
     return lines
 
 
@@ -44,11 +51,12 @@ def accuracy_table(results, decisions):
     """Table 2: accuracy per row, with the paper's number beside each row when the shift is the paper's."""
     published = paper.reported(results["source"], results["target"])
     seeds = len(results["seeds"])
-    lines = [f"| Model | {results['source']} -> {results['target']} (accuracy %, mean ± s.e., "
-             f"{seeds} seed{'s' if seeds != 1 else ''}) |" + (" Paper (Table 2, 4 runs) |" if published else ""),
+    over = f"mean ± s.e., {seeds} seeds" if seeds > 1 else "1 seed"
+    lines = [f"| Model | {results['source']} -> {results['target']} (accuracy %, {over}) |"
+             + (" Paper (Table 2, 4 runs) |" if published else ""),
              "|---|---|" + ("---|" if published else "")]
     for row in results["table"]:
-        line = f"| {row['model']} | {100 * row['accuracy']:.1f} ± {100 * row['standard_error']:.1f} |"
+        line = f"| {row['model']} | {_mean(row['accuracy'], row['standard_error'], seeds)} |"
         if published:
             mean_se = published.get(row["stage"]) if row["key"] == "accuracy" else None
             line += f" {mean_se[0]:.1f} ± {mean_se[1]:.1f} |" if mean_se else " - |"
@@ -61,8 +69,9 @@ def segmentation_table(results, decisions, rows):
     its standard error), the paper's rows for this shift and segmenter beneath."""
     classes = results["classes"]
     seeds = len(results["seeds"])
+    over = f"mean over {seeds} seeds; mIoU ± standard error" if seeds > 1 else "1 seed"
     lines = [f"{results['source']} -> {results['target']}: IoU per class, mIoU, fwIoU and pixel accuracy "
-             f"(%, mean over {seeds} seed{'s' if seeds != 1 else ''}; mIoU ± standard error)", "",
+             f"(%, {over})", "",
              "| Model | " + " | ".join(classes) + " | mIoU | fwIoU | Pixel acc. |",
              "|---|" + "---|" * (len(classes) + 3)]
 
@@ -72,7 +81,7 @@ def segmentation_table(results, decisions, rows):
                 + f" | {miou} | {_percent(row['fwiou'])} | {_percent(row['pixel_accuracy'])} |")
 
     for row in results["table"]:
-        lines.append(line(row["model"], row, f"{_percent(row['miou'])} ± {_percent(row['miou_standard_error'])}"))
+        lines.append(line(row["model"], row, _mean(row["miou"], row["miou_standard_error"], seeds)))
     published = results.get("paper")
     if published:  # one run each in the paper: no ± there
         for stage, _, label in rows:

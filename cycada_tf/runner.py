@@ -131,6 +131,10 @@ def _run_stages(task, run_dir, strategy, write_dir=None):
     for seed in config.seeds:
         trial = trials[seed]
         results = {}
+        left_out = [stage.name for stage in STAGES
+                    if stage.name not in config.stages and trial.done(stage.name) is None]
+        if left_out:
+            log(f"seed {seed}: {_stages(left_out)} skipped: not in --stages")
         for stage in STAGES:
             result = trial.done(stage.name)
             if stage.name in config.stages and result is None:
@@ -156,9 +160,7 @@ def _run_stages(task, run_dir, strategy, write_dir=None):
                 trial.finish(stage.name, result)
                 distribute.barrier(strategy)  # the chief's files of the stage are there for the next one
                 clock.finish()
-                log(f"seed {seed}: stage '{stage.name}' done in {result['seconds']:.0f}s: "
-                    + ", ".join(f"{k}={v:.4f}" for k, v in result.items() if isinstance(v, float))
-                    + f"; {clock.describe()}")
+                log(f"seed {seed}: stage '{stage.name}' {ended(result)}; {clock.describe()}")
             elif result is not None and stage.name in config.stages:
                 log(f"seed {seed}: stage '{stage.name}' already done, skipped")
             if result is not None:
@@ -170,6 +172,19 @@ def _run_stages(task, run_dir, strategy, write_dir=None):
                 trial.write_final(final)
         per_seed[str(seed)] = results
     return per_seed
+
+
+def ended(result):
+    """How a stage that has just run ended, for its log line: skipped and why (a stage with nothing to train
+    returns {"skipped": why}), else its time and its numbers."""
+    if "skipped" in result:
+        return f"skipped: {result['skipped']}"
+    return (f"done in {result['seconds']:.0f}s: "
+            + ", ".join(f"{k}={v:.4f}" for k, v in result.items() if isinstance(v, float)))
+
+
+def _stages(names):
+    return f"stage{'s' if len(names) > 1 else ''} " + ", ".join(f"'{name}'" for name in names)
 
 
 def fit(trial, stage, plan, precision, jit_compile, clock=None):

@@ -52,12 +52,18 @@ def test_weighted_pixel_loss_by_hand():
     assert losses.weighted_pixel_loss(labels, logits, weights).numpy() == pytest.approx(expected, rel=1e-5)
 
 
-def test_a_step_trains_the_student_and_the_teacher_follows_it():
-    keras.utils.set_random_seed(0)
+def _student_and_teacher(seed):
+    """Two small FCNs of 6 classes for 16x32 crops, the teacher a copy of the student."""
+    keras.utils.set_random_seed(seed)
     student, teacher = small_fcn.small_fcn(6, width=8), small_fcn.small_fcn(6, width=8)
     for net in (student, teacher):
         net.build((None, 16, 32, 3))
     teacher.set_weights(student.get_weights())
+    return student, teacher
+
+
+def test_a_step_trains_the_student_and_the_teacher_follows_it():
+    student, teacher = _student_and_teacher(0)
     model = ClassMixSelfTraining(student, teacher, ema=0.9, ignore_label=IGNORE)
     model.compile(keras.optimizers.Adam(1e-2))
     model.build_optimizers()
@@ -76,11 +82,7 @@ def test_a_step_trains_the_student_and_the_teacher_follows_it():
 
 
 def test_the_guide_labels_the_target_crops_for_its_steps_then_the_teacher_does():
-    keras.utils.set_random_seed(1)
-    student, teacher = small_fcn.small_fcn(6, width=8), small_fcn.small_fcn(6, width=8)
-    for net in (student, teacher):
-        net.build((None, 16, 32, 3))
-    teacher.set_weights(student.get_weights())
+    student, teacher = _student_and_teacher(1)
     calls = []
 
     def guide(x):
@@ -104,11 +106,7 @@ def test_the_guide_labels_the_target_crops_for_its_steps_then_the_teacher_does()
 
 
 def test_alignment_follows_the_labelled_class_frequencies():
-    keras.utils.set_random_seed(2)
-    student, teacher = small_fcn.small_fcn(6, width=8), small_fcn.small_fcn(6, width=8)
-    for net in (student, teacher):
-        net.build((None, 16, 32, 3))
-    teacher.set_weights(student.get_weights())
+    student, teacher = _student_and_teacher(2)
     model = ClassMixSelfTraining(student, teacher, ignore_label=IGNORE, align=True)
     model.compile(keras.optimizers.Adam(1e-3))
     model.build_optimizers()

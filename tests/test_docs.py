@@ -66,9 +66,9 @@ def test_every_stated_default_is_the_configs():
     assert not wrong, f"defaults the config does not have (file, flag, stated, digits/segmentation): {wrong}"
     # the claims issue 23 asked to hold are among them, so the check above is not vacuous
     claims = {(flag, value) for _, flag, value in found}
-    assert ("precision", "auto") in claims and ("final_criterion", "reverse_validation") in claims
+    assert ("precision", "auto") in claims and ("final_criterion", "veto") in claims
     assert {c.precision for c in CONFIGS} == {"auto"}
-    assert {c.final_criterion for c in CONFIGS} == {"reverse_validation"}
+    assert {c.final_criterion for c in CONFIGS} == {"veto"}
 
 
 def test_the_departure_table_states_the_defaults():
@@ -91,9 +91,9 @@ def test_the_exported_and_reported_models_are_the_codes():
     from cycada_tf import export, runner
     from cycada_tf.tasks import digits
     readme = read("README.md")
-    # the final model (exported) is chosen among the source model and the candidate stages
-    assert ["source"] + backticked(readme, "among the source model and the\n  adapted models that finished (", ")") \
-        == ["source", *[s for s in runner.CANDIDATES if s != "source"]]
+    # the final model (exported) is the latest adapted candidate stage not vetoed, else the source model
+    assert backticked(readme, "the latest adapted stage that finished\n  (", ")") \
+        == [s for s in reversed(runner.CANDIDATES) if s != "source"]
     assert "source" in runner.CANDIDATES
     assert "The classifier is the seed's **final model** (`seed_<k>/final.json`" in readme
     # without a final model, export takes the latest stage that finished, in this order

@@ -198,7 +198,7 @@ COMMON_SINCE = {"deterministic": False}
 DIGITS_SINCE = {"task_model": "lenet"}
 # Issue 22: the final model's criterion and the segmentation self-training's objective. Defaults changed here
 # change what runs compute: the README's tables were measured with them.
-SELECTION_SINCE = {"final_criterion": "reverse_validation", "final_margin": 0.0, "self_train_ema": 0.99,
+SELECTION_SINCE = {"final_criterion": "veto", "final_margin": 0.0, "self_train_ema": 0.99,
                    "self_train_teacher_confidence": 0.968, "self_train_guide_steps": 0, "self_train_guide_weight": 0.0,
                    "self_train_align": False, "self_train_source_view": "translated"}
 # Issue 22: the road scenes' self-training is DACS reading target images as they are, labelled by the init model
@@ -225,13 +225,15 @@ def test_the_defaults_are_todays_plus_the_new_fields(cls):
 
 def _declarations():
     """{class name: (names declared with an annotation, names given a task default by _override/_note)},
-    read from the source of config.py and run_options.py (RunOptions: the fields of how a run runs)."""
-    from cycada_tf import run_options
-    body = [node for module in (config_lib, run_options) for node in ast.parse(open(module.__file__).read()).body]
+    read from the source of config.py, config_self_training.py (SelfTrainingFields) and run_options.py
+    (RunOptions: the fields of how a run runs)."""
+    from cycada_tf import config_self_training, run_options
+    body = [node for module in (config_lib, config_self_training, run_options)
+            for node in ast.parse(open(module.__file__).read()).body]
     found = {}
     for node in body:
-        if isinstance(node, ast.ClassDef) and node.name in ("RunOptions", "Config", "DigitsConfig",
-                                                             "SegmentationConfig"):
+        if isinstance(node, ast.ClassDef) and node.name in ("RunOptions", "SelfTrainingFields", "Config",
+                                                             "DigitsConfig", "SegmentationConfig"):
             declared = [s.target.id for s in node.body if isinstance(s, ast.AnnAssign) and s.target.id != "TASK"]
             overridden = [s.targets[0].id for s in node.body if isinstance(s, ast.Assign)
                           and isinstance(s.value, ast.Call) and getattr(s.value.func, "id", "") in ("_override",
@@ -245,7 +247,8 @@ def test_every_field_is_declared_once():
     declared = [name for own, _ in found.values() for name in own]
     assert sorted(declared) == sorted(set(declared))  # no field is declared twice
     base = {f.name for f in dataclasses.fields(config_lib.Config)}
-    assert set(found["Config"][0]) | set(found["RunOptions"][0]) == base and not found["Config"][1]
+    assert set(found["Config"][0]) | set(found["SelfTrainingFields"][0]) | set(found["RunOptions"][0]) == base
+    assert not found["Config"][1] and not found["SelfTrainingFields"][1]
     digits_only, segmentation_only = (set(found[cls.__name__][0]) for cls in TASK_CLASSES)
     assert digits_only == {"image_size", "channels", "noise_channels", "minibatch_std", "task_model"}
     assert segmentation_only == {"model", "backbone_weights", "model_width", "width", "crop_size",
@@ -272,7 +275,8 @@ def test_a_task_class_changes_only_defaults_and_appends_a_note(cls):
 
 
 def test_the_base_config_has_no_task_defaults():
-    with pytest.raises(TypeError, match=r"no value for source, target, .*DigitsConfig, SegmentationConfig"):
+    with pytest.raises(TypeError, match=r"no value for self_train_epochs, .*source, target, .*DigitsConfig, "
+                                        r"SegmentationConfig"):
         config_lib.Config()
     assert config_lib.PER_TASK not in {getattr(cls(), f.name) for cls in TASK_CLASSES
                                        for f in dataclasses.fields(cls)}

@@ -117,9 +117,14 @@ def test_each_version_names_its_classes_and_its_run(run):
     assert names.shape == (2, 10) and [name.decode() for name in names[1]] == list(registry.DIGIT_CLASSES)
 
 
-def test_signatures_take_uint8_images_of_any_batch_and_size(run):
-    listing = _saved_model_cli(run["exported"]["classifier"])
-    for name in ("classify", "serving_default"):
+@pytest.fixture(scope="module")
+def listing(run):
+    """saved_model_cli show --all of the exported classifier."""
+    return _saved_model_cli(run["exported"]["classifier"])
+
+
+def test_signatures_take_uint8_images_of_any_batch_and_size(run, listing):
+    for name in ("predict", "classify", "serving_default"):
         text = _signature(listing, name)
         assert "inputs['images']" in text and "DT_UINT8" in text and "shape: (-1, -1, -1, -1)" in text
         probabilities = text[text.index("outputs['probabilities']"):]
@@ -127,9 +132,10 @@ def test_signatures_take_uint8_images_of_any_batch_and_size(run):
         classes = text[text.index("outputs['classes']"):]
         assert "DT_INT64" in classes.split("name:")[0] and "shape: (-1)" in classes
         assert "tensorflow/serving/predict" in text
-    encoded = _signature(listing, "classify_encoded")  # what TF Serving's REST API feeds {"b64": ...} to
-    assert "inputs['image_bytes']" in encoded and "DT_STRING" in encoded and "shape: (-1)" in encoded
-    assert "outputs['class_names']" in encoded and "outputs['probabilities']" in encoded
+    for name in ("predict_encoded", "classify_encoded"):  # what TF Serving's REST API feeds {"b64": ...} to
+        encoded = _signature(listing, name)
+        assert "inputs['image_bytes']" in encoded and "DT_STRING" in encoded and "shape: (-1)" in encoded
+        assert "outputs['class_names']" in encoded and "outputs['probabilities']" in encoded
     for model in ("g_st", "g_ts"):  # the same, read in this process (saved_model_cli takes ~10 s to start)
         signatures = tf.saved_model.load(run["exported"][model]).signatures
         assert sorted(signatures) == ["serving_default", "translate", "translate_encoded"]
@@ -138,6 +144,42 @@ def test_signatures_take_uint8_images_of_any_batch_and_size(run):
         assert images.dtype == tf.uint8 and images.shape.as_list() == [None, None, None, None]
         translated = function.structured_outputs["translated"]
         assert translated.dtype == tf.uint8 and translated.shape.as_list() == [None, 32, 32, 3]
+
+
+def test_the_classification_signature_is_tf_servings_classify_api(run, listing):
+    """tensorflow_serving's classification_signature_def: method tensorflow/serving/classify, one DT_STRING input
+    `inputs` (serialized tf.Examples), `classes` DT_STRING and `scores` DT_FLOAT, both [batch, classes]. The
+    fingerprint, which hashes the signatures, is the one of the rewritten saved_model.pb."""
+    text = _signature(listing, "classification")
+    assert "Method name is: tensorflow/serving/classify" in text
+    assert text.count("inputs['") == 1 and text.count("outputs['") == 2
+    inputs = text[text.index("inputs['inputs']"):]
+    assert "DT_STRING" in inputs.split("name:")[0] and "shape: (-1)" in inputs.split("name:")[0]
+    for output, dtype in (("classes", "DT_STRING"), ("scores", "DT_FLOAT")):
+        block = text[text.index(f"outputs['{output}']"):].split("name:")[0]
+        assert dtype in block and "shape: (-1, 10)" in block
+    assert listing.count("Method name is: tensorflow/serving/classify") == 1  # the others stay Predict
+    from tensorflow.core.protobuf import fingerprint_pb2
+    from tensorflow.python.saved_model.pywrap_saved_model import fingerprinting
+    directory = run["exported"]["classifier"]
+    fresh = fingerprint_pb2.FingerprintDef.FromString(fingerprinting.CreateFingerprintDef(directory))
+    assert tf.saved_model.experimental.read_fingerprint(directory).signature_def_hash == fresh.signature_def_hash
+
+
+def test_classification_answers_the_class_names_and_their_probabilities(run):
+    """tf.Examples whose "image" feature holds PNG files of different sizes: `classes` names every class for
+    each image, `scores` are the probabilities classify gives each image alone."""
+    signatures = tf.saved_model.load(run["exported"]["classifier"]).signatures
+    images = [_images(k, shape) for k, shape in enumerate(((28, 28, 1), (40, 24, 3), (32, 32, 3)))]
+    examples = [tf.train.Example(features=tf.train.Features(feature={"image": tf.train.Feature(
+        bytes_list=tf.train.BytesList(value=[tf.io.encode_png(image).numpy()]))})).SerializeToString()
+        for image in images]
+    answer = signatures["classification"](inputs=tf.constant(examples))
+    assert sorted(answer) == ["classes", "scores"]
+    assert [[name.decode() for name in row] for row in answer["classes"].numpy()] == [list(registry.DIGIT_CLASSES)] * 3
+    for k, image in enumerate(images):
+        alone = signatures["predict"](images=tf.constant(image[None]))["probabilities"].numpy()[0]
+        np.testing.assert_allclose(answer["scores"].numpy()[k], alone, atol=1e-6)
 
 
 @pytest.mark.parametrize("shape", [(3, 28, 28, 1), (5, 32, 32, 3), (1, 40, 24, 3)])
@@ -172,6 +214,31 @@ def test_image_files_get_the_answer_their_pixels_get(run):
         expected = function["classify"](images=pixels)
         np.testing.assert_allclose(answer["probabilities"].numpy(), expected["probabilities"].numpy(), atol=1e-6)
         np.testing.assert_array_equal(answer["classes"].numpy(), expected["classes"].numpy())
+
+
+def test_a_batch_of_files_of_different_sizes_gets_each_files_answer(run):
+    """Three PNGs of different sides and channel counts in one classify_encoded (and translate_encoded) batch:
+    each is decoded and resized alone, so each gets the answer it gets alone."""
+    shapes = ((28, 28, 1), (40, 24, 3), (17, 53, 3))
+    data = tf.stack([tf.io.encode_png(_images(k, shape)) for k, shape in enumerate(shapes)])
+    for model, signature, output in (("classifier", "classify_encoded", "probabilities"),
+                                     ("g_ts", "translate_encoded", "translated")):
+        function = tf.saved_model.load(run["exported"][model]).signatures[signature]
+        batch = function(image_bytes=data)[output].numpy()
+        assert batch.shape[0] == 3
+        for k in range(3):
+            alone = function(image_bytes=data[k:k + 1])[output].numpy()[0]
+            np.testing.assert_allclose(batch[k], alone, atol=1e-6 if output == "probabilities" else 1)
+
+
+def test_from_uint8_traces_on_one_image_of_known_channels():
+    """One RGB image whose channels are known when traced (a decoded file): the graph's shape is right."""
+    for channels in (1, 3):
+        function = tf.function(lambda image, c=channels: pipeline.from_uint8(image, 32, c),
+                               input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
+        image = _images(0, (20, 28, 3))
+        expected = pipeline.from_uint8(tf.constant(image), 32, channels).numpy()  # eager: one branch run
+        np.testing.assert_allclose(function(image).numpy(), expected, atol=1e-6)
 
 
 def test_the_translators_answer_as_the_keras_networks(run):

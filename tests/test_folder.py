@@ -10,7 +10,7 @@ import tensorflow as tf
 
 import official_files
 from conftest import run_experiment, tiny_flags
-from cycada_tf import runner
+from cycada_tf import config as config_lib, runner
 from cycada_tf.data import pipeline, registry, tfrecord
 
 # The direction is the pixel stage's to choose here (auto), without target labels.
@@ -54,6 +54,14 @@ def test_a_test_class_unknown_to_train_is_named(tmp_path):
         registry.get(f"folder:{tmp_path / 'nothing'}")
 
 
+def test_an_unknown_name_is_refused_naming_the_folder_and_tfds_forms():
+    with pytest.raises(ValueError) as refused:
+        registry.get("uci-m")
+    message = str(refused.value)
+    assert message.startswith("unknown dataset 'uci-m'; known: ") and "uci_m" in message
+    assert "folder:<path>, a folder of your own images (docs/data.md)" in message and "tfds:<name>" in message
+
+
 def test_segmentation_folder_maps_its_ignore_id_and_names_a_bad_label(tmp_path):
     root = tmp_path / "scenes"
     os.makedirs(root / "images")
@@ -76,6 +84,22 @@ def test_segmentation_folder_maps_its_ignore_id_and_names_a_bad_label(tmp_path):
     (root / "labels" / "1.png").write_bytes(official_files.png_bytes(np.full((8, 12), 5, np.uint8)))
     with pytest.raises(tfrecord.DataError, match=f"{root}/labels/1.png: train id 5 is not a class"):
         registry.ensure(name, str(tmp_path / "data2"))
+
+
+def test_a_stage_with_nothing_to_train_and_the_stages_left_out_are_logged_as_skipped(tmp_path, capsys):
+    flat = tmp_path / "photos"
+    os.makedirs(flat)
+    rng = np.random.RandomState(0)
+    for i in range(4):
+        (flat / f"{i}.png").write_bytes(official_files.png_bytes(rng.randint(0, 256, (20, 20, 3)).astype(np.uint8)))
+    config = config_lib.DigitsConfig(data_dir=str(tmp_path / "data"), run_dir=str(tmp_path / "run"),
+                                     target=f"folder:{flat}", stages=("oracle",), seeds=(0,), verbose=0,
+                                     summary_every_epochs=0)
+    runner.run(config)
+    out = capsys.readouterr().out
+    assert ("seed 0: stages 'source', 'pixel', 'target', 'feature', 'self_train' skipped: not in --stages"
+            in out)
+    assert "seed 0: stage 'oracle' skipped: the target has no labels; run " in out and " done in " not in out
 
 
 @pytest.mark.slow
@@ -115,6 +139,8 @@ def test_an_unlabelled_target_runs_the_whole_method_and_exports(embedded_data_di
     assert rows["source"]["agreement_with_source"] == 1.0
     assert results["per_seed"]["0"]["oracle"]["skipped"] == "the target has no labels"
     assert results["per_seed"]["0"]["source"]["source_test_accuracy"] >= 0.3  # it learned (as the test above)
+    assert "stage 'oracle' skipped: the target has no labels" in result.stdout
+    assert "'oracle' done in" not in result.stdout
     assert "information maximisation" in result.stdout and "accuracy" not in results["table"][0]
     report = open(run_dir / "report.md").read()
     assert "## No confusion matrices" in report and "The target has no labels" in report

@@ -15,8 +15,9 @@ import tensorflow as tf
 from cycada_tf import config as config_lib
 from cycada_tf import runner
 from cycada_tf import tasks
-from cycada_tf.data import pipeline, registry, schema, tfrecord
+from cycada_tf.data import pipeline, registry, schema
 from cycada_tf.trial import Trial
+from relabel import rewrite_train_labels
 from tools import decide  # every criterion of a finished run, recomputed from its weights
 
 CLASSES = 8  # the embedded road scenes' train ids
@@ -24,17 +25,13 @@ CLASSES = 8  # the embedded road scenes' train ids
 
 def _scramble_label_maps(data_dir, name):
     """Rewrite every training label map of `name` in data_dir, class c -> (3c + 1) mod 8, the ignored pixels
-    left ignored (same manifest, so nothing rebuilds it)."""
-    directory = registry.dataset_dir(data_dir, name)
-    for path in tfrecord.split_files(directory, "train"):
-        examples = [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(path)]
-        with tf.io.TFRecordWriter(path) as writer:
-            for example in examples:
-                field = example.features.feature[schema.LABEL_MAP].bytes_list.value
-                label_map = tf.io.decode_png(field[0]).numpy()[..., 0]
-                scrambled = np.where(label_map == schema.IGNORE_LABEL, label_map, (3 * label_map + 1) % CLASSES)
-                field[0] = schema.encode_png(scrambled.astype(np.uint8))
-                writer.write(example.SerializeToString())
+    left ignored."""
+    def relabel(example):
+        field = example.features.feature[schema.LABEL_MAP].bytes_list.value
+        label_map = tf.io.decode_png(field[0]).numpy()[..., 0]
+        scrambled = np.where(label_map == schema.IGNORE_LABEL, label_map, (3 * label_map + 1) % CLASSES)
+        field[0] = schema.encode_png(scrambled.astype(np.uint8))
+    rewrite_train_labels(data_dir, name, relabel)
 
 
 def _config(data_dir, run_dir, **overrides):

@@ -21,6 +21,7 @@ def test_mean_and_standard_error_over_seeds():
     assert summary["paper_table_2"] == {}
     table = tasks.for_config(config).markdown_table(summary)
     assert "| Source only | 60.0 ± 5.8 |" in table and "| CyCADA pixel+feat | 80.0 ± 5.8 |" in table
+    assert table.splitlines()[0] == "| Model | uci -> uci_m (accuracy %, mean ± s.e., 3 seeds) |"
     assert "Paper" not in table
     # paired by seed: gains 0.2, 0.2, 0.2 -> +20.0 points, no spread
     assert math.isclose(summary["gain"]["mean"], 0.2) and summary["gain"]["standard_error"] < 1e-12
@@ -45,8 +46,10 @@ def test_paper_numbers_beside_the_papers_shifts():
         summary = tasks.for_config(config).summarize(_per_seed([(0.671, 0.904)]))
         table = tasks.for_config(config).markdown_table(summary).splitlines()
         assert table[0].endswith("Paper (Table 2, 4 runs) |") and table[1] == "|---|---|---|"
-        assert "| Source only | 67.1 ± 0.0 | 67.1 ± 0.6 |" in table
-        assert "| CyCADA pixel+feat | 90.4 ± 0.0 | 90.4 ± 0.4 |" in table
+        # one seed has no spread: no ± on our side, the paper's mean ± s.e. of its 4 runs beside it
+        assert table[0] == f"| Model | {source} -> mnist (accuracy %, 1 seed) | Paper (Table 2, 4 runs) |"
+        assert "| Source only | 67.1 | 67.1 ± 0.6 |" in table
+        assert "| CyCADA pixel+feat | 90.4 | 90.4 ± 0.4 |" in table
         assert summary["paper_table_2"]["feature"] == [90.4, 0.4]
     assert paper.reported("usps", "mnist")["source"] == (69.6, 3.8)
     assert paper.reported("mnist", "usps")["oracle"] == (96.3, 0.1)
@@ -72,7 +75,8 @@ def test_segmentation_tables_carry_the_papers_rows_for_its_shifts_and_segmenters
         lines = tasks.for_config(config).markdown_table(summary).splitlines()
         ours = [line for line in lines if line.startswith("| CyCADA pixel+feat |")]
         theirs = [line for line in lines if line.startswith(f"| paper, {table_name}: CyCADA pixel+feat |")]
-        assert len(ours) == 1 and "| 30.0 ± " in ours[0]
+        assert len(ours) == 1 and "| 30.0 | 40.0 | 50.0 |" in ours[0] and "±" not in ours[0]
+        assert lines[0].endswith("IoU per class, mIoU, fwIoU and pixel accuracy (%, 1 seed)")
         cells = theirs[0].strip("| ").split(" | ")
         assert cells[1] == road and cells[19] == bicycle and cells[20] == miou and len(cells) == 1 + 19 + 3
         assert any(line.startswith(f"| paper, {table_name}: Oracle (train on target) |") for line in lines)
@@ -88,3 +92,13 @@ def test_segmentation_tables_carry_the_papers_rows_for_its_shifts_and_segmenters
         classes = cityscapes.CLASSES if source == "gta5" else ("road", "sky")
         summary = tasks.for_config(config).summarize({"0": _segmentation_seed(classes, 0.3)})
         assert summary["paper"] is None and "paper," not in tasks.for_config(config).markdown_table(summary)
+
+
+def test_segmentation_rows_carry_the_standard_error_of_two_seeds_or_more():
+    config = config_lib.SegmentationConfig(source="roads_game", target="roads_camera", seeds=(0, 1))
+    summary = tasks.for_config(config).summarize({"0": _segmentation_seed(("road", "sky"), 0.3),
+                                                  "1": _segmentation_seed(("road", "sky"), 0.5)})
+    lines = tasks.for_config(config).markdown_table(summary).splitlines()
+    assert lines[0].endswith("(%, mean over 2 seeds; mIoU ± standard error)")
+    feature = next(line for line in lines if line.startswith("| CyCADA pixel+feat |"))
+    assert "| 40.0 ± 10.0 | 50.0 | 60.0 |" in feature  # s.e. of (30, 50): std 14.1 / sqrt(2)

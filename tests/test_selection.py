@@ -24,7 +24,7 @@ def _blobs(n, shift, seed):
 
 class BlobTask:
     """The task hooks selection/ calls, on 2-D points: target points unshifted, source points shifted."""
-    score_key, ignore_label = "accuracy", None
+    score_key, ignore_label, num_classes = "accuracy", None, CLASSES
     reverse_steps, reverse_batch_size = 200, 32
 
     def __init__(self):
@@ -90,6 +90,29 @@ def test_reverse_validation_is_repeatable():
         task, task.selection_images(), labels, 3)
 
 
+def test_learnability_prefers_labels_that_follow_the_clusters_and_counts_chance_as_nothing():
+    task = BlobTask()
+    right, *wrong = [reverse.learnability(task, task.selection_images(), _batches(task, _labeller(task, w)), 0)
+                     for w in (0.0, 0.3, 0.6)]
+    # right labels put their boundaries in the gaps between blobs: the held-out half is predicted as labelled
+    assert right > 0.95 and all(right > other + 0.05 for other in wrong)
+    collapsed = [np.zeros(len(x), np.int64) for x in task.selection_images()]
+    assert reverse.learnability(task, task.selection_images(), collapsed, 0) == 0.0
+    scattered = [np.random.RandomState(k).randint(CLASSES, size=len(x)) for k, x in
+                 enumerate(task.selection_images())]
+    assert abs(reverse.learnability(task, task.selection_images(), scattered, 0)) < 0.15
+    labels = _batches(task, _labeller(task, 0.3))
+    assert reverse.learnability(task, task.selection_images(), labels, 3) == reverse.learnability(
+        task, task.selection_images(), labels, 3)
+
+
+def test_kappa_by_hand():
+    assert reverse.kappa([[5, 0], [0, 5]]) == 1.0
+    assert reverse.kappa([[10, 0], [0, 0]]) == 0.0  # one class only: all agreement is chance
+    # observed 0.7, chance 0.5 * 0.5 + 0.5 * 0.5 = 0.5: (0.7 - 0.5) / 0.5
+    assert reverse.kappa([[35, 15], [15, 35]]) == pytest.approx(0.4)
+
+
 def _trial(task, nets, margin, criterion="reverse_validation"):
     config = types.SimpleNamespace(final_criterion=criterion, final_margin=margin)
     return types.SimpleNamespace(task=task, config=config, seed=0, network=lambda stage: nets[stage],
@@ -107,6 +130,40 @@ def test_the_source_model_is_kept_unless_an_adapted_one_beats_it_by_the_margin(m
     assert decision["choice"] == chosen and decision["oracle_choice"] == "self_train"
     assert decision.get("kept_source", False) == (chosen == "source")
     assert decision["accuracy"] == results[chosen]["accuracy"]
+
+
+def _collapsed(x):
+    return np.eye(CLASSES, dtype=np.float32)[np.zeros(len(np.asarray(x)), np.int64)]
+
+
+def test_veto_ships_the_latest_stage_unless_both_criteria_score_it_below_the_source_model():
+    task, stages = BlobTask(), ("source", "target", "feature", "self_train")
+    results = {stage: {"accuracy": 0.5} for stage in stages}
+    # self_train is not the best labeller, but both criteria score it above the source model: it ships, and
+    # no earlier stage is looked at
+    nets = {"source": _labeller(task, 0.5), "target": _labeller(task, 0.1), "feature": _labeller(task, 0.0),
+            "self_train": _labeller(task, 0.3)}
+    decision = final.final_model(_trial(task, nets, 0.0, "veto"), results, stages)
+    assert decision["choice"] == "self_train" and not decision["kept_source"]
+    assert decision["criterion"] == {"source": 0.0, "self_train": 2.0} and set(decision["votes"]) == {"self_train"}
+    for name, (mine, source) in decision["votes"]["self_train"].items():
+        assert mine > source, name
+    # self_train collapsed to one class: learnability 0 and reverse validation at chance veto it; feature ships
+    nets["self_train"] = _collapsed
+    decision = final.final_model(_trial(task, nets, 0.0, "veto"), results, stages)
+    assert decision["choice"] == "feature" and decision["criterion"]["self_train"] == 0.0
+    assert decision["criterion"]["feature"] == 2.0 and "target" not in decision["criterion"]
+    # every adapted stage collapsed: the source model ships, and the decision says so
+    nets.update(target=_collapsed, feature=_collapsed)
+    decision = final.final_model(_trial(task, nets, 0.0, "veto"), results, stages)
+    assert decision["choice"] == "source" and decision["kept_source"]
+    assert decision["criterion"] == {stage: 0.0 for stage in stages}
+    from cycada_tf import report
+    said = "".join(report.decisions_lines([("final model", {"0": {**decision, "oracle_choice": "feature"}})]))
+    assert "0: source / feature" in said and "both scored every adapted model no higher than the source" in said
+    # tools/decide.py's pick gives the same choices from every stage's value
+    assert final.pick("veto", {"source": 0.0, "target": 2.0, "feature": 1.0, "self_train": 0.0}) == "feature"
+    assert final.pick("veto", {"source": 0.0, "target": 0.0}) == "source"
 
 
 def test_agreement_and_information_maximisation_by_hand():

@@ -1,10 +1,16 @@
 """tools/serving_client.py: the PredictRequest it builds from an image file, and a gRPC round trip to a stand-in
 for TF Serving (an in-process PredictionService that runs the exported SavedModel's named signature, answering
 the outputs the request's output_filter names): class names printed, a 2048x1024 label map under gRPC's 4 MB
-default, and the one line that names --max_receive_mb when an answer is over the client's limit."""
+default, the one line that names --max_receive_mb when an answer is over the client's limit, and the one that
+says how to start a server when none answers. Then REST-shaped `:classify` and `:predict` bodies, answered by the
+exported classifier loaded without the project (tests/tf_serving_rest.py), as the network answers."""
 
+import base64
 import json
+import os
 import socket
+import subprocess
+import sys
 from concurrent import futures
 
 import grpc
@@ -209,7 +215,59 @@ def test_an_unreachable_server_is_one_clear_line(grey_digit, capsys):
     with socket.socket() as probe:  # a port nobody listens on once the probe is closed
         probe.bind(("localhost", 0))
         port = probe.getsockname()[1]
-    assert serving_client.main([f"--image={grey_digit[0]}", f"--port={port}", "--timeout=2"]) == 1
+    assert serving_client.main([f"--image={grey_digit[0]}", f"--port={port}", "--timeout=2", "--model=roads_segmenter",
+                                "--export_dir=exported"]) == 1
     error = capsys.readouterr().err
-    assert error.startswith(f"error: localhost:{port} answered ") and "\n" == error[-1] and error.count("\n") == 1
+    assert error.startswith(f"error: no TF Serving answers at localhost:{port} (") and error.count("\n") == 1
+    base = os.path.abspath(os.path.join("exported", "roads_segmenter"))  # the commands that start one, with it
+    assert (f"start one with tensorflow_model_server --port={port} --rest_api_port={port + 1} "
+            f"--model_name=roads_segmenter --model_base_path={base}, or docker run --rm -p {port}:8500 -p "
+            f"{port + 1}:8501 -v {base}:/models/roads_segmenter:ro -e MODEL_NAME=roads_segmenter tensorflow/serving\n"
+            ) in error
     assert serving_client.main(["--image=/no/such/file.png"]) == 2
+
+
+def _rest(directory, verb, body, cwd):
+    """tests/tf_serving_rest.py's JSON answer to `body`: a process where the project cannot be imported."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tf_serving_rest.py")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, script, directory, verb], input=json.dumps(body), cwd=cwd, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
+
+
+def test_rest_classify_and_predict_answered_by_the_saved_model_alone(models, tmp_path):
+    """The bodies TF Serving's REST API takes (docs/serving.md): :classify with tf.Examples whose "image" is a PNG
+    (three sizes and channel counts in one request), :predict with the files (predict_encoded) and with uint8
+    pixels (predict). Each image's answer is the network's on it alone; the Classify API refuses a Predict
+    signature, as the server does."""
+    net, directory = models["classifier"]
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    probe = subprocess.run([sys.executable, "-c", "import cycada_tf"], cwd=cwd, capture_output=True,
+                           env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert probe.returncode != 0  # the stand-in's process cannot import the project
+    images = [np.random.RandomState(k).randint(0, 256, shape).astype(np.uint8)
+              for k, shape in enumerate(((28, 28, 1), (40, 24, 3), (17, 53, 3)))]
+    expected = np.concatenate([tf.nn.softmax(net(pipeline.from_uint8(tf.constant(image[None]), 32, 3))).numpy()
+                               for image in images])
+    files = [{"b64": base64.b64encode(tf.io.encode_png(image).numpy()).decode()} for image in images]
+
+    answer = _rest(directory, "classify", {"signature_name": "classification",
+                                           "examples": [{"image": f} for f in files]}, cwd)
+    assert [[label for label, _ in row] for row in answer["result"]] == [list(registry.DIGIT_CLASSES)] * 3
+    np.testing.assert_allclose([[score for _, score in row] for row in answer["result"]], expected, atol=1e-5)
+
+    answer = _rest(directory, "predict", {"signature_name": "predict_encoded",
+                                          "instances": [{"image_bytes": f} for f in files]}, cwd)
+    np.testing.assert_allclose([row["probabilities"] for row in answer["predictions"]], expected, atol=1e-5)
+    assert [row["classes"] for row in answer["predictions"]] == expected.argmax(-1).tolist()
+    assert answer["predictions"][0]["class_names"] == list(registry.DIGIT_CLASSES)
+
+    answer = _rest(directory, "predict", {"signature_name": "predict", "instances": [images[0].tolist()]}, cwd)
+    np.testing.assert_allclose(answer["predictions"][0]["probabilities"], expected[0], atol=1e-5)
+
+    with pytest.raises(AssertionError, match="method_name to be tensorflow/serving/classify. Was: "
+                                             "tensorflow/serving/predict"):
+        _rest(directory, "classify", {"signature_name": "predict_encoded", "examples": [{"image": files[0]}]}, cwd)

@@ -10,7 +10,6 @@ used, recomputed here, must give the run's values (checked; exit status 1 if not
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 
@@ -25,7 +24,7 @@ TOLERANCE = 1e-4  # recomputed criterion values against the recorded ones (round
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="decide", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", help="a run's directory (config.json, seed_<k>/)")
-    parser.add_argument("--seeds", default="", help="comma-separated seeds (default: every seed of the run)")
+    parser.add_argument("--seeds", default="", help="comma-separated seeds (default: every seed_<k> of the run)")
     parser.add_argument("--criteria", default="", help="comma-separated criteria (default: all)")
     parser.add_argument("--json", default="", help="also write the results to this JSON file")
     parser.add_argument("--final_reverse_steps", type=int, default=0,
@@ -37,8 +36,7 @@ def parse_args(argv):
 def decide_seed(trial, criteria, candidates):
     """{"candidates": {stage: {"score": target test score or None, criterion: value}}, "picks": {criterion:
     stage}, "recorded": final.json or None, "reproduced": bool or None} of one seed."""
-    from cycada_tf import selection
-    from cycada_tf.selection.final import Candidates
+    from cycada_tf.selection.final import Candidates, pick
     key = trial.task.score_key
     stages = [stage for stage in candidates if trial.done(stage) is not None]
     scored = Candidates(trial, stages)
@@ -50,7 +48,7 @@ def decide_seed(trial, criteria, candidates):
     for name in criteria:
         values = {stage: row[name] for stage, row in table.items() if row[name] is not None}
         if values:
-            picks[name] = selection.choose(values)["choice"]
+            picks[name] = pick(name, values)
     recorded, reproduced = trial.final(), None
     if recorded and recorded.get("criterion_name", "information_maximisation") in criteria:
         name = recorded.get("criterion_name", "information_maximisation")
@@ -75,6 +73,12 @@ def print_seed(seed, result, criteria, out=sys.stdout):
         print(f"  the run chose '{recorded['choice']}' by {recorded.get('criterion_name', 'information_maximisation')}"
               + ("" if result["reproduced"] is None else
                  ", reproduced here" if result["reproduced"] else ", NOT reproduced here"), file=out)
+
+
+def _seeds_of(run_dir):
+    """Every seed the run directory holds (seed_<k>/), in order: --seeds is not recorded in config.json."""
+    names = [name for name in os.listdir(run_dir) if name.startswith("seed_") and name[5:].isdigit()]
+    return sorted(int(name[5:]) for name in names)
 
 
 def _recorded_reverse_steps(run_dir, seeds):
@@ -103,7 +107,7 @@ def main(argv=None):
         unknown = sorted(set(criteria) - set(CRITERIA))
         if unknown:
             raise ValueError(f"--criteria: unknown {', '.join(unknown)}; choose from {', '.join(CRITERIA)}")
-        seeds = [int(s) for s in args.seeds.split(",") if s] or list(config.seeds)
+        seeds = [int(s) for s in args.seeds.split(",") if s] or _seeds_of(args.run_dir)
         steps = args.final_reverse_steps or _recorded_reverse_steps(args.run_dir, seeds)
         if steps:
             config = dataclasses.replace(config, final_reverse_steps=steps)

@@ -10,7 +10,8 @@ exported models resize and convert it themselves. A classifier's answer is print
 probabilities); a translator's image is written to --output (default translated.png); a segmenter's label map
 (train ids, one grey PNG pixel per image pixel) is written to --output (default label_map.png) and the class
 names and the share of each class printed. A segmenter is asked for its label map and class names only
-(output_filter), 1 byte a pixel, unless --probabilities asks for its 4 x classes bytes a pixel too.
+(output_filter), 1 byte a pixel, unless --probabilities asks for its 4 x classes bytes a pixel too. When no
+server answers, the error names the commands that start one for --model from --export_dir.
 """
 
 import argparse
@@ -34,6 +35,7 @@ PROBABILITIES, LABEL_MAP, CLASS_NAMES = "probabilities", "label_map", "class_nam
 # 4 MB default, where its probabilities alone would be 160 MB (19 Cityscapes classes, float32).
 SEGMENTER_OUTPUTS = (LABEL_MAP, CLASS_NAMES)
 MAX_RECEIVE_MB = 64  # the client's gRPC receive limit (gRPC's own default: 4)
+SERVING_IMAGE, IMAGE_GRPC_PORT, IMAGE_REST_PORT = "tensorflow/serving", 8500, 8501  # the docker image's ports
 
 
 def kind(model):
@@ -91,6 +93,15 @@ def predict(request, host, port, timeout, max_receive_mb=MAX_RECEIVE_MB):
         return prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=timeout)
 
 
+def start_command(model, export_dir, port):
+    """The commands that serve `model` from <export_dir>/<model>/ with gRPC on `port` (REST on port + 1): the
+    server binary, or the tensorflow/serving docker image (which serves /models/$MODEL_NAME)."""
+    base = os.path.abspath(os.path.join(export_dir, model))
+    return (f"tensorflow_model_server --port={port} --rest_api_port={port + 1} --model_name={model} "
+            f"--model_base_path={base}, or docker run --rm -p {port}:{IMAGE_GRPC_PORT} -p {port + 1}:"
+            f"{IMAGE_REST_PORT} -v {base}:/models/{model}:ro -e MODEL_NAME={model} {SERVING_IMAGE}")
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="serving_client", description=__doc__.splitlines()[0])
     parser.add_argument("--image", required=True, help="image file to send")
@@ -100,6 +111,8 @@ def parse_args(argv):
     parser.add_argument("--version", type=int, help="model version (default: the server's latest)")
     parser.add_argument("--host", default="localhost", help="TF Serving host")
     parser.add_argument("--port", type=int, default=8500, help="TF Serving gRPC port")
+    parser.add_argument("--export_dir", default="export",
+                        help="where tools/export.py wrote the model: named in how to start a server if none answers")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer")
     parser.add_argument("--output", help="where a translator's image (default translated.png) or a segmenter's "
                                          "label map (default label_map.png) goes")
@@ -138,6 +151,9 @@ def main(argv=None):
             return _error(f"the answer of {args.host}:{args.port} is larger than --max_receive_mb="
                           f"{args.max_receive_mb:g} ({error.details()}): raise --max_receive_mb"
                           + (", or leave out --probabilities" if args.probabilities else ""), 1)
+        if error.code() == grpc.StatusCode.UNAVAILABLE:
+            return _error(f"no TF Serving answers at {args.host}:{args.port} ({error.details()}); start one with "
+                          + start_command(args.model, args.export_dir, args.port), 1)
         return _error(f"{args.host}:{args.port} answered {error.code().name}: {error.details()}", 1)
     print(show(answer, args))
     return 0

@@ -20,9 +20,12 @@ def decode_image(encoded, image_size, channels):
 def from_uint8(image, image_size, channels):
     """uint8 image(s) (..., height, width, 1 or 3) -> float32 (..., image_size, image_size, channels) in
     [-1, 1]: grey <-> RGB, bilinear resize, scaling. One image or a batch; exported models use it too."""
-    image = tf.cond(tf.shape(image)[-1] == 1,
-                    lambda: tf.image.grayscale_to_rgb(image) if channels == 3 else image,
-                    lambda: image if channels == 3 else tf.image.rgb_to_grayscale(image))
+    convert = {1: lambda: tf.image.grayscale_to_rgb(image) if channels == 3 else image,
+               3: lambda: image if channels == 3 else tf.image.rgb_to_grayscale(image)}
+    # Channels known when traced: convert now. tf.cond would trace both branches, and grayscale_to_rgb of one
+    # RGB image (height, width, 3) fails to trace (its tile's shape comes out (height, width, 9)).
+    known = image.shape[-1]
+    image = convert[known]() if known in convert else tf.cond(tf.shape(image)[-1] == 1, convert[1], convert[3])
     image = tf.ensure_shape(image, [None] * (image.shape.rank - 1) + [channels])
     image = tf.cast(image, tf.float32)
     if image_size is not None:

@@ -58,7 +58,9 @@ def get(name):
     if name not in _REGISTRY and folder.is_folder(name):
         register(_folder_spec(name))
     if name not in _REGISTRY:
-        raise ValueError(f"unknown dataset '{name}'; known: {', '.join(names())}")
+        raise ValueError(f"unknown dataset '{name}'; known: {', '.join(names())}; or {folder.PREFIX}<path>, a folder "
+                         f"of your own images (docs/data.md), or {tfds_source.PREFIX}<name>, a classification "
+                         f"dataset prepared by tensorflow-datasets")
     return _REGISTRY[name]
 
 

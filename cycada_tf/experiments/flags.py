@@ -2,12 +2,14 @@
 place; every flag is checked (accepts.py) before TensorFlow loads and before anything is written."""
 
 import dataclasses
+import functools
 import importlib
 import sys
 
 from absl import app, flags, logging
 
 from cycada_tf import accepts, interrupts, quiet
+from cycada_tf.experiments import usage
 
 
 def define_from(cls, flag_values=flags.FLAGS):
@@ -53,9 +55,13 @@ def config_from_flags(cls, flag_values=flags.FLAGS):
     return cls(**values)
 
 
-def parse_flags(argv, flag_values=flags.FLAGS):
+def parse_flags(argv, flag_values=flags.FLAGS, help_text=None):
     """absl's flag parsing for app.run (its flags_parser), but a bad flag (unknown, not a number, not one of an
-    enum's values) ends with one line on stderr and exit status 2 rather than absl's usage text and 1."""
+    enum's values) ends with one line on stderr and exit status 2 rather than absl's usage text and 1; --help
+    (or -h) prints `help_text` on stdout and ends with status 0."""
+    if help_text is not None and usage.wants_help(argv):
+        print(help_text, end="")
+        sys.exit(0)
     try:
         return flag_values(argv)
     except flags.Error as error:
@@ -63,11 +69,12 @@ def parse_flags(argv, flag_values=flags.FLAGS):
         sys.exit(2)
 
 
-def run(main):
-    """app.run(main) with parse_flags, as the experiment modules' __main__ runs it: an interrupt that comes
-    before `main` has started (while the modules load) is the same one line as one in it."""
+def run(main, cls, doc):
+    """app.run(main) with parse_flags, as the experiment modules' __main__ runs it: --help lists the flags of
+    `cls` under `doc` (usage.py); an interrupt that comes before `main` has started (while the modules load) is
+    the same one line as one in it."""
     try:
-        app.run(main, flags_parser=parse_flags)
+        app.run(main, flags_parser=functools.partial(parse_flags, help_text=usage.text(cls, doc)))
     except (KeyboardInterrupt, interrupts.Terminated) as error:
         status, line = interrupts.status_and_line(error)
         print(line, file=sys.stderr, flush=True)

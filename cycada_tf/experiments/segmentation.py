@@ -11,5 +11,11 @@ from cycada_tf.experiments.flags import define_from, experiment_main, run
 define_from(config_lib.SegmentationConfig)
 main = experiment_main(config_lib.SegmentationConfig, "cycada_tf.runner")
 
+
+def cli():
+    """The `cycada-segmentation` command, `python -m cycada_tf.experiments.segmentation`: parse the flags, run."""
+    run(main, config_lib.SegmentationConfig, __doc__)
+
+
 if __name__ == "__main__":
-    run(main)
+    cli()

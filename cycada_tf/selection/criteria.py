@@ -39,10 +39,10 @@ def agreement(labels, others):
     return float(np.mean([np.mean(np.asarray(labels) == np.asarray(o)) for o in others])) if others else 0.0
 
 
-def choose(criteria, oracle=None):
-    """{"choice": the key of the largest criterion, "criterion": criteria, "oracle_choice": the key of the
-    largest `oracle` value (target test scores, reporting only), "agrees": whether they match}."""
-    choice = max(criteria, key=criteria.get)
+def choose(criteria, oracle=None, choice=None):
+    """{"choice": `choice`, by default the key of the largest criterion, "criterion": criteria, "oracle_choice":
+    the key of the largest `oracle` value (target test scores, reporting only), "agrees": whether they match}."""
+    choice = max(criteria, key=criteria.get) if choice is None else choice
     result = {"choice": choice, "criterion": {k: round(float(v), 6) for k, v in criteria.items()}}
     if oracle:
         best = max(oracle, key=oracle.get)

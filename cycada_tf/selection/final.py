@@ -12,6 +12,10 @@ from cycada_tf.selection.criteria import InformationMaximisation, agreement, cho
 
 # Criteria the final model can be chosen by (--final_criterion); tools/decide.py computes them all.
 CRITERIA = config_lib.FINAL_CRITERIA
+TRAINS_A_NETWORK = ("veto", "learnability", "reverse_validation", "reverse_validation_translated")  # reverse_steps
+# --final_criterion=veto: the latest adapted stage ships unless both of these score it no higher than the source
+# model (+ --final_margin); then the stage before it is tried, and the source model ships if all are vetoed.
+VETO = ("learnability", "reverse_validation")
 MIXVAL_WEIGHT = 0.55  # MixVal's mixing weight of the first image (Hu et al. 2023)
 MIXVAL_PAIRS = 1000
 
@@ -23,7 +27,8 @@ class Candidates:
     def __init__(self, trial, stages):
         self.trial, self.task = trial, trial.task
         self.images = self.task.selection_images()
-        self.labels, self.information = {}, {}
+        self.labels, self.information, self.values = {}, {}, {}
+        self.margin = trial.config.final_margin
         for stage in stages:
             net, view = trial.network(stage), trial.view_of(stage)
             score, labels = InformationMaximisation(), []
@@ -34,12 +39,31 @@ class Candidates:
             self.labels[stage], self.information[stage] = labels, score.result()
 
     def criterion(self, name, stage):
-        """The value of criterion `name` for candidate `stage` (larger: better), or None if it does not apply."""
+        """The value of criterion `name` for candidate `stage` (larger: better), or None if it does not apply;
+        computed once. veto's value: how many of VETO score the stage above the source model (the source
+        model itself: 0)."""
+        if (name, stage) not in self.values:
+            self.values[(name, stage)] = self._compute(name, stage)
+        return self.values[(name, stage)]
+
+    def votes(self, stage):
+        """{criterion of VETO: (its value for `stage`, its value for the source model)}."""
+        return {name: (self.criterion(name, stage), self.criterion(name, "source")) for name in VETO}
+
+    def _compute(self, name, stage):
+        if name == "veto":
+            if stage == "source":
+                return 0.0
+            if "source" not in self.labels:
+                return float(len(VETO))
+            return float(sum(mine > source + self.margin for mine, source in self.votes(stage).values()))
         if name == "information_maximisation":
             return self.information[stage]
         if name == "agreement":
             return agreement(np.concatenate([a.ravel() for a in self.labels[stage]]),
                              [np.concatenate([a.ravel() for a in self.labels[o]]) for o in self.labels if o != stage])
+        if name == "learnability":
+            return reverse.learnability(self.task, self.images, self.labels[stage], self.trial.seed)
         if name == "reverse_validation":
             return reverse.score(self.task, self.images, self.labels[stage], self.trial.seed)
         if name == "reverse_validation_translated":  # scored on G_S->T(x_s): labelled target-looking images
@@ -78,30 +102,67 @@ class Candidates:
         return float(np.mean(predicted == labels[first]))
 
 
+def pick(criterion, values):
+    """The candidate criterion `criterion` picks from `values` ({stage: value}, in the pipeline's order): for
+    veto the latest stage with a vote (the source model if none has one), else the largest value."""
+    if criterion == "veto":
+        return next((stage for stage in reversed(list(values)) if values[stage] > 0), "source")
+    return max(values, key=values.get)
+
+
+def _values(scored, criterion, stages):
+    """{stage: value} of `criterion`; for veto only the stages it looks at: the latest first, down to the
+    first one not vetoed, and the source model (each costs three fresh networks: learnability's two folds
+    and reverse validation's one)."""
+    if criterion != "veto":
+        return {stage: scored.criterion(criterion, stage) for stage in stages}
+    looked = ["source"]
+    for stage in reversed([stage for stage in stages if stage != "source"]):
+        looked.append(stage)
+        if scored.criterion(criterion, stage) > 0:
+            break
+    return {stage: scored.criterion(criterion, stage) for stage in stages if stage in looked}
+
+
+def _describe(criterion, decision, scored):
+    if criterion != "veto":
+        return ", ".join(f"{stage} {value:.4f}" for stage, value in decision["criterion"].items())
+    return "; ".join(f"{stage} above the source model on {value:.0f} of {len(VETO)} ("
+                     + ", ".join(f"{name} {mine:.4f} against {source:.4f}"
+                                 for name, (mine, source) in scored.votes(stage).items()) + ")"
+                     for stage, value in reversed(decision["criterion"].items()) if stage != "source")
+
+
 def final_model(trial, results, candidates, criterion=None):
-    """This seed's final model among the finished `candidates` (stage names, the source model among them):
-    the largest `criterion` (default --final_criterion), the source model unless an adapted one beats it by
-    more than --final_margin. What the target test labels would have picked is recorded beside it (reporting
-    only). None until an adapted candidate finished (the source model alone is not a choice)."""
+    """This seed's final model among the finished `candidates` (stage names in the pipeline's order, the
+    source model among them), by `criterion` (default --final_criterion): the source model unless an adapted
+    one beats it by more than --final_margin. What the target test labels would have picked is recorded
+    beside it (reporting only). None until an adapted candidate finished (the source model alone is not a
+    choice)."""
     config, key = trial.config, trial.task.score_key
     criterion = criterion or config.final_criterion
     stages = [stage for stage in candidates if stage in results]
     if not [stage for stage in stages if stage != "source"]:
         return None
     scored = Candidates(trial, stages)
-    values = {stage: scored.criterion(criterion, stage) for stage in stages}
+    values = _values(scored, criterion, stages)
     oracle = {stage: results[stage][key] for stage in stages if key in results[stage]}
-    decision = choose(values, oracle if len(oracle) == len(stages) else None)
+    decision = choose(values, oracle if len(oracle) == len(stages) else None, pick(criterion, values))
     decision["criterion_name"] = criterion
-    if criterion.startswith("reverse_validation"):
+    if criterion in TRAINS_A_NETWORK:
         decision["reverse_steps"] = trial.task.reverse_steps  # tools/decide.py recomputes with the run's steps
-    if "source" in values and decision["choice"] != "source" and (
+    if criterion == "veto":
+        decision["votes"] = {stage: {name: [round(float(v), 6) for v in pair]
+                                     for name, pair in scored.votes(stage).items()}
+                             for stage in values if stage != "source"}
+        decision["kept_source"] = decision["choice"] == "source"
+    elif "source" in values and decision["choice"] != "source" and (
             values[decision["choice"]] <= values["source"] + config.final_margin):
         decision["choice"], decision["kept_source"] = "source", True
-        if "oracle_choice" in decision:
-            decision["agrees"] = decision["oracle_choice"] == "source"
+    if "oracle_choice" in decision:
+        decision["agrees"] = decision["oracle_choice"] == decision["choice"]
     summaries.log(f"seed {trial.seed}: final model: '{decision['choice']}' ({criterion}: "
-                  + ", ".join(f"{stage} {value:.4f}" for stage, value in decision["criterion"].items())
+                  + _describe(criterion, decision, scored)
                   + ("; no adapted model beats the source model by the margin" if decision.get("kept_source") else "")
                   + (f"; the oracle would pick '{decision['oracle_choice']}')" if "oracle_choice" in decision
                      else ")"))

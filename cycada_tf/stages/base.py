@@ -27,6 +27,21 @@ def build_optimizer(optimizer, variables):
     return optimizer
 
 
+class OneNetModel(keras.Model):
+    """A stage's model that trains every weight of `self.net` with self.optimizer and reports the means in
+    `self.trackers` ({name: keras.metrics.Mean}); subclasses set both and write train_step."""
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def call(self, x, training=False):
+        return self.net(x, training=training)
+
+    def build_optimizers(self):
+        build_optimizer(self.optimizer, self.net.trainable_variables)
+
+
 def compile(model, optimizers, precision, jit_compile):
     """model.compile as training compiles a stage under `precision` (whose policy built its networks): the
     optimizers wrapped for loss scaling under mixed_float16 and built on their variables, XLA per

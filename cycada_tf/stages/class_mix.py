@@ -15,12 +15,12 @@ import keras
 import tensorflow as tf
 
 from cycada_tf import augment, losses
-from cycada_tf.stages.base import build_optimizer, replica_scale
+from cycada_tf.stages.base import OneNetModel, replica_scale
 
 PRIOR_MOMENTUM = 0.99  # of the class frequencies distribution alignment reads
 
 
-class ClassMixSelfTraining(keras.Model):
+class ClassMixSelfTraining(OneNetModel):
     """Trains every weight of `net` (the student) on ((x_labelled, y_labelled), x_target) batches; `teacher`
     is a network of the same architecture, initialised to `net`'s weights and never trained by a gradient.
 
@@ -51,16 +51,6 @@ class ClassMixSelfTraining(keras.Model):
         self.augment_seed = keras.random.SeedGenerator(seed)
         self.trackers = {n: keras.metrics.Mean(name=n)
                          for n in ("loss", "source_loss", "mixed_loss", "pseudo_weight", "pasted_fraction", "guided")}
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    def call(self, x, training=False):
-        return self.net(x, training=training)
-
-    def build_optimizers(self):
-        build_optimizer(self.optimizer, self.net.trainable_variables)
 
     def train_step(self, data):
         (x_s, y_s), x_t = data

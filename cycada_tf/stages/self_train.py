@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from cycada_tf import augment, losses
 from cycada_tf.data import pipeline
-from cycada_tf.stages.base import Plan, Stage, build_optimizer, replica_scale
+from cycada_tf.stages.base import OneNetModel, Plan, Stage, replica_scale
 from cycada_tf.stages.class_mix import ClassMixSelfTraining
 
 INITS = ("feature", "target", "source")  # --self_train_init
@@ -29,7 +29,7 @@ METHODS = ("adamatch", "dacs")  # --self_train_method
 VIEWED_STAGES = ("target", "feature")  # the inits that learnt from the translated source records
 
 
-class SelfTraining(keras.Model):
+class SelfTraining(OneNetModel):
     """Trains every weight of `net` on ((x_labelled, y_labelled), x_target) batches.
 
     confidence: AdaMatch's tau, relative to the mean top probability on the labelled batch (paper: 0.9).
@@ -46,16 +46,6 @@ class SelfTraining(keras.Model):
         self.augment_seed = keras.random.SeedGenerator(seed)
         self.trackers = {n: keras.metrics.Mean(name=n)
                          for n in ("loss", "source_loss", "target_loss", "pseudo_fraction", "threshold")}
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    def call(self, x, training=False):
-        return self.net(x, training=training)
-
-    def build_optimizers(self):
-        build_optimizer(self.optimizer, self.net.trainable_variables)
 
     def train_step(self, data):
         (x_s, y_s), x_t = data
