@@ -9,9 +9,8 @@ from cycada_tf import accepts
 from cycada_tf.run_options import CROP, FRACTION, NON_NEGATIVE, PER_TASK, POSITIVE, RATE, WEIGHT  # noqa: F401
 from cycada_tf.run_options import RunOptions, _f, _field, _note, _Override, _override, _task_config  # noqa: F401
 from cycada_tf.config_self_training import FINAL_CRITERIA, UNIT, SelfTrainingFields  # noqa: F401
+from cycada_tf.stages import NAMES as STAGE_NAMES  # the stages a run trains, in order (no TensorFlow)
 
-
-STAGE_NAMES = ("source", "pixel", "target", "feature", "self_train", "oracle")  # runner.STAGES' names, in order
 OPTIMIZERS, GAN_MODES = ("adam", "sgd"), ("log", "lsgan")
 
 
@@ -31,8 +30,8 @@ class Config(SelfTrainingFields):
                             "its own directory: seeds may be added to a run).", rerun=True,
                       at_least=0, at_most=2**32 - 1, distinct=True)
     stages: tuple = _f(STAGE_NAMES,
-                       "Stages to run, in this order: source, pixel, target, feature, self_train (AdaMatch, not "
-                       "in the paper), oracle.", rerun=True, choices=STAGE_NAMES, distinct=True)
+                       f"Stages to run, in this order: {', '.join(STAGE_NAMES)} (self-training is not in the "
+                       "paper).", rerun=True, choices=STAGE_NAMES, distinct=True)
 
     task_optimizer: str = _f("adam", "Optimizer of the task-model stages: adam or sgd (with --momentum).",
                              choices=OPTIMIZERS)
@@ -118,12 +117,12 @@ class Config(SelfTrainingFields):
 
     oracle_epochs: int = _f(PER_TASK, "Epochs of the target-trained oracle (labelled target data; reported only).",
                             **POSITIVE)
-    verbose: int = _f(PER_TASK, "1: Keras' progress bar as well; 0 and 2: our lines only (each epoch's, with the "
-                                "stage's and the whole run's time left, are logged at every verbosity).",
+    verbose: int = _f(PER_TASK, "1: Keras' progress bar as well; 0 and 2: our lines only (an epoch's, with the "
+                                "time left: the first, the last, and between them one every ~10 s at most).",
                       rerun=True, choices=(0, 1, 2))
     summary_every_epochs: int = _f(5, "Epochs between TensorBoard image summaries (translations; confusion "
                                       "matrices or prediction overlays on the target test split), and after "
-                                      "the last; scalars go every epoch to <run_dir>/seed_<k>/<stage>/tb. 0: no "
+                                      "the last; scalars go every epoch to <run_dir>/seed_<k>/<stage>. 0: no "
                                       "TensorBoard summaries.", rerun=True, **NON_NEGATIVE)
 
     def __post_init__(self):

@@ -24,6 +24,7 @@ from cycada_tf import export_layout, files, locks
 from cycada_tf.export_layout import versions
 from cycada_tf.data import pipeline, tfrecord
 from cycada_tf.models import digit_gan, segmenter
+from cycada_tf.stages import registry
 
 CLASSIFIER, SEGMENTER, G_ST, G_TS = "classifier", "segmenter", "g_st", "g_ts"
 # signature names (each model's serving_default too)
@@ -41,9 +42,9 @@ CLASS_NAMES = "class_names"  # [batch, classes] strings: every answer of a task 
 # TF Serving's REST API turns {"b64": ...} into such a string, never into uint8 pixels.
 ENCODED, IMAGE_BYTES = "_encoded", "image_bytes"
 CLASSES_FILE = "classes.txt"  # asset of a task model: one class name a line, line k naming class id k
-# Which run stage's f the classifier (or segmenter) is, best first: f_T after feature adaptation, else the
-# pixel-only f_T, else the source model.
-CLASSIFIER_STAGES = ("self_train", "feature", "target", "source")
+# Which run stage's f the classifier (or segmenter) is without a final model: the final model's candidates,
+# the most adapted first.
+CLASSIFIER_STAGES = tuple(reversed(registry.CANDIDATES))
 IMAGE_SPEC = tf.TensorSpec([None, None, None, None], tf.uint8, name=IMAGES)
 BYTES_SPEC = tf.TensorSpec([None], tf.string, name=IMAGE_BYTES)
 EXAMPLES_SPEC = tf.TensorSpec([None], tf.string, name=CLASSIFY_INPUTS)

@@ -10,8 +10,13 @@ from cycada_tf.data import pipeline
 TRANSLATION_ROWS = ("x_s", "G_S->T(x_s)", "G_T->S(G_S->T(x_s))", "x_t", "G_T->S(x_t)", "G_S->T(G_T->S(x_t))")
 TRANSLATION_SCALE = 2  # each pixel of the translation grid 2 x 2: 32-pixel digits beside readable labels
 
-# What each image summary shows, as TensorBoard displays it beside the image (summaries.TensorBoardSummaries).
+# What each summary given at the interval shows (images, and the numbers measured with them), as TensorBoard
+# displays it beside the value (summaries.TensorBoardSummaries).
 DESCRIPTIONS = {
+    "target_test/accuracy": "Accuracy of the stage's model on the target test split, as it reads target images "
+                            "(target labels read for reporting only, never in training).",
+    "target_test/miou": "Mean IoU of the stage's model on the target test split (target labels read for "
+                        "reporting only, never in training).",
     "translations": "Rows, top to bottom: x_s, G_S->T(x_s), G_T->S(G_S->T(x_s)), x_t, G_T->S(x_t), "
                     "G_S->T(G_T->S(x_t)); each column one of the first test images of its domain (cf. the "
                     "paper's Figures 3-4). G_S->T draws a new style code z at each call.",

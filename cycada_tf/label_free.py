@@ -46,23 +46,34 @@ def agreement(a, b):
     return float(np.mean(np.asarray(a) == np.asarray(b))) if len(a) and len(a) == len(b) else None
 
 
+def _of(seed_results, stage):
+    """A seed's results of `stage`; for "final", those of the stage the seed chose (the model it ships)."""
+    if stage == "final":
+        final = seed_results.get("final")
+        return seed_results.get(final["choice"], {}) if final else {}
+    return seed_results.get(stage, {})
+
+
 def summarize(config, per_seed, rows):
-    """The results of a run on an unlabelled target; `rows`: the task's (stage, accuracy key, label)."""
+    """The results of a run on an unlabelled target; `rows`: the task's (stage, accuracy key, label). The final
+    model's row holds the stage each seed chose (`choices`)."""
     table = []
     for stage, key, label in rows:
         suffix = key[len("accuracy"):]  # "_t2s" for the pixel stage's row
-        results = [r.get(stage, {}) for r in per_seed.values()]
-        results = [r for r in results if f"entropy{suffix}" in r]
-        if not results:
+        pairs = [(_of(s, stage), s) for s in per_seed.values()]
+        pairs = [(r, s) for r, s in pairs if f"entropy{suffix}" in r]
+        if not pairs:
             continue
-        row = {"model": label, "stage": stage, "key": f"entropy{suffix}", "seeds": len(results),
-               "entropy": float(np.mean([r[f"entropy{suffix}"] for r in results])),
+        row = {"model": label, "stage": stage, "key": f"entropy{suffix}", "seeds": len(pairs),
+               "entropy": float(np.mean([r[f"entropy{suffix}"] for r, _ in pairs])),
                "information_maximisation": float(np.mean([r[f"information_maximisation{suffix}"]
-                                                          for r in results]))}
+                                                          for r, _ in pairs]))}
         agree = [agreement(r[f"{PREDICTIONS}{suffix}"], s["source"][PREDICTIONS])
-                 for r, s in zip(results, per_seed.values()) if PREDICTIONS in s.get("source", {})]
+                 for r, s in pairs if PREDICTIONS in s.get("source", {})]
         agree = [a for a in agree if a is not None]
         row["agreement_with_source"] = float(np.mean(agree)) if agree else None
+        if stage == "final":
+            row["choices"] = [s["final"]["choice"] for _, s in pairs]
         table.append(row)
     slim = {seed: {stage: {k: (len(v) if k.startswith(PREDICTIONS) else v) for k, v in result.items()}
                    for stage, result in stages.items()} for seed, stages in per_seed.items()}
@@ -72,10 +83,12 @@ def summarize(config, per_seed, rows):
 
 
 def markdown_table(results):
+    """The label-free table; the final model's row names the stage chosen (of each seed)."""
     lines = [f"| Model | {results['source']} -> {results['target']}: entropy (nats) | information "
              f"maximisation (nats) | agrees with source only |", "|---|---|---|---|"]
     for row in results["table"]:
         agree = row["agreement_with_source"]
-        lines.append(f"| {row['model']} | {row['entropy']:.3f} | {row['information_maximisation']:.3f} | "
+        model = row["model"] + (f": {', '.join(row['choices'])}" if row.get("choices") else "")
+        lines.append(f"| {model} | {row['entropy']:.3f} | {row['information_maximisation']:.3f} | "
                      + (f"{100 * agree:.1f}% |" if agree is not None else "- |"))
     return "\n".join(lines + ["", WHY])

@@ -197,12 +197,13 @@ def protocol(flagfile):
     return {**given, **{name: value for name, (value, _) in gaps.items()}}
 
 
-def unused(config):
-    """The fields `config`'s own choices leave without effect: stages it does not run, the other optimizer's
-    settings, another segmenter's."""
+def unused(config, stages):
+    """The fields `config`'s own choices leave without effect: those of `stages` (their records) it does not
+    run (a record's flags), the other optimizer's settings, another segmenter's."""
     fields = set()
-    if "self_train" not in config.stages:
-        fields |= {f for f in vars(config) if f.startswith("self_train_")}
+    for stage in stages:
+        if stage.name not in config.stages and stage.flags:
+            fields |= {f for f in vars(config) if f.startswith(stage.flags)}
     for kind, adam, sgd in (("task", (), ("momentum",)),
                             ("feature", ("feature_beta_1", "feature_beta_2"), ("feature_momentum",))):
         fields |= set(sgd if getattr(config, f"{kind}_optimizer") == "adam" else adam)

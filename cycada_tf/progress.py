@@ -1,12 +1,13 @@
 """What the terminal says while a run trains: for each stage, a first estimate of its time left from its
-first steps (about FIRST_ESTIMATE_S seconds in) and a line per epoch; with each, one time left for the whole
-run, which counts the stages and seeds still to come.
+first steps (about FIRST_ESTIMATE_S seconds in) and a line after its first and last epochs and between them
+at most one every EPOCH_LINE_EVERY_S seconds (sub-second epochs are not a screen each); with each, one time left for the
+whole run, which counts the stages and seeds still to come.
 
 A stage's time left is its remaining steps at its measured time per step (its first step, which traces and
 compiles the step function, left out). The run's time left adds, for each (seed, stage) still to come, the
 time the same stage took in an earlier seed of this run; a stage this run has not yet timed gets its prior
-cost (PRIOR_EPOCH_COST, times its epochs) at the seconds per unit of prior cost that the stages timed so far
-took, and the line says that part is an estimate. Each stage that finishes refines it. Time outside the
+cost (its record's prior per epoch, stages/base.Stage, times its epochs) at the seconds per unit of prior
+cost that the stages timed so far took, and the line says that part is an estimate. Each stage that finishes refines it. Time outside the
 stages (choosing the final model, the report) is not counted."""
 
 import threading
@@ -16,16 +17,7 @@ import keras
 
 FIRST_ESTIMATE_S = 10.0  # a stage's first line comes at the first step this long after it started training,
 FIRST_ESTIMATE_STEPS = 3  # and with this many steps timed after the first (one alone misled by 1.6x under load)
-# Relative cost of one epoch of each stage (a pixel epoch is 1) at the task's defaults, from the seconds of
-# each stage of the embedded runs on 2 CPU cores (mixed_bfloat16): digits from uci->uci_m, uci->uci_s and
-# fonts->uci (they spread by 2x: load, and how soon the feature gate stops); segmentation from
-# roads_game->roads_camera. Only a stage this run has not timed yet uses it.
-PRIOR_EPOCH_COST = {
-    "digits": {"source": 0.015, "pixel": 1.0, "target": 0.065, "feature": 0.2, "self_train": 1.0,
-               "oracle": 0.023},
-    "segmentation": {"source": 0.1, "pixel": 1.0, "target": 0.3, "feature": 0.24, "self_train": 0.95,
-                     "oracle": 0.1},
-}
+EPOCH_LINE_EVERY_S = 10.0  # an epoch's line comes this long after the stage's previous line at the soonest
 UNKNOWN_EPOCH_COST = 1.0  # a stage or task without a prior: a pixel epoch's
 
 
@@ -38,9 +30,14 @@ def format_duration(seconds):
 
 
 def prior_costs(config, stages):
-    """{stage: prior cost}: its epochs (--<stage>_epochs) at its PRIOR_EPOCH_COST."""
-    table = PRIOR_EPOCH_COST.get(config.TASK, {})
-    return {stage: table.get(stage, UNKNOWN_EPOCH_COST) * getattr(config, f"{stage}_epochs", 1)
+    """Each stage's prior cost in `config`'s run.
+
+    Args:
+        config: the run's config (its TASK and epochs fields).
+        stages: the stages' records (stages/base.Stage).
+    Returns:
+        {stage name: its epochs at its prior cost per epoch for the task}."""
+    return {stage.name: stage.prior.get(config.TASK, UNKNOWN_EPOCH_COST) * stage.epochs_of(config)
             for stage in stages}
 
 
@@ -109,15 +106,17 @@ class Progress(keras.callbacks.Callback):
     training, if its first epoch is still running, its time per step and time left (or, if its first step,
     which traces and compiles the step function, has not ended, that it has not, from a timer thread); after
     each epoch, the epoch, its time at the measured rate, the stage's time left and the epoch's losses and
-    metrics. With a RunClock, each line also gives the run's time left. A stage that may stop early (feature
-    adaptation's gate) gives its time left as an upper bound. A step is timed when the next one begins
-    (on_train_batch_begin: no batch_end hook, so fit keeps dispatching the steps' logs asynchronously)."""
+    metrics: after the first epoch this process trains, after the last (or one that stops the stage) and between
+    them at most one every `line_every_s` seconds. With a RunClock, each line also gives the run's time left. A
+    stage that may stop early (feature adaptation's gate) gives its time left as an upper bound. A step is timed
+    when the next one begins (on_train_batch_begin: no batch_end hook, so fit keeps dispatching the steps' logs
+    asynchronously)."""
 
     def __init__(self, stage, log, may_stop_early=False, clock=None, now=time.monotonic,
-                 first_estimate_s=FIRST_ESTIMATE_S):
+                 first_estimate_s=FIRST_ESTIMATE_S, line_every_s=EPOCH_LINE_EVERY_S):
         super().__init__()
         self.stage, self.log, self.may_stop_early, self.clock, self.now = stage, log, may_stop_early, clock, now
-        self.first_estimate_s, self.timer = first_estimate_s, None
+        self.first_estimate_s, self.line_every_s, self.timer = first_estimate_s, line_every_s, None
 
     def _first_step_running(self):
         if self.first_end is None:
@@ -131,7 +130,7 @@ class Progress(keras.callbacks.Callback):
         self.begin = self.now()
         self.completed = self.epoch_base = 0  # steps this process has completed; before this epoch
         self.first_end, self.first_count = None, 0  # when its first steps completed, and how many
-        self.epoch, self.announced = 0, False
+        self.epoch, self.announced, self.last_line, self.epoch_lines = 0, False, None, 0
         self.timer.start()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -166,7 +165,7 @@ class Progress(keras.callbacks.Callback):
         timed = self.completed - self.first_count
         if not steps or not epochs or now - self.begin < self.first_estimate_s or timed < FIRST_ESTIMATE_STEPS:
             return
-        self.announced = True
+        self.announced, self.last_line = True, now
         self.log(f"{self.stage}: {self.seconds_per_step(now):.2f} s/step over its first {self.completed} steps, "
                  + self._left(now, (epochs - self.epoch) * steps - batch))
 
@@ -175,6 +174,10 @@ class Progress(keras.callbacks.Callback):
         now = self._completed(steps)
         done, epochs = epoch + 1, self.params.get("epochs") or epoch + 1
         self.announced = True  # the first estimate is for a first epoch still running: this line says more
+        last = done >= epochs or getattr(self.model, "stop_training", False)
+        if self.epoch_lines and not last and now - self.last_line < self.line_every_s:
+            return
+        self.last_line, self.epoch_lines = now, self.epoch_lines + 1
         metrics = " ".join(f"{k}={float(v):.3g}" for k, v in (logs or {}).items())
         self.log(f"{self.stage} epoch {done}/{epochs}, {format_duration(self.seconds_per_step(now) * steps)}/epoch, "
                  + self._left(now, (epochs - done) * steps) + (f": {metrics}" if metrics else ""))

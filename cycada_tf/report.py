@@ -27,16 +27,19 @@ def _gain_line(gain, unit=""):
 
 
 def decisions_lines(decisions):
-    """results.decisions' output as one line per decision."""
+    """results.decisions' output as one line per decision (the target labels' choice beside, where read)."""
     lines = []
     for name, made in decisions:
-        agree = sum(d["choice"] == d["oracle_choice"] for d in made.values())
         by = {d.get("criterion_name") for d in made.values()} - {None}
-        lines.append(f"\nDecision without target labels, {name}"
-                     + (f", by {', '.join(sorted(by)).replace('_', ' ')}" if by else "")
-                     + " (seed: chosen / oracle's choice): "
-                     + ", ".join(f"{seed}: {d['choice']} / {d['oracle_choice']}" for seed, d in made.items())
-                     + f"; agrees on {agree} of {len(made)}")
+        said_by = f", by {', '.join(sorted(by)).replace('_', ' ')}" if by else ""
+        if all("oracle_choice" in d for d in made.values()):
+            agree = sum(d["choice"] == d["oracle_choice"] for d in made.values())
+            lines.append(f"\nDecision without target labels, {name}{said_by} (seed: chosen / oracle's choice): "
+                         + ", ".join(f"{seed}: {d['choice']} / {d['oracle_choice']}" for seed, d in made.items())
+                         + f"; agrees on {agree} of {len(made)}")
+        else:
+            lines.append(f"\nDecision without target labels, {name}{said_by} (seed: chosen): "
+                         + ", ".join(f"{seed}: {d['choice']}" for seed, d in made.items()))
         kept = [seed for seed, d in made.items() if d.get("kept_source")]
         if kept:
             why = ("learnability and reverse validation both scored every adapted model no higher than the source "
@@ -44,7 +47,19 @@ def decisions_lines(decisions):
                    "(--final_margin)")
             lines.append(f"\nSeed{'s' if len(kept) > 1 else ''} {', '.join(kept)}: {why}, so the source model is the "
                          f"final model (exported): adaptation is not shipped where it cannot be shown to help.")
+        lines += [f"\nSeed {seed}, {name}: {_criterion_values(d)}" for seed, d in made.items() if _criterion_values(d)]
     return lines
+
+
+def _criterion_values(decision):
+    """A decision's criterion values in words: the veto's scores of each stage against the source model's, else
+    the criterion of each candidate."""
+    if decision.get("votes"):
+        return "; ".join(f"{stage} " + ", ".join(f"{score.replace('_', ' ')} {mine:.3f} against the source model's "
+                                                 f"{source:.3f}" for score, (mine, source) in votes.items())
+                         for stage, votes in decision["votes"].items())
+    values = decision.get("criterion") or {}
+    return ", ".join(f"{key} {value:.4g}" for key, value in values.items())
 
 
 def accuracy_table(results, decisions):
@@ -91,8 +106,9 @@ def segmentation_table(results, decisions, rows):
     return "\n".join(lines + _gain_line(results.get("gain"), " in mIoU") + decisions_lines(decisions))
 
 
-def label_free_table(results):
-    return label_free.markdown_table(results)
+def label_free_table(results, decisions=()):
+    """The table of a target without labels (label_free.py), with how each decision was made."""
+    return "\n".join([label_free.markdown_table(results)] + decisions_lines(decisions))
 
 
 def translation_section(run_dir, seeds, figure):
@@ -107,10 +123,12 @@ def translation_section(run_dir, seeds, figure):
             + [f"![translations, seed {seed}](seed_{seed}/pixel/translations.png)" for seed in grids] + [""])
 
 
-def write(run_dir, title, table, sections):
-    """<run_dir>/report.md: `title`, the table, the task's `sections` (lines), TensorBoard's command."""
-    lines = [f"# {title}", "", table, "", "Numbers in `results.json`. Target labels are read for the table and "
-             "the figures only, never in training.", ""] + sections
+def write(run_dir, title, table, sections, labelled=True):
+    """<run_dir>/report.md: `title`, the table, the task's `sections` (lines), TensorBoard's command. Where the
+    target is not `labelled`, the report says that no target label exists rather than where they are read."""
+    read = ("Target labels are read for the table and the figures only, never in training." if labelled else
+            "The target has no labels: every number and choice above was made without one.")
+    lines = [f"# {title}", "", table, "", f"Numbers in `results.json`. {read}", ""] + sections
     lines += ["## TensorBoard", "", f"`tensorboard --logdir {run_dir}` (one run per seed and stage).", ""]
     path = os.path.join(run_dir, "report.md")
     files.write_text(path, "\n".join(lines))

@@ -7,23 +7,28 @@ import math
 import numpy as np
 
 from cycada_tf import config as config_lib, label_free, paper
+from cycada_tf.stages import registry
 
 SEGMENTATION_SCORES = ("miou", "fwiou", "pixel_accuracy")
-# The results table's rows: the paper's Table 2/3/4 rows, plus the pixel stage's other direction (its key
-# suffix), self-training and the final model.
-ROWS = (("source", "", "Source only"),
-        ("pixel", "_t2s", "f_S on G_T->S(x_t) (pixel, target to source)"),
-        ("target", "", "CyCADA pixel only"),
-        ("feature", "", "CyCADA pixel+feat"),
-        ("self_train", "", "CyCADA + self-training (AdaMatch)"),
-        ("final", "", "Final model (chosen without target labels)"),
-        ("oracle", "", "Target only (oracle)"))
+FINAL_ROW = ("final", "Final model (chosen without target labels)")  # after the last candidate's row
 
 
-def rows(score_key, **labels):
-    """(stage, key of its done.json, row label) of each row, for a task whose table reads `score_key`;
-    `labels` renames rows ({stage: label})."""
-    return tuple((stage, score_key + suffix, labels.get(stage, label)) for stage, suffix, label in ROWS)
+def rows(config, score_key):
+    """The results table's rows: each stage's with a label (its record's), in the order a run trains them,
+    and the final model's after the last candidate's.
+
+    Args:
+        config: the run's config (a row's label may depend on it).
+        score_key: the key of done.json the task's table reads; a stage's row adds its key_suffix.
+    Returns:
+        ((stage, key of its done.json, row label), ...)."""
+    table, last = [], max(k for k, stage in enumerate(registry.STAGES) if stage.candidate is not None)
+    for k, stage in enumerate(registry.STAGES):
+        if stage.row_label(config) is not None:
+            table.append((stage.name, score_key + stage.key_suffix, stage.row_label(config)))
+        if k == last:
+            table.append((FINAL_ROW[0], score_key, FINAL_ROW[1]))
+    return tuple(table)
 
 
 def mean_and_se(values):
@@ -97,13 +102,14 @@ def summarize_label_free(config, per_seed, rows):
     return {**label_free.summarize(config, per_seed, rows), "task": config.TASK}
 
 
-def decisions(per_seed):
-    """[(decision, {seed: {"choice", "oracle_choice", ...}})] of the label-free decisions each seed made."""
+def decisions(per_seed, oracle=True):
+    """[(decision, {seed: {"choice", "oracle_choice", ...}})] of the label-free decisions each seed made; with
+    `oracle`, only those the target test labels were read beside (none is, without target labels)."""
     made = (("pixel direction", lambda r: r.get("pixel", {}).get("direction")),
             ("final model", lambda r: r.get("final")))
     out = []
     for name, get in made:
-        values = {seed: get(r) for seed, r in per_seed.items() if get(r) and "oracle_choice" in get(r)}
+        values = {seed: get(r) for seed, r in per_seed.items() if get(r) and (not oracle or "oracle_choice" in get(r))}
         if values:
             out.append((name, values))
     return out

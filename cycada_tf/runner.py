@@ -1,12 +1,13 @@
 """Runs the stages in order for each seed of an experiment, each stage checkpointed in the run directory, and
-writes the results table and the report. It knows no stage and no task by name: STAGES lists the stages
-(stages/*.py wire each from a Trial into a Plan) and tasks/ builds everything that differs between digits and
-road scenes.
+writes the results table and the report. It knows no stage and no task by name: STAGES are the stages'
+records (stages/registry.py; stages/*.py wire each from a Trial into a Plan) and tasks/ builds everything that
+differs between digits and road scenes.
 
-<run_dir>/seed_<k>/<stage>/ holds the stage's weights and done.json (its numbers), tb/ its TensorBoard
-summaries and ckpt/ its checkpoint of the last finished epoch; a stage whose done.json exists is skipped when
-the command runs again, an unfinished one continues from its checkpoint (resume.py). <run_dir>/config.json
-holds the flags the run was made with (written when the first stage starts); other values of them are refused.
+<run_dir>/seed_<k>/<stage>/ holds the stage's weights, done.json (its numbers), its TensorBoard summaries
+(the run seed_<k>/<stage>; board.py writes the seed's and the run's own) and ckpt/ its checkpoint of the last
+finished epoch; a stage whose done.json exists is skipped when the command runs again, an unfinished one
+continues from its checkpoint (resume.py). <run_dir>/config.json holds the flags the run was made with (written
+when the first stage starts); other values of them are refused.
 A run holds the run directory's lock for its life (locks.py): a second run there is refused. <run_dir>/results.json and
 results.md hold the table, report.md the table with the figures.
 
@@ -21,25 +22,28 @@ when the run ends. A worker computing its own translated records instead would t
 that differs between workers wherever the style code z draws differ; reading the chief's costs one wait.
 """
 
+import contextlib
 import os
 import shutil
+import sys
 import tempfile
 import time
 
 import keras
 
-from cycada_tf import determinism, distribute, export, failures, files, interrupts, locks, loop, progress, report
+from cycada_tf import board, determinism, distribute, export, failures, files, interrupts, locks, loop, progress
+from cycada_tf import report
 from cycada_tf import resume, selection
 from cycada_tf import summaries, tasks
 from cycada_tf import precision as precision_lib
 from cycada_tf.data import registry
-from cycada_tf.stages import base as stage_base, feature, pixel, self_train, source, target
+from cycada_tf.stages import base as stage_base, registry as stage_registry
 from cycada_tf.summaries import log
 from cycada_tf.trial import Trial
 
-STAGES = (source.SOURCE, pixel.STAGE, target.STAGE, feature.STAGE, self_train.STAGE, source.ORACLE)
+STAGES = stage_registry.STAGES
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
-CANDIDATES = tuple(stage.name for stage in STAGES if stage.candidate)  # the final model is one of them
+CANDIDATES = stage_registry.CANDIDATES  # the final model is one of them
 
 
 def stage_settings(config):
@@ -68,6 +72,8 @@ def run(config):
     failures.check_directory(config.data_dir, "--data_dir")
     for name in (config.source, config.target):
         registry.ensure(name, config.data_dir, download=config.download)
+    for note in data_notes(config):
+        log(note)
     task = tasks.for_config(config)
     task.check_data()
     failures.check_writable(run_dir, "--run_dir")
@@ -84,18 +90,32 @@ def _run_chief(task, run_dir, strategy):
     distribute.barrier(strategy)  # the data is there for the other workers
     with distribute.peer_errors(strategy):
         summary = task.summarize(_run_stages(task, run_dir, strategy))
+    notes = data_notes(config)
+    if notes:
+        summary["data_notes"] = notes
     files.write_json(os.path.join(run_dir, "results.json"), summary)
     table = task.markdown_table(summary)
     files.write_text(os.path.join(run_dir, "results.md"), table + "\n")
-    print(table, flush=True)
+    print(table, flush=True)  # stdout holds the table alone: every other line of the run goes to stderr
+    if config.summary_every_epochs:
+        board.write(run_dir, config, summary["per_seed"], task.score_key, STAGE_NAMES)
     interrupts.entering("the report")
     trials = [Trial(task, int(seed), run_dir) for seed in summary["seeds"]]
-    log("report: " + report.write(run_dir, task.title(), table, task.report_sections(run_dir, summary, trials)))
+    data = ["## Data", "", *notes, ""] if notes else []
+    log("report: " + report.write(run_dir, task.title(), table, data + task.report_sections(run_dir, summary, trials),
+                                  labelled=task.target_spec.labelled))
     if config.export_dir:
         interrupts.entering("the export")
         export.export_seed(Trial(task, config.seeds[0], run_dir), config.export_dir, log)
     distribute.barrier(strategy)  # no worker leaves the cluster before the chief has written everything
     return summary
+
+
+def data_notes(config):
+    """What the run says of its datasets in the log, results.json and report.md (registry.DatasetSpec.note):
+    a test split the project held out of a folder: dataset, and how."""
+    names = dict.fromkeys((config.source, config.target))
+    return [registry.get(name).note for name in names if registry.get(name).note]
 
 
 def _run_worker(config, run_dir, strategy):
@@ -127,7 +147,7 @@ def _run_stages(task, run_dir, strategy, write_dir=None):
     trials = {seed: Trial(task, seed, run_dir, strategy, write_dir) for seed in config.seeds}
     clock = progress.RunClock([(seed, stage.name) for seed in config.seeds for stage in STAGES
                                if stage.name in config.stages and trials[seed].done(stage.name) is None],
-                              progress.prior_costs(config, STAGE_NAMES))
+                              progress.prior_costs(config, STAGES))
     for seed in config.seeds:
         trial = trials[seed]
         results = {}
@@ -195,30 +215,29 @@ def fit(trial, stage, plan, precision, jit_compile, clock=None):
     the run's time left by `clock` (a progress.RunClock), if given."""
     model, config = plan.model, trial.config
     stage_base.compile(model, plan.optimizers, precision, jit_compile)
-    optimizers = {"optimizer": model.optimizer}
-    if getattr(model, "d_optimizer", None) is not None:
-        optimizers["d_optimizer"] = model.d_optimizer
     # model.variables: every network's weights, the frozen ones too, and the random states of its layers
     # (dropout, style codes), which a tf.train.Checkpoint of a subclassed Keras 3 model misses.
     checkpoint = resume.StageCheckpoint(stage, os.path.join(trial.dir, stage, "ckpt"), log,
                                         write_directory=os.path.join(trial.stage_dir(stage), "ckpt"),
-                                        variables=list(model.variables), **optimizers, **plan.state)
+                                        variables=list(model.variables), **model.optimizers(), **plan.state)
     initial = checkpoint.restore()
     if plan.done and plan.done():
         initial = plan.epochs
     callbacks = plan.callbacks + [progress.Progress(stage, log, plan.may_stop_early, clock)]
     if config.summary_every_epochs:
-        callbacks.append(summaries.TensorBoardSummaries(os.path.join(trial.stage_dir(stage), "tb"),
-                                                        config.summary_every_epochs, plan.scalars, plan.periodic))
+        callbacks.append(summaries.TensorBoardSummaries(trial.stage_dir(stage), config.summary_every_epochs,
+                                                        plan.scalars, plan.periodic, board.stage_text(config, stage)))
     callbacks.append(checkpoint)  # last: it saves what the others leave at the end of an epoch (the gate's stop)
-    # Our progress line is the one line per epoch of --verbose=2; Keras' own would repeat it.
+    # Our progress lines are --verbose=0 and 2's; Keras' own (--verbose=1) would repeat them. Keras prints its
+    # progress bar on stdout, which is the results table's: it goes to stderr with the run's other lines.
     verbose = 0 if config.verbose == 2 else config.verbose
-    if distribute.is_multi_worker(trial.strategy):  # Keras 3.15's fit fails there; the same loop by hand
-        history = loop.fit(model, plan.dataset, plan.epochs, initial_epoch=initial, steps_per_epoch=plan.steps,
-                           callbacks=callbacks, verbose=verbose, strategy=trial.strategy)
-    else:  # shuffle=False: the stage's dataset is shuffled already (fit cannot shuffle a tf.data.Dataset)
-        history = model.fit(plan.dataset, epochs=plan.epochs, initial_epoch=initial, steps_per_epoch=plan.steps,
-                            verbose=verbose, callbacks=callbacks, shuffle=False)
+    with contextlib.redirect_stdout(sys.stderr):
+        if distribute.is_multi_worker(trial.strategy):  # Keras 3.15's fit fails there; the same loop by hand
+            history = loop.fit(model, plan.dataset, plan.epochs, initial_epoch=initial, steps_per_epoch=plan.steps,
+                               callbacks=callbacks, verbose=verbose, strategy=trial.strategy)
+        else:  # shuffle=False: the stage's dataset is shuffled already (fit cannot shuffle a tf.data.Dataset)
+            history = model.fit(plan.dataset, epochs=plan.epochs, initial_epoch=initial, steps_per_epoch=plan.steps,
+                                verbose=verbose, callbacks=callbacks, shuffle=False)
     for name, network in plan.outputs.items():
         files.save_weights(network, trial.weights(stage, name, written=True))
     logs = {k: float(v[-1]) for k, v in history.history.items()} or checkpoint.last_logs

@@ -1,7 +1,8 @@
 """Keras callbacks that report on a stage while it trains in TensorBoard and in pictures: every loss and
-metric of each epoch, images at an interval (each with its description), the translation grid, the feature
-gate's trace; and `log`, the run's progress line (progress.py times the run)."""
+metric of each epoch, images at an interval (each summary with its description), the translation grid, the
+feature gate's trace; and `log`, the run's progress line on stderr (progress.py times the run)."""
 
+import sys
 import time
 
 import keras
@@ -11,27 +12,48 @@ import tensorflow as tf
 from cycada_tf import figures
 
 
+TRAIN_PREFIX = "train/"  # the tag of a value of the training batches: train/<name>; target_test/<name> beside
+
+
 def log(message):
-    """A progress line of the run, on stdout with the time."""
-    print(f"[cycada {time.strftime('%H:%M:%S')}] {message}", flush=True)
+    """A progress line of the run, on stderr with the time (stdout is for the results table)."""
+    print(f"[cycada {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def tag(name):
+    """The TensorBoard tag of a value of training (a train_step's epoch mean, a count of training):
+    train/<name>, unless `name` already names its group."""
+    return name if "/" in name else TRAIN_PREFIX + name
+
+
+def description(model, name):
+    """What a value's summary says in TensorBoard: the stage model's SCALARS entry for it, else the
+    interval summaries' (figures.DESCRIPTIONS), else what the value is at least."""
+    known = {**getattr(model, "SCALARS", {}), **figures.DESCRIPTIONS}
+    return known.get(name) or f"'{name}', as the stage reports it after each epoch (the epoch's mean)."
 
 
 class TensorBoardSummaries(keras.callbacks.Callback):
     """Writes to `log_dir` after each epoch: every value the stage's train_step reports (the epoch's mean) as a
-    scalar, plus `scalars(model)`; every `every_epochs` epochs and after the last one, `periodic(model)`
-    ({tag: uint8 image, batch of images, or a number}). The step of a summary is the number of epochs done.
+    scalar, plus `scalars(model)`; every `every_epochs` epochs and after the last one, `periodic(model)` ({tag:
+    uint8 image, batch of images, or a number}); and `text` ({tag: markdown}) when training begins. The step of a
+    summary is the number of epochs done. Each summary carries its description (`description`); the values of
+    training are tagged train/<name> (`tag`), the interval's keep their tags (target_test/accuracy, translations).
 
     The callables run networks in inference mode outside the train step: they must leave every random state
     of training alone (see figures.translation_grid)."""
 
-    def __init__(self, log_dir, every_epochs=1, scalars=None, periodic=None):
+    def __init__(self, log_dir, every_epochs=1, scalars=None, periodic=None, text=None):
         super().__init__()
         self.log_dir, self.every_epochs = log_dir, every_epochs
-        self.scalars, self.periodic = scalars, periodic
+        self.scalars, self.periodic, self.text = scalars, periodic, text or {}
         self.writer = None
 
     def on_train_begin(self, logs=None):
         self.writer = tf.summary.create_file_writer(self.log_dir)
+        with self.writer.as_default(step=0):
+            for name, markdown in self.text.items():
+                tf.summary.text(name, markdown)
 
     def on_epoch_end(self, epoch, logs=None):
         step = epoch + 1
@@ -40,16 +62,16 @@ class TensorBoardSummaries(keras.callbacks.Callback):
             values.update(self.scalars(self.model))
         with self.writer.as_default(step=step):
             for name, value in values.items():
-                tf.summary.scalar(name, float(value))
+                tf.summary.scalar(tag(name), float(value), description=description(self.model, name))
             last = step == self.params.get("epochs") or self.model.stop_training
             if self.periodic is not None and self.every_epochs and (step % self.every_epochs == 0 or last):
-                for tag, value in self.periodic(self.model).items():
+                for name, value in self.periodic(self.model).items():
                     value = np.asarray(value)
                     if value.ndim == 0:
-                        tf.summary.scalar(tag, float(value))
+                        tf.summary.scalar(name, float(value), description=description(self.model, name))
                     else:
-                        tf.summary.image(tag, value[None] if value.ndim == 3 else value, max_outputs=8,
-                                         description=figures.DESCRIPTIONS.get(tag))
+                        tf.summary.image(name, value[None] if value.ndim == 3 else value, max_outputs=8,
+                                         description=description(self.model, name))
         self.writer.flush()
 
     def on_train_end(self, logs=None):
@@ -141,23 +163,29 @@ def _values(log_dir):
 
 def read_events(log_dir):
     """What a log directory holds, read back from its event files: {tag: [(step, value)]}, a value being a
-    float for a scalar and a list of decoded uint8 images (height, width, channels) for an image summary."""
+    float for a scalar, a string for a text summary and a list of decoded uint8 images (height, width, channels)
+    for an image summary."""
     found = {}
     for step, value in _values(log_dir):
+        plugin = value.metadata.plugin_data.plugin_name
+        if plugin not in ("images", "text", "scalars"):  # the hparams plugin's (board.py)
+            continue
         tensor = tf.make_ndarray(value.tensor)
-        if value.metadata.plugin_data.plugin_name == "images":  # [width, height, PNG, PNG, ...]
+        if plugin == "images":  # [width, height, PNG, PNG, ...]
             item = [tf.io.decode_png(png).numpy() for png in tensor[2:]]
+        elif plugin == "text":
+            item = tensor.item().decode()
         else:
             item = float(tensor)
         found.setdefault(value.tag, []).append((step, item))
     return found
 
 
-def read_descriptions(log_dir):
-    """{tag: description} of the image summaries in a log directory, as TensorBoard shows it (the writer
-    records a tag's metadata with its first summary only)."""
+def read_descriptions(log_dir, plugin="images"):
+    """{tag: description} of the `plugin`'s summaries (images, scalars) in a log directory, as TensorBoard shows
+    it (the writer records a tag's metadata with its first summary only)."""
     found = {}
     for _, value in _values(log_dir):
-        if value.metadata.plugin_data.plugin_name == "images" and value.metadata.summary_description:
+        if value.metadata.plugin_data.plugin_name == plugin and value.metadata.summary_description:
             found[value.tag] = value.metadata.summary_description
     return found

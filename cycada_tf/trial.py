@@ -1,6 +1,6 @@
 """One seed of a run as its directory holds it: <run_dir>/seed_<k>/<stage>/ (done.json, the stage's weights,
-ckpt/, tb/), the translated records and final.json. The stages read what earlier stages left through a Trial,
-and the report and export read a finished run through one; a Trial trains nothing.
+ckpt/, TensorBoard events), the translated records and final.json. The stages read what earlier stages left
+through a Trial, and the report and export read a finished run through one; a Trial trains nothing.
 
 It reads the run directory's files from `run_dir` and writes its own under `write_dir` (default `run_dir`; a
 worker's private directory under multi_worker, see runner.py)."""
@@ -9,10 +9,9 @@ import os
 
 from cycada_tf import files
 from cycada_tf.data import translated
+from cycada_tf.stages import registry
 
 FINAL_FILE = "final.json"  # under seed_<k>/: the model chosen without target labels (selection.final_model)
-VIEWED_STAGES = ("target", "feature")  # their model reads G_T->S(x_t) under --pixel_direction=t2s
-SELF_TRAIN_VIEWS = ("target", "init")  # --self_train_view
 
 
 class Trial:
@@ -72,15 +71,8 @@ class Trial:
         return choice
 
     def reads_translated(self, stage):
-        """Whether `stage`'s model is given G_T->S of a target image rather than the image: the target and
-        feature stages under t2s, and self_train too with --self_train_view=init from one of them."""
-        c = self.config
-        if stage == "self_train":
-            if c.self_train_view not in SELF_TRAIN_VIEWS:
-                raise ValueError(f"--self_train_view must be {' or '.join(SELF_TRAIN_VIEWS)}, "
-                                 f"got {c.self_train_view!r}")
-            stage = c.self_train_init if c.self_train_view == "init" else "source"
-        return stage in VIEWED_STAGES and self.direction == "t2s"
+        """Whether `stage`'s model is given G_T->S of a target image rather than the image (its record says)."""
+        return registry.get(stage).reads_translated(self)
 
     def view_of(self, stage):
         """What `stage`'s model is given of a target image: G_T->S (reads_translated), or the image (None)."""

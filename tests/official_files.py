@@ -78,6 +78,17 @@ def png_bytes(array):
 BSDS_COLOURS = {"train": (200, 100, 50), "test": (0, 255, 0)}  # one flat colour per split: a known blend
 
 
+def unlabelled_photos(directory, count=4, side=20, seed=0):
+    """`count` random RGB PNGs of `side` x `side` pixels in `directory` (made), a folder: target without labels;
+    returns the directory."""
+    os.makedirs(directory)
+    rng = np.random.RandomState(seed)
+    for i in range(count):
+        with open(os.path.join(directory, f"{i}.png"), "wb") as f:
+            f.write(png_bytes(rng.randint(0, 256, (side, side, 3)).astype(np.uint8)))
+    return directory
+
+
 def bsds_tgz(count=3):
     """BSR_bsds500.tgz's shape: BSR/BSDS500/data/images/{train,test}/*.jpg, every photo of a split one flat
     colour (BSDS_COLOURS), so that a blend with a digit is known exactly whatever crop it takes."""

@@ -147,5 +147,5 @@ def test_the_headline_command_downloads_prepares_and_starts_the_source_stage(tmp
         manifest = tfrecord.read_manifest(str(data_dir / name))
         assert manifest["splits"]["train"]["count"] == 60 and manifest["splits"]["test"]["count"] == 20
     assert sorted(os.listdir(data_dir / "raw")) == sorted({**svhn, **mnist})
-    assert "stage 'source' starting" in result.stdout and "stage 'source' done" in result.stdout
+    assert "stage 'source' starting" in result.stderr and "stage 'source' done" in result.stderr
     assert "source_test_accuracy" in json.load(open(run_dir / "seed_0" / "source" / "done.json"))

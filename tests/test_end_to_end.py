@@ -65,7 +65,7 @@ def test_a_rerun_skips_every_finished_stage_and_exports_the_next_version(tiny_di
     mtime = os.stat(os.path.join(seed_dir, "pixel", "g_st.weights.h5")).st_mtime_ns
     second = run_experiment("digits", f"--data_dir={run['data_dir']}", f"--run_dir={run_dir}",
                             f"--export_dir={export_dir}", *tiny_flags("digits"))
-    assert second.stdout.count("already done, skipped") == len(STAGES) - 1  # every stage but "final"
+    assert second.stderr.count("already done, skipped") == len(STAGES) - 1  # every stage but "final"
     assert os.stat(os.path.join(seed_dir, "pixel", "g_st.weights.h5")).st_mtime_ns == mtime
     assert json.load(open(os.path.join(run_dir, "results.json")))["table"] == table
     for model in ("classifier", "g_st", "g_ts"):  # each export is the next version
@@ -74,19 +74,21 @@ def test_a_rerun_skips_every_finished_stage_and_exports_the_next_version(tiny_di
 
 @pytest.mark.slow
 def test_every_stage_reports_its_scalars_images_progress_and_export(tiny_digits_run):
-    _check_reporting(tiny_digits_run["run_dir"], tiny_digits_run["result"].stdout, tiny_digits_run["export_dir"])
+    _check_reporting(tiny_digits_run["run_dir"], tiny_digits_run["result"].stderr, tiny_digits_run["export_dir"])
 
 
 # What each stage's TensorBoard log holds: every loss and metric of its train_step each epoch, and at the
 # interval (here the last epoch) its images.
 STAGE_SCALARS = {
-    "source": {"loss", "accuracy", "target_test/accuracy"},
-    "pixel": {"g_loss", "gan_st", "gan_ts", "cycle", "identity", "semantic_st", "semantic_ts", "d_loss",
-              "d_t_accuracy", "d_s_accuracy"},
-    "target": {"loss", "accuracy", "target_test/accuracy"},
-    "feature": {"d_loss", "g_loss", "d_accuracy", "gate_open", "gated_updates", "target_test/accuracy"},
-    "self_train": {"loss", "source_loss", "target_loss", "pseudo_fraction", "threshold", "target_test/accuracy"},
-    "oracle": {"loss", "accuracy", "target_test/accuracy"},
+    "source": {"train/loss", "train/accuracy", "target_test/accuracy"},
+    "pixel": {"train/" + name for name in ("g_loss", "gan_st", "gan_ts", "cycle", "identity", "semantic_st",
+                                           "semantic_ts", "d_loss", "d_t_accuracy", "d_s_accuracy")},
+    "target": {"train/loss", "train/accuracy", "target_test/accuracy"},
+    "feature": {"train/d_loss", "train/g_loss", "train/d_accuracy", "train/gate_open", "train/gated_updates",
+                "target_test/accuracy"},
+    "self_train": {"train/loss", "train/source_loss", "train/target_loss", "train/pseudo_fraction",
+                   "train/threshold", "target_test/accuracy"},
+    "oracle": {"train/loss", "train/accuracy", "target_test/accuracy"},
 }
 STAGE_IMAGES = {"source": {"target_test/confusion"}, "pixel": {"translations"}, "target": {"target_test/confusion"},
                 "feature": {"target_test/confusion", "gate"}, "self_train": {"target_test/confusion"},
@@ -94,17 +96,17 @@ STAGE_IMAGES = {"source": {"target_test/confusion"}, "pixel": {"translations"}, 
 EPOCHS = {stage: TINY["digits"][f"{stage}_epochs"] for stage in STAGE_SCALARS}
 
 
-def _check_reporting(run_dir, stdout, export_dir):
+def _check_reporting(run_dir, stderr, export_dir):
     from PIL import Image
 
     from cycada_tf import summaries
     seed_dir = os.path.join(run_dir, "seed_0")
     for stage, scalars in STAGE_SCALARS.items():
-        events = summaries.read_events(os.path.join(seed_dir, stage, "tb"))
-        assert scalars | STAGE_IMAGES[stage] == set(events), stage
-        descriptions = summaries.read_descriptions(os.path.join(seed_dir, stage, "tb"))
+        events = summaries.read_events(os.path.join(seed_dir, stage))
+        assert scalars | STAGE_IMAGES[stage] | {"config"} == set(events), stage
+        descriptions = summaries.read_descriptions(os.path.join(seed_dir, stage))
         assert set(descriptions) == STAGE_IMAGES[stage] and all(descriptions.values()), stage
-        last = max(step for step, _ in events["d_loss" if stage == "feature" else sorted(scalars)[0]])
+        last = max(step for step, _ in events["train/d_loss" if stage == "feature" else sorted(scalars)[0]])
         assert 1 <= last <= EPOCHS[stage]  # the feature stage's gate may end it after epoch 1
         for name in scalars:
             assert [step for step, _ in events[name]][-1] == last and all(
@@ -119,7 +121,7 @@ def _check_reporting(run_dir, stdout, export_dir):
                 assert channels == 3 and height > 100 and width > 100
         progress = re.findall(
             rf"{stage} epoch (\d+)/{EPOCHS[stage]}, \d+ s/epoch, (at most )?~[\d.]+ (s|min) left in the stage; "
-            r"run ~[\d.]+ (s|min) left", stdout)
+            r"run ~[\d.]+ (s|min) left", stderr)
         assert [int(epoch) for epoch, _, _, _ in progress] == list(range(1, last + 1)), stage
 
     with open(os.path.join(run_dir, "report.md")) as handle:
@@ -185,7 +187,7 @@ def test_a_deterministic_run_repeats_bit_for_bit(embedded_data_dir, tmp_path):
     results, run_dirs = [], [str(tmp_path / "first"), str(tmp_path / "second")]
     for run_dir in run_dirs:
         out = run_experiment("digits", f"--data_dir={embedded_data_dir}", f"--run_dir={run_dir}", *flags)
-        assert "--deterministic: TensorFlow op determinism on" in out.stdout
+        assert "--deterministic: TensorFlow op determinism on" in out.stderr
         with open(os.path.join(run_dir, "results.json")) as handle:
             results.append(json.load(handle))
     first, second = results

@@ -101,7 +101,7 @@ def test_run_dir_and_data_dir_that_cannot_be_written_are_one_line(embedded_data_
     assert line.startswith("error: --run_dir=/proc/cycada_run: No such file or directory"), line
     with read_only_dir(str(tmp_path / "read_only")) as read_only:
         done = digits(embedded_data_dir, read_only)
-        assert "epoch" not in done.stdout  # refused at start, not after an epoch's training
+        assert "epoch" not in done.stderr  # refused at start, not after an epoch's training
         line = one_line(done)
         assert line.startswith(f"error: --run_dir={read_only}: ") and ("Read-only file system" in line
                                                                       or "Permission denied" in line), line
@@ -146,7 +146,7 @@ def test_a_full_disk_mid_run_keeps_the_last_checkpoint_loadable(embedded_data_di
         os.remove(filler)
         again = digits(embedded_data_dir, run_dir, *flags)
         assert again.returncode == 0, again.stderr[-3000:]
-        assert f"source: resuming from {ckpt}" in again.stdout
+        assert f"source: resuming from {ckpt}" in again.stderr
         assert os.path.exists(os.path.join(run_dir, "results.json"))
 
 
@@ -194,7 +194,7 @@ def test_a_non_finite_loss_then_a_lower_learning_rate_continues_the_run(embedded
     capsys.readouterr()
     runner.run(dataclasses.replace(lower, accept_lr_change=True))
     ckpt = os.path.join(run_dir, "seed_0", "source", "ckpt")
-    assert f"source: resuming from {ckpt}/ckpt-1 (1 epochs" in capsys.readouterr().out
+    assert f"source: resuming from {ckpt}/ckpt-1 (1 epochs" in capsys.readouterr().err
     latest = tf.train.latest_checkpoint(ckpt)
     reader = tf.train.load_checkpoint(latest)
     assert int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE")) == 3

@@ -91,7 +91,7 @@ def test_cross_field_rules_name_both_flags():
 
 def test_the_declared_choices_are_the_codes():
     """Each flag's choices (declared once, with the flag) are what the module that reads the flag knows."""
-    from cycada_tf import runner, trial
+    from cycada_tf import runner
     from cycada_tf.models import digit_gan, layers
     from cycada_tf.stages import self_train
     from cycada_tf.tasks import digits, segmentation
@@ -100,7 +100,7 @@ def test_the_declared_choices_are_the_codes():
         return next(f for f in dataclasses.fields(cls) if f.name == name).metadata["accepts"]["choices"]
     assert choices("stages") == runner.STAGE_NAMES
     assert choices("pixel_init") == layers.INITS and choices("self_train_init") == self_train.INITS
-    assert choices("self_train_view") == trial.SELF_TRAIN_VIEWS
+    assert choices("self_train_view") == self_train.VIEWS
     assert choices("task_model") == tuple(digits.TASK_MODELS)
     assert choices("model", config_lib.SegmentationConfig) == tuple(segmentation.SEGMENTERS)
     stride = accepts.DIGIT_GENERATOR_STRIDE

@@ -87,16 +87,12 @@ def test_segmentation_folder_maps_its_ignore_id_and_names_a_bad_label(tmp_path):
 
 
 def test_a_stage_with_nothing_to_train_and_the_stages_left_out_are_logged_as_skipped(tmp_path, capsys):
-    flat = tmp_path / "photos"
-    os.makedirs(flat)
-    rng = np.random.RandomState(0)
-    for i in range(4):
-        (flat / f"{i}.png").write_bytes(official_files.png_bytes(rng.randint(0, 256, (20, 20, 3)).astype(np.uint8)))
+    flat = official_files.unlabelled_photos(tmp_path / "photos")
     config = config_lib.DigitsConfig(data_dir=str(tmp_path / "data"), run_dir=str(tmp_path / "run"),
                                      target=f"folder:{flat}", stages=("oracle",), seeds=(0,), verbose=0,
                                      summary_every_epochs=0)
     runner.run(config)
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert ("seed 0: stages 'source', 'pixel', 'target', 'feature', 'self_train' skipped: not in --stages"
             in out)
     assert "seed 0: stage 'oracle' skipped: the target has no labels; run " in out and " done in " not in out
@@ -128,22 +124,23 @@ def test_an_unlabelled_target_runs_the_whole_method_and_exports(embedded_data_di
     assert results["label_free"] and "no labels" in results["why"]
     rows = {row["stage"]: row for row in results["table"]}
     # no oracle: nothing to train it on; the final model is chosen without labels all the same
-    assert list(rows) == ["source", "pixel", "target", "feature", "self_train"]
+    assert list(rows) == ["source", "pixel", "target", "feature", "self_train", "final"]
     final = results["per_seed"]["0"]["final"]
     assert final["choice"] in runner.CANDIDATES and "oracle_choice" not in final
     assert final["choice"] == max(final["criterion"], key=final["criterion"].get) or final.get("kept_source")
-    assert f"exported the '{final['choice']}' stage's classifier" in result.stdout
+    assert f"exported the '{final['choice']}' stage's classifier" in result.stderr
     for row in rows.values():
         assert 0 <= row["entropy"] <= np.log(10) + 1e-6 and row["information_maximisation"] >= 0
         assert 0 <= row["agreement_with_source"] <= 1
     assert rows["source"]["agreement_with_source"] == 1.0
     assert results["per_seed"]["0"]["oracle"]["skipped"] == "the target has no labels"
     assert results["per_seed"]["0"]["source"]["source_test_accuracy"] >= 0.3  # it learned (as the test above)
-    assert "stage 'oracle' skipped: the target has no labels" in result.stdout
-    assert "'oracle' done in" not in result.stdout
+    assert "stage 'oracle' skipped: the target has no labels" in result.stderr
+    assert "'oracle' done in" not in result.stderr
     assert "information maximisation" in result.stdout and "accuracy" not in results["table"][0]
     report = open(run_dir / "report.md").read()
     assert "## No confusion matrices" in report and "The target has no labels" in report
+    assert "Target labels are read" not in report and rows["final"]["choices"] == [final["choice"]]
     assert not os.path.exists(run_dir / "confusion_matrices.png")
     assert os.path.exists(export_dir / "classifier" / "1" / "saved_model.pb")
     served = tf.saved_model.load(str(export_dir / "classifier" / "1"))

@@ -1,5 +1,6 @@
-"""pyproject.toml: its dependencies are requirements.txt's pins but the test runner's (the extra `test`), its version
-is the package's, and every console script names a function that imports and runs the experiment's command."""
+"""pyproject.toml: its dependencies are requirements.txt's pins, the test-only ones its extra `test` (which
+tools/setup.sh installs), its version is the package's, and every console script names a function that imports
+and runs its command."""
 
 import os
 import re
@@ -11,7 +12,6 @@ import cycada_tf
 
 REPO = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==(\S+)$")
-TEST_PACKAGES = ("pytest", "pytest-xdist")  # tools/test.sh runs pytest in two xdist workers
 
 
 def pyproject():
@@ -28,12 +28,16 @@ def pins():
     return found
 
 
-def test_dependencies_are_the_pins_but_the_test_runners_which_are_the_test_extra():
+def test_dependencies_are_the_pins_and_pytest_is_the_test_extra_that_setup_installs():
     project = pyproject()["project"]
-    testing = [pin for pin in pins() if PIN.match(pin).group(1) in TEST_PACKAGES]
-    assert [PIN.match(pin).group(1) for pin in testing] == list(TEST_PACKAGES)
-    assert project["dependencies"] == [pin for pin in pins() if pin not in testing]
-    assert project["optional-dependencies"]["test"] == testing
+    assert project["dependencies"] == pins() and not [pin for pin in pins() if pin.startswith("pytest")]
+    # tools/test.sh runs pytest in xdist workers (-n), so the plugin is a test dependency beside pytest.
+    assert [PIN.match(pin).group(1) for pin in project["optional-dependencies"]["test"]] == ["pytest", "pytest-xdist"]
+    with open(os.path.join(REPO, "tools", "test.sh")) as handle:
+        assert " -n " in handle.read()
+    with open(os.path.join(REPO, "tools", "setup.sh")) as handle:
+        setup = handle.read()
+    assert '["optional-dependencies"]["test"]' in setup and "-r requirements.txt" in setup
 
 
 def test_the_version_and_packages_are_the_packages():
@@ -42,9 +46,15 @@ def test_the_version_and_packages_are_the_packages():
     assert config["packages"]["find"]["include"] == ["cycada_tf", "cycada_tf.*"]
 
 
+# What each command's --help says, at least.
+HELP = {"cycada-digits": "--pixel_epochs: ", "cycada-segmentation": "--pixel_epochs: ",
+        "cycada-prepare": "usage: cycada-prepare [-h] --dataset",
+        "cycada-export": "usage: cycada-export [-h] --run_dir"}
+
+
 def test_every_console_script_names_a_callable_that_runs_the_command():
     scripts = pyproject()["project"]["scripts"]
-    assert set(scripts) == {"cycada-digits", "cycada-segmentation"}
+    assert set(scripts) == set(HELP)
     for name, target in scripts.items():
         module, function = target.split(":")
         # what the installed script runs, in its own process (each main defines its flags in absl's FLAGS):
@@ -52,4 +62,4 @@ def test_every_console_script_names_a_callable_that_runs_the_command():
         done = subprocess.run([sys.executable, "-c", f"import sys; from {module} import {function}; "
                                f"assert callable({function}); sys.argv = [{name!r}, '--help']; {function}()"],
                               cwd=REPO, capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0 and "--pixel_epochs: " in done.stdout, done.stderr
+        assert done.returncode == 0 and HELP[name] in done.stdout, (name, done.stdout[-2000:], done.stderr[-2000:])

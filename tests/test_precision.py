@@ -258,7 +258,7 @@ def test_segmentation_stages_train_under_mixed_bfloat16_with_float32_weights(tmp
     seed = summary["per_seed"]["0"]
     assert 0.0 < seed["source"]["miou"] <= 1.0 and 0.0 <= seed["pixel"]["miou_t2s"] <= 1.0
     # the pixel stage's progress line: every loss finite
-    line = next(line for line in capsys.readouterr().out.splitlines() if "pixel epoch 1/1" in line)
+    line = next(line for line in capsys.readouterr().err.splitlines() if "pixel epoch 1/1" in line)
     logged = dict(item.split("=") for item in line.split(": ", 1)[1].split())
     assert {"cycle", "g_loss", "d_loss", "semantic_st"} <= set(logged)
     assert all(np.isfinite(float(value)) for value in logged.values())

@@ -57,16 +57,17 @@ def test_a_killed_run_resumes_its_stage_and_skips_finished_ones(embedded_data_di
     second = subprocess.run(_command(embedded_data_dir, run_dir), cwd=REPO, env=child_env(), capture_output=True,
                             text=True, timeout=600)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    out = second.stdout
+    out = second.stderr
     assert "stage 'source' already done, skipped" in out
     assert os.stat(source_weights).st_mtime_ns == source_mtime  # not retrained
     resumed = re.search(r"oracle: resuming from \S+ \((\d+) epochs, (\d+) steps done", out)
     assert resumed, out[-3000:]
     done_before = int(resumed.group(1))
     assert done_before >= epochs_before  # the kill may land after one more checkpoint was complete
-    # the epochs continue: the first progress line of the rerun is the epoch after the checkpoint
+    # the epochs continue: the first progress line of the rerun is the epoch after the checkpoint (and then one
+    # every ~10 s at most, and the last)
     epochs_run = [int(e) for e in re.findall(rf"oracle epoch (\d+)/{ORACLE_EPOCHS}", out)]
-    assert epochs_run == list(range(done_before + 1, ORACLE_EPOCHS + 1))
+    assert epochs_run[0] == done_before + 1 and epochs_run[-1] == ORACLE_EPOCHS and epochs_run == sorted(epochs_run)
     steps_per_epoch = int(resumed.group(2)) // done_before
     assert _checkpoint_value(ckpt, "epoch") == ORACLE_EPOCHS
     assert _checkpoint_value(ckpt, "step") == ORACLE_EPOCHS * steps_per_epoch  # the step count continued

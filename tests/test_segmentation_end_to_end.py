@@ -70,20 +70,20 @@ def test_every_stage_runs_with_a_table_3_row_and_a_rerun_skips_them(finished):
     report = open(os.path.join(run_dir, "report.md")).read()
     assert "predictions_seed_0.png" in report and os.path.exists(os.path.join(run_dir, "predictions_seed_0.png"))
     from cycada_tf import summaries
-    events = summaries.read_events(os.path.join(seed_dir, "target", "tb"))
+    events = summaries.read_events(os.path.join(seed_dir, "target"))
     assert "target_test/miou" in events and "target_test/predictions" in events
     # the feature stage gates on the mean accuracy over --gate_window iterations, logged beside d_accuracy
-    assert {"d_accuracy", "gate_accuracy", "gate_open"} <= set(summaries.read_events(
-        os.path.join(seed_dir, "feature", "tb")))
+    assert {"train/d_accuracy", "train/gate_accuracy", "train/gate_open"} <= set(summaries.read_events(
+        os.path.join(seed_dir, "feature")))
     image = events["target_test/predictions"][-1][1][0]
     # 4 images: image | truth | prediction, 2-pixel gaps; the titles above, the legend below
     assert image.shape[1:] == (3 * 128 + 2 * 2, 3) and image.shape[0] > 4 * 64
-    assert summaries.read_descriptions(os.path.join(seed_dir, "target", "tb"))["target_test/predictions"]
+    assert summaries.read_descriptions(os.path.join(seed_dir, "target"))["target_test/predictions"]
     assert os.path.exists(os.path.join(seed_dir, "feature", "gate.png"))
 
     mtime = os.stat(os.path.join(seed_dir, "pixel", "g_st.weights.h5")).st_mtime_ns
     second = run_experiment("segmentation", f"--data_dir={data_dir}", f"--run_dir={run_dir}", *TINY)
-    assert second.stdout.count("already done, skipped") == 6
+    assert second.stderr.count("already done, skipped") == 6
     assert os.stat(os.path.join(seed_dir, "pixel", "g_st.weights.h5")).st_mtime_ns == mtime
     assert json.load(open(os.path.join(run_dir, "results.json")))["table"] == results["table"]
 

@@ -45,9 +45,9 @@ def test_every_metric_is_a_scalar_each_epoch_and_images_come_at_the_interval(tmp
     events = summaries.read_events(str(tmp_path))
     # the stage's own metrics, the epoch means fit reports, at steps 1..5
     for name in ("loss", "accuracy"):
-        assert [step for step, _ in events[name]] == [1, 2, 3, 4, 5]
-        np.testing.assert_allclose([v for _, v in events[name]], history.history[name], rtol=1e-6)
-    assert events["extra"] == [(step, 3.0) for step in range(1, 6)]
+        assert [step for step, _ in events[f"train/{name}"]] == [1, 2, 3, 4, 5]
+        np.testing.assert_allclose([v for _, v in events[f"train/{name}"]], history.history[name], rtol=1e-6)
+    assert events["train/extra"] == [(step, 3.0) for step in range(1, 6)]
     # images (and numbers) every 2 epochs and after the last one
     assert [step for step, _ in events["picture"]] == [2, 4, 5] and len(calls) == 3 and calls[0] is model
     step, images = events["picture"][0]
@@ -62,26 +62,26 @@ def test_a_stage_stopped_early_still_gets_its_last_images(tmp_path):
     _fit([callback], epochs=10, stop_at=3)
     events = summaries.read_events(str(tmp_path))
     assert [step for step, _ in events["picture"]] == [3]
-    assert [step for step, _ in events["loss"]] == [1, 2, 3]
+    assert [step for step, _ in events["train/loss"]] == [1, 2, 3]
 
 
 def test_zero_interval_writes_scalars_only(tmp_path):
     callback = summaries.TensorBoardSummaries(str(tmp_path), every_epochs=0,
                                               periodic=lambda model: pytest.fail("no images at interval 0"))
     _fit([callback], epochs=2)
-    assert sorted(summaries.read_events(str(tmp_path))) == ["accuracy", "loss"]
+    assert sorted(summaries.read_events(str(tmp_path))) == ["train/accuracy", "train/loss"]
 
 
 def test_progress_logs_one_line_per_epoch_with_the_time_left():
     lines = []
-    _fit([progress.Progress("pixel", lines.append)], epochs=3)
+    _fit([progress.Progress("pixel", lines.append, line_every_s=0)], epochs=3)
     assert len(lines) == 3  # the epochs are too short for a first estimate before the first one ends
     pattern = r"pixel epoch (\d)/3, \d+ s/epoch, ~\d+ s left in the stage: accuracy=[\d.e-]+ loss=[\d.e-]+$"
     assert [int(re.match(pattern, line).group(1)) for line in lines] == [1, 2, 3], lines
     assert lines[-1].split(", ")[2].startswith("~0 s left")
 
     lines.clear()
-    _fit([progress.Progress("feature", lines.append, may_stop_early=True)], epochs=2)
+    _fit([progress.Progress("feature", lines.append, may_stop_early=True, line_every_s=0)], epochs=2)
     assert "at most ~" in lines[0]
 
 
@@ -194,10 +194,12 @@ def test_a_stage_not_yet_timed_counts_as_it_took_before_or_at_its_prior():
 
 
 def test_prior_costs_scale_with_the_epochs_of_each_stage():
+    from cycada_tf.stages import pixel, source
+    from cycada_tf.stages.base import Stage
     config = config_lib.DigitsConfig(pixel_epochs=4, source_epochs=2)
-    costs = progress.prior_costs(config, ("source", "pixel", "newcomer"))
-    table = progress.PRIOR_EPOCH_COST["digits"]
-    assert costs == {"source": 2 * table["source"], "pixel": 4 * table["pixel"],
+    newcomer = Stage("newcomer", wire=None)  # no prior, no epochs field
+    costs = progress.prior_costs(config, (source.STAGE, pixel.STAGE, newcomer))
+    assert costs == {"source": 2 * source.STAGE.prior["digits"], "pixel": 4 * pixel.STAGE.prior["digits"],
                      "newcomer": progress.UNKNOWN_EPOCH_COST}
 
 

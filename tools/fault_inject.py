@@ -54,6 +54,12 @@ def environment():
     return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO, PYTHONUNBUFFERED="1")
 
 
+def ctrl_c_reaches():
+    """In the child before it runs: SIGINT back to its default, as a terminal's foreground job has it (a shell's
+    background job starts its commands with SIGINT ignored, and Python keeps it ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def leftovers(trial_dir, pattern=LEFTOVER):
     """Paths under trial_dir whose names only an unfinished write leaves (or `pattern` matches)."""
     found = []
@@ -97,7 +103,7 @@ def interrupt_at(trial_dir, moment, mode="kill", run_dir=None):
     log_path = os.path.join(trial_dir, "interrupted.log")
     with open(log_path, "w") as log:
         process = subprocess.Popen(command(trial_dir, mode, run_dir), cwd=REPO, env=environment(), stdout=log,
-                                   stderr=subprocess.STDOUT)
+                                   stderr=subprocess.STDOUT, preexec_fn=ctrl_c_reaches)
         try:
             process.wait(timeout=moment)
             return None

@@ -30,6 +30,8 @@ class DatasetSpec:
     # False for a target domain without labels (folder:<flat folder of images>): its records carry label -1;
     # runs report label-free criteria for it instead of accuracy (cycada_tf/label_free.py).
     labelled: bool = True
+    # What a run must say of the data in its log and report (a test split the project made, and how).
+    note: str = ""
 
     @property
     def num_classes(self):
@@ -188,8 +190,10 @@ def _folder_spec(name):
                                              "colors": source.colors, "ignore_label": schema.IGNORE_LABEL,
                                              "folder": source.path})
         return DatasetSpec(name, source.classes, 0, 3, build=build, ignore_label=schema.IGNORE_LABEL)
+    note = ""
     if kind == "classification":
         splits, classes = folder.classification_items(name)
+        note = folder.holdout_note(name)
     else:
         splits, classes = folder.unlabelled_items(name), ()
     paths = [path for items in splits.values() for path, _ in items]
@@ -202,4 +206,4 @@ def _folder_spec(name):
             tfrecord.write_dataset(directory, folder.classification_examples(splits, channels, folder.path_of(name)),
                                    inputs, info={"image_size": size, "channels": channels, "classes": list(classes),
                                                  "labelled": kind != "unlabelled", "folder": folder.path_of(name)})
-    return DatasetSpec(name, classes, size, channels, build=build, labelled=kind != "unlabelled")
+    return DatasetSpec(name, classes, size, channels, build=build, labelled=kind != "unlabelled", note=note)

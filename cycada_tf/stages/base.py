@@ -1,8 +1,10 @@
-"""What every stage shares: the replica-local view of the loss, the optimizers beyond self.optimizer, and
-what a stage hands the runner (Plan) and how the runner knows it (Stage)."""
+"""What every stage shares: the replica-local view of the loss, the model base class that names its optimizers
+and builds them (StageModel), what a stage hands the runner (Plan) and its record (Stage): everything the rest
+of the code knows of a stage."""
 
+import abc
 import dataclasses
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import keras
 import tensorflow as tf
@@ -27,7 +29,23 @@ def build_optimizer(optimizer, variables):
     return optimizer
 
 
-class OneNetModel(keras.Model):
+class StageModel(keras.Model, metaclass=abc.ABCMeta):
+    """A stage's keras.Model: compile sets its optimizers, OPTIMIZERS names them (its attributes, in
+    compile's order), and build_optimizers builds each on the variables it trains."""
+
+    OPTIMIZERS = ("optimizer",)
+
+    @abc.abstractmethod
+    def build_optimizers(self):
+        """Build every optimizer of OPTIMIZERS on its variables (build_optimizer), before a checkpoint
+        restores their slots."""
+
+    def optimizers(self):
+        """{name: optimizer} of OPTIMIZERS, what a checkpoint of the stage saves beside the model."""
+        return {name: getattr(self, name) for name in self.OPTIMIZERS}
+
+
+class OneNetModel(StageModel):
     """A stage's model that trains every weight of `self.net` with self.optimizer and reports the means in
     `self.trackers` ({name: keras.metrics.Mean}); subclasses set both and write train_step."""
 
@@ -79,13 +97,42 @@ class Plan:
     done: Optional[Callable] = None
 
 
+def reads_nothing_translated(trial):
+    """A stage whose model is given target images as they are."""
+    return False
+
+
 @dataclasses.dataclass(frozen=True)
 class Stage:
-    """A stage as the runner sees it: its name (its directory under seed_<k>/, its --stages entry), the
-    function wiring it from a Trial (the task, the config and what earlier stages left) into a Plan, or into
-    its results directly when there is nothing to train, the earlier stages it reads (of a config), and
-    whether its model may be the run's final model (a candidate of selection.final_model)."""
+    """A stage as the rest of the code knows it, its one home (stages/__init__.py registers it).
+
+    name: its module's name under stages/, its directory under seed_<k>/ and its --stages entry;
+    wire: Trial (the task, the config and what earlier stages left) -> Plan, or its results directly when
+        there is nothing to train;
+    needs: config -> the earlier stages it reads;
+    label: its row of the results table (a str, or config -> str); None: no row;
+    key_suffix: what its row's key of done.json adds to the task's score key;
+    epochs: the config field of its epochs (None: one unit of work);
+    prior: {task name: relative cost of one epoch} (a pixel epoch is 1), progress.py's first estimate;
+    candidate: its rank among the final model's candidates (selection.final_model, export), from the source
+        model up to the most adapted; None: never the final model;
+    reads_translated: Trial -> whether its model is given G_T->S(x_t) rather than the target image;
+    flags: the prefix of the flags it alone reads (without effect when it does not run), or ""."""
     name: str
     wire: Callable
     needs: Callable = lambda config: ()
-    candidate: bool = False
+    label: Union[str, Callable, None] = None
+    key_suffix: str = ""
+    epochs: Optional[str] = None
+    prior: dict = dataclasses.field(default_factory=dict)
+    candidate: Optional[int] = None
+    reads_translated: Callable = reads_nothing_translated
+    flags: str = ""
+
+    def row_label(self, config):
+        """Its row's label in the results table of `config`'s run, or None."""
+        return self.label(config) if callable(self.label) else self.label
+
+    def epochs_of(self, config):
+        """How many epochs `config` gives it (1 without an epochs field)."""
+        return getattr(config, self.epochs) if self.epochs else 1

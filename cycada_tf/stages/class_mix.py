@@ -29,6 +29,16 @@ class ClassMixSelfTraining(OneNetModel):
     target_weight: a factor on the mixed crops' term.
     ignore_label: label of the pixels L_task skips (never pasted)."""
 
+    # What TensorBoard says beside each value train_step reports (summaries.TensorBoardSummaries), epoch means.
+    SCALARS = {"loss": "source_loss + mixed_loss, weighted: what the step minimises.",
+               "source_loss": "L_task on the labelled crops.",
+               "mixed_loss": "Weighted cross-entropy on the mixed crops (pasted source labels, teacher's "
+                             "pseudo-labels elsewhere).",
+               "pseudo_weight": "Mean weight of a pseudo-labelled pixel: the share of its target crop the teacher "
+                                "is confident about.",
+               "pasted_fraction": "Share of a mixed crop's pixels pasted from the labelled crop (ClassMix).",
+               "guided": "1 while the guide's labels replace the teacher's (the first guide steps), else 0."}
+
     def __init__(self, net, teacher, confidence=0.968, ema=0.99, target_weight=1.0, seed=0, ignore_label=255,
                  source_view=None, guide=None, guide_steps=0, guide_weight=0.0, align=False, **kwargs):
         super().__init__(**kwargs)
@@ -49,8 +59,7 @@ class ClassMixSelfTraining(OneNetModel):
         self.confidence, self.ema, self.target_weight = float(confidence), float(ema), float(target_weight)
         self.ignore_label = ignore_label
         self.augment_seed = keras.random.SeedGenerator(seed)
-        self.trackers = {n: keras.metrics.Mean(name=n)
-                         for n in ("loss", "source_loss", "mixed_loss", "pseudo_weight", "pasted_fraction", "guided")}
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in self.SCALARS}
 
     def train_step(self, data):
         (x_s, y_s), x_t = data

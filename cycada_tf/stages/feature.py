@@ -10,7 +10,8 @@ import tensorflow as tf
 
 from cycada_tf import losses
 from cycada_tf.data import pipeline
-from cycada_tf.stages.base import Plan, Stage, build_optimizer, replica_scale
+from cycada_tf.stages import target
+from cycada_tf.stages.base import Plan, Stage, StageModel, build_optimizer, replica_scale
 from cycada_tf.summaries import GateTrace, joined, log
 
 GATE_THRESHOLD = 0.6  # appendix 6.1: update f_T only when the discriminator accuracy is above 60%
@@ -18,7 +19,7 @@ GATE_THRESHOLD = 0.6  # appendix 6.1: update f_T only when the discriminator acc
 GATE_WINDOW_DIGITS = 1
 
 
-class FeatureAdaptation(keras.Model):
+class FeatureAdaptation(StageModel):
     """f_ref (frozen) embeds translated source images, f_t (trainable, initialised from f_ref) embeds target
     images; d_feat discriminates. layer="features" adapts the 500-d representation (paper) and updates the
     encoder; layer="logits" adapts the class scores and updates the whole net (released code).
@@ -30,6 +31,14 @@ class FeatureAdaptation(keras.Model):
     at the start of the stage): 1 (digits) is the current batch alone, 100 the segmentation rule.
     g_weight: the weight of f_T's fooling loss (appendix 6.1.2: 0.1 for segmentation). dropout: both nets
     embed with dropout on (default off: both in inference mode)."""
+
+    # What TensorBoard says beside each value train_step reports (summaries.TensorBoardSummaries), epoch means.
+    SCALARS = {"d_loss": "L_GAN(D_feat) (Eq. 5), the discriminator's side: features of f_S(x_s) against f_T(x_t).",
+               "g_loss": "L_GAN(f_T) (Eq. 5), f_T's side: D_feat fooled by f_T(x_t)'s features.",
+               "d_accuracy": "D_feat's accuracy on the batch (0.5: it cannot tell the domains apart).",
+               "gate_accuracy": "D_feat's accuracy averaged over the gate's window, what the gate reads.",
+               "gate_open": "Share of the epoch's iterations whose gate was open (D_feat above 60%): f_T updated.",
+               "gated_updates": "f_T's updates so far, all epochs: the iterations with the gate open."}
 
     def __init__(self, f_ref, f_t, d_feat, layer="features", gan_mode="log", gate=GATE_THRESHOLD,
                  encoders=None, gate_window=GATE_WINDOW_DIGITS, g_weight=1.0, dropout=False, **kwargs):
@@ -68,6 +77,8 @@ class FeatureAdaptation(keras.Model):
 
     def call(self, x, training=False):
         return self.f_t(x, training=training)
+
+    OPTIMIZERS = ("optimizer", "d_optimizer")  # f_T's, D_feat's
 
     def compile(self, f_optimizer, d_optimizer, **kwargs):
         super().compile(optimizer=f_optimizer, **kwargs)
@@ -225,4 +236,5 @@ def wire(trial):
                        "gate_recent_accuracies": model.recent_accuracies, "gate_steps_seen": model.steps_seen})
 
 
-STAGE = Stage("feature", wire, needs=lambda config: ("target",), candidate=True)
+STAGE = Stage("feature", wire, needs=lambda config: ("target",), label="CyCADA pixel+feat", epochs="feature_epochs",
+              prior={"digits": 0.2, "segmentation": 0.24}, candidate=2, reads_translated=target.reads_translated)

@@ -7,7 +7,7 @@ import keras
 import tensorflow as tf
 
 from cycada_tf import losses, selection
-from cycada_tf.stages.base import Plan, Stage, build_optimizer, replica_scale
+from cycada_tf.stages.base import Plan, Stage, StageModel, build_optimizer, replica_scale
 
 
 class ImagePool(tf.Module):
@@ -49,9 +49,22 @@ class ImagePool(tf.Module):
         return out
 
 
-class PixelAdaptation(keras.Model):
+class PixelAdaptation(StageModel):
     """Trains g_st, g_ts, d_s, d_t on unpaired batches (x_s, x_t); f_s is frozen (pretrained source model),
     a classifier or a segmenter (then Eq. 4 is a per-pixel cross-entropy against f_S's per-pixel labels)."""
+
+    # What TensorBoard says beside each value train_step reports (summaries.TensorBoardSummaries), epoch means.
+    SCALARS = {"g_loss": "The generators' objective: the GAN, cycle, identity and semantic terms, weighted.",
+               "gan_st": "L_GAN(G_S->T, D_T) (Eq. 2), the generator's side: D_T fooled by G_S->T(x_s).",
+               "gan_ts": "L_GAN(G_T->S, D_S), the generator's side: D_S fooled by G_T->S(x_t).",
+               "cycle": "L_cyc (Eq. 3): L1 distance of x_s to G_T->S(G_S->T(x_s)) and of x_t to G_S->T(G_T->S(x_t)).",
+               "identity": "CycleGAN's identity term: L1 distance of each mapping's output from an image already "
+                           "in its output domain.",
+               "semantic_st": "L_sem (Eq. 4), source side: f_S's labels of x_s kept on G_S->T(x_s).",
+               "semantic_ts": "L_sem (Eq. 4), target side: f_S's labels of x_t kept on G_T->S(x_t).",
+               "d_loss": "The discriminators' objective (D_S and D_T, real against translated).",
+               "d_t_accuracy": "D_T's accuracy telling x_t from G_S->T(x_s) (0.5: it cannot tell).",
+               "d_s_accuracy": "D_S's accuracy telling x_s from G_T->S(x_t) (0.5: it cannot tell)."}
 
     def __init__(self, g_st, g_ts, d_s, d_t, f_s, gan_mode="log", gan_weight=1.0, cycle_weight=1.0,
                  semantic_weight=1.0, semantic_t2s_weight=None, pool_size=50, seed=0, image_shape=None,
@@ -74,9 +87,7 @@ class PixelAdaptation(keras.Model):
         shape_s = tuple(image_shape or g_ts.output_shape[1:])
         self.pool_t = ImagePool(pool_size, shape_t, seed)
         self.pool_s = ImagePool(pool_size, shape_s, seed + 1)
-        names = ["g_loss", "gan_st", "gan_ts", "cycle", "identity", "semantic_st", "semantic_ts", "d_loss", "d_t_accuracy",
-                 "d_s_accuracy"]
-        self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in self.SCALARS}
 
     @property
     def metrics(self):
@@ -84,6 +95,8 @@ class PixelAdaptation(keras.Model):
 
     def call(self, x_s, training=False):
         return self.g_st(x_s, training=training)
+
+    OPTIMIZERS = ("optimizer", "d_optimizer")  # the generators', the discriminators'
 
     def compile(self, g_optimizer, d_optimizer, **kwargs):
         super().compile(optimizer=g_optimizer, **kwargs)
@@ -218,4 +231,6 @@ def wire(trial):
                 state={"pool_t": model.pool_t, "pool_s": model.pool_s})
 
 
-STAGE = Stage("pixel", wire, needs=lambda config: ("source",))
+STAGE = Stage("pixel", wire, needs=lambda config: ("source",),
+              label="f_S on G_T->S(x_t) (pixel, target to source)", key_suffix="_t2s", epochs="pixel_epochs",
+              prior={"digits": 1.0, "segmentation": 1.0})

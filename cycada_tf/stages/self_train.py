@@ -26,7 +26,12 @@ from cycada_tf.stages.class_mix import ClassMixSelfTraining
 
 INITS = ("feature", "target", "source")  # --self_train_init
 METHODS = ("adamatch", "dacs")  # --self_train_method
+VIEWS = ("target", "init")  # --self_train_view
 VIEWED_STAGES = ("target", "feature")  # the inits that learnt from the translated source records
+# Its row of the results table: per (task, --self_train_method), else LABEL.
+LABEL = "CyCADA + self-training (AdaMatch)"
+LABELS = {("segmentation", "dacs"): "CyCADA + self-training (DACS)",
+          ("segmentation", "adamatch"): "CyCADA + self-training (AdaMatch, per pixel)"}
 
 
 class SelfTraining(OneNetModel):
@@ -37,6 +42,15 @@ class SelfTraining(OneNetModel):
     scratch; here the net starts from a trained model, so it is constant).
     segmentation: per-pixel examples as the module docstring says, with `ignore_label` in the label maps."""
 
+    # What TensorBoard says beside each value train_step reports (summaries.TensorBoardSummaries), epoch means.
+    SCALARS = {"loss": "source_loss + target_loss, weighted: what the step minimises.",
+               "source_loss": "L_task on the labelled (source-side) batch, weakly augmented.",
+               "target_loss": "Cross-entropy of the strongly augmented target images against the pseudo-labels "
+                              "of their weak views, over the pseudo-labels kept.",
+               "pseudo_fraction": "Share of the target images whose pseudo-label passed the threshold.",
+               "threshold": "The confidence a pseudo-label needs: tau times the mean top probability on the "
+                            "labelled batch (AdaMatch's relative threshold)."}
+
     def __init__(self, net, confidence=0.9, target_weight=1.0, seed=0, segmentation=False, ignore_label=255,
                  **kwargs):
         super().__init__(**kwargs)
@@ -44,8 +58,7 @@ class SelfTraining(OneNetModel):
         self.confidence, self.target_weight = float(confidence), float(target_weight)
         self.segmentation, self.ignore_label = bool(segmentation), ignore_label
         self.augment_seed = keras.random.SeedGenerator(seed)
-        self.trackers = {n: keras.metrics.Mean(name=n)
-                         for n in ("loss", "source_loss", "target_loss", "pseudo_fraction", "threshold")}
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in self.SCALARS}
 
     def train_step(self, data):
         (x_s, y_s), x_t = data
@@ -96,7 +109,7 @@ def wire(trial):
     net = trial.network(c.self_train_init)
     model = _model(trial, net)
     b, mu = c.self_train_batch_size, c.self_train_target_ratio
-    view = trial.view_of("self_train")
+    view = trial.view_of(STAGE.name)
     if c.self_train_view == "init" and c.self_train_init in VIEWED_STAGES:  # what f_T learnt from: translated
         xs = task.load_translated(trial.translated_dir("source"), True, seed, stage="self_train")[0]
     else:
@@ -143,4 +156,15 @@ def _model(trial, net):
                         name="self_train_stage")
 
 
-STAGE = Stage("self_train", wire, needs=lambda config: (config.self_train_init,), candidate=True)
+def reads_translated(trial):
+    """Its model reads target images as --self_train_view says: as they are, or as its init model does."""
+    c = trial.config
+    if c.self_train_view not in VIEWS:
+        raise ValueError(f"--self_train_view must be {' or '.join(VIEWS)}, got {c.self_train_view!r}")
+    return c.self_train_view == "init" and trial.reads_translated(c.self_train_init)
+
+
+STAGE = Stage("self_train", wire, needs=lambda config: (config.self_train_init,),
+              label=lambda config: LABELS.get((config.TASK, config.self_train_method), LABEL),
+              epochs="self_train_epochs", prior={"digits": 1.0, "segmentation": 0.95}, candidate=3,
+              reads_translated=reads_translated, flags="self_train_")

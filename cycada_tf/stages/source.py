@@ -1,16 +1,22 @@
-"""Task model training, Eq. 1: the source model f_S, the target model f_T on translated source images
-(stages/target.py), and the target-trained oracle are all this stage with different data."""
+"""Task model training, Eq. 1: the source model f_S; the target model f_T on translated source images
+(stages/target.py) and the target-trained oracle (stages/oracle.py) are this stage with other data."""
 
 import keras
 import tensorflow as tf
 
 from cycada_tf import losses
-from cycada_tf.stages.base import Plan, Stage, build_optimizer, replica_scale
+from cycada_tf.stages.base import Plan, Stage, StageModel, build_optimizer, replica_scale
 
 
-class TaskStage(keras.Model):
+class TaskStage(StageModel):
     """Trains a classifier `net` with L_task (Eq. 1) on (image, label) batches; a segmenter on (image, label
     map) batches with ignore_label (255) marking the pixels that count nowhere."""
+
+    # What TensorBoard says beside each value train_step reports (summaries.TensorBoardSummaries).
+    SCALARS = {"loss": "L_task (Eq. 1): the cross-entropy of the stage's network on its labelled training "
+                       "batches, the epoch's mean.",
+               "accuracy": "Accuracy on the labelled training batches of the epoch (not the target test split: "
+                           "that is target_test/)."}
 
     def __init__(self, net, ignore_label=None, **kwargs):
         super().__init__(**kwargs)
@@ -89,19 +95,12 @@ def labelled_plan(trial, stage, domain, epochs):
     return task_plan(trial, stage, dataset, steps, epochs)
 
 
-def wire_source(trial):
+def wire(trial):
     plan = labelled_plan(trial, "source", "source", trial.config.source_epochs)
     net, scores = plan.outputs["f"], trial.task.scores
     plan.result = lambda logs: {**scores(net, "source", prefix="source_test_"), **scores(net, "target")}
     return plan
 
 
-def wire_oracle(trial):
-    """Reads target labels: the oracle row only; no other stage needs it."""
-    if not trial.task.target_spec.labelled:
-        return {"skipped": "the target has no labels"}
-    return labelled_plan(trial, "oracle", "target", trial.config.oracle_epochs)
-
-
-SOURCE = Stage("source", wire_source, candidate=True)
-ORACLE = Stage("oracle", wire_oracle)
+STAGE = Stage("source", wire, label="Source only", epochs="source_epochs",
+              prior={"digits": 0.015, "segmentation": 0.1}, candidate=0)

@@ -51,4 +51,10 @@ def wire(trial):
     return task_plan(trial, "target", dataset, max(1, count // c.source_batch_size), c.target_epochs, view=view)
 
 
-STAGE = Stage("target", wire, needs=lambda config: ("pixel",), candidate=True)
+def reads_translated(trial):
+    """Under t2s f_T is given G_T->S(x_t), as it learnt from G_T->S(G_S->T(X_S)) (the feature stage's f_T too)."""
+    return trial.direction == "t2s"
+
+
+STAGE = Stage("target", wire, needs=lambda config: ("pixel",), label="CyCADA pixel only", epochs="target_epochs",
+              prior={"digits": 0.065, "segmentation": 0.3}, candidate=1, reads_translated=reads_translated)

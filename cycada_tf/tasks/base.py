@@ -1,37 +1,53 @@
-"""What both tasks share (tensorflow/models' base_task in spirit): a task is composed into the runner and the
+"""The contract of a task (tensorflow/models' base_task in spirit): a task is composed into the runner and the
 stages, never subclassed by them. It builds the networks, gives the inputs, scores a network on a split, and
 names the serving modules and draws the figures of its kind of data (tasks/digits.py, tasks/segmentation.py).
 
-The stages ask a task for everything that differs between digits and road scenes; they never ask what task
-it is."""
+Task declares every method the stages, the runner, the trial, selection, the report, the results and the
+export call, each abstract one with its Args/Returns, in four parts: the data and the scores here, the
+networks in networks.py, the final model's criteria in criteria.py (shared), the figures, tables and serving
+modules in reporting.py. A task implements the abstract ones; those both tasks share are implemented there. The stages ask a task for everything that
+differs between digits and road scenes; they never ask what task it is."""
 
-import keras
+import abc
+
 import numpy as np
 import tensorflow as tf
 
-from cycada_tf import label_free, metrics, selection
+from cycada_tf import label_free, metrics, results, selection
 from cycada_tf.data import pipeline, registry
+from cycada_tf.tasks.criteria import SELECTION_BATCHES, FinalModelCriteria
+from cycada_tf.tasks.networks import Networks
+from cycada_tf.tasks.reporting import Reporting
 
-SELECTION_BATCHES = 20  # batches of 100 target training images the label-free criteria read, at most
-SELECTION_BATCH = 100
 
-
-class Task:
+class Task(Networks, FinalModelCriteria, Reporting):
     """The data of one experiment (--source, --target and --data_dir) and the networks of its kind."""
 
-    name = None
-    score_key = None      # the key of done.json the table's rows and the decisions' oracle read
     ignore_label = None   # label of the examples (pixels) L_task skips; None: every example counts
-    rows = ()             # (stage, key of its done.json, row label) of the results table
     eval_batch_size = 500
 
     def __init__(self, config):
         self.config = c = config
         self.source_spec, self.target_spec = registry.get(c.source), registry.get(c.target)
         if self.target_spec.labelled and self.source_spec.classes != self.target_spec.classes:
-            raise ValueError(f"--source={c.source} and --target={c.target} have different classes")
+            raise ValueError(class_mismatch(c.source, self.source_spec.classes, c.target, self.target_spec.classes))
         self.classes = self.source_spec.classes
         self.num_classes = self.source_spec.num_classes
+
+    @property
+    @abc.abstractmethod
+    def name(self):
+        """The task's name: its config's TASK, its key in tasks.TASKS."""
+
+    @property
+    @abc.abstractmethod
+    def score_key(self):
+        """The key of done.json the table's rows and the decisions' oracle read (accuracy, miou)."""
+
+    @property
+    def rows(self):
+        """(stage, key of its done.json, row label) of the results table (results.rows)."""
+        return results.rows(self.config, self.score_key)
 
     def check_data(self):
         """Refuse prepared data that does not fit the flags (a clear ValueError); called before a run starts."""
@@ -47,6 +63,7 @@ class Task:
                              f"'{split}' (it has {', '.join(sorted(splits))}){hint}; or pass "
                              f"--target_train_split=train")
 
+    # --- data -------------------------------------------------------------------------------------------
     def domain(self, domain):
         """--source or --target's dataset name of `domain` ("source", "target"), or a dataset name."""
         return {"source": self.config.source, "target": self.config.target}.get(domain, domain)
@@ -59,9 +76,47 @@ class Task:
         return self.config.target_train_split if domain == "target" else "train"
 
     def count(self, domain, split):
+        """How many examples `split` of `domain` holds."""
         return pipeline.count(self.domain(domain), self.split(domain, split), self.config.data_dir)
 
+    @abc.abstractmethod
+    def inputs(self, domain, split, labels=True, batch_size=None, shuffle=False, seed=0, repeat=False,
+               drop_remainder=False, stage=None):
+        """A split of a domain's images, as a network reads them (pixels in [-1, 1]).
+
+        Args:
+            domain: "source", "target" or a dataset name; split: a split, "test" (the evaluation split) or
+                "unlabelled" (see split()).
+            labels: with int32 labels (maps); batch_size: None for single examples; shuffle, seed, repeat,
+                drop_remainder: as tf.data's; stage: the stage it is for (training crops, segmentation).
+        Returns:
+            a tf.data.Dataset of images, or of (image, label) pairs."""
+
+    @staticmethod
+    @abc.abstractmethod
+    def make_translated_example(image, label, key):
+        """One record of the translated TFRecords (data/translated.py): a serialized tf.train.Example of
+        `image` (uint8), its source `label` (None: none) and its `key`."""
+
+    @abc.abstractmethod
+    def translated_info(self, direction):
+        """The manifest's info of the translated records written in `direction` (s2t, t2s): a dict."""
+
+    @abc.abstractmethod
+    def load_translated(self, path, labels, seed, stage=None):
+        """The translated records under `path`, shuffled with `seed`, as `stage` trains on them.
+
+        Returns:
+            (tf.data.Dataset of images, or (image, label) pairs if `labels`; how many records)."""
+
     # --- scoring (target labels are read here for reporting only) ---------------------------------------
+    @abc.abstractmethod
+    def labelled_scores(self, net, domain, translate=None):
+        """What a stage reports of `net` on the evaluation split of a labelled `domain` (after `translate`).
+
+        Returns:
+            {score name: value}, the task's score_key among them."""
+
     def confusion(self, net, domain, translate=None, split="test"):
         """Counts of (true class, predicted class) of `net` (after `translate`, if given) on `split` (default
         the evaluation split) of `domain`; for segmentation per pixel at full resolution, the ignore label
@@ -89,69 +144,15 @@ class Task:
             score.update(tf.nn.softmax(tf.cast(net(x, training=False), tf.float32)).numpy())
         return score.result()
 
-    # --- the final model's criteria (selection/final.py, selection/reverse.py) ---------------------------
-    reverse_batch_size = 64
 
-    @property
-    def reverse_steps(self):
-        return self.config.final_reverse_steps
-
-    def selection_images(self):
-        """The raw target training images the label-free criteria read (no labels): the first
-        SELECTION_BATCHES batches of the unlabelled split, as numpy batches; read once."""
-        if getattr(self, "_selection_images", None) is None:
-            self._selection_images = [x.numpy() for x in self.inputs(
-                "target", "unlabelled", labels=False, batch_size=min(SELECTION_BATCH, self.eval_batch_size)
-            ).take(SELECTION_BATCHES)]
-        return self._selection_images
-
-    def probabilities(self, net, x, view=None):
-        """Class probabilities (float32 numpy) of `net` on the batch `x`, read through `view` if given."""
-        x = x if view is None else view(x, training=False)
-        return tf.nn.softmax(tf.cast(net(x, training=False), tf.float32)).numpy()
-
-    def reverse_network(self):
-        """The network reverse validation trains from scratch."""
-        return self.build_network()
-
-    def reverse_data(self, images, labels):
-        """What reverse_batch draws from, of `images` and their `labels` (lists of batches alike)."""
-        return np.concatenate(images), np.concatenate(labels).astype(np.int32)
-
-    def reverse_batch(self, data, rng):
-        """A training batch of reverse validation: reverse_batch_size examples of reverse_data's `data`, drawn
-        with `rng` (numpy RandomState)."""
-        images, labels = data
-        pick = rng.randint(len(images), size=self.reverse_batch_size)
-        return images[pick], labels[pick]
-
-    def reverse_score(self, net, translate=None):
-        """The score of reverse validation: `net`'s accuracy on the labelled source training images (read
-        through `translate` if given)."""
-        counts = self.confusion(net, "source", translate, split="train")
-        return float(np.trace(counts) / max(counts.sum(), 1))
-
-    # --- networks and optimizers -----------------------------------------------------------------------
-    def network(self, weights=None):
-        """A new task network (classifier, segmenter), with `weights` (a .weights.h5 file) if given."""
-        net = self.build_network(from_scratch=weights is None)
-        if weights:
-            net.load_weights(weights)
-        return net
-
-    def optimizer(self, kind):
-        """The optimizer of the task-model stages ("task") or of feature adaptation ("feature"), per
-        --task_optimizer / --feature_optimizer: adam, or sgd with momentum."""
-        c = self.config
-        name, lr = getattr(c, f"{kind}_optimizer"), getattr(c, "source_lr" if kind == "task" else "feature_lr")
-        if name == "sgd":
-            return keras.optimizers.SGD(lr, momentum=c.momentum if kind == "task" else c.feature_momentum)
-        if name != "adam":
-            raise ValueError(f"--{kind}_optimizer must be adam or sgd, got {name!r}")
-        if kind == "task":
-            return keras.optimizers.Adam(lr)
-        return keras.optimizers.Adam(lr, beta_1=c.feature_beta_1, beta_2=c.feature_beta_2)
-
-    def applied(self, generator):
-        """A translator as the stages apply it to whole images (segmentation: of any size)."""
-        return generator
+def class_mismatch(source, source_classes, target, target_classes):
+    """The error of a source and a target whose classes differ, naming the classes on each side."""
+    def listed(classes):
+        return ", ".join(classes) if classes else "none"
+    line = (f"--source={source} and --target={target} have different classes: source ({len(source_classes)}) "
+            f"{listed(source_classes)}; target ({len(target_classes)}) {listed(target_classes)}")
+    only_source = [k for k in source_classes if k not in target_classes]
+    only_target = [k for k in target_classes if k not in source_classes]
+    if only_source or only_target:
+        return line + f" (only in the source: {listed(only_source)}; only in the target: {listed(only_target)})"
+    return line + " (the same names in another order: class ids follow the order)"

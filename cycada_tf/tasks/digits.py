@@ -8,13 +8,13 @@ from cycada_tf import report as report_lib
 from cycada_tf.data import pipeline, translated
 from cycada_tf.models import digit_gan, dtn, lenet
 from cycada_tf.models.layers import initialize
+from cycada_tf.stages import feature, self_train, source
 from cycada_tf.tasks.base import Task
 
-ROWS = results.rows("accuracy")
 # --task_model: the classifier f and the width of its features (what D_feat reads under --feature_layer=features)
 TASK_MODELS = {"lenet": (lenet.LeNet, lenet.FEATURE_DIM), "dtn": (dtn.DTN, dtn.FEATURE_DIM)}
-REPORT_PANELS = (("source", "Source only"), ("feature", "CyCADA pixel+feat"),
-                 ("self_train", "CyCADA + self-training"))  # before/after, cf. Figure 10
+REPORT_PANELS = ((source.STAGE.name, "Source only"), (feature.STAGE.name, "CyCADA pixel+feat"),
+                 (self_train.STAGE.name, "CyCADA + self-training"))  # before/after, cf. Figure 10
 
 
 def accuracy(counts):
@@ -25,7 +25,6 @@ def accuracy(counts):
 class DigitsTask(Task):
     name = "digits"
     score_key = "accuracy"
-    rows = ROWS
 
     def __init__(self, config):
         super().__init__(config)
@@ -119,12 +118,12 @@ class DigitsTask(Task):
     # --- results ----------------------------------------------------------------------------------------
     def summarize(self, per_seed):
         if not self.target_spec.labelled:
-            return results.summarize_label_free(self.config, per_seed, ROWS)
-        return results.summarize_accuracy(self.config, per_seed, ROWS)
+            return results.summarize_label_free(self.config, per_seed, self.rows)
+        return results.summarize_accuracy(self.config, per_seed, self.rows)
 
     def markdown_table(self, summary):
         if summary.get("label_free"):
-            return report_lib.label_free_table(summary)
+            return report_lib.label_free_table(summary, results.decisions(summary["per_seed"], oracle=False))
         return report_lib.accuracy_table(summary, results.decisions(summary["per_seed"]))
 
     def report_sections(self, run_dir, summary, trials):

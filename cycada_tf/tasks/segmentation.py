@@ -14,21 +14,17 @@ from cycada_tf import report as report_lib
 from cycada_tf.data import pipeline, registry, schema, tfrecord, translated
 from cycada_tf.models import cyclegan, drn, fcn8s, pretrained, segmenter, small_fcn
 from cycada_tf.models.layers import initialize
+from cycada_tf.stages import feature, pixel, self_train, source, target
 from cycada_tf.tasks.base import Task
 
 SEGMENTERS = {"small_fcn": None, "fcn8s": fcn8s.fcn8s, "drn26": drn.drn26}
 # What a training crop fitted to a smaller image is rounded down to: each segmenter's output stride (FCN8s
 # requires it; DRN and the small FCN keep their grid aligned with it).
 CROP_MULTIPLES = {"small_fcn": 4, "fcn8s": fcn8s.FCN_STRIDE, "drn26": 8}
-SELF_TRAIN_ROWS = {"dacs": "CyCADA + self-training (DACS)", "adamatch": "CyCADA + self-training (AdaMatch, per pixel)"}
-
-
-def table_rows(method):
-    """The results table's rows, self-training's named after --self_train_method."""
-    return results.rows("miou", self_train=SELF_TRAIN_ROWS[method], oracle="Oracle (train on target)")
-
-REPORT_PANELS = (("source", "source only"), ("target", "pixel only"), ("feature", "pixel+feat"),
-                 ("self_train", "+ self-training"))
+REPORT_PANELS = ((source.STAGE.name, "source only"), (target.STAGE.name, "pixel only"),
+                 (feature.STAGE.name, "pixel+feat"), (self_train.STAGE.name, "+ self-training"))
+# The stages whose crops of an image smaller than the crop are padded (fit() says why).
+PADDED_CROPS = (pixel.STAGE.name, self_train.STAGE.name)
 OVERLAY_IMAGES = 4  # test images of the prediction figure
 FEATURE_DISCRIMINATOR_WIDTH = 256  # hidden channels of D_feat's 1x1 convolutions (a per-position MLP)
 
@@ -54,10 +50,6 @@ class SegmentationTask(Task):
     name = "segmentation"
     score_key = "miou"
     ignore_label = schema.IGNORE_LABEL
-
-    @property
-    def rows(self):
-        return table_rows(self.config.self_train_method)
 
     def __init__(self, config):
         super().__init__(config)
@@ -112,7 +104,7 @@ class SegmentationTask(Task):
         taken no larger than the image (pipeline.crop_and_flip), so that neither the task loss nor D_feat sees
         padding (768x768 crops of 512-high Cityscapes images were a third grey padding, of GTA5's 563-high
         ones a quarter: a cue of the domain)."""
-        return None if stage in ("pixel", "self_train") else CROP_MULTIPLES[self.config.model]
+        return None if stage in PADDED_CROPS else CROP_MULTIPLES[self.config.model]
 
     def scores(self, net, domain, translate=None, prefix="", suffix=""):
         return {} if self.eval_split(domain) is None else super().scores(net, domain, translate, prefix, suffix)

@@ -1,9 +1,10 @@
 """`folder:<path>` datasets: a user's own images, converted once to TFRecords with a manifest.
 
 Three layouts, told apart by what the folder holds:
-  classification  train/<class>/*.{png,jpg,jpeg} and optionally test/<class>/...; class names are the folder
-                  names, sorted. Without test/, every HOLDOUT_EVERY-th image of each class (by name) is the test
-                  split, so that accuracy is never measured on training images.
+  classification  train/<class>/*.{png,jpg,jpeg} and optionally test/<class>/...; or torchvision's ImageFolder
+                  layout, <class>/*.png directly in the folder. Class names are the folder names, sorted.
+                  Without test/, every HOLDOUT_EVERY-th image of each class (by name) is the test split, so that
+                  accuracy is never measured on training images (holdout_note says so in the log and report).
   segmentation    images/*.{png,jpg} with labels/<same stem>.png of train ids, and classes.json:
                   {"names": [...], "colors": [[r, g, b], ...] (optional), "ignore_label": 255 (optional)}.
   unlabelled      image files directly in the folder: a target domain without labels. Its records carry label
@@ -63,6 +64,11 @@ def _subdirs(directory):
     return sorted(n for n in os.listdir(directory) if os.path.isdir(os.path.join(directory, n)))
 
 
+def _class_dirs(directory):
+    """The class folders of an ImageFolder layout: the subfolders, hidden ones (.ipynb_checkpoints) left out."""
+    return [n for n in _subdirs(directory) if not n.startswith(".")]
+
+
 def kind(name):
     """"classification", "segmentation" or "unlabelled"; DataError naming the folder when it is none."""
     path = path_of(name)
@@ -74,13 +80,28 @@ def kind(name):
         return "segmentation"
     if _images(path):
         return "unlabelled"
-    raise DataError(f"{path}: neither train/<class>/ (classification), images/ + labels/ + {CLASSES_FILE} "
-                    f"(segmentation) nor image files ({', '.join(IMAGE_SUFFIXES)}) for an unlabelled target")
+    if any(_images(os.path.join(path, c)) for c in _class_dirs(path)):
+        return "classification"  # ImageFolder: <class>/*.png
+    raise DataError(f"{path}: neither <class>/*.png or train/<class>/ (classification), images/ + labels/ + "
+                    f"{CLASSES_FILE} (segmentation) nor image files ({', '.join(IMAGE_SUFFIXES)}) for an "
+                    "unlabelled target")
+
+
+def holdout_note(name):
+    """What the log and report say of a classification folder's test split when the folder has none."""
+    path = path_of(name)
+    if os.path.isdir(os.path.join(path, "test")):
+        return ""
+    layout = "train/<class>/" if os.path.isdir(os.path.join(path, "train")) else "<class>/ (ImageFolder layout)"
+    return (f"{path}: {layout} without test/: every {HOLDOUT_EVERY}th image of each class, by file name, is "
+            "held out as the test split (the same images every time)")
 
 
 def classification_items(name):
-    """{split: [(path, class id)]} and the class names."""
+    """{split: [(path, class id)]} and the class names, of train/<class>/ (and test/<class>/) or <class>/."""
     path = path_of(name)
+    if not os.path.isdir(os.path.join(path, "train")):
+        return _image_folder_items(path)
     classes = tuple(_subdirs(os.path.join(path, "train")))
     if not classes:
         raise DataError(f"{os.path.join(path, 'train')}: no class folders (train/<class>/*.png)")
@@ -99,12 +120,27 @@ def classification_items(name):
                 if not _images(os.path.join(path, split, c)):
                     raise DataError(f"{os.path.join(path, split, c)}: no images ({', '.join(IMAGE_SUFFIXES)})")
     if "test" not in splits:
-        train, rank = splits["train"], {}
-        splits["train"], splits["test"] = [], []
-        for image, k in train:
-            rank[k] = rank.get(k, -1) + 1
-            splits["test" if rank[k] % HOLDOUT_EVERY == HOLDOUT_EVERY - 1 else "train"].append((image, k))
+        splits = _held_out(splits["train"])
     return splits, classes
+
+
+def _image_folder_items(path):
+    """torchvision's ImageFolder layout, <path>/<class>/*.png: every class folder must hold images."""
+    classes = tuple(_class_dirs(path))
+    for c in classes:
+        if not _images(os.path.join(path, c)):
+            raise DataError(f"{os.path.join(path, c)}: no images ({', '.join(IMAGE_SUFFIXES)}); every folder of "
+                            f"{path} is a class (ImageFolder layout)")
+    return _held_out([(image, k) for k, c in enumerate(classes) for image in _images(os.path.join(path, c))]), classes
+
+
+def _held_out(items):
+    """{"train", "test"} of (path, class id) `items` in name order: every HOLDOUT_EVERY-th of each class tested."""
+    splits, rank = {"train": [], "test": []}, {}
+    for image, k in items:
+        rank[k] = rank.get(k, -1) + 1
+        splits["test" if rank[k] % HOLDOUT_EVERY == HOLDOUT_EVERY - 1 else "train"].append((image, k))
+    return splits
 
 
 def unlabelled_items(name):

@@ -1,0 +1,59 @@
+"""What the stages build of a task (part of tasks/base.Task's contract): the task network f, its optimizers, the
+translators and the discriminators of its kind of data."""
+
+import abc
+
+import keras
+
+
+class Networks(abc.ABC):
+    """The task's networks; reads the task's config."""
+
+    def network(self, weights=None):
+        """A new task network (classifier, segmenter), with `weights` (a .weights.h5 file) if given."""
+        net = self.build_network(from_scratch=weights is None)
+        if weights:
+            net.load_weights(weights)
+        return net
+
+    def optimizer(self, kind):
+        """The optimizer of the task-model stages ("task") or of feature adaptation ("feature"), per
+        --task_optimizer / --feature_optimizer: adam, or sgd with momentum."""
+        c = self.config
+        name, lr = getattr(c, f"{kind}_optimizer"), getattr(c, "source_lr" if kind == "task" else "feature_lr")
+        if name == "sgd":
+            return keras.optimizers.SGD(lr, momentum=c.momentum if kind == "task" else c.feature_momentum)
+        if name != "adam":
+            raise ValueError(f"--{kind}_optimizer must be adam or sgd, got {name!r}")
+        if kind == "task":
+            return keras.optimizers.Adam(lr)
+        return keras.optimizers.Adam(lr, beta_1=c.feature_beta_1, beta_2=c.feature_beta_2)
+
+    @abc.abstractmethod
+    def build_network(self, from_scratch=True):
+        """A new task network f (classifier, segmenter), built; `from_scratch`: with its backbone's pretrained
+        weights, if it has any (False: weights will be loaded into it)."""
+
+    @abc.abstractmethod
+    def generators(self):
+        """The pixel stage's new translators (g_st, g_ts), Keras models from images to images."""
+
+    def applied(self, generator):
+        """A translator as the stages apply it to whole images (segmentation: of any size)."""
+        return generator
+
+    @abc.abstractmethod
+    def image_discriminator(self, name):
+        """A new image discriminator (d_s or d_t, its `name`): images -> real/fake logits."""
+
+    @abc.abstractmethod
+    def feature_discriminator(self):
+        """A new D_feat (Eq. 5) for what --feature_layer feeds it: features -> domain logits."""
+
+    @abc.abstractmethod
+    def feature_options(self, f_ref, f_t):
+        """FeatureAdaptation's task-specific keyword arguments (dict) for the networks `f_ref` and `f_t`."""
+
+    @abc.abstractmethod
+    def pixel_options(self):
+        """PixelAdaptation's task-specific keyword arguments (dict)."""
