@@ -8,9 +8,9 @@ import subprocess
 import sys
 import tomllib
 
+from conftest import REPO
 import cycada_tf
 
-REPO = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==(\S+)$")
 
 
