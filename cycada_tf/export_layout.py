@@ -80,7 +80,7 @@ def set_method_names(directory, method_names):
             raise KeyError(f"{directory} has no signature {name!r} (it has {', '.join(meta_graph.signature_def)})")
         meta_graph.signature_def[name].method_name = method
     with open(path, "wb") as handle:
-        handle.write(proto.SerializeToString())
+        handle.write(proto.SerializeToString(deterministic=True))
     fingerprinting_utils.write_fingerprint(directory)
 
 

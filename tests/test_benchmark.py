@@ -9,9 +9,9 @@ import os
 import subprocess
 import sys
 
+from conftest import REPO, child_env
 from tools import benchmark
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--steps=2", "--warmup_steps=1", "--batch_size=8", "--generator_width=4", "--discriminator_width=4",
         "--noise_channels=2", "--minibatch_std"]
 
@@ -86,7 +86,7 @@ def test_every_stage_and_pipeline_gives_a_positive_finite_rate(embedded_data_dir
 
 
 def test_a_bad_flag_is_named_when_run_as_a_script():
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env = child_env()
     for flag, says in (("--stages=source,gan", "--stages: unknown stage gan"),
                        ("--precisions=float32,int8", "--precisions: unknown precision int8")):
         result = subprocess.run([sys.executable, os.path.join(REPO, "tools", "benchmark.py"), flag],

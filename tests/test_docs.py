@@ -9,11 +9,11 @@ import re
 
 import pytest
 
+from conftest import REPO
 from cycada_tf import config as config_lib
 
 # The source tree itself, also under Bazel, whose runfiles hold only the declared deps: the documents name
 # files across the whole tree.
-REPO = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 DOCS = ["README.md"] + sorted(os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "docs", "*.md")))
 CONFIGS = (config_lib.DigitsConfig(), config_lib.SegmentationConfig())
 # A default stated in prose: "`--flag=value` (default)", "`--flag=value`, the default",

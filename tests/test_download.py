@@ -5,8 +5,6 @@ import hashlib
 import json
 import os
 import socket
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -14,9 +12,9 @@ import pytest
 
 import local_http
 import official_files
+from conftest import child_env, run_experiment
 from cycada_tf.data import download, public, registry, tfrecord
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = np.random.RandomState(0).bytes(300_000)
 SHA = hashlib.sha256(DATA).hexdigest()
 
@@ -138,14 +136,11 @@ def test_the_headline_command_downloads_prepares_and_starts_the_source_stage(tmp
     (tmp_path / "sums").write_text(official_files.sha256sums({**svhn, **mnist}))
     data_dir, run_dir = tmp_path / "data", tmp_path / "run"
     with local_http.serve(state) as base:
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO, CYCADA_DATA_MIRRORS=base,
-                   CYCADA_DATA_CHECKSUMS=str(tmp_path / "sums"))
-        result = subprocess.run(
-            [sys.executable, "-m", "cycada_tf.experiments.digits", "--source=svhn", "--target=mnist",
-             f"--data_dir={data_dir}",
-             f"--run_dir={run_dir}", "--stages=source", "--source_epochs=1", "--source_batch_size=16",
-             "--verbose=0", "--summary_every_epochs=0"],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        env = child_env(CYCADA_DATA_MIRRORS=base, CYCADA_DATA_CHECKSUMS=str(tmp_path / "sums"))
+        result = run_experiment("digits", "--source=svhn", "--target=mnist", f"--data_dir={data_dir}",
+                                f"--run_dir={run_dir}", "--stages=source", "--source_epochs=1",
+                                "--source_batch_size=16", "--verbose=0", "--summary_every_epochs=0", check=False,
+                                env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "resuming at 5.0 kB" in result.stderr  # the dropped SVHN transfer went on where it stopped
     for name in ("svhn", "mnist"):

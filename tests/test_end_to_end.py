@@ -1,41 +1,26 @@
-"""One short real run through every stage on the embedded domains, through the absl main, and its rerun."""
+"""One short real run through every stage on the embedded domains, through the absl main (the session's
+tiny_digits_run), and its rerun."""
 
 import json
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 
+from conftest import TINY, copy_run, run_experiment, tiny_flags
 from cycada_tf import runner
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--seeds=0", "--source_epochs=2", "--pixel_epochs=1", "--target_epochs=1", "--feature_epochs=2",
-        "--oracle_epochs=1", "--pixel_batch_size=64", "--generator_width=4", "--discriminator_width=4",
-        "--feature_min_steps_per_epoch=5", "--noise_channels=2", "--verbose=0", "--self_train_epochs=2",
-        "--self_train_steps_per_epoch=5", "--pixel_direction=t2s", "--final_reverse_steps=20"]
-
-
-def run_main(*args, check=True):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
-    result = subprocess.run([sys.executable, "-m", "cycada_tf.experiments.digits", *args], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=900)
-    if check and result.returncode != 0:
-        raise AssertionError(f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result
+STAGES = ["source", "pixel", "target", "feature", "self_train", "final", "oracle"]
 
 
 @pytest.mark.slow
-def test_every_stage_runs_and_a_rerun_skips_them(embedded_data_dir, tmp_path):
-    run_dir, export_dir = str(tmp_path / "run"), str(tmp_path / "export")
-    first = run_main(f"--data_dir={embedded_data_dir}", f"--run_dir={run_dir}", f"--export_dir={export_dir}",
-                     *TINY)
+def test_every_stage_runs_and_records_its_results_and_decisions(tiny_digits_run):
+    run_dir, first = tiny_digits_run["run_dir"], tiny_digits_run["result"]
     assert "Sharding callback" not in first.stderr  # TensorFlow's INFO line per checkpoint save stays quiet
     with open(os.path.join(run_dir, "results.json")) as handle:
         results = json.load(handle)
     rows = {row["stage"]: row for row in results["table"]}
-    assert list(rows) == ["source", "pixel", "target", "feature", "self_train", "final", "oracle"]
+    assert list(rows) == STAGES
     for row in rows.values():
         assert 0.0 <= row["accuracy"] <= 1.0 and row["seeds"] and len(row["seeds"]) == 1
     seed_dir = os.path.join(run_dir, "seed_0")
@@ -59,25 +44,37 @@ def test_every_stage_runs_and_a_rerun_skips_them(embedded_data_dir, tmp_path):
                  "oracle/f.weights.h5", "translated_source/manifest.json", "translated_target/manifest.json"):
         assert os.path.exists(os.path.join(seed_dir, path)), path
     translated = json.load(open(os.path.join(seed_dir, "translated_source", "manifest.json")))
-    # the default direction (t2s): every source training digit, 3 style codes each, through G_T->S(G_S->T(.)),
-    # and every target training image through G_T->S, unlabelled
-    assert translated["splits"]["train"]["count"] == 900 * 3
+    # t2s: every source training digit, one style code per copy, through G_T->S(G_S->T(.)), and every target
+    # training image through G_T->S, unlabelled
+    copies = TINY["digits"]["translations_per_image"]
+    assert copies > 1 and translated["splits"]["train"]["count"] == 900 * copies
     assert sorted(translated["splits"]["train"]["classes"], key=int) == [str(k) for k in range(10)]
     translated_target = json.load(open(os.path.join(seed_dir, "translated_target", "manifest.json")))
     assert translated_target["splits"]["train"]["classes"] == {"-1": 1800}  # no target label written
     assert "| Source only |" in first.stdout and "| CyCADA pixel+feat |" in first.stdout
     with open(os.path.join(run_dir, "results.md")) as handle:
         assert "CyCADA pixel only" in handle.read()
-    _check_reporting(run_dir, first.stderr, export_dir)
 
+
+@pytest.mark.slow
+def test_a_rerun_skips_every_finished_stage_and_exports_the_next_version(tiny_digits_run, tmp_path):
+    run = copy_run(tiny_digits_run, tmp_path)  # the session's run stays as it was made
+    run_dir, export_dir, seed_dir = run["run_dir"], run["export_dir"], os.path.join(run["run_dir"], "seed_0")
+    with open(os.path.join(run_dir, "results.json")) as handle:
+        table = json.load(handle)["table"]
     mtime = os.stat(os.path.join(seed_dir, "pixel", "g_st.weights.h5")).st_mtime_ns
-    second = run_main(f"--data_dir={embedded_data_dir}", f"--run_dir={run_dir}", f"--export_dir={export_dir}",
-                      *TINY)
-    assert second.stderr.count("already done, skipped") == 6
+    second = run_experiment("digits", f"--data_dir={run['data_dir']}", f"--run_dir={run_dir}",
+                            f"--export_dir={export_dir}", *tiny_flags("digits"))
+    assert second.stderr.count("already done, skipped") == len(STAGES) - 1  # every stage but "final"
     assert os.stat(os.path.join(seed_dir, "pixel", "g_st.weights.h5")).st_mtime_ns == mtime
-    assert json.load(open(os.path.join(run_dir, "results.json")))["table"] == results["table"]
+    assert json.load(open(os.path.join(run_dir, "results.json")))["table"] == table
     for model in ("classifier", "g_st", "g_ts"):  # each export is the next version
         assert sorted(os.listdir(os.path.join(export_dir, model))) == ["1", "2"]
+
+
+@pytest.mark.slow
+def test_every_stage_reports_its_scalars_images_progress_and_export(tiny_digits_run):
+    _check_reporting(tiny_digits_run["run_dir"], tiny_digits_run["result"].stderr, tiny_digits_run["export_dir"])
 
 
 # What each stage's TensorBoard log holds: every loss and metric of its train_step each epoch, and at the
@@ -96,7 +93,7 @@ STAGE_SCALARS = {
 STAGE_IMAGES = {"source": {"target_test/confusion"}, "pixel": {"translations"}, "target": {"target_test/confusion"},
                 "feature": {"target_test/confusion", "gate"}, "self_train": {"target_test/confusion"},
                 "oracle": {"target_test/confusion"}}
-EPOCHS = {"source": 2, "pixel": 1, "target": 1, "feature": 2, "self_train": 2, "oracle": 1}  # TINY's
+EPOCHS = {stage: TINY["digits"][f"{stage}_epochs"] for stage in STAGE_SCALARS}
 
 
 def _check_reporting(run_dir, stderr, export_dir):
@@ -142,18 +139,20 @@ def _check_reporting(run_dir, stderr, export_dir):
 
 def test_bad_flags_and_missing_data_end_with_one_clear_message(tmp_path):
     run_dir = os.path.join(tmp_path, "run")  # a run that cannot start leaves no run directory behind
-    result = run_main(f"--data_dir={tmp_path}", f"--run_dir={run_dir}", "--stages=source,bogus", check=False)
+    result = run_experiment("digits", f"--data_dir={tmp_path}", f"--run_dir={run_dir}", "--stages=source,bogus",
+                            check=False)
     assert result.returncode != 0 and "--stages" in result.stderr and "bogus" in result.stderr
     assert "Traceback" not in result.stderr
 
-    result = run_main(f"--data_dir={tmp_path}", f"--run_dir={run_dir}", "--source=svhn", "--target=mnist",
-                      check=False)
+    result = run_experiment("digits", f"--data_dir={tmp_path}", f"--run_dir={run_dir}", "--source=svhn",
+                            "--target=mnist", check=False)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "prepare_data.py --dataset=svhn" in result.stderr
     assert not os.path.exists(os.path.join(tmp_path, "svhn"))
     assert not os.path.exists(run_dir)
 
-    result = run_main(f"--data_dir={tmp_path}", f"--run_dir={run_dir}", "--source=nonesuch", check=False)
+    result = run_experiment("digits", f"--data_dir={tmp_path}", f"--run_dir={run_dir}", "--source=nonesuch",
+                            check=False)
     assert result.returncode != 0 and "nonesuch" in result.stderr and "Traceback" not in result.stderr
     assert not os.path.exists(run_dir)
 
@@ -187,7 +186,7 @@ def test_a_deterministic_run_repeats_bit_for_bit(embedded_data_dir, tmp_path):
              "--precision=float32", "--summary_every_epochs=0", "--deterministic"]
     results, run_dirs = [], [str(tmp_path / "first"), str(tmp_path / "second")]
     for run_dir in run_dirs:
-        out = run_main(f"--data_dir={embedded_data_dir}", f"--run_dir={run_dir}", *flags)
+        out = run_experiment("digits", f"--data_dir={embedded_data_dir}", f"--run_dir={run_dir}", *flags)
         assert "--deterministic: TensorFlow op determinism on" in out.stderr
         with open(os.path.join(run_dir, "results.json")) as handle:
             results.append(json.load(handle))
@@ -235,7 +234,8 @@ def test_the_release_network_learns_the_source_task(embedded_data_dir, tmp_path)
 
 def test_an_unknown_task_model_ends_with_one_line(embedded_data_dir, tmp_path):
     run_dir = str(tmp_path / "run")
-    result = run_main(f"--data_dir={embedded_data_dir}", f"--run_dir={run_dir}", "--task_model=vgg", check=False)
+    result = run_experiment("digits", f"--data_dir={embedded_data_dir}", f"--run_dir={run_dir}",
+                            "--task_model=vgg", check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last == "error: flag --task_model=vgg: value should be one of <lenet|dtn>"  # absl's enum flag

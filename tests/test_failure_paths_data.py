@@ -15,11 +15,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from conftest import REPO, child_env
 from cycada_tf.data import png, schema, tfrecord
 from cycada_tf.data.sources import cityscapes
 from tools import prepare_data
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 H, W = 16, 32
 IDS = np.array([7, 8, 11, 21, 23, 24, 26])  # Cityscapes label ids (GTA5 uses the same)
 
@@ -184,7 +183,7 @@ tfrecord.write_dataset(sys.argv[1], {"train": examples()}, {"x": "1"})
 def test_a_killed_write_leaves_a_partial_directory_that_the_next_write_removes(tmp_path, capsys):
     directory = str(tmp_path / "data" / "uci")
     child = subprocess.Popen([sys.executable, "-c", WRITER, directory], cwd=REPO, stdout=subprocess.PIPE,
-                             env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2"), text=True)
+                             env=child_env(), text=True)
     assert child.stdout.readline().strip() == "writing"
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=60)

@@ -15,6 +15,7 @@ import pytest
 import scipy.io
 
 import torch_files
+from conftest import REPO
 from cycada_tf.data import png, tfrecord
 from cycada_tf.data.sources import mnist, svhn
 from cycada_tf.data.tfrecord import DataError
@@ -173,9 +174,8 @@ def test_convert_drn_is_quiet_like_the_mains(tmp_path):
     import sys
     garbage = tmp_path / "drn_c_26.pth"
     garbage.write_bytes(b"not a checkpoint")
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     done = subprocess.run([sys.executable, "tools/convert_drn.py", str(garbage), f"--output={tmp_path}/o.weights.h5"],
-                          cwd=repo, capture_output=True, text=True, timeout=300,
+                          cwd=REPO, capture_output=True, text=True, timeout=300,
                           env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
     assert done.returncode == 2 and done.stderr.splitlines() == [
         f"error: {garbage}: not a PyTorch checkpoint (neither torch.save's zip nor its older layout)"], done.stderr

@@ -5,17 +5,14 @@ nothing that blocks the corrected command. The choices declared with the flags a
 
 import dataclasses
 import os
-import subprocess
-import sys
 import time
 
 import pytest
 from absl import flags
 
+from conftest import REPO, run_experiment
 from cycada_tf import accepts, config as config_lib, resume
 from cycada_tf.experiments.flags import config_from_flags, define_from
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # flag -> the one line (the failures first: each gave rc 0, a traceback or a late Keras error)
 REFUSED = {
@@ -44,9 +41,8 @@ REFUSED = {
 
 def digits(*argv, run_dir):
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "cycada_tf.experiments.digits", f"--run_dir={run_dir}",
-                           f"--data_dir={run_dir}_data", *argv], cwd=REPO, capture_output=True, text=True,
-                          timeout=120, env=dict(os.environ, PYTHONPATH=REPO))
+    done = run_experiment("digits", f"--run_dir={run_dir}", f"--data_dir={run_dir}_data", *argv, check=False,
+                          timeout=120)
     return done, time.monotonic() - start
 
 

@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
+from conftest import REPO
 from cycada_tf import config as config_lib
 from cycada_tf.experiments import usage
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULES = {"digits": config_lib.DigitsConfig, "segmentation": config_lib.SegmentationConfig}
 
 

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
+from conftest import REPO, child_env
 from cycada_tf import interrupts
 from tools import fault_inject
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESUMES = "the same command resumes"
 
 
@@ -21,8 +21,7 @@ def test_ctrl_c_in_a_stage_is_one_line_and_130(embedded_data_dir, tmp_path):
                f"--run_dir={tmp_path / 'run'}", "--seeds=0", "--stages=source", "--source_epochs=200",
                "--summary_every_epochs=0", "--verbose=2"]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2"),
-                               preexec_fn=fault_inject.ctrl_c_reaches)  # also when pytest is a background job
+                               env=child_env(), preexec_fn=fault_inject.ctrl_c_reaches)  # also as a background job
     deadline = time.monotonic() + 240
     for line in process.stderr:  # wait for the stage to start
         assert time.monotonic() < deadline

@@ -49,35 +49,49 @@ def _config(data_dir, run_dir, **overrides):
 
 
 @pytest.fixture(scope="module")
-def source_stage(embedded_data_dir, tmp_path_factory):
-    """The source stage, trained once for every run of this module: it reads source data only, which the
-    scrambling leaves alone, so each run starts from a copy of it (the runner skips a finished stage)."""
-    from tensorflow.python.framework import config as tf_config
-    run_dir = str(tmp_path_factory.mktemp("source_stage"))
-    tf.config.experimental.enable_op_determinism()
-    try:
-        runner.run(_config(embedded_data_dir, run_dir, stages=("source",)))
-    finally:
-        tf_config.disable_op_determinism()
-    return os.path.join(run_dir, "seed_0", "source")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("direction", ["t2s", "s2t"])
-def test_adaptation_is_blind_to_target_labels(embedded_data_dir, tmp_path, direction, deterministic_ops,
-                                              source_stage):
-    scrambled = str(tmp_path / "scrambled")
+def scrambled_data_dir(embedded_data_dir, tmp_path_factory):
+    """The embedded pair with every training label of the target (uci_m) rewritten."""
+    scrambled = str(tmp_path_factory.mktemp("scrambled"))
     for name in ("uci", "uci_m"):
         shutil.copytree(os.path.join(embedded_data_dir, name), os.path.join(scrambled, name))
     _scramble_labels(scrambled, "uci_m")
     _, clean_labels = pipeline.arrays("uci_m", "train", embedded_data_dir)
     _, bad_labels = pipeline.arrays("uci_m", "train", scrambled)
     assert (clean_labels != bad_labels).mean() > 0.5
+    return scrambled
 
+
+@pytest.fixture(scope="module")
+def pixel_stages(embedded_data_dir, scrambled_data_dir, tmp_path_factory):
+    """{tag: (data_dir, seed directory)}: the source stage, trained once (it reads source data only, which the
+    scrambling leaves alone), then the pixel stage on the clean and on the scrambled data. The pixel stage does
+    not depend on --pixel_direction, so each direction's runs below start from copies of both stages (the
+    runner skips a finished stage)."""
+    from tensorflow.python.framework import config as tf_config
+    root = tmp_path_factory.mktemp("pixel_stages")
+    stages = {}
+    tf.config.experimental.enable_op_determinism()
+    try:
+        source = os.path.join(str(root), "source")
+        runner.run(_config(embedded_data_dir, source, stages=("source",)))
+        for tag, data_dir in (("clean", embedded_data_dir), ("scrambled", scrambled_data_dir)):
+            run_dir = os.path.join(str(root), tag)
+            shutil.copytree(os.path.join(source, "seed_0", "source"), os.path.join(run_dir, "seed_0", "source"))
+            runner.run(_config(data_dir, run_dir, stages=("source", "pixel")))
+            stages[tag] = (data_dir, os.path.join(run_dir, "seed_0"))
+    finally:
+        tf_config.disable_op_determinism()
+    return stages
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("direction", ["t2s", "s2t"])
+def test_adaptation_is_blind_to_target_labels(tmp_path, direction, deterministic_ops, pixel_stages):
     weights, decisions = {}, {}
-    for tag, data_dir in (("clean", embedded_data_dir), ("scrambled", scrambled)):
+    for tag, (data_dir, stages_dir) in pixel_stages.items():
         config = _config(data_dir, str(tmp_path / tag), pixel_direction=direction)
-        shutil.copytree(source_stage, os.path.join(config.run_dir, "seed_0", "source"))
+        for stage in ("source", "pixel"):
+            shutil.copytree(os.path.join(stages_dir, stage), os.path.join(config.run_dir, "seed_0", stage))
         runner.run(config)
         seed_dir = os.path.join(config.run_dir, "seed_0")
         weights[tag] = {}

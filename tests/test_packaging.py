@@ -8,9 +8,9 @@ import subprocess
 import sys
 import tomllib
 
+from conftest import REPO
 import cycada_tf
 
-REPO = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==(\S+)$")
 
 
@@ -31,7 +31,10 @@ def pins():
 def test_dependencies_are_the_pins_and_pytest_is_the_test_extra_that_setup_installs():
     project = pyproject()["project"]
     assert project["dependencies"] == pins() and not [pin for pin in pins() if pin.startswith("pytest")]
-    assert project["optional-dependencies"]["test"] == ["pytest==9.2.0"]
+    # tools/test.sh runs pytest in xdist workers (-n), so the plugin is a test dependency beside pytest.
+    assert [PIN.match(pin).group(1) for pin in project["optional-dependencies"]["test"]] == ["pytest", "pytest-xdist"]
+    with open(os.path.join(REPO, "tools", "test.sh")) as handle:
+        assert " -n " in handle.read()
     with open(os.path.join(REPO, "tools", "setup.sh")) as handle:
         setup = handle.read()
     assert '["optional-dependencies"]["test"]' in setup and "-r requirements.txt" in setup

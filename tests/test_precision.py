@@ -3,15 +3,13 @@ with float32 variables, float32 losses and loss scaling under float16; weights s
 another; an XLA-compiled step computes what the plain one does; a run records its precision."""
 
 import json
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import run_experiment
 from cycada_tf import config as config_lib, precision
 from cycada_tf.models import digit_gan, lenet
 from cycada_tf.stages.feature import FeatureAdaptation
@@ -203,7 +201,7 @@ def test_an_xla_compiled_step_computes_what_the_plain_step_computes():
         model = TaskStage(net)
         model.compile(keras.optimizers.SGD(0.05), jit_compile=jit)
         model.fit(tf.data.Dataset.from_tensors((_images(12), _labels(13))).repeat(), epochs=1,
-                  steps_per_epoch=3, verbose=0)
+                  steps_per_epoch=3, verbose=0, shuffle=False)
         assert model.jit_compile is jit
         weights[jit] = [v.numpy() for v in net.trainable_variables]
     for plain, compiled in zip(weights[False], weights[True]):
@@ -214,13 +212,8 @@ def test_an_xla_compiled_step_computes_what_the_plain_step_computes():
 
 # --- the command line -----------------------------------------------------------------------------------
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
 def _digits(*args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, "-m", "cycada_tf.experiments.digits", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return run_experiment("digits", *args, check=False, timeout=600)
 
 
 def test_a_bad_precision_flag_stops_the_run_before_it_writes_anything(tmp_path, embedded_data_dir):

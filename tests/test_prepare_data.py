@@ -8,10 +8,9 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import REPO
 from cycada_tf.data import registry, tfrecord
 from tools import prepare_data
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def write_usps(raw_dir, count=7, seed=0):

@@ -12,9 +12,9 @@ import types
 import keras
 import pytest
 
+from conftest import REPO, child_env
 from cycada_tf import config as config_lib, export, locks
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOLD = ("import sys, time; from cycada_tf import locks\n"
         "try:\n"
         "    with locks.held(sys.argv[1], '--run_dir'):\n"
@@ -25,7 +25,7 @@ HOLD = ("import sys, time; from cycada_tf import locks\n"
 
 def hold_in_another_process(directory):
     return subprocess.Popen([sys.executable, "-c", HOLD, directory], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=REPO))
+                            stderr=subprocess.PIPE, text=True, env=child_env())
 
 
 def busy_line(directory, pid, flag="--run_dir", name=locks.RUN_LOCK):

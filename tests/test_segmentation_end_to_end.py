@@ -9,26 +9,11 @@ import sys
 
 import pytest
 
+from conftest import child_env, run_experiment, tiny_flags
 from cycada_tf import runner
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--seeds=0", "--source_epochs=3", "--pixel_epochs=1", "--target_epochs=1", "--feature_epochs=2",
-        "--oracle_epochs=1", "--source_batch_size=64", "--pixel_batch_size=32", "--crop_size=32,64",
-        "--pixel_crop_size=32,32", "--model_width=8", "--generator_width=4", "--generator_blocks=1",
-        "--discriminator_width=4", "--feature_batch_size=16", "--feature_min_steps_per_epoch=5",
-        "--gate_window=3", "--semantic_weight=1", "--summary_every_epochs=1", "--verbose=0",
-        "--self_train_epochs=1", "--self_train_steps_per_epoch=3", "--self_train_batch_size=4",
-        "--pixel_direction=s2t", "--final_reverse_steps=20"]
+TINY = tiny_flags("segmentation", summary_every_epochs=1)
 STAGES = ["source", "pixel", "target", "feature", "self_train", "final", "oracle"]
-
-
-def run_main(*args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
-    result = subprocess.run([sys.executable, "-m", "cycada_tf.experiments.segmentation", *args], cwd=REPO,
-                            env=env, capture_output=True, text=True, timeout=600)
-    if result.returncode != 0:
-        raise AssertionError(f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +21,8 @@ def finished(tmp_path_factory):
     """The tiny run's directories, after one run with --export_dir."""
     root = tmp_path_factory.mktemp("segmentation")
     dirs = {name: str(root / name) for name in ("data", "run", "export")}
-    run_main(f"--data_dir={dirs['data']}", f"--run_dir={dirs['run']}", f"--export_dir={dirs['export']}", *TINY)
+    run_experiment("segmentation", f"--data_dir={dirs['data']}", f"--run_dir={dirs['run']}",
+                   f"--export_dir={dirs['export']}", *TINY)
     return dirs
 
 
@@ -96,7 +82,7 @@ def test_every_stage_runs_with_a_table_3_row_and_a_rerun_skips_them(finished):
     assert os.path.exists(os.path.join(seed_dir, "feature", "gate.png"))
 
     mtime = os.stat(os.path.join(seed_dir, "pixel", "g_st.weights.h5")).st_mtime_ns
-    second = run_main(f"--data_dir={data_dir}", f"--run_dir={run_dir}", *TINY)
+    second = run_experiment("segmentation", f"--data_dir={data_dir}", f"--run_dir={run_dir}", *TINY)
     assert second.stderr.count("already done, skipped") == 6
     assert os.stat(os.path.join(seed_dir, "pixel", "g_st.weights.h5")).st_mtime_ns == mtime
     assert json.load(open(os.path.join(run_dir, "results.json")))["table"] == results["table"]
@@ -120,7 +106,7 @@ def test_the_export_serves_label_maps_and_translations_as_the_keras_networks_com
         assert os.listdir(os.path.join(finished["export"], model)) == ["1"]
     listing = subprocess.run([sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show", "--dir",
                               os.path.join(finished["export"], "segmenter", "1"), "--all"], capture_output=True,
-                             text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+                             text=True, timeout=300, env=child_env())
     assert listing.returncode == 0, listing.stderr[-2000:]
     segment = listing.stdout[listing.stdout.index("signature_def['segment']"):]
     assert "dtype: DT_UINT8" in segment and "shape: (-1, -1, -1, -1)" in segment
@@ -154,10 +140,8 @@ def test_the_export_serves_label_maps_and_translations_as_the_keras_networks_com
 
 
 def test_a_bad_flag_ends_with_a_message_naming_it(tmp_path):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
-    result = subprocess.run([sys.executable, "-m", "cycada_tf.experiments.segmentation", "--model=unet",
-                             f"--data_dir={tmp_path / 'data'}", f"--run_dir={tmp_path / 'run'}"], cwd=REPO,
-                            env=env, capture_output=True, text=True, timeout=300)
+    result = run_experiment("segmentation", "--model=unet", f"--data_dir={tmp_path / 'data'}",
+                            f"--run_dir={tmp_path / 'run'}", check=False, timeout=300)
     assert result.returncode == 2 and result.stderr.splitlines() == [
         "error: flag --model=unet: value should be one of <small_fcn|fcn8s|drn26>"]
     assert not os.path.exists(tmp_path / "run")

@@ -210,7 +210,7 @@ def _feature_fit(gate, epochs):
     data = tf.data.Dataset.from_tensors((_images(1, 1), _images(1, 2))).repeat()
     messages = []
     stop = GateStop(log=messages.append)
-    history = model.fit(data, epochs=epochs, steps_per_epoch=2, verbose=0, callbacks=[stop])
+    history = model.fit(data, epochs=epochs, steps_per_epoch=2, verbose=0, callbacks=[stop], shuffle=False)
     return model, stop, history, messages
 
 
@@ -273,7 +273,7 @@ def test_task_stage_lowers_the_task_loss_on_a_fixed_batch():
     stage = TaskStage(net)
     stage.compile(optimizer=keras.optimizers.Adam(1e-3))
     history = stage.fit(tf.data.Dataset.from_tensors((x, y)).repeat(), epochs=1, steps_per_epoch=30,
-                        verbose=0).history
+                        verbose=0, shuffle=False).history
     after = float(losses.task_loss(y, net(x, training=False)))
     assert np.isfinite(history["loss"][-1])
     assert after < 0.8 * before, (before, after)

@@ -17,7 +17,6 @@ import pytest
 from cycada_tf import board, config as config_lib, summaries
 from cycada_tf.stages.source import TaskStage
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAGES = ("source", "pixel", "target", "feature", "self_train", "oracle")
 SESSION_GROUPS = {"experimentName": "", "allowedStatuses": ["STATUS_UNKNOWN"], "startIndex": 0, "sliceSize": 100}
 
@@ -150,10 +149,8 @@ def test_a_label_free_seed_reports_its_criteria_as_the_hparams_metrics():
 
 
 @pytest.mark.slow
-def test_a_tiny_run_in_tensorboard(embedded_data_dir, tmp_path, tensorboard):
-    from test_end_to_end import TINY, run_main
-    run_dir = str(tmp_path / "run")
-    run_main(f"--data_dir={embedded_data_dir}", f"--run_dir={run_dir}", *TINY)
+def test_a_tiny_run_in_tensorboard(tiny_digits_run, tensorboard):
+    run_dir = tiny_digits_run["run_dir"]  # the session's tiny whole run, read only
     results = json.load(open(os.path.join(run_dir, "results.json")))
     served = tensorboard(run_dir)
     stage_runs = [f"seed_0/{stage}" for stage in STAGES]

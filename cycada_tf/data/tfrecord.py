@@ -163,7 +163,7 @@ def _write_split(directory, split, examples, records_per_shard):
                 writer.close()
             provisional.append(os.path.join(directory, f".{split}-{len(provisional):05d}.tmp"))
             writer = tf.io.TFRecordWriter(provisional[-1])
-        writer.write(example.SerializeToString())
+        writer.write(example.SerializeToString(deterministic=True))  # map fields in key order
         counts[int(example.features.feature[schema.LABEL].int64_list.value[0])] += 1
         total += 1
     if writer is not None:

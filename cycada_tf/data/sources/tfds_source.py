@@ -115,5 +115,5 @@ def examples(name, split, data_dir):
 def records(name, split, data_dir):
     """Serialized tf.train.Example strings of the shared schema, like a TFRecord split."""
     return tf.data.Dataset.from_generator(
-        lambda: (example.SerializeToString() for example in examples(name, split, data_dir)),
+        lambda: (example.SerializeToString(deterministic=True) for example in examples(name, split, data_dir)),
         output_signature=tf.TensorSpec([], tf.string))
