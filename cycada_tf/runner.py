@@ -185,6 +185,7 @@ def _run_stages(task, run_dir, strategy, write_dir=None):
                 log(f"seed {seed}: stage '{stage.name}' already done, skipped")
             if result is not None:
                 results[stage.name] = result
+        interrupts.entering(f"the final model's choice (seed {seed})")
         final = selection.final_model(trial, results, CANDIDATES)
         if final is not None:
             results["final"] = final

@@ -51,7 +51,8 @@ def command(trial_dir, mode="kill", run_dir=None):
 
 
 def environment():
-    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO, PYTHONUNBUFFERED="1")
+    # PYTHONFAULTHANDLER: a crash (SIGSEGV, SIGABRT) prints every thread's Python stack, kept with the trial
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")
 
 
 def ctrl_c_reaches():
@@ -152,7 +153,17 @@ def trial(trial_dir, rng, horizon, mode="kill", run_dir=None):
     ok = clean_interrupt and done.returncode == 0 and results and not left
     return {"moment": moment, "stage": stage, "left_by_kill": len(left_by_kill), "rc": done.returncode,
             "results": results, "left": left, "seconds": seconds, "ok": ok, "interrupt_rc": status,
-            "tail": "" if ok else (output[-1500:] + "\n--- rerun:\n" + done.stdout[-1500:] + done.stderr[-1500:])}
+            "tail": "" if ok else (_kept(trial_dir, output) + output[-1500:] + "\n--- rerun:\n" + done.stdout[-1500:]
+                                   + done.stderr[-1500:])}
+
+
+def _kept(trial_dir, output):
+    """A failed trial's whole interrupted output, copied beside the trial directories (the next trial empties
+    its own); the line that says where."""
+    path = f"{trial_dir.rstrip(os.sep)}.failed.log"
+    with open(path, "w") as handle:
+        handle.write(output)
+    return f"(its whole output: {path})\n"
 
 
 def main(argv=None):
