@@ -3,7 +3,9 @@
 exceptions that no `except Exception` catches, so every write in progress cleans up after itself (files.py,
 tfrecord.py, export.py) and the run directory's lock is released. The runner says where it is (entering)."""
 
+import os
 import signal
+import sys
 
 _WHERE = ["start-up"]
 
@@ -32,3 +34,14 @@ def status_and_line(error):
     """(exit status, the one line) of a KeyboardInterrupt or Terminated."""
     signum = getattr(error, "signum", signal.SIGINT)
     return 128 + signum, f"interrupted in {_WHERE[0]}; the same command resumes"
+
+
+def end(error):
+    """Print the one line of a KeyboardInterrupt or Terminated on stderr and end the process at once with its
+    status (130 or 143). Every write in progress has cleaned up while the exception unwound to the caller; the
+    interpreter's teardown is skipped (os._exit) because, with TensorFlow's objects left mid-operation by the
+    signal, it can crash there (SIGSEGV) after the line was printed."""
+    status, line = status_and_line(error)
+    print(line, file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(status)

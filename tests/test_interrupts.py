@@ -50,3 +50,16 @@ def test_sigterm_unwinds_as_an_exception_and_is_143():
     finally:
         signal.signal(signal.SIGTERM, previous)
         interrupts.entering("start-up")
+
+
+@pytest.mark.parametrize("error, status", [("KeyboardInterrupt()", 130), ("interrupts.Terminated()", 143)])
+def test_the_end_of_an_interrupt_skips_the_interpreters_teardown(error, status):
+    # After the line, nothing of the interpreter's teardown runs (an atexit function here; TensorFlow's
+    # destructors in a run, which can crash after an interrupt): the status is the signal's, not a crash's.
+    code = ("import atexit; from cycada_tf import interrupts; atexit.register(print, 'teardown ran'); "
+            f"interrupts.entering(\"stage 'feature' (seed 1)\"); interrupts.end({error})")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
+                          env=child_env())
+    assert done.returncode == status, done.stderr
+    assert done.stderr == f"interrupted in stage 'feature' (seed 1); {RESUMES}\n"
+    assert "teardown ran" not in done.stdout

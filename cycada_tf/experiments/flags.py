@@ -76,9 +76,7 @@ def run(main, cls, doc):
     try:
         app.run(main, flags_parser=functools.partial(parse_flags, help_text=usage.text(cls, doc)))
     except (KeyboardInterrupt, interrupts.Terminated) as error:
-        status, line = interrupts.status_and_line(error)
-        print(line, file=sys.stderr, flush=True)
-        sys.exit(status)
+        interrupts.end(error)
 
 
 def experiment_main(cls, runner):
@@ -100,9 +98,7 @@ def experiment_main(cls, runner):
         try:
             _run(config, runner, verbose=flags.FLAGS["verbosity"].present)
         except (KeyboardInterrupt, interrupts.Terminated) as error:
-            status, line = interrupts.status_and_line(error)
-            print(line, file=sys.stderr, flush=True)
-            sys.exit(status)
+            interrupts.end(error)
     return main
 
 

@@ -71,9 +71,7 @@ def main(argv=None, prog="export"):
         print(f"error: {error}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, interrupts.Terminated) as error:  # the version being written is removed
-        status, line = interrupts.status_and_line(error)
-        print(line, file=sys.stderr)
-        return status
+        interrupts.end(error)
     except Exception as error:  # noqa: BLE001 - a full disk, a directory that cannot be written: one line
         from cycada_tf import failures
         line = failures.storage_line(error)
