@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
 # The test command of README.md: set up .venv if needed, then run the whole suite (slow tests included) in two
 # pytest-xdist workers, a test file to a worker (its module fixtures built once); -n 0 runs it in one process.
+# Arguments pass through to pytest; a path among them runs that file or directory instead of tests/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
 export TF_CPP_MIN_LOG_LEVEL=2
-exec .venv/bin/python -m pytest -q -n 2 --dist loadfile tests "$@"
+where=(tests)
+for argument in "$@"; do
+  case "$argument" in
+    -*) ;;
+    *) if [ -e "${argument%%::*}" ]; then where=(); fi ;;
+  esac
+done
+exec .venv/bin/python -m pytest -q -n 2 --dist loadfile "${where[@]}" "$@"
