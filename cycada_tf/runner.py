@@ -34,7 +34,7 @@ import keras
 from cycada_tf import board, determinism, distribute, export, failures, files, interrupts, locks, loop, progress
 from cycada_tf import report
 from cycada_tf import resume, selection
-from cycada_tf import summaries, tasks
+from cycada_tf import summaries, tasks, timing
 from cycada_tf import precision as precision_lib
 from cycada_tf.data import registry
 from cycada_tf.stages import base as stage_base, registry as stage_registry
@@ -69,19 +69,21 @@ def run(config):
     if not distribute.is_chief(strategy):
         return _run_worker(config, run_dir, strategy)
     interrupts.entering("data preparation")
-    failures.check_directory(config.data_dir, "--data_dir")
-    for name in (config.source, config.target):
-        registry.ensure(name, config.data_dir, download=config.download)
-    for note in data_notes(config):
-        log(note)
-    task = tasks.for_config(config)
-    task.check_data()
+    times = timing.RunTiming(run_dir)
+    with times.phase("data"):
+        failures.check_directory(config.data_dir, "--data_dir")
+        for name in (config.source, config.target):
+            registry.ensure(name, config.data_dir, download=config.download)
+        for note in data_notes(config):
+            log(note)
+        task = tasks.for_config(config)
+        task.check_data()
     failures.check_writable(run_dir, "--run_dir")
     with locks.held(run_dir, "--run_dir", log=log):  # one run per directory, for the run's life
-        return _run_chief(task, run_dir, strategy)
+        return _run_chief(task, run_dir, strategy, times)
 
 
-def _run_chief(task, run_dir, strategy):
+def _run_chief(task, run_dir, strategy, times):
     """The run of the chief (of the only process, but under multi_worker), its run directory locked: the stages,
     then results.json, results.md, report.md and the export. config.json is checked now and written when the
     first stage starts (_run_stages): a run refused before then leaves nothing that blocks the next command."""
@@ -89,7 +91,18 @@ def _run_chief(task, run_dir, strategy):
     resume.check_run_config(config, run_dir, write=False)
     distribute.barrier(strategy)  # the data is there for the other workers
     with distribute.peer_errors(strategy):
-        summary = task.summarize(_run_stages(task, run_dir, strategy))
+        summary = task.summarize(_run_stages(task, run_dir, strategy, times=times))
+    with times.phase("report"):
+        _write_outputs(task, run_dir, summary)
+    times.write()
+    distribute.barrier(strategy)  # no worker leaves the cluster before the chief has written everything
+    return summary
+
+
+def _write_outputs(task, run_dir, summary):
+    """results.json, results.md (the table, also on stdout), TensorBoard's run summaries, report.md and the
+    export of --export_dir."""
+    config = task.config
     notes = data_notes(config)
     if notes:
         summary["data_notes"] = notes
@@ -107,8 +120,6 @@ def _run_chief(task, run_dir, strategy):
     if config.export_dir:
         interrupts.entering("the export")
         export.export_seed(Trial(task, config.seeds[0], run_dir), config.export_dir, log)
-    distribute.barrier(strategy)  # no worker leaves the cluster before the chief has written everything
-    return summary
 
 
 def data_notes(config):
@@ -139,8 +150,9 @@ def _run_worker(config, run_dir, strategy):
     return per_seed
 
 
-def _run_stages(task, run_dir, strategy, write_dir=None):
-    """{seed: {stage: results}} of every seed, running the requested stages that have not finished."""
+def _run_stages(task, run_dir, strategy, write_dir=None, times=None):
+    """{seed: {stage: results}} of every seed, running the requested stages that have not finished; their
+    times in `times` (a timing.RunTiming; the chief's), written after each stage."""
     config = task.config
     precisions, jit_compile = stage_settings(config)
     per_seed = {}
@@ -169,15 +181,20 @@ def _run_stages(task, run_dir, strategy, write_dir=None):
                 # Every stage starts from the same global random state (TF's global seed also keys tf.data
                 # shuffles), whatever ran before it in this process: a resumed run repeats an unbroken one.
                 keras.utils.set_random_seed(seed)
+                timer = times.stage(seed, stage.name) if times else timing.StageTimer()
                 # Every network and optimizer of the stage is built under its strategy and precision.
                 with precision_lib.policy(precisions[stage.name]), distribute.scope(strategy):
-                    plan = stage.wire(trial)
+                    with timer.phase("wire"):
+                        plan = stage.wire(trial)
                     if write_dir is None:  # the chief, and the run really starts: config.json holds its flags
                         resume.check_run_config(config, run_dir)
                     result = plan if isinstance(plan, dict) else fit(trial, stage.name, plan, precisions[stage.name],
-                                                                      jit_compile[stage.name], clock)
+                                                                      jit_compile[stage.name], clock, timer)
                 result["seconds"] = round(time.time() - start, 1)
+                timer.add("total", result["seconds"])
                 trial.finish(stage.name, result)
+                if times:
+                    times.write()
                 distribute.barrier(strategy)  # the chief's files of the stage are there for the next one
                 clock.finish()
                 log(f"seed {seed}: stage '{stage.name}' {ended(result)}; {clock.describe()}")
@@ -186,7 +203,8 @@ def _run_stages(task, run_dir, strategy, write_dir=None):
             if result is not None:
                 results[stage.name] = result
         interrupts.entering(f"the final model's choice (seed {seed})")
-        final = selection.final_model(trial, results, CANDIDATES)
+        with times.phase("final_choice", seed) if times else contextlib.nullcontext():
+            final = selection.final_model(trial, results, CANDIDATES)
         if final is not None:
             results["final"] = final
             if distribute.is_chief(strategy):  # what export reads (export.export_seed)
@@ -208,20 +226,23 @@ def _stages(names):
     return f"stage{'s' if len(names) > 1 else ''} " + ", ".join(f"'{name}'" for name in names)
 
 
-def fit(trial, stage, plan, precision, jit_compile, clock=None):
+def fit(trial, stage, plan, precision, jit_compile, clock=None, timer=None):
     """Train `plan` (a stage's Plan) from the stage's last checkpoint (if any) to its last epoch, checkpointing
     the model, its optimizers and the plan's state after each epoch (resume.StageCheckpoint), then save its
     networks and return its results. The networks already compute in `precision` (built under its policy);
     the optimizers get its loss scaling (mixed_float16), and the step `jit_compile`. The progress lines give
-    the run's time left by `clock` (a progress.RunClock), if given."""
+    the run's time left by `clock` (a progress.RunClock), if given; where the time goes in `timer` (a
+    timing.StageTimer), if given."""
     model, config = plan.model, trial.config
-    stage_base.compile(model, plan.optimizers, precision, jit_compile)
-    # model.variables: every network's weights, the frozen ones too, and the random states of its layers
-    # (dropout, style codes), which a tf.train.Checkpoint of a subclassed Keras 3 model misses.
-    checkpoint = resume.StageCheckpoint(stage, os.path.join(trial.dir, stage, "ckpt"), log,
-                                        write_directory=os.path.join(trial.stage_dir(stage), "ckpt"),
-                                        variables=list(model.variables), **model.optimizers(), **plan.state)
-    initial = checkpoint.restore()
+    timer = timer or timing.StageTimer()
+    with timer.phase("compile"):
+        stage_base.compile(model, plan.optimizers, precision, jit_compile)
+        # model.variables: every network's weights, the frozen ones too, and the random states of its layers
+        # (dropout, style codes), which a tf.train.Checkpoint of a subclassed Keras 3 model misses.
+        checkpoint = resume.StageCheckpoint(stage, os.path.join(trial.dir, stage, "ckpt"), log,
+                                            write_directory=os.path.join(trial.stage_dir(stage), "ckpt"),
+                                            variables=list(model.variables), **model.optimizers(), **plan.state)
+        initial = checkpoint.restore()
     if plan.done and plan.done():
         initial = plan.epochs
     callbacks = plan.callbacks + [progress.Progress(stage, log, plan.may_stop_early, clock)]
@@ -232,6 +253,8 @@ def fit(trial, stage, plan, precision, jit_compile, clock=None):
     # Our progress lines are --verbose=0 and 2's; Keras' own (--verbose=1) would repeat them. Keras prints its
     # progress bar on stdout, which is the results table's: it goes to stderr with the run's other lines.
     verbose = 0 if config.verbose == 2 else config.verbose
+    callbacks = timer.around(callbacks)
+    fit_start = timer.fit_start = timer.now()
     with contextlib.redirect_stdout(sys.stderr):
         if distribute.is_multi_worker(trial.strategy):  # Keras 3.15's fit fails there; the same loop by hand
             history = loop.fit(model, plan.dataset, plan.epochs, initial_epoch=initial, steps_per_epoch=plan.steps,
@@ -239,7 +262,12 @@ def fit(trial, stage, plan, precision, jit_compile, clock=None):
         else:  # shuffle=False: the stage's dataset is shuffled already (fit cannot shuffle a tf.data.Dataset)
             history = model.fit(plan.dataset, epochs=plan.epochs, initial_epoch=initial, steps_per_epoch=plan.steps,
                                 verbose=verbose, callbacks=callbacks, shuffle=False)
-    for name, network in plan.outputs.items():
-        files.save_weights(network, trial.weights(stage, name, written=True))
+    timer.add("fit_other", timer.now() - fit_start - sum(
+        seconds for name, seconds in timer.phases.items()
+        if name in ("fit_setup", "first_step", "training") or name.startswith("callbacks.")))
+    with timer.phase("save_weights"):
+        for name, network in plan.outputs.items():
+            files.save_weights(network, trial.weights(stage, name, written=True))
     logs = {k: float(v[-1]) for k, v in history.history.items()} or checkpoint.last_logs
-    return plan.result(logs)
+    with timer.phase("result"):
+        return plan.result(logs)
