@@ -4,6 +4,7 @@ the run it sets, on stdout with exit status 0; --helpfull stays absl's."""
 import dataclasses
 import fnmatch
 import os
+import re
 import subprocess
 import sys
 
@@ -98,3 +99,9 @@ def test_every_flags_help_fits_in_two_lines(cls):
         if len(rendered) - 1 > LONGER.get(field.name, MAX_HELP_LINES):
             too_long[field.name] = "\n".join(rendered[:-1])
     assert not too_long, "help longer than two lines (move the detail to docs/):\n" + "\n".join(too_long.values())
+
+
+@pytest.mark.parametrize("cls", list(MODULES.values()), ids=lambda c: c.__name__)
+def test_the_documents_a_help_points_to_exist(cls):
+    named = {name for field in dataclasses.fields(cls) for name in re.findall(r"docs/\w+\.md", field.metadata["help"])}
+    assert len(named) >= 5 and [name for name in sorted(named) if not os.path.exists(os.path.join(REPO, name))] == []
