@@ -19,10 +19,9 @@ class Config(SelfTrainingFields):
     """Every field that both experiments have. A field whose default is PER_TASK gets it from the task class."""
     TASK: typing.ClassVar[str] = ""  # recorded in config.json and results.json ("task"), not a flag
 
-    source: str = _f(PER_TASK, "Source dataset (labelled): a name, or folder:<path> for your own images "
+    source: str = _f(PER_TASK, "Labelled source dataset: a name or folder:<path> (docs/data.md).")
+    target: str = _f(PER_TASK, "Target dataset, labels read only for scores: a name or folder:<path> "
                                "(docs/data.md).")
-    target: str = _f(PER_TASK, "Target dataset (its labels are read only to report scores): a name, or folder:<path> "
-                               "for your own images, labelled or not (docs/data.md).")
     data_dir: str = _f("data", "Directory of prepared TFRecords (embedded domains are built there on first use).")
     run_dir: str = _f("", "Where checkpoints, translations and results go; default runs/<source>_to_<target>.",
                       rerun=True)
@@ -45,40 +44,33 @@ class Config(SelfTrainingFields):
     pixel_lr: float = _f(2e-4, "Adam learning rate of generators and discriminators (paper, CycleGAN: 2e-4).", **RATE)
     pixel_beta_1: float = _f(0.5, "Adam beta_1 of the pixel stage (CycleGAN's, whose learning rate the paper "
                                   "uses: 0.5).", **FRACTION)
-    gan_mode: str = _f(PER_TASK, "The pixel stage's GAN objective: log (Eq. 2 as written) or lsgan (CycleGAN's "
-                                 "least squares); feature adaptation has its own, --feature_gan_mode.",
+    gan_mode: str = _f(PER_TASK, "The pixel stage's GAN loss: log (Eq. 2) or lsgan (CycleGAN's least squares).",
                        choices=GAN_MODES)
     gan_weight: float = _f(1.0, "Weight of each GAN term (digits paper: equal weights on all losses).", **WEIGHT)
     cycle_weight: float = _f(PER_TASK, "Weight of the cycle-consistency loss, Eq. 3.", **WEIGHT)
-    semantic_weight: float = _f(PER_TASK, "Weight of Eq. 4's source term: G_S->T(x_s) keeps f_S's label of x_s "
-                                          "(per pixel for segmentation), through the frozen f_S.", **WEIGHT)
+    semantic_weight: float = _f(PER_TASK, "Weight of Eq. 4's source term: G_S->T(x_s) keeps the frozen f_S's "
+                                          "label of x_s.", **WEIGHT)
     semantic_t2s_weight: float = _f(
-        0.0, "Weight of Eq. 4's target term: G_T->S(x_t) keeps f_S's label of x_t (digits paper: 1). Off by "
-             "default: it ties G_T->S to f_S's mistakes on the target domain (measured on uci->uci_m: "
-             "f_S(G_T->S(x_t)) 57% with it, 75% without; source only 57%).", **WEIGHT)
-    identity_weight: float = _f(0.0, "CycleGAN's identity loss, as its --lambda_identity: |G_S->T(x_t) - x_t| + "
-                                     "|G_T->S(x_s) - x_s| weighted identity_weight x --cycle_weight (CycleGAN: "
-                                     "0.5; the authors' segmentation run: 1.0). Off in the paper's text.", **WEIGHT)
-    pixel_lr_decay: str = _f("none", "Learning-rate schedule of the pixel stage: none (constant), or linear "
-                                     "(CycleGAN's: constant for the first half of --pixel_epochs, then "
-                                     "linearly to 0).", choices=("none", "linear"))
-    pixel_init: str = _f("glorot", "Initialisation of the generators' and image discriminators' kernels: "
-                                   "glorot (Keras' default) or normal (CycleGAN's N(0, 0.02)).",
+        0.0, "Weight of Eq. 4's target term: G_T->S(x_t) keeps f_S's label of x_t (paper: 1; why 0: "
+             "docs/paper_departures.md).", **WEIGHT)
+    identity_weight: float = _f(0.0, "CycleGAN's identity loss, weighted this x --cycle_weight (CycleGAN: 0.5; "
+                                     "paper: 0; the authors' segmentation run: 1).", **WEIGHT)
+    pixel_lr_decay: str = _f("none", "The pixel stage's learning rate: constant, or CycleGAN's linear decay "
+                                     "to 0 over the second half.", choices=("none", "linear"))
+    pixel_init: str = _f("glorot", "Kernel init of the translators and image discriminators: Keras' glorot "
+                                   "or CycleGAN's N(0, 0.02).",
                          choices=("glorot", "normal"))
-    instance_norm_affine: bool = _f(True, "Instance norm with a learned scale and offset in the generators and "
-                                          "discriminators (CycleGAN's InstanceNorm2d has none: false).")
+    instance_norm_affine: bool = _f(True, "Learned scale and offset in the pixel stage's instance norms "
+                                          "(CycleGAN's have none: false).")
     pool_size: int = _f(50, "Image history shown to the discriminators (CycleGAN: 50); 0 turns it off.", **NON_NEGATIVE)
     generator_width: int = _f(PER_TASK, "Filters of the generator's first convolution.", **POSITIVE)
     discriminator_width: int = _f(PER_TASK, "Filters of the image discriminator's first convolution.", **POSITIVE)
-    discriminator_norm: str = _f(PER_TASK, "Image discriminator normalisation: none, or instance (CycleGAN); "
-                                           "instance norm hides each image's colours from the discriminator.",
+    discriminator_norm: str = _f(PER_TASK, "Image discriminator normalisation (CycleGAN: instance, which "
+                                           "hides each image's colours from it).",
                                  choices=("none", "instance"))
     pixel_direction: str = _f(
-        "auto", "How the target model uses the translators: s2t (paper) trains it on G_S->T(X_S) and gives it "
-                "target images; t2s gives it G_T->S(x_t) and trains it on G_T->S(G_S->T(X_S)); auto chooses "
-                "after the pixel stage without target labels: t2s when the source model is more decisive "
-                "(information maximisation) on G_T->S(x_t) than on x_t, else s2t (selection.choose_direction). "
-                "Measured on the development pairs: uci->uci_m is better in t2s, fonts->uci in s2t.",
+        "auto", "The target model trains on G_S->T(X_S) (s2t, paper) or reads G_T->S(x_t) (t2s); auto: "
+                "picked without labels.",
         choices=("auto", "s2t", "t2s"))
     translations_per_image: int = _f(PER_TASK, "Translated copies of each source image for the target model.",
                                      **POSITIVE)
@@ -87,43 +79,37 @@ class Config(SelfTrainingFields):
 
     feature_epochs: int = _f(PER_TASK, "Feature adaptation epochs at most (the gate may end it sooner).", **POSITIVE)
     feature_batch_size: int = _f(PER_TASK, "Feature adaptation batch size per domain.", **POSITIVE)
-    feature_optimizer: str = _f("adam", "Optimizer of feature adaptation: adam (with --feature_beta_1) or sgd "
-                                        "(with --feature_momentum).", choices=OPTIMIZERS)
+    feature_optimizer: str = _f("adam", "Feature adaptation's optimizer (sgd: --feature_momentum).",
+                                choices=OPTIMIZERS)
     feature_lr: float = _f(PER_TASK, "Learning rate of feature adaptation (--feature_optimizer).", **RATE)
     feature_beta_1: float = _f(0.5, "Adam beta_1 of feature adaptation (--feature_optimizer=adam).", **FRACTION)
     feature_beta_2: float = _f(0.999, "Adam beta_2 of feature adaptation (--feature_optimizer=adam).", **FRACTION)
     feature_momentum: float = _f(0.99, "Momentum of --feature_optimizer=sgd (segmentation paper: 0.99).", **FRACTION)
     feature_min_steps_per_epoch: int = _f(
-        100, "An epoch of feature adaptation (the gate's stop window) is one pass over the target training "
-             "set or this many iterations, whichever is longer: on small data a pass is too short for a "
-             "discriminator at lr 1e-5 to ever reach the gate (MNIST's pass is ~470 iterations).", **NON_NEGATIVE)
-    feature_layer: str = _f("features", "What D_feat sees: features (paper: the classifier's 500-d layer, the "
-                                        "segmenter's 'features' map) or logits (the released code: class scores).",
+        100, "A feature epoch (the gate's window) is a target pass or this many iterations, whichever is "
+             "longer.", **NON_NEGATIVE)
+    feature_layer: str = _f("features", "What D_feat sees: features (paper: the 500-d layer; the segmenter's "
+                                        "'features' map) or class scores (release).",
                             choices=("features", "logits"))
-    feature_gan_mode: str = _f("log", "D_feat's objective, Eq. 5: log (the paper's and the authors' code) or "
-                                      "lsgan; the gate reads the discriminator's accuracy either way.",
+    feature_gan_mode: str = _f("log", "D_feat's loss, Eq. 5: log (paper) or lsgan; the gate reads D_feat's "
+                                      "accuracy either way.",
                                choices=GAN_MODES)
     feature_g_weight: float = _f(1.0, "Weight of f_T's representation (fooling) loss against D_feat's loss "
                                       "(appendix 6.1.2: ten times less for segmentation, 0.1).", **WEIGHT)
-    feature_dropout: bool = _f(False, "f_ref and f_T embed in training mode (dropout on, batch norm on batch "
-                                      "statistics) in feature adaptation. Off: both in inference mode (the "
-                                      "paper is silent; dropout on one side only is a tell for D_feat).")
-    target_train_split: str = _f("train", "Split of the target dataset the unlabelled stages (pixel, target "
-                                          "under t2s, feature, self_train, the label-free criteria) read. "
-                                          "Paper, Cityscapes: train_extra (19,998 images without labels); the "
-                                          "oracle always trains on the labelled train split.")
-    gate_window: int = _f(PER_TASK, "Feature adaptation updates f_T only while the discriminator accuracy, "
-                                    "averaged over this many last iterations, is above 60% (appendix 6.1).", **POSITIVE)
+    feature_dropout: bool = _f(False, "Feature adaptation embeds in training mode (dropout, batch statistics); "
+                                      "off: inference mode (the paper is silent).")
+    target_train_split: str = _f("train", "Target split of the unlabelled stages and criteria (Cityscapes: "
+                                          "train_extra); the oracle trains on train.")
+    gate_window: int = _f(PER_TASK, "f_T is updated only while D_feat's accuracy over this many last "
+                                    "iterations is above 60%.", **POSITIVE)
 
     oracle_epochs: int = _f(PER_TASK, "Epochs of the target-trained oracle (labelled target data; reported only).",
                             **POSITIVE)
-    verbose: int = _f(PER_TASK, "1: Keras' progress bar as well; 0 and 2: our lines only (an epoch's, with the "
-                                "time left: the first, the last, and between them one every ~10 s at most).",
+    verbose: int = _f(PER_TASK, "0 and 2: our progress lines only (docs/output.md); 1: Keras' progress bar "
+                                "as well.",
                       rerun=True, choices=(0, 1, 2))
-    summary_every_epochs: int = _f(5, "Epochs between TensorBoard image summaries (translations; confusion "
-                                      "matrices or prediction overlays on the target test split), and after "
-                                      "the last; scalars go every epoch to <run_dir>/seed_<k>/<stage>. 0: no "
-                                      "TensorBoard summaries.", rerun=True, **NON_NEGATIVE)
+    summary_every_epochs: int = _f(5, "Epochs between TensorBoard image summaries (scalars: every epoch); 0: "
+                                      "none (docs/output.md).", rerun=True, **NON_NEGATIVE)
 
     def __post_init__(self):
         unset = [f.name for f in dataclasses.fields(self) if getattr(self, f.name) is PER_TASK]
@@ -146,9 +132,8 @@ class DigitsConfig(Config):
     task_model: str = _f("lenet", "Classifier f: lenet (the paper's, Figure 7) or dtn (the release's SVHN->MNIST net).",
                          choices=("lenet", "dtn"))
 
-    source = _override("uci", "E.g. uci, fonts (embedded), mnist, usps, svhn; or tfds:<name>, a copy prepared by "
-                              "tensorflow-datasets (tfds:svhn_cropped).")
-    target = _override("uci_m", "E.g. uci_m, uci, mnist, usps; or tfds:<name> as for --source.")
+    source = _override("uci", "E.g. uci, fonts, mnist, usps, svhn, tfds:<name>.")
+    target = _override("uci_m", "E.g. uci_m, mnist, usps, tfds:<name>.")
     task_optimizer = _note("Paper: Adam.")
     source_epochs = _override(30, "Paper: 100; 30 suffices on the 900 embedded digits.")
     source_batch_size = _override(128, "Paper: 128.")
@@ -175,8 +160,7 @@ class DigitsConfig(Config):
     self_train_batch_size = _override(64, "AdaMatch: 64.")
     self_train_target_ratio = _override(3, "AdaMatch's uratio: 3.")
     self_train_lr = _override(3e-4)
-    self_train_view = _override("target", "Measured on uci->uci_m: target 88.2%, init ~64% (f_T's translated "
-                                          "view caps it).")
+    self_train_view = _override("target")
     oracle_epochs = _override(30)
     verbose = _override(2)
 
@@ -188,23 +172,19 @@ class SegmentationConfig(Config):
     TASK = "segmentation"
     model: str = _f("small_fcn", "Segmenter: small_fcn (embedded demo), fcn8s (VGG16-FCN8s) or drn26 (DRN-C-26).",
                     choices=("small_fcn", "fcn8s", "drn26"))
-    backbone_weights: str = _f("", "fcn8s/drn26 ImageNet backbone: 'imagenet' reads Keras' cache ($KERAS_HOME/"
-                                   "models, else ~/.keras/models): fcn8s Keras' VGG16 file with its top "
-                                   "(downloaded if missing), drn26 the file tools/convert_drn.py writes from "
-                                   "DRN-C-26's official .pth; or a local file (VGG16 weights, a drn26 "
-                                   ".weights.h5, the official .pth). Empty: random init, with a warning.")
+    backbone_weights: str = _f("", "fcn8s/drn26 backbone: imagenet (Keras' cache), a local weights file, or "
+                                   "empty: random init (docs/segmentation.md).")
     model_width: int = _f(32, "small_fcn: filters of its first layer.", **POSITIVE)
     width: int = _f(0, "Image width the data was prepared at (tools/prepare_data.py --width; paper: 1024); "
                        "checked against the prepared data. 0: any.", **NON_NEGATIVE)
     crop_size: tuple = _f((64, 128), "Random training crop height,width of the task-model stages (paper: "
                                      "400,400); the embedded images are 64x128.", **CROP)
-    pixel_crop_size: tuple = _f((64, 64), "Random training crop height,width of pixel adaptation (the paper "
-                                          "does not say; CycleGAN: 256,256); half the embedded image halves "
-                                          "the cost of the most expensive stage.", **CROP)
+    pixel_crop_size: tuple = _f((64, 64), "Random training crop height,width of pixel adaptation (paper: "
+                                          "silent; CycleGAN: 256,256).", **CROP)
     feature_crop_size: tuple = _f((64, 128), "Random crop height,width of feature adaptation (paper: 768,768; "
                                              "images smaller than the crop are padded).", **CROP)
-    eval_split: str = _f("test", "Split every score is measured on (cityscapes: val). A dataset without it is "
-                                 "scored on nothing (the source) or shown from its train split (figures).")
+    eval_split: str = _f("test", "Split every score is measured on (cityscapes: val); a dataset without it "
+                                 "gets no score.")
     eval_batch_size: int = _f(50, "Images per evaluation batch at full resolution (1 when image sizes vary).",
                               **POSITIVE)
     generator_blocks: int = _f(3, "Residual blocks of the generator (CycleGAN: 9).", **NON_NEGATIVE)
@@ -219,10 +199,9 @@ class SegmentationConfig(Config):
     source_lr = _override(1e-3, "Paper: 1e-3 with SGD.")
     pixel_epochs = _override(5, "Paper: 20.")
     pixel_batch_size = _override(4, "Paper: 1.")
-    gan_mode = _override("lsgan", "lsgan by default: CycleGAN's recipe, which the paper follows for "
-                                  "segmentation.")
+    gan_mode = _override("lsgan", "Paper: lsgan (CycleGAN's).")
     cycle_weight = _override(10.0, "CycleGAN: 10.")
-    semantic_weight = _override(0.0, "The paper omitted Eq. 4 for segmentation, for memory; available here.")
+    semantic_weight = _override(0.0, "Paper: 0 (for memory).")
     generator_width = _override(16, "A ResNet generator (CycleGAN: 64).")
     discriminator_width = _override(16, "A PatchGAN (CycleGAN: 64).")
     discriminator_norm = _override("instance")
@@ -231,25 +210,19 @@ class SegmentationConfig(Config):
     feature_epochs = _override(3)
     feature_batch_size = _override(8, "Paper: 1.")
     feature_optimizer = _note("Paper: SGD, momentum 0.99, lr 1e-5.")
-    feature_gan_mode = _override("lsgan", "The embedded road-scene recipe was measured with lsgan; the paper's "
-                                          "flagfiles set log.")
-    feature_lr = _override(1e-4, "Paper: 1e-5 with SGD; at 1e-5 the embedded run's discriminator stayed under "
-                                 "the gate for the whole first epoch, so the stage changed nothing.")
+    feature_gan_mode = _override("lsgan", "Flagfiles: log.")
+    feature_lr = _override(1e-4, "Paper: 1e-5 with SGD (docs/results.md).")
     gate_window = _override(100, "Paper: 100.")
     final_reverse_steps = _override(300)
     self_train_epochs = _override(10)
-    self_train_method = _override("dacs", "Road scenes, seed 0: AdaMatch (translated view) 53.3 mIoU, dacs 57.9, "
-                                          "pixel+feat 52.1 (docs/results.md).")
+    self_train_method = _override("dacs")
     self_train_steps_per_epoch = _override(100)
     self_train_batch_size = _override(8)
     self_train_target_ratio = _override(1)
     self_train_lr = _override(1e-4)
-    self_train_guide_steps = _override(1000, "The whole stage: its init model's labels of G_T->S(x_t) with "
-                                             "class mixing (the teacher alone lost the cars).")
-    self_train_confidence = _note("Segmentation: per pixel and per class, tau times the model's mean "
-                                  "confidence on labelled pixels of that class.")
-    self_train_view = _override("target", "dacs reads target images as they are; AdaMatch's view: init (target "
-                                          "lost half of f_T's mIoU, 59.4 -> 31.3).")
+    self_train_guide_steps = _override(1000, "The whole stage.")
+    self_train_confidence = _note("Segmentation: per class.")
+    self_train_view = _override("target")
     oracle_epochs = _override(10)
     verbose = _override(0)
 

@@ -22,41 +22,36 @@ class SelfTrainingFields(RunOptions):
     self_train_target_ratio: int = _f(PER_TASK, "Unlabelled target images (crops) per labelled one in "
                                                 "a self-training step.", **POSITIVE)
     self_train_lr: float = _f(PER_TASK, "Adam learning rate of self-training.", **RATE)
-    self_train_confidence: float = _f(0.9, "AdaMatch's relative confidence threshold tau: a target "
-                                           "image's pseudo-label counts when its confidence is at least tau "
-                                           "times the mean confidence on the labelled batch (AdaMatch: 0.9).",
+    self_train_confidence: float = _f(0.9, "AdaMatch's relative threshold: a pseudo-label counts at this x the "
+                                           "labelled batch's mean confidence.",
                                       **UNIT)
     self_train_target_weight: float = _f(1.0, "Weight of the pseudo-label term of self-training.", **WEIGHT)
-    self_train_method: str = _f(PER_TASK, "Self-training's objective: adamatch (AdaMatch) or dacs (a mean "
-                                          "teacher with class mixing, segmentation only).",
+    self_train_method: str = _f(PER_TASK, "Self-training's objective; dacs (a mean teacher with class "
+                                          "mixing) is for segmentation.",
                                 choices=("adamatch", "dacs"))
     self_train_ema: float = _f(0.99, "dacs: momentum of the teacher's moving average of the student (DACS: 0.99).",
                                **UNIT)
     self_train_teacher_confidence: float = _f(0.968, "dacs: a pixel is confidently pseudo-labelled above this "
                                                      "teacher probability (DACS: 0.968).", **UNIT)
-    self_train_guide_steps: int = _f(0, "dacs, reading target images as they are after a t2s init: the init "
-                                        "model through G_T->S labels them for this many first steps.",
+    self_train_guide_steps: int = _f(0, "dacs after a t2s init: steps in which the init model labels the "
+                                        "target images through G_T->S.",
                                      **NON_NEGATIVE)
     self_train_guide_weight: float = _f(0.0, "dacs with a guide: after its steps, the weight of its probabilities "
                                              "beside the teacher's (0: the teacher alone).", **UNIT)
     self_train_align: bool = _f(False, "dacs: align the pseudo-labels' class frequencies to the labelled "
-                                       "pixels' (AdaMatch's distribution alignment), so no class fades away.")
-    self_train_source_view: str = _f("translated", "dacs, reading target images as they are: the labelled "
-                                                   "crops as they are (raw) or through G_S->T (translated).",
+                                       "pixels' (distribution alignment).")
+    self_train_source_view: str = _f("translated", "dacs on raw target images: the labelled crops raw or "
+                                                   "through G_S->T.",
                                      choices=("raw", "translated"))
     self_train_init: str = _f("feature", "The model self-training starts from: feature (CyCADA's f_T), target "
                                          "or source (f_S).", choices=("feature", "target", "source"))
-    self_train_view: str = _f(PER_TASK, "What self-training reads: target (source and target images as they "
-                                        "are, the final model too) or init (as its init model reads them: "
-                                        "under t2s G_T->S(x_t) and the translated source records).",
+    self_train_view: str = _f(PER_TASK, "Self-training reads images as they are (target) or as its init "
+                                        "model does (init: G_T->S(x_t) under t2s).",
                               choices=("target", "init"))
-    final_criterion: str = _f("veto", "How the final model is chosen without target labels: veto (the latest "
-                                      "adapted stage, unless learnability and reverse validation both score it "
-                                      "below the source model), learnability, ... (tools/decide.py compares all).",
+    final_criterion: str = _f("veto", "How the final model is chosen (docs/self_training_and_selection.md).",
                               rerun=True, choices=FINAL_CRITERIA)  # decided again from the saved weights on a rerun
-    final_margin: float = _f(0.0, "An adapted final model must beat the source model's criterion by more than "
-                                  "this (veto: on one of its two); else the source model is kept, and the "
-                                  "report says so.", rerun=True,
+    final_margin: float = _f(0.0, "An adapted final model must beat the source model's criterion (veto: one "
+                                  "of its two) by more than this.", rerun=True,
                              **NON_NEGATIVE)
     final_reverse_steps: int = _f(PER_TASK, "learnability and reverse validation: steps of the fresh network "
                                             "trained on a candidate's labels of the target images.", rerun=True,

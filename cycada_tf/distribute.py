@@ -12,8 +12,8 @@ from cycada_tf.run_options import STRATEGIES  # noqa: F401 - --strategy's choice
 TF_CONFIG = "TF_CONFIG"
 WORKER_TASKS = ("chief", "worker")  # the task types that train; "evaluator" and "ps" do not
 # How long a worker may go without a sign of life before the others stop with an error. TensorFlow's default,
-# 10 s, ended a healthy 2-worker run on an overloaded 2-core host (both workers starved of CPU). It is also
-# how long the chief waits for a worker that was killed (measured), while a chief that ends is noticed at once.
+# 10 s, can end a healthy run whose workers are starved of CPU on a loaded host. It is also how long the chief
+# waits for a worker that was killed, while a chief that ends is noticed at once.
 HEARTBEAT_TIMEOUT_S = 60
 
 

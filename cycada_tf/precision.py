@@ -22,8 +22,8 @@ from cycada_tf.run_options import JIT_COMPILE, PRECISION_CHOICES, PRECISIONS, pe
 # --precision's and --jit_compile's values (auto resolves to one of PRECISIONS on this machine) and their
 # parser, declared with the flags (run_options.py: checked before TensorFlow loads).
 FLAG_CHOICES = PRECISION_CHOICES
-# CPU features with bfloat16 matrix instructions (Linux /proc/cpuinfo flag names): where mixed_bfloat16
-# measured faster than float32 at the same accuracy (README "Speed"); without them TensorFlow emulates it.
+# CPU features with bfloat16 matrix instructions (Linux /proc/cpuinfo flag names): where mixed_bfloat16 is
+# faster than float32 at the same accuracy (docs/speed.md); without them TensorFlow emulates it.
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
@@ -75,9 +75,8 @@ def optimizer(inner, name):
 
 def use_xla(value, strategy=None):
     """jit_compile for model.compile: true/false as given; auto is XLA on a GPU without a multi-device
-    strategy and no XLA on a CPU, where it measured slower here (pixel step at batch 100 on 2 cores: 35
-    img/s with XLA, 57 without; README "Speed"). Never under --deterministic: Keras compiles no step under op
-    determinism (determinism.py refuses an explicit true)."""
+    strategy and no XLA on a CPU, where it is slower (docs/speed.md). Never under --deterministic: Keras
+    compiles no step under op determinism (determinism.py refuses an explicit true)."""
     if determinism.enabled():
         return False
     if value == "auto":

@@ -16,7 +16,7 @@ import time
 import keras
 
 FIRST_ESTIMATE_S = 10.0  # a stage's first line comes at the first step this long after it started training,
-FIRST_ESTIMATE_STEPS = 3  # and with this many steps timed after the first (one alone misled by 1.6x under load)
+FIRST_ESTIMATE_STEPS = 3  # and with this many steps timed after the first (one alone misleads under load)
 EPOCH_LINE_EVERY_S = 10.0  # an epoch's line comes this long after the stage's previous line at the soonest
 UNKNOWN_EPOCH_COST = 1.0  # a stage or task without a prior: a pixel epoch's
 

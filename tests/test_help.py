@@ -4,14 +4,17 @@ the run it sets, on stdout with exit status 0; --helpfull stays absl's."""
 import dataclasses
 import fnmatch
 import os
+import re
 import subprocess
 import sys
 
 import pytest
+from absl import flags
 
 from conftest import REPO
 from cycada_tf import config as config_lib
 from cycada_tf.experiments import usage
+from cycada_tf.experiments.flags import define_from
 
 MODULES = {"digits": config_lib.DigitsConfig, "segmentation": config_lib.SegmentationConfig}
 
@@ -78,3 +81,27 @@ def test_arguments_after_a_double_dash_ask_for_no_help():
     assert usage.wants_help(["digits", "--source=uci", "-h"])
     assert not usage.wants_help(["digits", "--", "--help"])
     assert not usage.wants_help(["digits", "--helpfull"])
+
+
+# Lines of help a flag may take in --help, its "(default: ...)" line not counted (docs/ holds the detail).
+# --final_criterion's eight choices, which absl's enum flag lists before its help, fill two lines by themselves.
+MAX_HELP_LINES, LONGER = 2, {"final_criterion": 3}
+
+
+@pytest.mark.parametrize("cls", list(MODULES.values()), ids=lambda c: c.__name__)
+def test_every_flags_help_fits_in_two_lines(cls):
+    flag_values = flags.FlagValues()
+    define_from(cls, flag_values)
+    too_long = {}
+    for field in dataclasses.fields(cls):
+        rendered = usage._render(flag_values[field.name]).split("\n")
+        assert rendered[-1].lstrip().startswith("(default: "), rendered
+        if len(rendered) - 1 > LONGER.get(field.name, MAX_HELP_LINES):
+            too_long[field.name] = "\n".join(rendered[:-1])
+    assert not too_long, "help longer than two lines (move the detail to docs/):\n" + "\n".join(too_long.values())
+
+
+@pytest.mark.parametrize("cls", list(MODULES.values()), ids=lambda c: c.__name__)
+def test_the_documents_a_help_points_to_exist(cls):
+    named = {name for field in dataclasses.fields(cls) for name in re.findall(r"docs/\w+\.md", field.metadata["help"])}
+    assert len(named) >= 5 and [name for name in sorted(named) if not os.path.exists(os.path.join(REPO, name))] == []

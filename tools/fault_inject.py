@@ -26,7 +26,7 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Every stage, one epoch each, small networks: a run of one to a few minutes on two (shared) CPU cores.
+# Every stage, one epoch each, small networks: the shortest run that still passes through every stage.
 TINY_RUN = ["--seeds=0", "--source_epochs=1", "--pixel_epochs=1", "--target_epochs=1", "--feature_epochs=1",
             "--oracle_epochs=1", "--pixel_batch_size=64", "--generator_width=4", "--discriminator_width=4",
             "--noise_channels=2", "--feature_min_steps_per_epoch=5", "--translations_per_image=1",

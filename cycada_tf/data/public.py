@@ -5,8 +5,8 @@ files (tensorflow_datasets/url_checksums/mnist.txt, datasets/svhn_cropped/checks
 them). BSDS500's archive has a published size, 70763455 bytes (tensorpack's loader,
 tensorpack/dataflow/dataset/bsds500.py, DATA_SIZE), which catches a short download, but no SHA-256 that this
 project could find from its publisher or verify offline; USPS's ESL files have neither. Their SHA-256 entries
-say None: a download then prints the SHA-256 it got, and a user pins one through CYCADA_DATA_CHECKSUMS (README,
-"Data"). Environment:
+say None: a download then prints the SHA-256 it got, and a user pins one through CYCADA_DATA_CHECKSUMS
+(docs/data.md). Environment:
   CYCADA_DATA_MIRRORS    comma-separated base URLs tried instead of the official ones, each serving
                          <base>/<dataset>/<file name> (a local mirror; the tests' server on 127.0.0.1)
   CYCADA_DATA_CHECKSUMS  a `sha256sum`-format file ("<hex>  <file name>" a line) whose entries replace

@@ -50,9 +50,8 @@ def _reflect_1d_adjoint(g, p, axis):
 
 def reflection_pad(x, p):
     """Height and width of NHWC x mirrored by p, as tf.pad(mode="REFLECT") (numpy's "reflect"), by reversed
-    slices with a hand-written gradient. On CPU, oneDNN builds of TensorFlow run MirrorPad and MirrorPadGrad
-    slowly in bfloat16: measured forward + backward at batch 100, p=3 on 32x32x32, 15.6 ms against 8.4 ms
-    here (p=1 on 8x8x128: 4.8 against 2.3 ms); the values are identical."""
+    slices with a hand-written gradient, which gives the same values: on CPU, oneDNN builds of TensorFlow run
+    MirrorPad and MirrorPadGrad slowly in bfloat16 (docs/speed.md)."""
 
     @tf.custom_gradient
     def pad(x):

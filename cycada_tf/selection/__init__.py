@@ -1,4 +1,4 @@
-"""Decisions a run makes from data, with criteria that read no target label (DESIGN.md, rules of the method):
+"""Decisions a run makes from data, with criteria that read no target label (docs/architecture.md, the rules):
 the pixel direction (direction.py) and the final model (final.py), from the criteria of criteria.py and
 reverse validation (reverse.py). Beside each decision the run records what the target test labels would have
 picked ("oracle"), for reporting only."""

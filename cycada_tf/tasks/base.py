@@ -136,7 +136,7 @@ class Task(Networks, FinalModelCriteria, Reporting):
         return {f"{prefix}{key}{suffix}": value for key, value in self.labelled_scores(net, domain, translate).items()}
 
     def information_maximisation(self, net, translate=None):
-        """The label-free criterion (selection.py) of `net` (after `translate`) on the first batches of the
+        """The label-free criterion (selection/criteria.py) of `net` (after `translate`) on the first batches of the
         target training images (no labels read)."""
         score = selection.InformationMaximisation()
         for x in self.inputs("target", "unlabelled", labels=False, batch_size=100).take(SELECTION_BATCHES):

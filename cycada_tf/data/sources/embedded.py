@@ -6,7 +6,7 @@ uci_m  the MNIST-M construction (Ganin & Lempitsky 2015) over the other half of 
 fonts  printed digits rendered from matplotlib's TrueType fonts, random size, offset and rotation.
 uci_s  the target half of uci in a house-number look (cf. SVHN): a coloured digit between the cut-off edges of
        two neighbours on a background of another colour, blurred, with noise. Built after the defaults were
-       chosen, as the pair `uci -> uci_s` that nothing is tuned on (README).
+       chosen, as the pair `uci -> uci_s` that nothing is tuned on (docs/paper_departures.md).
 
 Splits are fixed: a seeded permutation gives uci's train half (the source half) and a disjoint target half,
 which uci_m divides into its own train and test digits; uci's test split is the target half's test digits,
