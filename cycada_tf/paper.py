@@ -235,5 +235,5 @@ def _flag_value(value):
 
 
 if __name__ == "__main__":  # the README's departure table
-    from cycada_tf import config as _config
+    from cycada_tf.config import experiment_config as _config
     print(departures(_config.DigitsConfig, "svhn_mnist.flags"))

@@ -17,10 +17,10 @@ import keras
 import tensorflow as tf
 
 from cycada_tf import determinism
-from cycada_tf.run_options import JIT_COMPILE, PRECISION_CHOICES, PRECISIONS, per_stage  # noqa: F401
+from cycada_tf.config.run_fields import JIT_COMPILE, PRECISION_CHOICES, PRECISIONS, per_stage  # noqa: F401
 
 # --precision's and --jit_compile's values (auto resolves to one of PRECISIONS on this machine) and their
-# parser, declared with the flags (run_options.py: checked before TensorFlow loads).
+# parser, declared with the flags (run_fields.py: checked before TensorFlow loads).
 FLAG_CHOICES = PRECISION_CHOICES
 # CPU features with bfloat16 matrix instructions (Linux /proc/cpuinfo flag names): where mixed_bfloat16
 # measured faster than float32 at the same accuracy (README "Speed"); without them TensorFlow emulates it.

@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 
-from cycada_tf import config as config_lib, label_free, paper, selection
+from cycada_tf.config import experiment_config as config_lib
+from cycada_tf import label_free, paper, selection
 from cycada_tf.stages import registry
 
 SEGMENTATION_SCORES = ("miou", "fwiou", "pixel_accuracy")

@@ -56,7 +56,7 @@ def tiny_flags(task, **overrides):
 
 def tiny_config(task, **overrides):
     """The tiny configuration of `task` as its config, for runner.run in this process."""
-    from cycada_tf import config as config_lib
+    from cycada_tf.config import experiment_config as config_lib
     return config_lib.TASKS[task](**tiny_values(task, **overrides))
 
 
@@ -128,7 +128,8 @@ SOURCE_EPOCHS = 10
 def source_stage(embedded_data_dir, tmp_path_factory):
     """The seed_0/source directory of a digits run of SOURCE_EPOCHS source epochs, trained once for the session.
     A test copies it into its own run directory (start_from), and the runner skips the finished stage."""
-    from cycada_tf import config as config_lib, runner
+    from cycada_tf.config import experiment_config as config_lib
+    from cycada_tf import runner
 
     def build(root):
         runner.run(config_lib.DigitsConfig(data_dir=embedded_data_dir, run_dir=str(root), seeds=(0,),

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from conftest import REPO
-from cycada_tf import config as config_lib
+from cycada_tf.config import experiment_config as config_lib
 
 # The source tree itself, also under Bazel, whose runfiles hold only the declared deps: the documents name
 # files across the whole tree.

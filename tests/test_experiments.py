@@ -12,7 +12,8 @@ import sys
 import pytest
 from absl import flags
 
-from cycada_tf import config as config_lib, paper
+from cycada_tf.config import experiment_config as config_lib
+from cycada_tf import paper
 from conftest import REPO
 from cycada_tf.experiments.flags import config_from_flags, define_from
 from cycada_tf.stages import registry
@@ -55,7 +56,7 @@ def test_flagfile_resolves_to_the_papers_record_and_names_every_field_of_it(name
     """paper.PROTOCOL is the one record of appendix 6.1 (the paper's values and the declared gaps): the
     flagfile, through the real flag parser, gives exactly those values; every field of the config is in the
     record, a field of how a run runs, or one the flagfile's own choices leave unused; and the flagfile names
-    each recorded field itself, so that no default of config.py (the embedded recipe) leaks into it."""
+    each recorded field itself, so that no default of experiment_config.py (the embedded recipe) leaks into it."""
     path = os.path.join(REPO, "experiments", name)
     config = (parse_segmentation if name in SEGMENTATION_ROWS else parse)(f"--flagfile={path}")
     record = paper.protocol(name)
@@ -226,9 +227,9 @@ def test_the_defaults_are_todays_plus_the_new_fields(cls):
 
 def _declarations():
     """{class name: (names declared with an annotation, names given a task default by _override/_note)},
-    read from the source of config.py, config_self_training.py (SelfTrainingFields) and run_options.py
+    read from the source of experiment_config.py, self_training_fields.py (SelfTrainingFields) and run_fields.py
     (RunOptions: the fields of how a run runs)."""
-    from cycada_tf import config_self_training, run_options
+    from cycada_tf.config import run_fields as run_options, self_training_fields as config_self_training
     body = [node for module in (config_lib, config_self_training, run_options)
             for node in ast.parse(open(module.__file__).read()).body]
     found = {}

@@ -18,7 +18,8 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from conftest import child_env
-from cycada_tf import config as config_lib, export, files, tasks
+from cycada_tf.config import experiment_config as config_lib
+from cycada_tf import export, files, tasks
 from cycada_tf.data import pipeline, registry
 from cycada_tf.models import digit_gan, lenet
 from cycada_tf.stages.source import TaskStage

@@ -18,7 +18,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import REPO, child_env, run_experiment
-from cycada_tf import config as config_lib
+from cycada_tf.config import experiment_config as config_lib
 from cycada_tf import losses, resume, runner
 
 FAST = ["--seeds=0", "--stages=source", "--source_epochs=1", "--summary_every_epochs=0", "--verbose=0"]

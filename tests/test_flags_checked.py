@@ -1,4 +1,4 @@
-"""Every flag is checked when the config is built (accepts.py): a wrong value ends the experiment main before
+"""Every flag is checked when the config is built (flag_checks.py): a wrong value ends the experiment main before
 TensorFlow loads, in under 5 s, with one line naming the flag and what it accepts, exit status 2, and nothing
 written. config.json is written only when the first stage really starts, so a run refused before then leaves
 nothing that blocks the corrected command. The choices declared with the flags are the ones the code has."""
@@ -11,7 +11,8 @@ import pytest
 from absl import flags
 
 from conftest import REPO, run_experiment
-from cycada_tf import accepts, config as config_lib, resume
+from cycada_tf.config import experiment_config as config_lib, flag_checks as accepts
+from cycada_tf import resume
 from cycada_tf.experiments.flags import config_from_flags, define_from
 
 # flag -> the one line (the issue's failures first: each gave rc 0, a traceback or a late Keras error)

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from conftest import REPO
-from cycada_tf import config as config_lib
+from cycada_tf.config import experiment_config as config_lib
 from cycada_tf.experiments import usage
 
 MODULES = {"digits": config_lib.DigitsConfig, "segmentation": config_lib.SegmentationConfig}

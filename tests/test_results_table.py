@@ -2,7 +2,7 @@
 
 import math
 
-from cycada_tf import config as config_lib
+from cycada_tf.config import experiment_config as config_lib
 from cycada_tf import paper, results, tasks
 
 

@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import REPO, child_env
-from cycada_tf import config as config_lib
+from cycada_tf.config import experiment_config as config_lib
 from cycada_tf import losses, resume, runner
 
 ORACLE_EPOCHS = 10

@@ -13,7 +13,8 @@ import keras
 import pytest
 
 from conftest import REPO, child_env
-from cycada_tf import config as config_lib, export, locks
+from cycada_tf.config import experiment_config as config_lib
+from cycada_tf import export, locks
 
 HOLD = ("import sys, time; from cycada_tf import locks\n"
         "try:\n"

@@ -93,7 +93,8 @@ def test_the_export_serves_label_maps_and_translations_as_the_keras_networks_com
     import numpy as np
     import tensorflow as tf
 
-    from cycada_tf import config as config_lib, export, tasks
+    from cycada_tf.config import experiment_config as config_lib
+    from cycada_tf import export, tasks
     from cycada_tf.trial import Trial
     from cycada_tf.data import pipeline
     from cycada_tf.models import segmenter

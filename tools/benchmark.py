@@ -35,7 +35,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from cycada_tf import config as config_lib, precision as precision_lib  # noqa: E402
+from cycada_tf.config import experiment_config as config_lib  # noqa: E402
+from cycada_tf import precision as precision_lib  # noqa: E402
 from cycada_tf.data import pipeline, registry, tfrecord  # noqa: E402
 from cycada_tf.stages import base as stage_base, feature, pixel, source  # noqa: E402
 from cycada_tf.tasks.digits import DigitsTask  # noqa: E402

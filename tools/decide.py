@@ -94,7 +94,8 @@ def _recorded_reverse_steps(run_dir, seeds):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     quiet.import_tensorflow(args.verbosity is not None)
-    from cycada_tf import config as config_lib, files, runner, tasks
+    from cycada_tf.config import experiment_config as config_lib
+    from cycada_tf import files, runner, tasks
     from cycada_tf.selection.final import CRITERIA
     from cycada_tf.trial import Trial
     try:

@@ -1,5 +1,5 @@
 """absl flags generated from a config dataclass, so each flag's default, help and accepted values live in one
-place; every flag is checked (accepts.py) before TensorFlow loads and before anything is written."""
+place; every flag is checked (flag_checks.py) before TensorFlow loads and before anything is written."""
 
 import dataclasses
 import functools
@@ -8,7 +8,8 @@ import sys
 
 from absl import app, flags, logging
 
-from cycada_tf import accepts, interrupts, quiet
+from cycada_tf.config import flag_checks as accepts
+from cycada_tf import interrupts, quiet
 from cycada_tf.experiments import usage
 
 

@@ -18,7 +18,8 @@ import os
 import re
 import sys
 
-from cycada_tf import config as config_lib, interrupts, quiet
+from cycada_tf.config import experiment_config as config_lib
+from cycada_tf import interrupts, quiet
 
 MODEL_PREFIX = re.compile(r"[A-Za-z0-9_.-]*")  # it names directories and TF Serving models
 
