@@ -20,7 +20,8 @@ import tempfile
 
 import tensorflow as tf
 
-from cycada_tf import export_layout, files, locks
+from cycada_tf import export_layout
+from cycada_tf.train import atomic_files as files, locks
 from cycada_tf.export_layout import versions
 from cycada_tf.data import pipeline, tfrecord
 from cycada_tf.models import digit_gan, segmenter

@@ -8,7 +8,7 @@ import os
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.saved_model import fingerprinting_utils
 
-from cycada_tf import files
+from cycada_tf.train import atomic_files as files
 
 MODEL_CONFIG = "models.config"  # <export_dir>/models.config, TF Serving's ModelServerConfig as a text proto
 RUN_FILE = "run.json"  # asset of every version: the run, task, seed and stage it came from

@@ -4,7 +4,8 @@ the table with the figures. Tables come from the plain results dict (results.py)
 
 import os
 
-from cycada_tf import figures, files, label_free, paper
+from cycada_tf.train import atomic_files as files, figures
+from cycada_tf import label_free, paper
 
 
 def _percent(value):

@@ -31,14 +31,17 @@ import time
 
 import keras
 
-from cycada_tf import board, determinism, distribute, export, failures, files, interrupts, locks, loop, progress
+from cycada_tf import board, export
+from cycada_tf.train import atomic_files as files, determinism, distribute, failures, interrupts, locks, multi_worker_fit as loop, progress
 from cycada_tf import report
-from cycada_tf import resume, selection
-from cycada_tf import summaries, tasks
-from cycada_tf import precision as precision_lib
+from cycada_tf.train import resume
+from cycada_tf import selection
+from cycada_tf.train import summaries
+from cycada_tf import tasks
+from cycada_tf.train import precision as precision_lib
 from cycada_tf.data import registry
 from cycada_tf.stages import base as stage_base, registry as stage_registry
-from cycada_tf.summaries import log
+from cycada_tf.train.summaries import log
 from cycada_tf.trial import Trial
 
 STAGES = stage_registry.STAGES

@@ -146,7 +146,8 @@ def start_from(stage_dir, run_dir):
 def copy_run(run, destination):
     """Copies of a run fixture's run and export directories under `destination`, as a dict like the fixture's.
     Each exported version's record names the copy as its run, as if the run had been made there."""
-    from cycada_tf import export_layout, files
+    from cycada_tf import export_layout
+    from cycada_tf.train import atomic_files as files
     copied = dict(run)
     for key in ("run_dir", "export_dir"):
         copied[key] = os.path.join(str(destination), os.path.basename(run[key]))

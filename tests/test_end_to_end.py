@@ -99,7 +99,7 @@ EPOCHS = {stage: TINY["digits"][f"{stage}_epochs"] for stage in STAGE_SCALARS}
 def _check_reporting(run_dir, stderr, export_dir):
     from PIL import Image
 
-    from cycada_tf import summaries
+    from cycada_tf.train import summaries
     seed_dir = os.path.join(run_dir, "seed_0")
     for stage, scalars in STAGE_SCALARS.items():
         events = summaries.read_events(os.path.join(seed_dir, stage))
@@ -182,7 +182,7 @@ def test_a_deterministic_run_repeats_bit_for_bit(embedded_data_dir, tmp_path):
     bit-identical weights. Two LeNet stages keep it short (dropout, a shuffled pipeline, Adam); the whole tiny
     run (TINY, every stage) was checked the same way by hand when the flag came: every weights file the same."""
     from cycada_tf.config import experiment_config as config_lib
-    from cycada_tf import resume
+    from cycada_tf.train import resume
     flags = ["--seeds=0", "--stages=source,oracle", "--source_epochs=1", "--oracle_epochs=1", "--verbose=0",
              "--precision=float32", "--summary_every_epochs=0", "--deterministic"]
     results, run_dirs = [], [str(tmp_path / "first"), str(tmp_path / "second")]
@@ -209,7 +209,7 @@ def test_a_deterministic_run_repeats_bit_for_bit(embedded_data_dir, tmp_path):
 
 def test_deterministic_refuses_xla_before_anything_runs(tmp_path):
     from cycada_tf.config import experiment_config as config_lib
-    from cycada_tf import determinism
+    from cycada_tf.train import determinism
     with pytest.raises(ValueError, match=r"--deterministic: --jit_compile=true \(pixel\)"):  # when it is built
         config_lib.DigitsConfig(data_dir=str(tmp_path), run_dir=str(tmp_path / "run"), deterministic=True,
                                 jit_compile="auto,pixel=true")

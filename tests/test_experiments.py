@@ -370,7 +370,7 @@ def _python(code, **env):
 
 
 def test_tensorflow_starts_without_a_line_on_stderr():
-    """What every main and tool does first (cycada_tf/quiet.py): TensorFlow's start-up lines (C++ logs before
+    """What every main and tool does first (cycada_tf/train/quiet_tensorflow.py): TensorFlow's start-up lines (C++ logs before
     absl is set up) and its C++ errors (no GPU driver here) stay off stderr; the process's own lines do not."""
     result = _python("import os, sys\n"
                      "from cycada_tf import quiet\n"
@@ -383,7 +383,7 @@ def test_tensorflow_starts_without_a_line_on_stderr():
 
 
 def test_only_the_block_loses_stderr_and_verbosity_is_read_as_absl_spells_it():
-    from cycada_tf import quiet
+    from cycada_tf.train import quiet_tensorflow as quiet
     result = _python("import os\n"
                      "from cycada_tf import quiet\n"
                      "with quiet.stderr_discarded():\n"

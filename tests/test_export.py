@@ -19,7 +19,8 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from conftest import child_env
 from cycada_tf.config import experiment_config as config_lib
-from cycada_tf import export, files, tasks
+from cycada_tf import export, tasks
+from cycada_tf.train import atomic_files as files
 from cycada_tf.data import pipeline, registry
 from cycada_tf.models import digit_gan, lenet
 from cycada_tf.stages.source import TaskStage

@@ -12,7 +12,7 @@ from absl import flags
 
 from conftest import REPO, run_experiment
 from cycada_tf.config import experiment_config as config_lib, flag_checks as accepts
-from cycada_tf import resume
+from cycada_tf.train import resume
 from cycada_tf.experiments.flags import config_from_flags, define_from
 
 # flag -> the one line (the failures first: each gave rc 0, a traceback or a late Keras error)

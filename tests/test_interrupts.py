@@ -1,5 +1,5 @@
 """SIGINT and SIGTERM end a run with one line saying where it was and that the same command resumes, exit status
-130 or 143, no traceback (cycada_tf/interrupts.py); the rerun continues from the last checkpoint."""
+130 or 143, no traceback (cycada_tf/train/interrupts.py); the rerun continues from the last checkpoint."""
 
 import os
 import signal
@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import REPO, child_env
-from cycada_tf import interrupts
+from cycada_tf.train import interrupts
 from tools import fault_inject
 
 RESUMES = "the same command resumes"

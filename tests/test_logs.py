@@ -6,7 +6,8 @@ between, not one per epoch."""
 
 import official_files
 from cycada_tf.config import experiment_config as config_lib
-from cycada_tf import progress, runner
+from cycada_tf.train import progress
+from cycada_tf import runner
 
 
 class FakeClock:

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from conftest import run_experiment
 from cycada_tf.config import experiment_config as config_lib
-from cycada_tf import precision
+from cycada_tf.train import precision
 from cycada_tf.models import digit_gan, lenet
 from cycada_tf.stages.feature import FeatureAdaptation
 from cycada_tf.stages.pixel import PixelAdaptation

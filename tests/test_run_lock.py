@@ -14,7 +14,8 @@ import pytest
 
 from conftest import REPO, child_env
 from cycada_tf.config import experiment_config as config_lib
-from cycada_tf import export, locks
+from cycada_tf import export
+from cycada_tf.train import locks
 
 HOLD = ("import sys, time; from cycada_tf import locks\n"
         "try:\n"

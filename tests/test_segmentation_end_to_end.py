@@ -69,7 +69,7 @@ def test_every_stage_runs_with_a_table_3_row_and_a_rerun_skips_them(finished):
     assert "| Model | road | sidewalk |" in table and "| CyCADA pixel+feat |" in table and "mIoU" in table
     report = open(os.path.join(run_dir, "report.md")).read()
     assert "predictions_seed_0.png" in report and os.path.exists(os.path.join(run_dir, "predictions_seed_0.png"))
-    from cycada_tf import summaries
+    from cycada_tf.train import summaries
     events = summaries.read_events(os.path.join(seed_dir, "target"))
     assert "target_test/miou" in events and "target_test/predictions" in events
     # the feature stage gates on the mean accuracy over --gate_window iterations, logged beside d_accuracy

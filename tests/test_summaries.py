@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from cycada_tf.config import experiment_config as config_lib
-from cycada_tf import figures, progress, summaries
+from cycada_tf.train import figures, progress, summaries
 from cycada_tf.stages.source import TaskStage
 
 

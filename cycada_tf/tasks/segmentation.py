@@ -9,7 +9,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from cycada_tf import export, figures, metrics, results, summaries
+from cycada_tf import export, metrics, results
+from cycada_tf.train import figures, summaries
 from cycada_tf import report as report_lib
 from cycada_tf.data import pipeline, registry, schema, tfrecord, translated
 from cycada_tf.models import cyclegan, drn, fcn8s, pretrained, segmenter, small_fcn

@@ -19,7 +19,7 @@ import re
 import sys
 
 from cycada_tf.config import experiment_config as config_lib
-from cycada_tf import interrupts, quiet
+from cycada_tf.train import interrupts, quiet_tensorflow as quiet
 
 MODEL_PREFIX = re.compile(r"[A-Za-z0-9_.-]*")  # it names directories and TF Serving models
 
@@ -74,7 +74,7 @@ def main(argv=None, prog="export"):
     except (KeyboardInterrupt, interrupts.Terminated) as error:  # the version being written is removed
         interrupts.end(error)
     except Exception as error:  # noqa: BLE001 - a full disk, a directory that cannot be written: one line
-        from cycada_tf import failures
+        from cycada_tf.train import failures
         line = failures.storage_line(error)
         if line is None:
             raise

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cycada_tf import figures
+from cycada_tf.train import figures
 
 
 TRAIN_PREFIX = "train/"  # the tag of a value of the training batches: train/<name>; target_test/<name> beside
