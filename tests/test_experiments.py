@@ -13,7 +13,7 @@ import pytest
 from absl import flags
 
 from cycada_tf.config import experiment_config as config_lib
-from cycada_tf import paper
+from cycada_tf.reporting import paper
 from conftest import REPO
 from cycada_tf.experiments.flags import config_from_flags, define_from
 from cycada_tf.stages import registry
@@ -69,9 +69,9 @@ def test_flagfile_resolves_to_the_papers_record_and_names_every_field_of_it(name
 
 def test_departure_table_of_the_docs_is_the_records():
     """docs/paper_departures.md's table of what the embedded recipe changes is printed from the record
-    (python -m cycada_tf.paper), so it cannot drift from the flagfiles or the defaults."""
+    (python -m cycada_tf.reporting.paper), so it cannot drift from the flagfiles or the defaults."""
     doc = open(os.path.join(REPO, "docs", "paper_departures.md")).read()
-    block = doc.split("<!-- departures: python -m cycada_tf.paper -->\n", 1)[1].split("\n<!-- end -->", 1)[0]
+    block = doc.split("<!-- departures: python -m cycada_tf.reporting.paper -->\n", 1)[1].split("\n<!-- end -->", 1)[0]
     assert block == paper.departures(config_lib.DigitsConfig, "svhn_mnist.flags")
 
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cycada_tf import export, report
+from cycada_tf import export
+from cycada_tf.reporting import report
 from cycada_tf.train import atomic_files as files, failures, figures, resume
 from cycada_tf.data import schema, tfrecord, translated
 from tools import fault_inject

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import pytest
 
-from cycada_tf import board
+from cycada_tf.reporting import tensorboard_views as board
 from cycada_tf.train import summaries
 from cycada_tf.config import experiment_config as config_lib
 from cycada_tf.stages.source import TaskStage

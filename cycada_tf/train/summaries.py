@@ -168,7 +168,7 @@ def read_events(log_dir):
     found = {}
     for step, value in _values(log_dir):
         plugin = value.metadata.plugin_data.plugin_name
-        if plugin not in ("images", "text", "scalars"):  # the hparams plugin's (board.py)
+        if plugin not in ("images", "text", "scalars"):  # the hparams plugin's (tensorboard_views.py)
             continue
         tensor = tf.make_ndarray(value.tensor)
         if plugin == "images":  # [width, height, PNG, PNG, ...]
