@@ -12,7 +12,8 @@ import tensorflow as tf
 
 from cycada_tf.config import experiment_config as config_lib
 from cycada_tf.reporting import results
-from cycada_tf import runner, tasks
+from cycada_tf.experiments import runner
+from cycada_tf import tasks
 from cycada_tf.reporting import report as report_lib
 from cycada_tf.stages.base import StageModel
 from cycada_tf.tasks.base import Task

@@ -88,7 +88,8 @@ def backticked(text, start, end):
 
 
 def test_the_exported_and_reported_models_are_the_codes():
-    from cycada_tf import export, runner
+    from cycada_tf.serving import export
+    from cycada_tf.experiments import runner
     from cycada_tf.tasks import digits
     readme = read("README.md")
     # the final model (exported) is the latest adapted candidate stage not vetoed, else the source model

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from conftest import TINY, copy_run, run_experiment, tiny_flags
-from cycada_tf import runner
+from cycada_tf.experiments import runner
 
 STAGES = ["source", "pixel", "target", "feature", "self_train", "final", "oracle"]
 
@@ -221,7 +221,8 @@ def test_the_release_network_learns_the_source_task(embedded_data_dir, tmp_path)
     """--task_model=dtn (the authors' release's SVHN -> MNIST classifier) through the runner: the run records
     it, and its stage's weights load into it."""
     from cycada_tf.config import experiment_config as config_lib
-    from cycada_tf import runner, tasks
+    from cycada_tf.experiments import runner
+    from cycada_tf import tasks
     from cycada_tf.models import dtn
     config = config_lib.DigitsConfig(data_dir=embedded_data_dir, run_dir=str(tmp_path / "run"), seeds=(0,),
                                      stages=("source",), source_epochs=2, verbose=0, summary_every_epochs=0,

@@ -136,7 +136,7 @@ def test_paper_flagfile_feature_stage_updates_f_t_on_small_data(embedded_data_di
     import h5py
     import numpy as np
 
-    from cycada_tf import runner
+    from cycada_tf.experiments import runner
     config = parse(f"--flagfile={os.path.join(REPO, 'experiments', 'mnist_usps.flags')}", "--source=fonts",
                    "--target=uci", f"--data_dir={embedded_data_dir}", f"--run_dir={tmp_path / 'run'}", "--seeds=0",
                    "--stages=source,pixel,target,feature", "--source_epochs=5", "--pixel_epochs=1",

@@ -20,7 +20,7 @@ import tensorflow as tf
 from conftest import REPO, child_env, run_experiment
 from cycada_tf.config import experiment_config as config_lib
 from cycada_tf.train import losses, resume
-from cycada_tf import runner
+from cycada_tf.experiments import runner
 
 FAST = ["--seeds=0", "--stages=source", "--source_epochs=1", "--summary_every_epochs=0", "--verbose=0"]
 

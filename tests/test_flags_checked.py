@@ -92,7 +92,7 @@ def test_cross_field_rules_name_both_flags():
 
 def test_the_declared_choices_are_the_codes():
     """Each flag's choices (declared once, with the flag) are what the module that reads the flag knows."""
-    from cycada_tf import runner
+    from cycada_tf.experiments import runner
     from cycada_tf.models import digit_gan, layers
     from cycada_tf.stages import self_train
     from cycada_tf.tasks import digits, segmentation
@@ -115,7 +115,7 @@ def _config(data_dir, run_dir, **values):
 
 
 def test_a_run_refused_before_its_first_step_leaves_no_config_json(embedded_data_dir, tmp_path, monkeypatch):
-    from cycada_tf import runner
+    from cycada_tf.experiments import runner
     run_dir = str(tmp_path / "run")
     with pytest.raises(ValueError, match="stage 'target' needs the 'pixel' stage of seed 0"):
         runner.run(_config(embedded_data_dir, run_dir, stages=("target",)))

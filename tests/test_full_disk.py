@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cycada_tf import export
+from cycada_tf.serving import export
 from cycada_tf.reporting import report
 from cycada_tf.train import atomic_files as files, failures, figures, resume
 from cycada_tf.data import schema, tfrecord, translated

@@ -7,7 +7,7 @@ between, not one per epoch."""
 import official_files
 from cycada_tf.config import experiment_config as config_lib
 from cycada_tf.train import progress
-from cycada_tf import runner
+from cycada_tf.experiments import runner
 
 
 class FakeClock:

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from cycada_tf.config import experiment_config as config_lib
-from cycada_tf import runner
+from cycada_tf.experiments import runner
 from cycada_tf.data import pipeline, schema
 from relabel import rewrite_train_labels
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from conftest import child_env, run_experiment, tiny_flags
-from cycada_tf import runner
+from cycada_tf.experiments import runner
 
 TINY = tiny_flags("segmentation", summary_every_epochs=1)
 STAGES = ["source", "pixel", "target", "feature", "self_train", "final", "oracle"]
@@ -94,8 +94,9 @@ def test_the_export_serves_label_maps_and_translations_as_the_keras_networks_com
     import tensorflow as tf
 
     from cycada_tf.config import experiment_config as config_lib
-    from cycada_tf import export, tasks
-    from cycada_tf.trial import Trial
+    from cycada_tf.serving import export
+    from cycada_tf import tasks
+    from cycada_tf.stages.trial import Trial
     from cycada_tf.data import pipeline
     from cycada_tf.models import segmenter
     from tools import export as export_tool

@@ -135,7 +135,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from cycada_tf.config import experiment_config as config_lib
 from cycada_tf.train import distribute
-from cycada_tf import runner
+from cycada_tf.experiments import runner
 print("REPLICAS", distribute.strategy_from_flag("mirrored").num_replicas_in_sync)
 config = config_lib.DigitsConfig(
     data_dir=sys.argv[1], run_dir=sys.argv[2], seeds=(0,), strategy="mirrored", source_epochs=2, pixel_epochs=1,

@@ -96,9 +96,10 @@ def main(argv=None):
     quiet.import_tensorflow(args.verbosity is not None)
     from cycada_tf.config import experiment_config as config_lib
     from cycada_tf.train import atomic_files as files
-    from cycada_tf import runner, tasks
+    from cycada_tf.experiments import runner
+    from cycada_tf import tasks
     from cycada_tf.selection.final import CRITERIA
-    from cycada_tf.trial import Trial
+    from cycada_tf.stages.trial import Trial
     try:
         recorded = files.read_json(os.path.join(args.run_dir, "config.json"))
         if recorded is None:

@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # run as `python tools/serving_client.py`: make t
 
 from cycada_tf.train import quiet_tensorflow as quiet  # noqa: E402
 
-# Each exported model's signature (cycada_tf/export.py; all also answer as serving_default). A model exported
+# Each exported model's signature (cycada_tf/serving/export.py; all also answer as serving_default). A model exported
 # with tools/export.py --model_prefix (roads_segmenter) is known by how its name ends.
 SIGNATURES = {"classifier": "classify", "segmenter": "segment", "g_st": "translate", "g_ts": "translate"}
 INPUT = "images"

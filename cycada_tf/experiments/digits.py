@@ -4,7 +4,7 @@ from cycada_tf.config import experiment_config as config_lib
 from cycada_tf.experiments.flags import define_from, experiment_main, run
 
 define_from(config_lib.DigitsConfig)
-main = experiment_main(config_lib.DigitsConfig, "cycada_tf.runner")
+main = experiment_main(config_lib.DigitsConfig, "cycada_tf.experiments.runner")
 
 
 def cli():

@@ -9,7 +9,7 @@ from cycada_tf.config import experiment_config as config_lib
 from cycada_tf.experiments.flags import define_from, experiment_main, run
 
 define_from(config_lib.SegmentationConfig)
-main = experiment_main(config_lib.SegmentationConfig, "cycada_tf.runner")
+main = experiment_main(config_lib.SegmentationConfig, "cycada_tf.experiments.runner")
 
 
 def cli():

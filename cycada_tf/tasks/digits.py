@@ -3,7 +3,7 @@ accuracy, and confusion matrices (cf. Figure 10)."""
 
 import os
 
-from cycada_tf import export
+from cycada_tf.serving import export
 from cycada_tf.reporting import results
 from cycada_tf.train import figures, summaries
 from cycada_tf.reporting import report as report_lib

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from cycada_tf import export
+from cycada_tf.serving import export
 from cycada_tf.reporting import results, segmentation_metrics as metrics
 from cycada_tf.train import figures, summaries
 from cycada_tf.reporting import report as report_lib

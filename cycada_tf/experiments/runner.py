@@ -31,19 +31,16 @@ import time
 
 import keras
 
-from cycada_tf.reporting import tensorboard_views as board
-from cycada_tf import export
-from cycada_tf.train import atomic_files as files, determinism, distribute, failures, interrupts, locks, multi_worker_fit as loop, progress
-from cycada_tf.reporting import report
-from cycada_tf.train import resume
-from cycada_tf import selection
-from cycada_tf.train import summaries
-from cycada_tf import tasks
-from cycada_tf.train import precision as precision_lib
+from cycada_tf import selection, tasks
 from cycada_tf.data import registry
+from cycada_tf.reporting import report, tensorboard_views as board
+from cycada_tf.serving import export
 from cycada_tf.stages import base as stage_base, registry as stage_registry
+from cycada_tf.train import atomic_files as files, determinism, distribute, failures, interrupts, locks, progress
+from cycada_tf.train import multi_worker_fit as loop, resume, summaries
+from cycada_tf.train import precision as precision_lib
 from cycada_tf.train.summaries import log
-from cycada_tf.trial import Trial
+from cycada_tf.stages.trial import Trial
 
 STAGES = stage_registry.STAGES
 STAGE_NAMES = tuple(stage.name for stage in STAGES)

@@ -26,7 +26,7 @@ def versions(model_dir):
 
 
 def run_record(trial, stage):
-    """run.json of a model exported from `stage` of `trial` (a cycada_tf.trial.Trial)."""
+    """run.json of a model exported from `stage` of `trial` (a cycada_tf.stages.trial.Trial)."""
     config = trial.config
     return {"run_dir": os.path.realpath(os.path.dirname(trial.dir)), "task": trial.task.name,
             "source": config.source, "target": config.target, "seed": trial.seed, "stage": stage}
