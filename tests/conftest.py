@@ -56,7 +56,7 @@ def tiny_flags(task, **overrides):
 
 def tiny_config(task, **overrides):
     """The tiny configuration of `task` as its config, for runner.run in this process."""
-    from cycada_tf import config as config_lib
+    from cycada_tf.config import experiment_config as config_lib
     return config_lib.TASKS[task](**tiny_values(task, **overrides))
 
 
@@ -128,7 +128,8 @@ SOURCE_EPOCHS = 10
 def source_stage(embedded_data_dir, tmp_path_factory):
     """The seed_0/source directory of a digits run of SOURCE_EPOCHS source epochs, trained once for the session.
     A test copies it into its own run directory (start_from), and the runner skips the finished stage."""
-    from cycada_tf import config as config_lib, runner
+    from cycada_tf.config import experiment_config as config_lib
+    from cycada_tf.experiments import runner
 
     def build(root):
         runner.run(config_lib.DigitsConfig(data_dir=embedded_data_dir, run_dir=str(root), seeds=(0,),
@@ -145,7 +146,8 @@ def start_from(stage_dir, run_dir):
 def copy_run(run, destination):
     """Copies of a run fixture's run and export directories under `destination`, as a dict like the fixture's.
     Each exported version's record names the copy as its run, as if the run had been made there."""
-    from cycada_tf import export_layout, files
+    from cycada_tf.serving import export_directory as export_layout
+    from cycada_tf.train import atomic_files as files
     copied = dict(run)
     for key in ("run_dir", "export_dir"):
         copied[key] = os.path.join(str(destination), os.path.basename(run[key]))

@@ -4,7 +4,7 @@ adaptation, beats the source model on the target test digits, by a margin measur
 import pytest
 
 from conftest import SOURCE_EPOCHS, start_from, tiny_config
-from cycada_tf import runner
+from cycada_tf.experiments import runner
 
 # The shortest run measured to gain (2 cores): translators of width 16 for 3 passes over the target training
 # images at batch 8, the target model from scratch for 20 epochs, feature adaptation for 2 x 100 steps.

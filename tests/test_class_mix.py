@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cycada_tf import augment, losses
+from cycada_tf.train import augment, losses
 from cycada_tf.models import small_fcn
 from cycada_tf.stages.class_mix import ClassMixSelfTraining
 

@@ -10,8 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cycada_tf import config as config_lib, results, runner, tasks
-from cycada_tf import report as report_lib
+from cycada_tf.config import experiment_config as config_lib
+from cycada_tf.reporting import results
+from cycada_tf.experiments import runner
+from cycada_tf import tasks
+from cycada_tf.reporting import report as report_lib
 from cycada_tf.stages.base import StageModel
 from cycada_tf.tasks.base import Task
 

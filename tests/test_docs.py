@@ -10,7 +10,7 @@ import re
 import pytest
 
 from conftest import REPO
-from cycada_tf import config as config_lib
+from cycada_tf.config import experiment_config as config_lib
 
 # The source tree itself, also under Bazel, whose runfiles hold only the declared deps: the documents name
 # files across the whole tree.
@@ -88,7 +88,8 @@ def backticked(text, start, end):
 
 
 def test_the_exported_and_reported_models_are_the_codes():
-    from cycada_tf import export, runner
+    from cycada_tf.serving import export
+    from cycada_tf.experiments import runner
     from cycada_tf.tasks import digits
     readme = read("README.md")
     # the final model (exported) is the latest adapted candidate stage not vetoed, else the source model

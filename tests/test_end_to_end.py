@@ -8,7 +8,7 @@ import re
 import pytest
 
 from conftest import TINY, copy_run, run_experiment, tiny_flags
-from cycada_tf import runner
+from cycada_tf.experiments import runner
 
 STAGES = ["source", "pixel", "target", "feature", "self_train", "final", "oracle"]
 
@@ -99,7 +99,7 @@ EPOCHS = {stage: TINY["digits"][f"{stage}_epochs"] for stage in STAGE_SCALARS}
 def _check_reporting(run_dir, stderr, export_dir):
     from PIL import Image
 
-    from cycada_tf import summaries
+    from cycada_tf.train import summaries
     seed_dir = os.path.join(run_dir, "seed_0")
     for stage, scalars in STAGE_SCALARS.items():
         events = summaries.read_events(os.path.join(seed_dir, stage))
@@ -181,7 +181,8 @@ def test_a_deterministic_run_repeats_bit_for_bit(embedded_data_dir, tmp_path):
     """--deterministic, float32, one seed, twice in two processes: the same results.json but for NOT_REPEATED,
     bit-identical weights. Two LeNet stages keep it short (dropout, a shuffled pipeline, Adam); the whole tiny
     run (TINY, every stage) was checked the same way by hand when the flag came: every weights file the same."""
-    from cycada_tf import config as config_lib, resume
+    from cycada_tf.config import experiment_config as config_lib
+    from cycada_tf.train import resume
     flags = ["--seeds=0", "--stages=source,oracle", "--source_epochs=1", "--oracle_epochs=1", "--verbose=0",
              "--precision=float32", "--summary_every_epochs=0", "--deterministic"]
     results, run_dirs = [], [str(tmp_path / "first"), str(tmp_path / "second")]
@@ -207,7 +208,8 @@ def test_a_deterministic_run_repeats_bit_for_bit(embedded_data_dir, tmp_path):
 
 
 def test_deterministic_refuses_xla_before_anything_runs(tmp_path):
-    from cycada_tf import config as config_lib, determinism
+    from cycada_tf.config import experiment_config as config_lib
+    from cycada_tf.train import determinism
     with pytest.raises(ValueError, match=r"--deterministic: --jit_compile=true \(pixel\)"):  # when it is built
         config_lib.DigitsConfig(data_dir=str(tmp_path), run_dir=str(tmp_path / "run"), deterministic=True,
                                 jit_compile="auto,pixel=true")
@@ -218,7 +220,9 @@ def test_deterministic_refuses_xla_before_anything_runs(tmp_path):
 def test_the_release_network_learns_the_source_task(embedded_data_dir, tmp_path):
     """--task_model=dtn (the authors' release's SVHN -> MNIST classifier) through the runner: the run records
     it, and its stage's weights load into it."""
-    from cycada_tf import config as config_lib, runner, tasks
+    from cycada_tf.config import experiment_config as config_lib
+    from cycada_tf.experiments import runner
+    from cycada_tf import tasks
     from cycada_tf.models import dtn
     config = config_lib.DigitsConfig(data_dir=embedded_data_dir, run_dir=str(tmp_path / "run"), seeds=(0,),
                                      stages=("source",), source_epochs=2, verbose=0, summary_every_epochs=0,

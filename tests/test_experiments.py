@@ -12,7 +12,8 @@ import sys
 import pytest
 from absl import flags
 
-from cycada_tf import config as config_lib, paper
+from cycada_tf.config import experiment_config as config_lib
+from cycada_tf.reporting import paper
 from conftest import REPO
 from cycada_tf.experiments.flags import config_from_flags, define_from
 from cycada_tf.stages import registry
@@ -55,7 +56,7 @@ def test_flagfile_resolves_to_the_papers_record_and_names_every_field_of_it(name
     """paper.PROTOCOL is the one record of appendix 6.1 (the paper's values and the declared gaps): the
     flagfile, through the real flag parser, gives exactly those values; every field of the config is in the
     record, a field of how a run runs, or one the flagfile's own choices leave unused; and the flagfile names
-    each recorded field itself, so that no default of config.py (the embedded recipe) leaks into it."""
+    each recorded field itself, so that no default of experiment_config.py (the embedded recipe) leaks into it."""
     path = os.path.join(REPO, "experiments", name)
     config = (parse_segmentation if name in SEGMENTATION_ROWS else parse)(f"--flagfile={path}")
     record = paper.protocol(name)
@@ -68,9 +69,9 @@ def test_flagfile_resolves_to_the_papers_record_and_names_every_field_of_it(name
 
 def test_departure_table_of_the_docs_is_the_records():
     """docs/paper_departures.md's table of what the embedded recipe changes is printed from the record
-    (python -m cycada_tf.paper), so it cannot drift from the flagfiles or the defaults."""
+    (python -m cycada_tf.reporting.paper), so it cannot drift from the flagfiles or the defaults."""
     doc = open(os.path.join(REPO, "docs", "paper_departures.md")).read()
-    block = doc.split("<!-- departures: python -m cycada_tf.paper -->\n", 1)[1].split("\n<!-- end -->", 1)[0]
+    block = doc.split("<!-- departures: python -m cycada_tf.reporting.paper -->\n", 1)[1].split("\n<!-- end -->", 1)[0]
     assert block == paper.departures(config_lib.DigitsConfig, "svhn_mnist.flags")
 
 
@@ -135,7 +136,7 @@ def test_paper_flagfile_feature_stage_updates_f_t_on_small_data(embedded_data_di
     import h5py
     import numpy as np
 
-    from cycada_tf import runner
+    from cycada_tf.experiments import runner
     config = parse(f"--flagfile={os.path.join(REPO, 'experiments', 'mnist_usps.flags')}", "--source=fonts",
                    "--target=uci", f"--data_dir={embedded_data_dir}", f"--run_dir={tmp_path / 'run'}", "--seeds=0",
                    "--stages=source,pixel,target,feature", "--source_epochs=5", "--pixel_epochs=1",
@@ -226,9 +227,9 @@ def test_the_defaults_are_todays_plus_the_new_fields(cls):
 
 def _declarations():
     """{class name: (names declared with an annotation, names given a task default by _override/_note)},
-    read from the source of config.py, config_self_training.py (SelfTrainingFields) and run_options.py
+    read from the source of experiment_config.py, self_training_fields.py (SelfTrainingFields) and run_fields.py
     (RunOptions: the fields of how a run runs)."""
-    from cycada_tf import config_self_training, run_options
+    from cycada_tf.config import run_fields as run_options, self_training_fields as config_self_training
     body = [node for module in (config_lib, config_self_training, run_options)
             for node in ast.parse(open(module.__file__).read()).body]
     found = {}
@@ -369,10 +370,10 @@ def _python(code, **env):
 
 
 def test_tensorflow_starts_without_a_line_on_stderr():
-    """What every main and tool does first (cycada_tf/quiet.py): TensorFlow's start-up lines (C++ logs before
+    """What every main and tool does first (cycada_tf/train/quiet_tensorflow.py): TensorFlow's start-up lines (C++ logs before
     absl is set up) and its C++ errors (no GPU driver here) stay off stderr; the process's own lines do not."""
     result = _python("import os, sys\n"
-                     "from cycada_tf import quiet\n"
+                     "from cycada_tf.train import quiet_tensorflow as quiet\n"
                      "quiet.import_tensorflow()\n"
                      "import tensorflow as tf\n"
                      "assert float(tf.constant(1.0) + 1.0) == 2.0\n"
@@ -382,9 +383,9 @@ def test_tensorflow_starts_without_a_line_on_stderr():
 
 
 def test_only_the_block_loses_stderr_and_verbosity_is_read_as_absl_spells_it():
-    from cycada_tf import quiet
+    from cycada_tf.train import quiet_tensorflow as quiet
     result = _python("import os\n"
-                     "from cycada_tf import quiet\n"
+                     "from cycada_tf.train import quiet_tensorflow as quiet\n"
                      "with quiet.stderr_discarded():\n"
                      "    os.write(2, b'hidden\\n')\n"
                      "os.write(2, b'shown\\n')\n")

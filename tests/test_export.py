@@ -18,11 +18,14 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from conftest import child_env
-from cycada_tf import config as config_lib, export, files, tasks
+from cycada_tf.config import experiment_config as config_lib
+from cycada_tf.serving import export
+from cycada_tf import tasks
+from cycada_tf.train import atomic_files as files
 from cycada_tf.data import pipeline, registry
 from cycada_tf.models import digit_gan, lenet
 from cycada_tf.stages.source import TaskStage
-from cycada_tf.trial import Trial
+from cycada_tf.stages.trial import Trial
 from tools import export as export_tool
 
 TINY = dict(seeds=(0,), generator_width=4, noise_channels=2, pixel_direction="t2s")

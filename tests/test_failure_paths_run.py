@@ -18,8 +18,9 @@ import pytest
 import tensorflow as tf
 
 from conftest import REPO, child_env, run_experiment
-from cycada_tf import config as config_lib
-from cycada_tf import losses, resume, runner
+from cycada_tf.config import experiment_config as config_lib
+from cycada_tf.train import losses, resume
+from cycada_tf.experiments import runner
 
 FAST = ["--seeds=0", "--stages=source", "--source_epochs=1", "--summary_every_epochs=0", "--verbose=0"]
 
@@ -227,7 +228,7 @@ def _corrupt_dataset(directory):
 
 @pytest.mark.parametrize("where", ["prepared", "translated"])
 def test_the_corrupt_record_line_names_the_command_for_each_kind_of_shard(tmp_path, where):
-    from cycada_tf import failures
+    from cycada_tf.train import failures
     data_dir, run_dir = str(tmp_path / "data"), str(tmp_path / "run")
     if where == "prepared":
         shard = _corrupt_dataset(os.path.join(data_dir, "mnist"))

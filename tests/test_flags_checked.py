@@ -1,4 +1,4 @@
-"""Every flag is checked when the config is built (accepts.py): a wrong value ends the experiment main before
+"""Every flag is checked when the config is built (flag_checks.py): a wrong value ends the experiment main before
 TensorFlow loads, in under 5 s, with one line naming the flag and what it accepts, exit status 2, and nothing
 written. config.json is written only when the first stage really starts, so a run refused before then leaves
 nothing that blocks the corrected command. The choices declared with the flags are the ones the code has."""
@@ -11,7 +11,8 @@ import pytest
 from absl import flags
 
 from conftest import REPO, run_experiment
-from cycada_tf import accepts, config as config_lib, resume
+from cycada_tf.config import experiment_config as config_lib, flag_checks as accepts
+from cycada_tf.train import resume
 from cycada_tf.experiments.flags import config_from_flags, define_from
 
 # flag -> the one line (the issue's failures first: each gave rc 0, a traceback or a late Keras error)
@@ -91,7 +92,7 @@ def test_cross_field_rules_name_both_flags():
 
 def test_the_declared_choices_are_the_codes():
     """Each flag's choices (declared once, with the flag) are what the module that reads the flag knows."""
-    from cycada_tf import runner
+    from cycada_tf.experiments import runner
     from cycada_tf.models import digit_gan, layers
     from cycada_tf.stages import self_train
     from cycada_tf.tasks import digits, segmentation
@@ -114,7 +115,7 @@ def _config(data_dir, run_dir, **values):
 
 
 def test_a_run_refused_before_its_first_step_leaves_no_config_json(embedded_data_dir, tmp_path, monkeypatch):
-    from cycada_tf import runner
+    from cycada_tf.experiments import runner
     run_dir = str(tmp_path / "run")
     with pytest.raises(ValueError, match="stage 'target' needs the 'pixel' stage of seed 0"):
         runner.run(_config(embedded_data_dir, run_dir, stages=("target",)))

@@ -10,7 +10,8 @@ import tensorflow as tf
 
 import official_files
 from conftest import run_experiment, tiny_flags
-from cycada_tf import config as config_lib, runner
+from cycada_tf.config import experiment_config as config_lib
+from cycada_tf.experiments import runner
 from cycada_tf.data import pipeline, registry, tfrecord
 
 # The direction is the pixel stage's to choose here (auto), without target labels.

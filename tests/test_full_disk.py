@@ -1,5 +1,5 @@
 """A full disk at each writer of a run (data and translated records, checkpoints, weights, export, report,
-figures, JSON records): every one raises an error that cycada_tf.failures says in one line ("No space left on
+figures, JSON records): every one raises an error that cycada_tf.train.failures says in one line ("No space left on
 device"), and none leaves a partial file behind (the names tools/fault_inject.py counts) or an HDF5 file open.
 On a real small filesystem: a tmpfs (root only, as in tests/test_failure_paths_run.py), filled up first."""
 
@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cycada_tf import export, failures, figures, files, report, resume
+from cycada_tf.serving import export
+from cycada_tf.reporting import report
+from cycada_tf.train import atomic_files as files, failures, figures, resume
 from cycada_tf.data import schema, tfrecord, translated
 from tools import fault_inject
 

@@ -12,7 +12,7 @@ import pytest
 from absl import flags
 
 from conftest import REPO
-from cycada_tf import config as config_lib
+from cycada_tf.config import experiment_config as config_lib
 from cycada_tf.experiments import usage
 from cycada_tf.experiments.flags import define_from
 

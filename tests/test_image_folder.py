@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 import official_files
-from cycada_tf import config as config_lib, runner, tasks
+from cycada_tf.config import experiment_config as config_lib
+from cycada_tf.experiments import runner
+from cycada_tf import tasks
 from cycada_tf.data import registry, tfrecord
 from cycada_tf.data.sources import folder
 

@@ -1,5 +1,5 @@
 """SIGINT and SIGTERM end a run with one line saying where it was and that the same command resumes, exit status
-130 or 143, no traceback (cycada_tf/interrupts.py); the rerun continues from the last checkpoint."""
+130 or 143, no traceback (cycada_tf/train/interrupts.py); the rerun continues from the last checkpoint."""
 
 import os
 import signal
@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import REPO, child_env
-from cycada_tf import interrupts
+from cycada_tf.train import interrupts
 from tools import fault_inject
 
 RESUMES = "the same command resumes"
@@ -56,7 +56,7 @@ def test_sigterm_unwinds_as_an_exception_and_is_143():
 def test_the_end_of_an_interrupt_skips_the_interpreters_teardown(error, status):
     # After the line, nothing of the interpreter's teardown runs (an atexit function here; TensorFlow's
     # destructors in a run, which can crash after an interrupt): the status is the signal's, not a crash's.
-    code = ("import atexit; from cycada_tf import interrupts; atexit.register(print, 'teardown ran'); "
+    code = ("import atexit; from cycada_tf.train import interrupts; atexit.register(print, 'teardown ran'); "
             f"interrupts.entering(\"stage 'feature' (seed 1)\"); interrupts.end({error})")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
                           env=child_env())

@@ -3,7 +3,8 @@ results.json and report.md, how the choice was made in plain words, and no claim
 
 import os
 
-from cycada_tf import config as config_lib, report, results
+from cycada_tf.config import experiment_config as config_lib
+from cycada_tf.reporting import report, results
 
 def _seed(choice, kept_source=False):
     """One seed's results as a run on an unlabelled target leaves them (the predictions, and the decisions)."""

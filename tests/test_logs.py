@@ -5,7 +5,9 @@ between, not one per epoch."""
 
 
 import official_files
-from cycada_tf import config as config_lib, progress, runner
+from cycada_tf.config import experiment_config as config_lib
+from cycada_tf.train import progress
+from cycada_tf.experiments import runner
 
 
 class FakeClock:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cycada_tf import losses
+from cycada_tf.train import losses
 
 LOGITS = np.array([[2.0, -1.0, 0.5, 0.0],
                    [0.1, 0.2, 3.0, -2.0],

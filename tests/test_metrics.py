@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cycada_tf import metrics
+from cycada_tf.reporting import segmentation_metrics as metrics
 
 # 2x4 ground truth (255 = ignore) and prediction, 4 classes; class 3 is in neither (its pixel is ignored).
 Y_TRUE = np.array([[0, 0, 1, 255],

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cycada_tf import precision
+from cycada_tf.train import precision
 from cycada_tf.models import cyclegan
 from cycada_tf.models.layers import ResidualBlock
 

@@ -16,7 +16,7 @@ import tensorflow as tf
 import keras
 from keras import ops
 
-from cycada_tf import precision
+from cycada_tf.train import precision
 from cycada_tf.models import fcn8s, segmenter, vgg16_weights
 from cycada_tf.models.pretrained import WeightsFileError
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import keras
 
-from cycada_tf import precision
+from cycada_tf.train import precision
 from cycada_tf.models import segmenter, small_fcn
 
 CLASSES = 5

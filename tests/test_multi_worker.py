@@ -1,4 +1,4 @@
-"""--strategy=multi_worker: two worker processes on 127.0.0.1 (TF_CONFIG) train through cycada_tf/loop.py and
+"""--strategy=multi_worker: two worker processes on 127.0.0.1 (TF_CONFIG) train through cycada_tf/train/multi_worker_fit.py and
 end with identical weights, only the chief writes the run directory, and each global batch is split between
 the workers as one device would take it whole."""
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, child_env
-from cycada_tf import distribute
+from cycada_tf.train import distribute
 
 # Each worker must end by itself within it; a hung collective is killed and fails the test. A hung collective
 # never ends, so the limit only needs to be above a slow machine's honest run: two TensorFlow processes that
@@ -119,7 +119,7 @@ def test_two_workers_train_the_same_weights_and_only_the_chief_writes(embedded_d
 SCRIPT = r"""
 import json, sys
 mode, out = sys.argv[1], sys.argv[2]
-from cycada_tf import distribute, loop
+from cycada_tf.train import distribute, multi_worker_fit as loop
 strategy = distribute.strategy_from_flag(mode)
 import keras
 import numpy as np

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cycada_tf import config as config_lib
-from cycada_tf import runner
+from cycada_tf.config import experiment_config as config_lib
+from cycada_tf.experiments import runner
 from cycada_tf.data import pipeline, schema
 from relabel import rewrite_train_labels
 

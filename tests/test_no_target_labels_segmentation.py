@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cycada_tf import config as config_lib
-from cycada_tf import runner
+from cycada_tf.config import experiment_config as config_lib
+from cycada_tf.experiments import runner
 from cycada_tf import tasks
 from cycada_tf.data import pipeline, registry, schema
-from cycada_tf.trial import Trial
+from cycada_tf.stages.trial import Trial
 from relabel import rewrite_train_labels
 from tools import decide  # every criterion of a finished run, recomputed from its weights
 

@@ -10,13 +10,14 @@ import pytest
 import tensorflow as tf
 
 from conftest import run_experiment
-from cycada_tf import config as config_lib, precision
+from cycada_tf.config import experiment_config as config_lib
+from cycada_tf.train import precision
 from cycada_tf.models import digit_gan, lenet
 from cycada_tf.stages.feature import FeatureAdaptation
 from cycada_tf.stages.pixel import PixelAdaptation
 from cycada_tf.stages.source import TaskStage
-from cycada_tf import runner
-from cycada_tf.runner import STAGE_NAMES as STAGE_ORDER
+from cycada_tf.experiments import runner
+from cycada_tf.experiments.runner import STAGE_NAMES as STAGE_ORDER
 
 SIZE, BATCH = 16, 8
 MIXED = ("mixed_bfloat16", "mixed_float16")
@@ -248,7 +249,7 @@ def test_segmentation_stages_train_under_mixed_bfloat16_with_float32_weights(tmp
     and pixel stages train, their losses stay finite, and the weights files hold float32."""
     import h5py
 
-    from cycada_tf import runner
+    from cycada_tf.experiments import runner
     config = config_lib.SegmentationConfig(
         data_dir=str(tmp_path / "data"), run_dir=str(tmp_path / "run"), stages=("source", "pixel"),
         source_epochs=2, pixel_epochs=1, source_batch_size=32, pixel_batch_size=16, crop_size=(32, 64),

@@ -2,8 +2,9 @@
 
 import math
 
-from cycada_tf import config as config_lib
-from cycada_tf import paper, results, tasks
+from cycada_tf.config import experiment_config as config_lib
+from cycada_tf.reporting import paper, results
+from cycada_tf import tasks
 
 
 def _per_seed(values):

@@ -16,8 +16,9 @@ import pytest
 import tensorflow as tf
 
 from conftest import REPO, child_env
-from cycada_tf import config as config_lib
-from cycada_tf import losses, resume, runner
+from cycada_tf.config import experiment_config as config_lib
+from cycada_tf.train import losses, resume
+from cycada_tf.experiments import runner
 
 ORACLE_EPOCHS = 10
 # The oracle stage is the one killed: it runs after source (finished before the kill) and its epochs are short.

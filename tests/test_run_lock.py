@@ -13,9 +13,11 @@ import keras
 import pytest
 
 from conftest import REPO, child_env
-from cycada_tf import config as config_lib, export, locks
+from cycada_tf.config import experiment_config as config_lib
+from cycada_tf.serving import export
+from cycada_tf.train import locks
 
-HOLD = ("import sys, time; from cycada_tf import locks\n"
+HOLD = ("import sys, time; from cycada_tf.train import locks\n"
         "try:\n"
         "    with locks.held(sys.argv[1], '--run_dir'):\n"
         "        print('held', flush=True); time.sleep(600)\n"
@@ -67,7 +69,7 @@ def test_a_lock_left_by_kill_9_is_taken_over(tmp_path):
 
 
 def test_the_runner_refuses_a_held_run_dir_before_it_trains(embedded_data_dir, tmp_path):
-    from cycada_tf import runner
+    from cycada_tf.experiments import runner
     run_dir = str(tmp_path / "run")
     config = config_lib.DigitsConfig(data_dir=embedded_data_dir, run_dir=run_dir, seeds=(0,), stages=("source",),
                                      source_epochs=1, summary_every_epochs=0, verbose=0)

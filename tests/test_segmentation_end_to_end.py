@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from conftest import child_env, run_experiment, tiny_flags
-from cycada_tf import runner
+from cycada_tf.experiments import runner
 
 TINY = tiny_flags("segmentation", summary_every_epochs=1)
 STAGES = ["source", "pixel", "target", "feature", "self_train", "final", "oracle"]
@@ -69,7 +69,7 @@ def test_every_stage_runs_with_a_table_3_row_and_a_rerun_skips_them(finished):
     assert "| Model | road | sidewalk |" in table and "| CyCADA pixel+feat |" in table and "mIoU" in table
     report = open(os.path.join(run_dir, "report.md")).read()
     assert "predictions_seed_0.png" in report and os.path.exists(os.path.join(run_dir, "predictions_seed_0.png"))
-    from cycada_tf import summaries
+    from cycada_tf.train import summaries
     events = summaries.read_events(os.path.join(seed_dir, "target"))
     assert "target_test/miou" in events and "target_test/predictions" in events
     # the feature stage gates on the mean accuracy over --gate_window iterations, logged beside d_accuracy
@@ -93,8 +93,10 @@ def test_the_export_serves_label_maps_and_translations_as_the_keras_networks_com
     import numpy as np
     import tensorflow as tf
 
-    from cycada_tf import config as config_lib, export, tasks
-    from cycada_tf.trial import Trial
+    from cycada_tf.config import experiment_config as config_lib
+    from cycada_tf.serving import export
+    from cycada_tf import tasks
+    from cycada_tf.stages.trial import Trial
     from cycada_tf.data import pipeline
     from cycada_tf.models import segmenter
     from tools import export as export_tool

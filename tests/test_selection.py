@@ -158,7 +158,7 @@ def test_veto_ships_the_latest_stage_unless_both_criteria_score_it_below_the_sou
     decision = final.final_model(_trial(task, nets, 0.0, "veto"), results, stages)
     assert decision["choice"] == "source" and decision["kept_source"]
     assert decision["criterion"] == {stage: 0.0 for stage in stages}
-    from cycada_tf import report
+    from cycada_tf.reporting import report
     said = "".join(report.decisions_lines([("final model", {"0": {**decision, "oracle_choice": "feature"}})]))
     assert "0: source / feature" in said and "both scored every adapted model no higher than the source" in said
     # tools/decide.py's pick gives the same choices from every stage's value

@@ -10,7 +10,10 @@ import pytest
 import tensorflow as tf
 
 from conftest import SOURCE_EPOCHS, start_from
-from cycada_tf import augment, config as config_lib, losses, runner, selection
+from cycada_tf.train import augment, losses
+from cycada_tf.experiments import runner
+from cycada_tf import selection
+from cycada_tf.config import experiment_config as config_lib
 from cycada_tf.models.lenet import LeNet
 from cycada_tf.stages.self_train import SelfTraining
 

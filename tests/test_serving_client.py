@@ -20,7 +20,7 @@ import tensorflow as tf
 from PIL import Image
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from cycada_tf import export
+from cycada_tf.serving import export
 from cycada_tf.data import pipeline, registry
 from cycada_tf.data.sources import cityscapes
 from cycada_tf.models import digit_gan, lenet, small_fcn

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import keras
 
-from cycada_tf import losses
+from cycada_tf.train import losses
 from cycada_tf.models import digit_gan, dtn, lenet
 from cycada_tf.stages.feature import GATE_THRESHOLD, FeatureAdaptation, GateStop
 from cycada_tf.stages.pixel import ImagePool, PixelAdaptation
@@ -292,7 +292,7 @@ def test_the_gate_reads_the_mean_accuracy_of_the_last_window_iterations():
 def test_one_accurate_batch_opens_the_last_batch_gate_but_not_the_100_iteration_gate(monkeypatch, window, opens):
     # 100 iterations at chance (accuracy 0), then one at accuracy 1: the last batch is above 60%, the mean of
     # the last 100 (0.01) is not, so only the digits' gate lets f_T learn (segmentation, appendix 6.1).
-    from cycada_tf import losses
+    from cycada_tf.train import losses
     model = _feature_stage(gate_window=window)
     for _ in range(100):
         model.window_accuracy(tf.constant(0.0))

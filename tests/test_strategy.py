@@ -25,7 +25,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
 import numpy as np
-from cycada_tf import distribute
+from cycada_tf.train import distribute
 from cycada_tf.models.digit_gan import generator, image_discriminator
 from cycada_tf.models.lenet import LeNet, feature_discriminator
 from cycada_tf.stages.base import build_optimizer
@@ -133,7 +133,9 @@ import sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from cycada_tf import config as config_lib, distribute, runner
+from cycada_tf.config import experiment_config as config_lib
+from cycada_tf.train import distribute
+from cycada_tf.experiments import runner
 print("REPLICAS", distribute.strategy_from_flag("mirrored").num_replicas_in_sync)
 config = config_lib.DigitsConfig(
     data_dir=sys.argv[1], run_dir=sys.argv[2], seeds=(0,), strategy="mirrored", source_epochs=2, pixel_epochs=1,

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cycada_tf import config as config_lib, figures, progress, summaries
+from cycada_tf.config import experiment_config as config_lib
+from cycada_tf.train import figures, progress, summaries
 from cycada_tf.stages.source import TaskStage
 
 

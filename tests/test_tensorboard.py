@@ -14,7 +14,9 @@ import keras
 import numpy as np
 import pytest
 
-from cycada_tf import board, config as config_lib, summaries
+from cycada_tf.reporting import tensorboard_views as board
+from cycada_tf.train import summaries
+from cycada_tf.config import experiment_config as config_lib
 from cycada_tf.stages.source import TaskStage
 
 STAGES = ("source", "pixel", "target", "feature", "self_train", "oracle")

@@ -7,7 +7,7 @@ import os
 
 import keras
 
-from cycada_tf import timing
+from cycada_tf.train import timing
 
 STEP_S, EPOCH_HOOK_S, BATCH_HOOK_S, STEPS = 5.0, 20.0, 1.0, 6
 

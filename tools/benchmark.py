@@ -26,16 +26,17 @@ import time
 if __package__ in (None, ""):  # run as `python tools/benchmark.py`: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from cycada_tf import quiet  # noqa: E402
+from cycada_tf.train import quiet_tensorflow as quiet  # noqa: E402
 
-if __name__ == "__main__":  # before TensorFlow is imported: its start-up lines (cycada_tf/quiet.py)
+if __name__ == "__main__":  # before TensorFlow is imported: its start-up lines (cycada_tf/train/quiet_tensorflow.py)
     quiet.import_tensorflow(quiet.verbosity_given(sys.argv))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from cycada_tf import config as config_lib, precision as precision_lib  # noqa: E402
+from cycada_tf.config import experiment_config as config_lib  # noqa: E402
+from cycada_tf.train import precision as precision_lib  # noqa: E402
 from cycada_tf.data import pipeline, registry, tfrecord  # noqa: E402
 from cycada_tf.stages import base as stage_base, feature, pixel, source  # noqa: E402
 from cycada_tf.tasks.digits import DigitsTask  # noqa: E402

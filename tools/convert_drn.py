@@ -20,12 +20,12 @@ import sys
 if __package__ in (None, ""):  # run as `python tools/convert_drn.py`: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from cycada_tf import quiet  # noqa: E402
+from cycada_tf.train import quiet_tensorflow as quiet  # noqa: E402
 
-if __name__ == "__main__":  # before TensorFlow is imported: its start-up lines (cycada_tf/quiet.py)
+if __name__ == "__main__":  # before TensorFlow is imported: its start-up lines (cycada_tf/train/quiet_tensorflow.py)
     quiet.import_tensorflow(quiet.verbosity_given(sys.argv))
 
-from cycada_tf import files  # noqa: E402
+from cycada_tf.train import atomic_files as files  # noqa: E402
 from cycada_tf.models import drn_imagenet, pretrained, torch_checkpoint  # noqa: E402
 
 KERAS_SUFFIX = ".weights.h5"  # what Keras' save_weights requires of a file name

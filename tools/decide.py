@@ -16,7 +16,7 @@ import sys
 if __package__ in (None, ""):  # run as `python tools/decide.py`: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from cycada_tf import quiet  # noqa: E402
+from cycada_tf.train import quiet_tensorflow as quiet  # noqa: E402
 
 TOLERANCE = 1e-4  # recomputed criterion values against the recorded ones (rounded to 6 decimals)
 
@@ -83,7 +83,7 @@ def _seeds_of(run_dir):
 
 def _recorded_reverse_steps(run_dir, seeds):
     """The reverse validation steps a seed's final.json records (None if none does)."""
-    from cycada_tf import files
+    from cycada_tf.train import atomic_files as files
     for seed in seeds:
         recorded = files.read_json(os.path.join(run_dir, f"seed_{seed}", "final.json")) or {}
         if recorded.get("reverse_steps"):
@@ -94,9 +94,12 @@ def _recorded_reverse_steps(run_dir, seeds):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     quiet.import_tensorflow(args.verbosity is not None)
-    from cycada_tf import config as config_lib, files, runner, tasks
+    from cycada_tf.config import experiment_config as config_lib
+    from cycada_tf.train import atomic_files as files
+    from cycada_tf.experiments import runner
+    from cycada_tf import tasks
     from cycada_tf.selection.final import CRITERIA
-    from cycada_tf.trial import Trial
+    from cycada_tf.stages.trial import Trial
     try:
         recorded = files.read_json(os.path.join(args.run_dir, "config.json"))
         if recorded is None:

@@ -33,8 +33,8 @@ TINY_RUN = ["--seeds=0", "--source_epochs=1", "--pixel_epochs=1", "--target_epoc
             "--summary_every_epochs=0", "--verbose=0", "--self_train_epochs=1", "--self_train_steps_per_epoch=5",
             "--final_reverse_steps=20"]
 LEFTOVER = re.compile(r"\.partial-|\.partial\.|_temp$|\.tmp$")  # names only an unfinished write has
-LOCK = re.compile(r"\.cycada-(run|export)\.lock$")  # cycada_tf/locks.py: left only by a holder that was killed
-INTERRUPTED = re.compile(r"^interrupted in .+; the same command resumes$")  # cycada_tf/interrupts.py
+LOCK = re.compile(r"\.cycada-(run|export)\.lock$")  # cycada_tf/train/locks.py: left only by a holder that was killed
+INTERRUPTED = re.compile(r"^interrupted in .+; the same command resumes$")  # cycada_tf/train/interrupts.py
 RUN_TIMEOUT_S = 900
 MODES = ("kill", "sigint", "export")
 SIGNALS = {"kill": signal.SIGKILL, "sigint": signal.SIGINT, "export": signal.SIGKILL}

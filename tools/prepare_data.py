@@ -10,9 +10,9 @@ import sys
 if __package__ in (None, ""):  # run as `python tools/prepare_data.py`: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from cycada_tf import quiet  # noqa: E402
+from cycada_tf.train import quiet_tensorflow as quiet  # noqa: E402
 
-if __name__ == "__main__":  # before TensorFlow is imported: its start-up lines (cycada_tf/quiet.py)
+if __name__ == "__main__":  # before TensorFlow is imported: its start-up lines (cycada_tf/train/quiet_tensorflow.py)
     quiet.import_tensorflow(quiet.verbosity_given(sys.argv))
 
 from cycada_tf.tools.prepare import cli, main, parse_args, prepare  # noqa: E402, F401 - this module's names

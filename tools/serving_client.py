@@ -24,9 +24,9 @@ import numpy as np
 if __package__ in (None, ""):  # run as `python tools/serving_client.py`: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from cycada_tf import quiet  # noqa: E402
+from cycada_tf.train import quiet_tensorflow as quiet  # noqa: E402
 
-# Each exported model's signature (cycada_tf/export.py; all also answer as serving_default). A model exported
+# Each exported model's signature (cycada_tf/serving/export.py; all also answer as serving_default). A model exported
 # with tools/export.py --model_prefix (roads_segmenter) is known by how its name ends.
 SIGNATURES = {"classifier": "classify", "segmenter": "segment", "g_st": "translate", "g_ts": "translate"}
 INPUT = "images"

@@ -28,7 +28,7 @@ class DatasetSpec:
     # evaluated"; None for classification datasets (one class id per record).
     ignore_label: Optional[int] = None
     # False for a target domain without labels (folder:<flat folder of images>): its records carry label -1;
-    # runs report label-free criteria for it instead of accuracy (cycada_tf/label_free.py).
+    # runs report label-free criteria for it instead of accuracy (cycada_tf/reporting/unlabelled_target.py).
     labelled: bool = True
     # What a run must say of the data in its log and report (a test split the project made, and how).
     note: str = ""

@@ -1,10 +1,10 @@
 """`python -m cycada_tf.experiments.digits`: CyCADA for digit classification (paper section 4.1)."""
 
-from cycada_tf import config as config_lib
+from cycada_tf.config import experiment_config as config_lib
 from cycada_tf.experiments.flags import define_from, experiment_main, run
 
 define_from(config_lib.DigitsConfig)
-main = experiment_main(config_lib.DigitsConfig, "cycada_tf.runner")
+main = experiment_main(config_lib.DigitsConfig, "cycada_tf.experiments.runner")
 
 
 def cli():

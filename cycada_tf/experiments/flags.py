@@ -1,5 +1,5 @@
 """absl flags generated from a config dataclass, so each flag's default, help and accepted values live in one
-place; every flag is checked (accepts.py) before TensorFlow loads and before anything is written."""
+place; every flag is checked (flag_checks.py) before TensorFlow loads and before anything is written."""
 
 import dataclasses
 import functools
@@ -8,7 +8,8 @@ import sys
 
 from absl import app, flags, logging
 
-from cycada_tf import accepts, interrupts, quiet
+from cycada_tf.config import flag_checks as accepts
+from cycada_tf.train import interrupts, quiet_tensorflow as quiet
 from cycada_tf.experiments import usage
 
 
@@ -84,8 +85,8 @@ def experiment_main(cls, runner):
     (imported only then: --help answers without loading TensorFlow). A flag's wrong value ends at once, before
     TensorFlow loads and anything is written, with one line naming it and exit status 2. So do bad data,
     a directory that cannot be written, a full disk and a corrupt TFRecord shard met while training
-    (cycada_tf.failures); SIGINT and SIGTERM end with one line and 130 or 143 (cycada_tf.interrupts).
-    TensorFlow's own lines are hidden unless --verbosity is given (cycada_tf.quiet)."""
+    (cycada_tf.train.failures); SIGINT and SIGTERM end with one line and 130 or 143 (cycada_tf.train.interrupts).
+    TensorFlow's own lines are hidden unless --verbosity is given (cycada_tf.train.quiet_tensorflow)."""
     def main(argv):
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -107,7 +108,7 @@ def _run(config, runner, verbose):
         # app.run logs at INFO, and TensorFlow's checkpoint saver logs a line per save there; progress is
         # ours to print. --verbosity=0 brings TensorFlow's INFO lines back.
         logging.set_verbosity(logging.WARNING)
-    quiet.import_tensorflow(verbose)  # before anything imports it: its start-up lines (quiet.py)
+    quiet.import_tensorflow(verbose)  # before anything imports it: its start-up lines (quiet_tensorflow.py)
     from cycada_tf.data.tfrecord import DataError
     try:
         importlib.import_module(runner).run(config)
@@ -115,7 +116,7 @@ def _run(config, runner, verbose):
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except Exception as error:  # noqa: BLE001 - only a disk's or a shard's error is turned into one line
-        from cycada_tf import failures
+        from cycada_tf.train import failures
         line = failures.one_line(error, config)
         if line is None:
             raise

@@ -5,11 +5,11 @@ With no flags it runs every stage on the embedded road-scene domains (roads_game
 settings for data prepared with tools/prepare_data.py.
 """
 
-from cycada_tf import config as config_lib
+from cycada_tf.config import experiment_config as config_lib
 from cycada_tf.experiments.flags import define_from, experiment_main, run
 
 define_from(config_lib.SegmentationConfig)
-main = experiment_main(config_lib.SegmentationConfig, "cycada_tf.runner")
+main = experiment_main(config_lib.SegmentationConfig, "cycada_tf.experiments.runner")
 
 
 def cli():

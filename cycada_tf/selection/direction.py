@@ -1,6 +1,6 @@
 """--pixel_direction=auto: which side of the translators the target model lives on, chosen without labels."""
 
-from cycada_tf import summaries
+from cycada_tf.train import summaries
 from cycada_tf.selection.criteria import choose
 
 

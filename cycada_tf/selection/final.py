@@ -6,7 +6,8 @@ each criterion scores what it predicts there."""
 import numpy as np
 import tensorflow as tf
 
-from cycada_tf import config as config_lib, summaries
+from cycada_tf.config import experiment_config as config_lib
+from cycada_tf.train import summaries
 from cycada_tf.selection import reverse
 from cycada_tf.selection.criteria import InformationMaximisation, agreement, choose
 

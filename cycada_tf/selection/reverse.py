@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cycada_tf import losses
+from cycada_tf.train import losses
 
 REVERSE_LR = 1e-3  # Adam
 

@@ -9,7 +9,7 @@ from typing import Callable, Optional, Union
 import keras
 import tensorflow as tf
 
-from cycada_tf import precision as precision_lib
+from cycada_tf.train import precision as precision_lib
 
 
 def replica_scale(loss, optimizer):

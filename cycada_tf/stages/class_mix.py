@@ -14,7 +14,7 @@ The target crops come without labels; the mixing needs no target label either.
 import keras
 import tensorflow as tf
 
-from cycada_tf import augment, losses
+from cycada_tf.train import augment, losses
 from cycada_tf.stages.base import OneNetModel, replica_scale
 
 PRIOR_MOMENTUM = 0.99  # of the class frequencies distribution alignment reads

@@ -8,11 +8,11 @@ import os
 import keras
 import tensorflow as tf
 
-from cycada_tf import losses
+from cycada_tf.train import losses
 from cycada_tf.data import pipeline
 from cycada_tf.stages import target
 from cycada_tf.stages.base import Plan, Stage, StageModel, build_optimizer, replica_scale
-from cycada_tf.summaries import GateTrace, joined, log
+from cycada_tf.train.summaries import GateTrace, joined, log
 
 GATE_THRESHOLD = 0.6  # appendix 6.1: update f_T only when the discriminator accuracy is above 60%
 # Iterations whose mean accuracy the gate reads (--gate_window): the last batch for digits, 100 for segmentation.

@@ -6,7 +6,8 @@ import os
 import keras
 import tensorflow as tf
 
-from cycada_tf import losses, selection
+from cycada_tf.train import losses
+from cycada_tf import selection
 from cycada_tf.stages.base import Plan, Stage, StageModel, build_optimizer, replica_scale
 
 

@@ -19,7 +19,7 @@ place (no translation), L_task skips the ignore label, and the confidence thresh
 import keras
 import tensorflow as tf
 
-from cycada_tf import augment, losses
+from cycada_tf.train import augment, losses
 from cycada_tf.data import pipeline
 from cycada_tf.stages.base import OneNetModel, Plan, Stage, replica_scale
 from cycada_tf.stages.class_mix import ClassMixSelfTraining

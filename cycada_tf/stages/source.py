@@ -4,7 +4,7 @@
 import keras
 import tensorflow as tf
 
-from cycada_tf import losses
+from cycada_tf.train import losses
 from cycada_tf.stages.base import Plan, Stage, StageModel, build_optimizer, replica_scale
 
 

@@ -7,11 +7,11 @@ learns from source images that went the same way, G_T->S(G_S->T(X_S)), so it is 
 of images (and artifacts) it is given. The translated images are written once as TFRecords
 (data/translated.py) by the chief; every other worker reads the chief's."""
 
-from cycada_tf import distribute
+from cycada_tf.train import distribute
 from cycada_tf.data import pipeline, tfrecord, translated
 from cycada_tf.stages.base import Stage
 from cycada_tf.stages.source import task_plan
-from cycada_tf.summaries import log
+from cycada_tf.train.summaries import log
 
 
 def write_translated(trial):

@@ -13,7 +13,8 @@ import abc
 import numpy as np
 import tensorflow as tf
 
-from cycada_tf import label_free, metrics, results, selection
+from cycada_tf.reporting import results, segmentation_metrics as metrics, unlabelled_target as label_free
+from cycada_tf import selection
 from cycada_tf.data import pipeline, registry
 from cycada_tf.tasks.criteria import SELECTION_BATCHES, FinalModelCriteria
 from cycada_tf.tasks.networks import Networks
@@ -130,7 +131,7 @@ class Task(Networks, FinalModelCriteria, Reporting):
 
     def scores(self, net, domain, translate=None, prefix="", suffix=""):
         """What a stage reports of `net` on the evaluation split of `domain`, as {prefix + key + suffix: value}.
-        A dataset without labels gets label-free criteria instead (label_free.py)."""
+        A dataset without labels gets label-free criteria instead (unlabelled_target.py)."""
         if not registry.get(self.domain(domain)).labelled:
             return label_free.scores(self, net, domain, translate, prefix, suffix)
         return {f"{prefix}{key}{suffix}": value for key, value in self.labelled_scores(net, domain, translate).items()}

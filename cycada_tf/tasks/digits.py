@@ -3,8 +3,10 @@ accuracy, and confusion matrices (cf. Figure 10)."""
 
 import os
 
-from cycada_tf import export, figures, results, summaries
-from cycada_tf import report as report_lib
+from cycada_tf.serving import export
+from cycada_tf.reporting import results
+from cycada_tf.train import figures, summaries
+from cycada_tf.reporting import report as report_lib
 from cycada_tf.data import pipeline, translated
 from cycada_tf.models import digit_gan, dtn, lenet
 from cycada_tf.models.layers import initialize

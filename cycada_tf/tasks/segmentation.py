@@ -9,8 +9,10 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from cycada_tf import export, figures, metrics, results, summaries
-from cycada_tf import report as report_lib
+from cycada_tf.serving import export
+from cycada_tf.reporting import results, segmentation_metrics as metrics
+from cycada_tf.train import figures, summaries
+from cycada_tf.reporting import report as report_lib
 from cycada_tf.data import pipeline, registry, schema, tfrecord, translated
 from cycada_tf.models import cyclegan, drn, fcn8s, pretrained, segmenter, small_fcn
 from cycada_tf.models.layers import initialize

@@ -1,9 +1,9 @@
-"""The console scripts of pyproject.toml for the tools: each hides TensorFlow's start-up lines (quiet.py) before
+"""The console scripts of pyproject.toml for the tools: each hides TensorFlow's start-up lines (quiet_tensorflow.py) before
 its module imports TensorFlow, then runs it and exits with its status."""
 
 import sys
 
-from cycada_tf import quiet
+from cycada_tf.train import quiet_tensorflow as quiet
 
 
 def prepare():

@@ -5,7 +5,7 @@ translators.
     python tools/export.py ...     # the same, from a checkout
 
 writes <export_dir>/classifier/<version>/ (a segmentation run: segmenter/), <export_dir>/g_st/<version>/ and
-<export_dir>/g_ts/<version>/, each the next integer version of its model (cycada_tf/export.py says what the
+<export_dir>/g_ts/<version>/, each the next integer version of its model (cycada_tf/serving/export.py says what the
 signatures take and give), and <export_dir>/models.config naming every model there for
 `tensorflow_model_server --model_config_file`. The networks are rebuilt from the configuration the run recorded
 in <run_dir>/results.json. A model whose latest version came from another run is refused (exit status 2):
@@ -18,7 +18,8 @@ import os
 import re
 import sys
 
-from cycada_tf import config as config_lib, interrupts, quiet
+from cycada_tf.config import experiment_config as config_lib
+from cycada_tf.train import interrupts, quiet_tensorflow as quiet
 
 MODEL_PREFIX = re.compile(r"[A-Za-z0-9_.-]*")  # it names directories and TF Serving models
 
@@ -62,8 +63,9 @@ def main(argv=None, prog="export"):
         if not os.path.isdir(os.path.join(args.run_dir, f"seed_{args.seed}")):
             raise ValueError(f"--seed={args.seed}: {args.run_dir} has no seed_{args.seed}/ (the run's seeds: "
                              f"{', '.join(map(str, config.seeds))})")
-        from cycada_tf import export, tasks
-        from cycada_tf.trial import Trial
+        from cycada_tf.serving import export
+        from cycada_tf import tasks
+        from cycada_tf.stages.trial import Trial
         exported = export.export_seed(Trial(tasks.for_config(config), args.seed, args.run_dir), args.export_dir,
                                       log=lambda message: print(message, file=sys.stderr, flush=True),
                                       prefix=args.model_prefix)
@@ -73,7 +75,7 @@ def main(argv=None, prog="export"):
     except (KeyboardInterrupt, interrupts.Terminated) as error:  # the version being written is removed
         interrupts.end(error)
     except Exception as error:  # noqa: BLE001 - a full disk, a directory that cannot be written: one line
-        from cycada_tf import failures
+        from cycada_tf.train import failures
         line = failures.storage_line(error)
         if line is None:
             raise

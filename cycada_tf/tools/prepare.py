@@ -19,12 +19,12 @@ import os
 import sys
 import time
 
-from cycada_tf import quiet
+from cycada_tf.train import quiet_tensorflow as quiet
 
-if __name__ == "__main__":  # before TensorFlow is imported: its start-up lines (cycada_tf/quiet.py)
+if __name__ == "__main__":  # before TensorFlow is imported: its start-up lines (cycada_tf/train/quiet_tensorflow.py)
     quiet.import_tensorflow(quiet.verbosity_given(sys.argv))
 
-from cycada_tf import failures  # noqa: E402
+from cycada_tf.train import failures  # noqa: E402
 from cycada_tf.data import archives, public, registry, tfrecord  # noqa: E402
 from cycada_tf.data.sources import cityscapes, gta5, segmentation, synthia  # noqa: E402
 

@@ -1,6 +1,6 @@
 """SIGINT (Ctrl-C) and SIGTERM end a run with one line saying where it was, "interrupted in stage 'pixel' (seed
 0); the same command resumes", and exit status 130 or 143 (128 + the signal), not a traceback. Both unwind as
-exceptions that no `except Exception` catches, so every write in progress cleans up after itself (files.py,
+exceptions that no `except Exception` catches, so every write in progress cleans up after itself (atomic_files.py,
 tfrecord.py, export.py) and the run directory's lock is released. The runner says where it is (entering)."""
 
 import os

@@ -14,7 +14,7 @@ from cycada_tf import selection
 # Where a run is written and which seeds it has: not settings of one seed's trial.
 NOT_HPARAMS = ("data_dir", "run_dir", "export_dir", "worker_dir", "seeds", "verbose", "summary_every_epochs")
 # The scores the hparams view shows per seed: the target test score of a labelled target (the task's score
-# key), else the label-free criteria (label_free.py).
+# key), else the label-free criteria (unlabelled_target.py).
 LABEL_FREE_SCORES = ("information_maximisation", "entropy")
 SCORE_DESCRIPTIONS = {
     "accuracy": "accuracy on the target test split (target labels read for reporting only)",

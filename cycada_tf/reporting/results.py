@@ -6,7 +6,9 @@ import math
 
 import numpy as np
 
-from cycada_tf import config as config_lib, label_free, paper, selection
+from cycada_tf.config import experiment_config as config_lib
+from cycada_tf.reporting import paper, unlabelled_target as label_free
+from cycada_tf import selection
 from cycada_tf.stages import registry
 
 SEGMENTATION_SCORES = ("miou", "fwiou", "pixel_accuracy")
@@ -98,7 +100,7 @@ def summarize_segmentation(config, per_seed, rows, classes):
 
 
 def summarize_label_free(config, per_seed, rows):
-    """The results of a run whose target has no labels (label_free.py)."""
+    """The results of a run whose target has no labels (unlabelled_target.py)."""
     return {**label_free.summarize(config, per_seed, rows), "task": config.TASK}
 
 

@@ -5,7 +5,7 @@ same points, the same epochs, initial_epoch and steps_per_epoch."""
 import keras
 import tensorflow as tf
 
-from cycada_tf import distribute
+from cycada_tf.train import distribute
 
 
 def shard_by_data(dataset):

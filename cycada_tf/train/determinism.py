@@ -16,7 +16,7 @@ def apply(config, jit_compile, log):
     or false} of --jit_compile (none true). It is never turned off again: a process runs one experiment."""
     if not config.deterministic:
         return
-    # --jit_compile=true with it was refused when the config was built (accepts.py): Keras compiles no train
+    # --jit_compile=true with it was refused when the config was built (flag_checks.py): Keras compiles no train
     # step with XLA under op determinism.
     tf.config.experimental.enable_op_determinism()
     log("--deterministic: TensorFlow op determinism on (no XLA); the same command and seed on this machine "

@@ -4,7 +4,7 @@ records (stages/registry.py; stages/*.py wire each from a Trial into a Plan) and
 differs between digits and road scenes.
 
 <run_dir>/seed_<k>/<stage>/ holds the stage's weights, done.json (its numbers), its TensorBoard summaries
-(the run seed_<k>/<stage>; board.py writes the seed's and the run's own) and ckpt/ its checkpoint of the last
+(the run seed_<k>/<stage>; tensorboard_views.py writes the seed's and the run's own) and ckpt/ its checkpoint of the last
 finished epoch; a stage whose done.json exists is skipped when the command runs again, an unfinished one
 continues from its checkpoint (resume.py). <run_dir>/config.json holds the flags the run was made with (written
 when the first stage starts); other values of them are refused.
@@ -31,15 +31,16 @@ import time
 
 import keras
 
-from cycada_tf import board, determinism, distribute, export, failures, files, interrupts, locks, loop, progress
-from cycada_tf import report
-from cycada_tf import resume, selection
-from cycada_tf import summaries, tasks, timing
-from cycada_tf import precision as precision_lib
+from cycada_tf import selection, tasks
 from cycada_tf.data import registry
+from cycada_tf.reporting import report, tensorboard_views as board
+from cycada_tf.serving import export
 from cycada_tf.stages import base as stage_base, registry as stage_registry
-from cycada_tf.summaries import log
-from cycada_tf.trial import Trial
+from cycada_tf.train import atomic_files as files, determinism, distribute, failures, interrupts, locks, progress
+from cycada_tf.train import multi_worker_fit as loop, resume, summaries, timing
+from cycada_tf.train import precision as precision_lib
+from cycada_tf.train.summaries import log
+from cycada_tf.stages.trial import Trial
 
 STAGES = stage_registry.STAGES
 STAGE_NAMES = tuple(stage.name for stage in STAGES)

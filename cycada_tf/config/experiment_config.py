@@ -5,10 +5,10 @@ Defaults are the paper's values (appendix 6.1) unless the help says why not."""
 import dataclasses
 import typing
 
-from cycada_tf import accepts
-from cycada_tf.run_options import CROP, FRACTION, NON_NEGATIVE, PER_TASK, POSITIVE, RATE, WEIGHT  # noqa: F401
-from cycada_tf.run_options import RunOptions, _f, _field, _note, _Override, _override, _task_config  # noqa: F401
-from cycada_tf.config_self_training import FINAL_CRITERIA, UNIT, SelfTrainingFields  # noqa: F401
+from cycada_tf.config import flag_checks as accepts
+from cycada_tf.config.run_fields import CROP, FRACTION, NON_NEGATIVE, PER_TASK, POSITIVE, RATE, WEIGHT  # noqa: F401
+from cycada_tf.config.run_fields import RunOptions, _f, _field, _note, _Override, _override, _task_config  # noqa: F401
+from cycada_tf.config.self_training_fields import FINAL_CRITERIA, UNIT, SelfTrainingFields  # noqa: F401
 from cycada_tf.stages import NAMES as STAGE_NAMES  # the stages a run trains, in order (no TensorFlow)
 
 OPTIMIZERS, GAN_MODES = ("adam", "sgd"), ("log", "lsgan")

@@ -10,7 +10,7 @@ segmenter and its translators are fully convolutional: they take images of any h
 to what the network needs, the output cropped back) and answer at that size, so a batch has one size.
 A version directory appears in one step (written beside it under a name TF Serving skips, then renamed), and
 each export takes the next integer version of its model; its assets/ name the classes (classes.txt) and the
-run it came from (run.json; export_layout.py, which also writes <export_dir>/models.config).
+run it came from (run.json; export_directory.py, which also writes <export_dir>/models.config).
 """
 
 import os
@@ -20,8 +20,9 @@ import tempfile
 
 import tensorflow as tf
 
-from cycada_tf import export_layout, files, locks
-from cycada_tf.export_layout import versions
+from cycada_tf.serving import export_directory as export_layout
+from cycada_tf.train import atomic_files as files, locks
+from cycada_tf.serving.export_directory import versions
 from cycada_tf.data import pipeline, tfrecord
 from cycada_tf.models import digit_gan, segmenter
 from cycada_tf.stages import registry
@@ -260,7 +261,7 @@ def save(module, export_dir, model_name, record=None, log=print):
 
 
 def export_seed(trial, export_dir, log=print, prefix=""):
-    """Export one seed of a run (`trial`, a cycada_tf.trial.Trial of a finished run): the adapted classifier
+    """Export one seed of a run (`trial`, a cycada_tf.stages.trial.Trial of a finished run): the adapted classifier
     (segmenter) that the run chose as final (seed_<k>/final.json), else the one of the latest stage that
     finished, and both translators if the pixel stage did; the serving modules are the task's. Model names
     start with `prefix`; a name whose latest version came from another run is refused (ValueError) before

@@ -1,9 +1,9 @@
 """The fields of the self-training stage and of the final model's choice, which every experiment has: Config
-(config.py) inherits them, and each task's config sets the PER_TASK defaults."""
+(experiment_config.py) inherits them, and each task's config sets the PER_TASK defaults."""
 
 import dataclasses
 
-from cycada_tf.run_options import NON_NEGATIVE, PER_TASK, POSITIVE, RATE, WEIGHT, RunOptions, _f
+from cycada_tf.config.run_fields import NON_NEGATIVE, PER_TASK, POSITIVE, RATE, WEIGHT, RunOptions, _f
 
 UNIT = dict(at_least=0, at_most=1)  # a probability, a weight of a convex sum
 # How the final model may be chosen (--final_criterion; cycada_tf/selection/final.py computes each).

@@ -75,9 +75,9 @@ def reported_segmentation(source, target, model, classes):
 # gives, as our flags' values) and the choices where the paper is silent or that depart from it (GAPS: value
 # and why). tests/test_experiments.py checks that each experiments/<name>.flags, through the real flag parser,
 # resolves to exactly this record and names every field of it; docs/paper_departures.md's departure table is
-# printed from it (`python -m cycada_tf.paper`). Fields of how a run runs (RUN_FIELDS), of the final model's
-# choice after the paper's rows (the paper has none), and of stages a flagfile does not run or options its
-# choices switch off (unused) are outside the record.
+# printed from it (`python -m cycada_tf.reporting.paper`). Fields of how a run runs (RUN_FIELDS), of the final
+# model's choice after the paper's rows (the paper has none), and of stages a flagfile does not run or options
+# its choices switch off (unused) are outside the record.
 RUN_FIELDS = frozenset({"strategy", "worker_dir", "jit_compile", "download", "export_dir", "accept_lr_change",
                         "deterministic", "data_dir", "run_dir", "verbose", "summary_every_epochs",
                         "eval_batch_size", "final_criterion", "final_margin", "final_reverse_steps"})
@@ -235,5 +235,5 @@ def _flag_value(value):
 
 
 if __name__ == "__main__":  # docs/paper_departures.md's departure table
-    from cycada_tf import config as _config
+    from cycada_tf.config import experiment_config as _config
     print(departures(_config.DigitsConfig, "svhn_mnist.flags"))

@@ -7,7 +7,7 @@ worker's private directory under multi_worker, see runner.py)."""
 
 import os
 
-from cycada_tf import files
+from cycada_tf.train import atomic_files as files
 from cycada_tf.data import translated
 from cycada_tf.stages import registry
 

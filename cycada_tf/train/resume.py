@@ -12,7 +12,8 @@ import time
 import keras
 import tensorflow as tf
 
-from cycada_tf import config as config_lib, files
+from cycada_tf.config import experiment_config as config_lib
+from cycada_tf.train import atomic_files as files
 
 CONFIG_FILE = "config.json"
 HISTORY = "history"  # config.json's list of accepted flag changes (not a flag)

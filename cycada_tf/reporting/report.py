@@ -4,7 +4,8 @@ the table with the figures. Tables come from the plain results dict (results.py)
 
 import os
 
-from cycada_tf import figures, files, label_free, paper
+from cycada_tf.train import atomic_files as files, figures
+from cycada_tf.reporting import paper, unlabelled_target as label_free
 
 
 def _percent(value):
@@ -107,7 +108,7 @@ def segmentation_table(results, decisions, rows):
 
 
 def label_free_table(results, decisions=()):
-    """The table of a target without labels (label_free.py), with how each decision was made."""
+    """The table of a target without labels (unlabelled_target.py), with how each decision was made."""
     return "\n".join([label_free.markdown_table(results)] + decisions_lines(decisions))
 
 

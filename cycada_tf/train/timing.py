@@ -14,7 +14,7 @@ import time
 
 import keras
 
-from cycada_tf import files
+from cycada_tf.train import atomic_files as files
 
 FILE = "timing.json"
 

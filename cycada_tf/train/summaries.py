@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cycada_tf import figures
+from cycada_tf.train import figures
 
 
 TRAIN_PREFIX = "train/"  # the tag of a value of the training batches: train/<name>; target_test/<name> beside
@@ -168,7 +168,7 @@ def read_events(log_dir):
     found = {}
     for step, value in _values(log_dir):
         plugin = value.metadata.plugin_data.plugin_name
-        if plugin not in ("images", "text", "scalars"):  # the hparams plugin's (board.py)
+        if plugin not in ("images", "text", "scalars"):  # the hparams plugin's (tensorboard_views.py)
             continue
         tensor = tf.make_ndarray(value.tensor)
         if plugin == "images":  # [width, height, PNG, PNG, ...]

@@ -1,5 +1,5 @@
-"""What each flag accepts, checked when a config is built: the rules declared with each field (config.py,
-run_options.py: `_f(..., choices=..., at_least=...)`) and the rules that tie fields together (CROSS_FIELD, the
+"""What each flag accepts, checked when a config is built: the rules declared with each field (experiment_config.py,
+run_fields.py: `_f(..., choices=..., at_least=...)`) and the rules that tie fields together (CROSS_FIELD, the
 one place for them). The experiment mains build the config before TensorFlow loads or anything is written, so a
 wrong value ends in under a second with one line naming the flag and what it accepts. No TensorFlow here."""
 
@@ -56,7 +56,7 @@ def check_field(field, value, stages=()):
         return
     flag = f"--{field.name}={_shown(value)}"
     if "per_stage" in rules:
-        from cycada_tf import run_options
+        from cycada_tf.config import run_fields as run_options
         try:
             run_options.per_stage(field.name, value, stages, rules["per_stage"])
         except ValueError as error:
@@ -122,7 +122,7 @@ def _deterministic_and_xla(config):
     """Keras compiles no train step with XLA under op determinism (determinism.py)."""
     if not getattr(config, "deterministic", False):
         return None
-    from cycada_tf import run_options
+    from cycada_tf.config import run_fields as run_options
     forced = [stage for stage, value in run_options.per_stage(
         "jit_compile", config.jit_compile, _stage_names(config), run_options.JIT_COMPILE).items() if value == "true"]
     if forced:

@@ -3,7 +3,7 @@
 Under a mixed policy the networks compute in bfloat16 or float16 while their variables stay float32, so every
 checkpoint and weights file is float32 and loads under any precision. The networks' last layers (generator,
 discriminators) are float32; the task net's logits are cast to float32 by the losses, which, with the
-discriminator accuracy that gates feature adaptation, are computed in float32 (cycada_tf/losses.py).
+discriminator accuracy that gates feature adaptation, are computed in float32 (cycada_tf/train/losses.py).
 mixed_float16 has 5 exponent bits: its gradients are scaled (keras.optimizers.LossScaleOptimizer, dynamic
 scale, a step with non-finite gradients is skipped and the scale halved).
 
@@ -16,11 +16,11 @@ import contextlib
 import keras
 import tensorflow as tf
 
-from cycada_tf import determinism
-from cycada_tf.run_options import JIT_COMPILE, PRECISION_CHOICES, PRECISIONS, per_stage  # noqa: F401
+from cycada_tf.train import determinism
+from cycada_tf.config.run_fields import JIT_COMPILE, PRECISION_CHOICES, PRECISIONS, per_stage  # noqa: F401
 
 # --precision's and --jit_compile's values (auto resolves to one of PRECISIONS on this machine) and their
-# parser, declared with the flags (run_options.py: checked before TensorFlow loads).
+# parser, declared with the flags (run_fields.py: checked before TensorFlow loads).
 FLAG_CHOICES = PRECISION_CHOICES
 # CPU features with bfloat16 matrix instructions (Linux /proc/cpuinfo flag names): where mixed_bfloat16 is
 # faster than float32 at the same accuracy (docs/speed.md); without them TensorFlow emulates it.

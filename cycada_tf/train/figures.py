@@ -1,10 +1,10 @@
 """The run's figures as uint8 arrays and PNG files: translation grids (cf. the paper's Figure 3), confusion
 matrices (cf. Figure 10), segmentation predictions (cf. Figure 5) and feature adaptation's gate; TensorBoard
-summaries and the run report use the same pictures, their labels drawn in (annotate.py)."""
+summaries and the run report use the same pictures, their labels drawn in (figure_text.py)."""
 
 import numpy as np
 
-from cycada_tf import annotate, files
+from cycada_tf.train import atomic_files as files, figure_text as annotate
 from cycada_tf.data import pipeline
 
 TRANSLATION_ROWS = ("x_s", "G_S->T(x_s)", "G_T->S(G_S->T(x_s))", "x_t", "G_T->S(x_t)", "G_S->T(G_T->S(x_t))")

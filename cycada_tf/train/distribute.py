@@ -7,7 +7,7 @@ import os
 
 import tensorflow as tf
 
-from cycada_tf.run_options import STRATEGIES  # noqa: F401 - --strategy's choices, declared with the flag
+from cycada_tf.config.run_fields import STRATEGIES  # noqa: F401 - --strategy's choices, declared with the flag
 
 TF_CONFIG = "TF_CONFIG"
 WORKER_TASKS = ("chief", "worker")  # the task types that train; "evaluator" and "ps" do not

@@ -8,7 +8,7 @@ import os
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.saved_model import fingerprinting_utils
 
-from cycada_tf import files
+from cycada_tf.train import atomic_files as files
 
 MODEL_CONFIG = "models.config"  # <export_dir>/models.config, TF Serving's ModelServerConfig as a text proto
 RUN_FILE = "run.json"  # asset of every version: the run, task, seed and stage it came from
@@ -26,7 +26,7 @@ def versions(model_dir):
 
 
 def run_record(trial, stage):
-    """run.json of a model exported from `stage` of `trial` (a cycada_tf.trial.Trial)."""
+    """run.json of a model exported from `stage` of `trial` (a cycada_tf.stages.trial.Trial)."""
     config = trial.config
     return {"run_dir": os.path.realpath(os.path.dirname(trial.dir)), "task": trial.task.name,
             "source": config.source, "target": config.target, "seed": trial.seed, "stage": stage}

@@ -11,7 +11,8 @@ one). Agreement: the fraction of target images two stages' models give the same 
 import numpy as np
 import tensorflow as tf
 
-from cycada_tf import config as config_lib, selection
+from cycada_tf.config import experiment_config as config_lib
+from cycada_tf import selection
 
 WHY = ("The target has no labels: accuracy and confusion matrices are left out; the table shows label-free "
        "criteria (mean prediction entropy, information maximisation) and the agreement between stages.")

@@ -1,6 +1,6 @@
 """The fields of every experiment that say how a run runs and what it writes besides its results, not what it
-computes (but --precision), and the field helpers of config.py: each field declared once with its flag's
-help and what it accepts (accepts.py checks it); task classes override defaults only. No TensorFlow here: the
+computes (but --precision), and the field helpers of experiment_config.py: each field declared once with its flag's
+help and what it accepts (flag_checks.py checks it); task classes override defaults only. No TensorFlow here: the
 experiment mains check every flag before it loads."""
 
 import dataclasses
@@ -25,13 +25,13 @@ def _field(default, metadata):
 
 def _f(default, help, rerun=False, **accepts):  # noqa: A002 - the flag's help text
     """A field and its flag. `rerun`: the field does not change what a run computes, so a run directory may be
-    continued with another value of it (resume.check_run_config). `accepts`: what the flag takes (accepts.py):
+    continued with another value of it (resume.check_run_config). `accepts`: what the flag takes (flag_checks.py):
     choices=(...), at_least/above/below/at_most=number, multiple_of=n; per_stage=choices (VALUE[,STAGE=VALUE]);
     for a list, count=n and distinct=True, its other rules applying to each item."""
-    from cycada_tf.accepts import RULES
+    from cycada_tf.config.flag_checks import RULES
     unknown = sorted(set(accepts) - set(RULES))
     if unknown:
-        raise TypeError(f"_f: {', '.join(unknown)} is no rule of accepts.py ({', '.join(RULES)})")
+        raise TypeError(f"_f: {', '.join(unknown)} is no rule of flag_checks.py ({', '.join(RULES)})")
     return _field(default, {"help": help, "rerun": rerun, "accepts": accepts})
 
 
@@ -58,7 +58,7 @@ def per_stage(flag, text, stages, choices):
     return {stage: values.get(stage, default) for stage in stages}
 
 
-# What the flags of most fields accept (accepts.py): CROP is height,width.
+# What the flags of most fields accept (flag_checks.py): CROP is height,width.
 POSITIVE, NON_NEGATIVE, RATE, WEIGHT = dict(at_least=1), dict(at_least=0), dict(above=0), dict(at_least=0)
 FRACTION, CROP = dict(at_least=0, below=1), dict(count=2, at_least=1)
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
