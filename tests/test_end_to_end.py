@@ -128,7 +128,7 @@ def _check_reporting(run_dir, stderr, export_dir):
         report = handle.read()
     assert "| Source only |" in report and "| CyCADA pixel+feat |" in report
     assert "(seed_0/pixel/translations.png)" in report and "(confusion_matrices.png)" in report
-    assert os.path.isfile(os.path.join(seed_dir, "feature", "gate.png"))
+    assert os.path.isfile(os.path.join(seed_dir, "feature", "gate.png")) and "(seed_0/feature/gate.png)" in report
     picture = Image.open(os.path.join(run_dir, "confusion_matrices.png"))
     assert picture.format == "PNG" and picture.size[0] > 1.5 * picture.size[1]  # before | after
 

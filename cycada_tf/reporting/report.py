@@ -124,6 +124,18 @@ def translation_section(run_dir, seeds, figure):
             + [f"![translations, seed {seed}](seed_{seed}/pixel/translations.png)" for seed in grids] + [""])
 
 
+def gate_section(run_dir, seeds):
+    """report.md's lines for each seed's feature gate figure (seed_<k>/feature/gate.png), where there is one."""
+    traces = [seed for seed in seeds
+              if os.path.exists(os.path.join(run_dir, f"seed_{seed}", "feature", "gate.png"))]
+    if not traces:
+        return []
+    return (["## The feature stage's gate", "",
+             "D_feat's accuracy as the gate read it at each iteration, against the 60% line above which f_T is "
+             "updated (appendix 6.1), and f_T's updates per epoch.", ""]
+            + [f"![gate, seed {seed}](seed_{seed}/feature/gate.png)" for seed in traces] + [""])
+
+
 def write(run_dir, title, table, sections, labelled=True):
     """<run_dir>/report.md: `title`, the table, the task's `sections` (lines), TensorBoard's command. Where the
     target is not `labelled`, the report says that no target label exists rather than where they are read."""

@@ -129,10 +129,12 @@ class DigitsTask(Task):
         return report_lib.accuracy_table(summary, results.decisions(summary["per_seed"]))
 
     def report_sections(self, run_dir, summary, trials):
-        """report.md's translation grids and the confusion matrices before and after adaptation, summed over
-        the seeds (`trials`: each seed's Trial) for each REPORT_PANELS stage every seed finished."""
+        """report.md's translation grids, the feature gate's figures and the confusion matrices before and after
+        adaptation, summed over the seeds (`trials`: each seed's Trial) for each REPORT_PANELS stage every seed
+        finished."""
         seeds = [trial.seed for trial in trials]
         lines = report_lib.translation_section(run_dir, seeds, "Figure 3")
+        lines += report_lib.gate_section(run_dir, seeds)
         if not self.target_spec.labelled:
             return lines + ["## No confusion matrices", "", summary.get("why", ""), ""]
         counts = {stage: sum(self.confusion(trial.network(stage), "target", trial.view_of(stage))

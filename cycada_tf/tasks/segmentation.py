@@ -237,9 +237,10 @@ class SegmentationTask(Task):
         return report_lib.segmentation_table(summary, results.decisions(summary["per_seed"]), self.rows)
 
     def report_sections(self, run_dir, summary, trials):
-        """report.md's translation grids and, per seed, image | ground truth | each finished stage's
-        prediction on the first target test images (cf. the paper's Figure 5)."""
+        """report.md's translation grids, the feature gate's figures and, per seed, image | ground truth | each
+        finished stage's prediction on the first target test images (cf. the paper's Figure 5)."""
         lines = report_lib.translation_section(run_dir, [trial.seed for trial in trials], "Figure 4")
+        lines += report_lib.gate_section(run_dir, [trial.seed for trial in trials])
         for trial in trials:
             done = [stage for stage, _ in REPORT_PANELS if trial.done(stage) is not None]
             if not done:
