@@ -25,7 +25,7 @@ class StageTimer:
     def __init__(self, now=time.monotonic):
         self.phases, self.steps, self.now = {}, 0, now
         self._mark = None  # (marker index, hook, time) of the last marker reached
-        self._step_start = 0.0  # when the current step began (the last marker's on_train_batch_begin)
+        self._step_start = None  # when the step in flight began (the last marker's on_train_batch_begin)
         self.fit_start = None  # when fit was called
 
     def add(self, name, seconds):
@@ -59,10 +59,12 @@ class StageTimer:
 
 
 class _Marker(keras.callbacks.Callback):
-    """One of StageTimer.around's markers: notes when each hook reaches it."""
+    """One of StageTimer.around's markers: notes when each hook reaches it. A step is timed from the last
+    marker's on_train_batch_begin to the first marker's next on_train_batch_begin or on_epoch_end, so the
+    batch-end hooks of a callback that has them count in the steps: a marker with a batch-end hook would stop
+    Keras' asynchronous dispatch of the steps' logs (what fit does when no callback has one)."""
 
-    HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",
-             "on_train_batch_end")
+    HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin")
 
     def __init__(self, timer, index, names):
         super().__init__()
@@ -74,20 +76,17 @@ class _Marker(keras.callbacks.Callback):
         def note(*args, **kwargs):
             timer = self.timer
             now = timer.now()
-            last = len(self.names)
             previous = timer._mark
             if self.index > 0 and previous is not None and previous[:2] == (self.index - 1, hook):
                 timer.add(f"callbacks.{self.names[self.index - 1]}", now - previous[2])
             if self.index == 0:
                 if hook == "on_train_begin" and timer.fit_start is not None:
                     timer.add("fit_setup", now - timer.fit_start)
-                if hook == "on_train_batch_end":
-                    timer.steps += 1
-                    if timer.steps == 1:
-                        timer.add("first_step", now - timer._step_start)
-                    else:
-                        timer.add("training", now - timer._step_start)
-            if self.index == last and hook == "on_train_batch_begin":
+                if hook in ("on_train_batch_begin", "on_epoch_end") and timer._step_start is not None:
+                    timer.steps += 1  # the step in flight has ended
+                    timer.add("first_step" if timer.steps == 1 else "training", now - timer._step_start)
+                    timer._step_start = None
+            if self.index == len(self.names) and hook == "on_train_batch_begin":
                 timer._step_start = now
             timer._mark = (self.index, hook, timer.now())
         return note
