@@ -123,6 +123,9 @@ def _check_reporting(run_dir, stderr, export_dir):
             rf"{stage} epoch (\d+)/{EPOCHS[stage]}, \d+ s/epoch, (at most )?~[\d.]+ (s|min) left in the stage; "
             r"run ~[\d.]+ (s|min) left", stderr)
         assert [int(epoch) for epoch, _, _, _ in progress] == list(range(1, last + 1)), stage
+    # The last stage's line still counts the final model's choice, which comes after it.
+    [oracle_done] = [line for line in stderr.splitlines() if "stage 'oracle' done in" in line]
+    assert not re.search(r"run ~0 s left", oracle_done) and re.search(r"run ~[\d.]+ (s|min) left", oracle_done)
 
     with open(os.path.join(run_dir, "report.md")) as handle:
         report = handle.read()

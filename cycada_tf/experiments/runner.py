@@ -45,6 +45,7 @@ from cycada_tf.stages.trial import Trial
 STAGES = stage_registry.STAGES
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
 CANDIDATES = stage_registry.CANDIDATES  # the final model is one of them
+FINAL_CHOICE = "final choice"  # the run clock's unit after each seed's stages
 
 
 def stage_settings(config):
@@ -158,9 +159,13 @@ def _run_stages(task, run_dir, strategy, write_dir=None, times=None):
     precisions, jit_compile = stage_settings(config)
     per_seed = {}
     trials = {seed: Trial(task, seed, run_dir, strategy, write_dir) for seed in config.seeds}
-    clock = progress.RunClock([(seed, stage.name) for seed in config.seeds for stage in STAGES
-                               if stage.name in config.stages and trials[seed].done(stage.name) is None],
-                              progress.prior_costs(config, STAGES))
+    # The run's time left counts the stages to train and each seed's final model's choice, which always runs.
+    clock = progress.RunClock([unit for seed in config.seeds for unit in
+                               [(seed, stage.name) for stage in STAGES
+                                if stage.name in config.stages and trials[seed].done(stage.name) is None]
+                               + [(seed, FINAL_CHOICE)]],
+                              {**progress.prior_costs(config, STAGES),
+                               FINAL_CHOICE: selection.PRIOR_COST.get(config.TASK, progress.UNKNOWN_EPOCH_COST)})
     for seed in config.seeds:
         trial = trials[seed]
         results = {}
@@ -204,8 +209,10 @@ def _run_stages(task, run_dir, strategy, write_dir=None, times=None):
             if result is not None:
                 results[stage.name] = result
         interrupts.entering(f"the final model's choice (seed {seed})")
+        clock.start(seed, FINAL_CHOICE)
         with times.phase("final_choice", seed) if times else contextlib.nullcontext():
             final = selection.final_model(trial, results, CANDIDATES)
+        clock.finish()
         if final is not None:
             results["final"] = final
             if distribute.is_chief(strategy):  # what export reads (export.export_seed)

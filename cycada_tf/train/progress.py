@@ -7,8 +7,9 @@ A stage's time left is its remaining steps at its measured time per step (its fi
 compiles the step function, left out). The run's time left adds, for each (seed, stage) still to come, the
 time the same stage took in an earlier seed of this run; a stage this run has not yet timed gets its prior
 cost (its record's prior per epoch, stages/base.Stage, times its epochs) at the seconds per unit of prior
-cost that the stages timed so far took, and the line says that part is an estimate. Each stage that finishes refines it. Time outside the
-stages (choosing the final model, the report) is not counted."""
+cost that the stages timed so far took, and the line says that part is an estimate. Each stage that finishes
+refines it. The runner adds each seed's final model's choice as a unit of its own (selection.PRIOR_COST); the
+report, seconds at the end, is not counted."""
 
 import threading
 import time
