@@ -19,7 +19,7 @@ TRAINS_A_NETWORK = ("veto", "learnability", "reverse_validation", "reverse_valid
 VETO = ("learnability", "reverse_validation")
 # The choice's time for the run's time left, in the stages' prior unit (a pixel epoch of the task, stages/base.
 # Stage.prior) at the defaults: the veto's three fresh networks per candidate it looks at dominate it.
-PRIOR_COST = {"digits": 1.7, "segmentation": 1.5}
+PRIOR_COST = {"digits": 1.4, "segmentation": 1.5}
 MIXVAL_WEIGHT = 0.55  # MixVal's mixing weight of the first image (Hu et al. 2023)
 MIXVAL_PAIRS = 1000
 
