@@ -63,3 +63,30 @@ def test_the_end_of_an_interrupt_skips_the_interpreters_teardown(error, status):
     assert done.returncode == status, done.stderr
     assert done.stderr == f"interrupted in stage 'feature' (seed 1); {RESUMES}\n"
     assert "teardown ran" not in done.stdout
+
+
+def test_once_the_run_has_written_everything_an_interrupt_changes_nothing():
+    code = ("import os, signal; from cycada_tf.train import interrupts; interrupts.finished(); "
+            "os.kill(os.getpid(), signal.SIGINT); os.kill(os.getpid(), signal.SIGTERM); print('still here')")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
+                          env=child_env())
+    assert (done.returncode, done.stdout, done.stderr) == (0, "still here\n", "")
+
+
+def test_the_experiments_main_ignores_interrupts_once_its_run_has_returned():
+    # The experiment's main with a runner that returns at once: after it, a signal is ignored (exit status 0),
+    # as one that reaches a finished run during TensorFlow's teardown is.
+    code = ("import os, signal, sys, types\n"
+            "stub = types.ModuleType('stub_runner'); stub.run = lambda config: print('ran'); "
+            "sys.modules['stub_runner'] = stub\n"
+            "from cycada_tf.config import experiment_config as config_lib\n"
+            "from cycada_tf.experiments import flags\n"
+            "flags.define_from(config_lib.DigitsConfig)\n"
+            "main = flags.experiment_main(config_lib.DigitsConfig, 'stub_runner')\n"
+            "from absl import flags as absl_flags\n"
+            "absl_flags.FLAGS(['prog'])\n"
+            "main(['prog'])\n"
+            "os.kill(os.getpid(), signal.SIGINT); os.kill(os.getpid(), signal.SIGTERM); print('still here')\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env=child_env())
+    assert (done.returncode, done.stdout) == (0, "ran\nstill here\n"), done.stderr[-3000:]

@@ -100,7 +100,7 @@ def run_to_end(trial_dir, mode="kill", run_dir=None):
 
 def interrupt_at(trial_dir, moment, mode="kill", run_dir=None):
     """Start the command, send the mode's signal `moment` seconds later; (where it was, its exit status and
-    output), or None if it had ended."""
+    output), or None if it had ended (or, given a Ctrl-C, finished its work and exited 0 all the same)."""
     log_path = os.path.join(trial_dir, "interrupted.log")
     with open(log_path, "w") as log:
         process = subprocess.Popen(command(trial_dir, mode, run_dir), cwd=REPO, env=environment(), stdout=log,
@@ -111,6 +111,9 @@ def interrupt_at(trial_dir, moment, mode="kill", run_dir=None):
         except subprocess.TimeoutExpired:
             process.send_signal(SIGNALS[mode])
             process.wait(timeout=RUN_TIMEOUT_S)
+    if process.returncode == 0:  # the Ctrl-C came after the run had written everything (interrupts.finished)
+        os.remove(log_path)
+        return None
     with open(log_path) as handle:
         output = handle.read()
     os.remove(log_path)

@@ -98,6 +98,7 @@ def experiment_main(cls, runner):
         interrupts.install()
         try:
             _run(config, runner, verbose=flags.FLAGS["verbosity"].present)
+            interrupts.finished()
         except (KeyboardInterrupt, interrupts.Terminated) as error:
             interrupts.end(error)
     return main

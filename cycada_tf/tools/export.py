@@ -82,6 +82,7 @@ def main(argv=None, prog="export"):
         print(f"error: {line}; {failures.advice(line)}", file=sys.stderr)
         return 2
     print(json.dumps(exported, indent=1))  # {model: version directory}, the only thing on stdout
+    interrupts.finished()
     return 0
 
 

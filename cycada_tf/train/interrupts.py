@@ -45,3 +45,11 @@ def end(error):
     print(line, file=sys.stderr, flush=True)
     sys.stdout.flush()
     os._exit(status)
+
+
+def finished():
+    """The run has written everything: from now on SIGINT and SIGTERM are ignored, so that one arriving while
+    the process exits (TensorFlow's teardown takes seconds) neither kills it by the signal's default action nor
+    says that something was interrupted; the exit status stays 0."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
