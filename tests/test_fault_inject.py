@@ -2,6 +2,7 @@
 (kill -9 early in a tiny embedded run, then the rerun finishes with results.json and nothing partial)."""
 
 import os
+import signal
 
 import pytest
 
@@ -50,3 +51,31 @@ def test_ctrl_c_must_end_in_one_line_130_and_nothing_partial():
     assert not fault_inject.interrupt_ok("sigint", 1, line, [])
     assert not fault_inject.interrupt_ok("sigint", 130, line, ["run/config.json.tmp"])
     assert fault_inject.interrupt_ok("kill", -9, "", ["run/config.json.tmp"])  # a kill leaves what it leaves
+
+
+# A Ctrl-C 0.0 s after the start (a fault-injection trial): Python's own ending, before any line of the project
+RUNPY_TRACEBACK = """Traceback (most recent call last):
+  File "<frozen runpy>", line 189, in _run_module_as_main
+  File "<frozen importlib._bootstrap>", line 1176, in _find_and_load
+  File "<frozen importlib._bootstrap_external>", line 1659, in _fill_cache
+KeyboardInterrupt
+"""
+
+
+def test_a_ctrl_c_before_the_projects_first_line_is_too_early_and_drawn_again():
+    assert fault_inject.before_the_project_started(-signal.SIGINT, RUNPY_TRACEBACK)
+    importing = RUNPY_TRACEBACK.replace("KeyboardInterrupt", '  File "/r/cycada_tf/experiments/digits.py", line 3, '
+                                        'in <module>\n  File "/r/cycada_tf/train/interrupts.py", line 6, in '
+                                        '<module>\nKeyboardInterrupt')
+    assert fault_inject.before_the_project_started(-signal.SIGINT, importing)
+    # from the project's own code on, it is a failure to end with one line
+    later = RUNPY_TRACEBACK.replace("KeyboardInterrupt", '  File "/r/cycada_tf/config/experiment_config.py", '
+                                    'line 9, in <module>\nKeyboardInterrupt')
+    assert not fault_inject.before_the_project_started(-signal.SIGINT, later)
+    assert not fault_inject.before_the_project_started(130, RUNPY_TRACEBACK)
+    assert not fault_inject.before_the_project_started(-signal.SIGINT, "seed 0: stage 'pixel' starting\n")
+    assert fault_inject.before_the_project_started(-signal.SIGINT, "")  # before Python's own handler
+    site = 'Fatal Python error: init_import_site\nTraceback (most recent call last):\n  File "<frozen site>", ' \
+           'line 616, in <module>\nKeyboardInterrupt\n'
+    assert fault_inject.before_the_project_started(1, site)
+    assert not fault_inject.before_the_project_started(1, later)

@@ -90,3 +90,35 @@ def test_the_experiments_main_ignores_interrupts_once_its_run_has_returned():
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
                           env=child_env())
     assert (done.returncode, done.stdout) == (0, "ran\nstill here\n"), done.stderr[-3000:]
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupt_while_the_modules_load_is_the_same_one_line(signum, status):
+    # interrupts.starting(), the first line of the experiments' __main__: a signal before the run's own handling
+    # is installed (while absl, the config and TensorFlow load) ends at once with the line, not a traceback
+    code = ("import os, signal, time; from cycada_tf.train import interrupts; interrupts.starting(); "
+            f"os.kill(os.getpid(), {int(signum)}); time.sleep(30); print('not ended')")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
+                          env=child_env(), preexec_fn=fault_inject.ctrl_c_reaches)
+    assert (done.returncode, done.stdout, done.stderr) == (status, "", f"interrupted in start-up; {RESUMES}\n")
+
+
+def test_after_start_up_sigint_is_a_keyboard_interrupt_again_unless_it_was_ignored():
+    code = ("import signal; from cycada_tf.train import interrupts; interrupts.starting(); interrupts.install(); "
+            "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler, "
+            "signal.getsignal(signal.SIGINT) is signal.SIG_IGN)")
+    for preexec, expected in ((fault_inject.ctrl_c_reaches, "True False"),
+                              (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN), "False True")):
+        done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
+                              env=child_env(), preexec_fn=preexec)
+        assert done.stdout.strip() == expected, done.stderr[-2000:]
+
+
+def test_the_experiments_first_line_is_the_start_up_handler():
+    # nothing of the project loads before it: `python -m cycada_tf.experiments.digits` runs the package's
+    # __init__ files, then interrupts.py, then starting()
+    for name in ("digits", "segmentation"):
+        with open(os.path.join(REPO, "cycada_tf", "experiments", f"{name}.py")) as handle:
+            code = [line for line in handle.read().split('"""', 2)[2].splitlines() if line.strip()]
+        assert code[:3] == ["from cycada_tf.train import interrupts  # first: a Ctrl-C while the rest loads ends "
+                            "with the one line", 'if __name__ == "__main__":', "    interrupts.starting()"], name

@@ -12,7 +12,9 @@ version whole (saved_model.pb, variables, assets/run.json), models.config, and n
 
 One uninterrupted run (or export) first measures how long it takes; each trial then starts a fresh one (its
 own data, run or export directories), interrupts it after a moment drawn uniformly from that time, and reruns
-the same command to the end. Prints one line per trial and a summary; exit status 0 only if every trial passed.
+the same command to the end (a Ctrl-C that came before the project's first line ran, or after the run had
+written everything, is drawn again). Prints one line per trial and a summary; exit status 0 only if every trial
+passed.
 """
 
 import argparse
@@ -35,6 +37,10 @@ TINY_RUN = ["--seeds=0", "--source_epochs=1", "--pixel_epochs=1", "--target_epoc
 LEFTOVER = re.compile(r"\.partial-|\.partial\.|_temp$|\.tmp$")  # names only an unfinished write has
 LOCK = re.compile(r"\.cycada-(run|export)\.lock$")  # cycada_tf/train/locks.py: left only by a holder that was killed
 INTERRUPTED = re.compile(r"^interrupted in .+; the same command resumes$")  # cycada_tf/train/interrupts.py
+# What runs before an experiment's first line (interrupts.starting): the interpreter's start, runpy and import
+# machinery, the package __init__ files and interrupts.py, which the experiment imports first.
+BEFORE_START = re.compile(r'^  File "(<frozen [^>]+>|.*/cycada_tf/(__init__|experiments/__init__|train/__init__'
+                          r'|train/interrupts)\.py|.*/cycada_tf/experiments/(digits|segmentation)\.py)", line \d+')
 RUN_TIMEOUT_S = 900
 MODES = ("kill", "sigint", "export")
 SIGNALS = {"kill": signal.SIGKILL, "sigint": signal.SIGINT, "export": signal.SIGKILL}
@@ -100,7 +106,8 @@ def run_to_end(trial_dir, mode="kill", run_dir=None):
 
 def interrupt_at(trial_dir, moment, mode="kill", run_dir=None):
     """Start the command, send the mode's signal `moment` seconds later; (where it was, its exit status and
-    output), or None if it had ended (or, given a Ctrl-C, finished its work and exited 0 all the same)."""
+    output), or None if it had ended (or, given a Ctrl-C, finished its work and exited 0 all the same, or had
+    not yet started its first line)."""
     log_path = os.path.join(trial_dir, "interrupted.log")
     with open(log_path, "w") as log:
         process = subprocess.Popen(command(trial_dir, mode, run_dir), cwd=REPO, env=environment(), stdout=log,
@@ -117,7 +124,21 @@ def interrupt_at(trial_dir, moment, mode="kill", run_dir=None):
     with open(log_path) as handle:
         output = handle.read()
     os.remove(log_path)
+    if mode == "sigint" and before_the_project_started(process.returncode, output):
+        return None  # too early for any program's code, as one after the run had finished is too late
     return ("export" if mode == "export" else last_stage(output)), process.returncode, output
+
+
+def before_the_project_started(status, output):
+    """Whether a Ctrl-C reached the interpreter before the project's first line had run (its first tens of
+    milliseconds), with nothing written: killed by the signal before Python's handler was in place (no output),
+    or Python's own KeyboardInterrupt through start-up frames only (the signal's status; 1 while `site` loads).
+    No program's code can answer that early."""
+    if status == -signal.SIGINT and not output.strip():
+        return True
+    frames = [line for line in output.splitlines() if line.startswith('  File "')]
+    return (status in (-signal.SIGINT, 1) and output.rstrip().endswith("KeyboardInterrupt") and bool(frames)
+            and all(BEFORE_START.match(line) for line in frames))
 
 
 def kill_at(trial_dir, moment):

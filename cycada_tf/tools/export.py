@@ -52,6 +52,7 @@ def run_config(run_dir):
 
 def main(argv=None, prog="export"):
     """The command: 0 once exported (the versions written, as JSON, on stdout), 2 on a bad flag or run."""
+    interrupts.starting()  # until install(): a Ctrl-C ends at once with the one line (nothing written yet)
     args = parse_args(sys.argv[1:] if argv is None else argv, prog)
     quiet.import_tensorflow(args.verbosity is not None)  # before it is imported: its start-up lines
     interrupts.install()

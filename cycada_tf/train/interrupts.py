@@ -20,8 +20,25 @@ def _terminate(signum, frame):
     raise Terminated()
 
 
+def _end_at_once(signum, frame):
+    end(KeyboardInterrupt() if signum == signal.SIGINT else Terminated())
+
+
+def starting():
+    """The first thing an experiment's or a tool's __main__ does, before its modules load: from now until
+    install(), SIGINT and SIGTERM print the one line ("interrupted in start-up; ...") and end the process at
+    once with 130 or 143, as nothing has been written yet. A signal the process was started with ignored (a
+    shell's background job ignores SIGINT) stays ignored."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _end_at_once)
+
+
 def install():
-    """SIGTERM raises Terminated from now on (SIGINT raises KeyboardInterrupt already)."""
+    """From now on SIGTERM raises Terminated where the process is, and so does SIGINT KeyboardInterrupt (as
+    Python's own handler; unless it was ignored at start), for the run's own handling to unwind."""
+    if signal.getsignal(signal.SIGINT) is _end_at_once:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminate)
 
 
