@@ -18,14 +18,15 @@ import pytest  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EMBEDDED = ("uci", "uci_m", "fonts")
 
-# Every stage of an experiment, small enough to run in seconds on a CPU: tiny networks, few epochs and steps.
+# Every stage of an experiment, small enough to run in seconds on a CPU: tiny networks, few epochs and steps,
+# in float32 (the learning margins below were measured in it; --precision=auto would be bfloat16 on some CPUs).
 TINY = {
-    "digits": dict(seeds=(0,), source_epochs=2, pixel_epochs=1, target_epochs=1, feature_epochs=2,
+    "digits": dict(seeds=(0,), precision="float32", source_epochs=2, pixel_epochs=1, target_epochs=1, feature_epochs=2,
                    oracle_epochs=1, pixel_batch_size=64, generator_width=4, discriminator_width=4,
                    noise_channels=2, translations_per_image=2, feature_min_steps_per_epoch=5,
                    self_train_epochs=2, self_train_steps_per_epoch=5, pixel_direction="t2s", final_reverse_steps=20,
                    verbose=0),
-    "segmentation": dict(seeds=(0,), source_epochs=3, pixel_epochs=1, target_epochs=1, feature_epochs=2,
+    "segmentation": dict(seeds=(0,), precision="float32", source_epochs=3, pixel_epochs=1, target_epochs=1, feature_epochs=2,
                          oracle_epochs=1, source_batch_size=64, pixel_batch_size=32, crop_size=(32, 64),
                          pixel_crop_size=(32, 32), model_width=8, generator_width=4, generator_blocks=1,
                          discriminator_width=4, feature_batch_size=16, feature_min_steps_per_epoch=5,
@@ -33,6 +34,33 @@ TINY = {
                          self_train_batch_size=4, pixel_direction="s2t", final_reverse_steps=20,
                          verbose=0),
 }
+
+
+# The files that take longest (tools/test.sh --durations), run first: pytest-xdist hands each worker the next
+# file in collection order when it is free, so started last one of them would leave the other worker idle at
+# the end. Scheduling only: a file not named keeps its place after these.
+LONGEST_FIRST = ("test_no_target_labels.py", "test_end_to_end.py", "test_strategy.py", "test_adaptation_gain.py",
+                 "test_segmentation_end_to_end.py", "test_experiments.py",
+                 "test_no_target_labels_segmentation.py", "test_failure_paths_run.py", "test_benchmark.py",
+                 "test_self_train.py", "test_precision.py", "test_multi_worker.py", "test_folder.py",
+                 "test_export.py", "test_fault_inject.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: k for k, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
+@pytest.fixture(scope="session", autouse=True)
+def float32_where_auto():
+    """In this process --precision=auto resolves to float32 on every machine, so that a test's numbers (its
+    learning margins were measured in float32) do not depend on whether the CPU has bfloat16 instructions;
+    tests/test_precision.py gives resolve_auto the CPU's flags it tests."""
+    from cycada_tf.train import precision
+    original = precision.resolve_auto
+    precision.resolve_auto = lambda flags=None, gpus=None: original(set() if flags is None else flags, gpus)
+    yield
+    precision.resolve_auto = original
 
 
 def tiny_values(task, **overrides):

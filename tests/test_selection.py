@@ -90,6 +90,30 @@ def test_reverse_validation_is_repeatable():
         task, task.selection_images(), labels, 3)
 
 
+class DropoutBlobTask(BlobTask):
+    """BlobTask whose network has dropout (its own random state, as LeNet's)."""
+
+    def reverse_network(self):
+        return keras.Sequential([keras.Input((2,)), keras.layers.Dense(16, activation="relu"),
+                                 keras.layers.Dropout(0.3), keras.layers.Dense(CLASSES)])
+
+
+def test_each_fit_on_the_reused_network_is_the_fit_on_a_fresh_one():
+    # one network and traced step per task and seed, put back to its start for every fit: the weights, the
+    # optimizer, dropout's random state and the global random state after it are a fresh network's
+    import random
+    shared = DropoutBlobTask()
+    for wrong in (0.0, 0.6, 0.3):
+        labels = _batches(shared, _labeller(shared, wrong))
+        reused = reverse._fit(shared, shared.selection_images(), labels, seed=4)
+        after_reused = (random.random(), np.random.rand())
+        fresh = reverse._fit(DropoutBlobTask(), shared.selection_images(), labels, seed=4)
+        after_fresh = (random.random(), np.random.rand())
+        assert all(np.array_equal(a, b) for a, b in zip(reused.get_weights(), fresh.get_weights())), wrong
+        assert after_reused == after_fresh
+    assert len(shared._reverse_fits) == 1
+
+
 def test_learnability_prefers_labels_that_follow_the_clusters_and_counts_chance_as_nothing():
     task = BlobTask()
     right, *wrong = [reverse.learnability(task, task.selection_images(), _batches(task, _labeller(task, w)), 0)

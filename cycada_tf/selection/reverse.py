@@ -14,6 +14,8 @@ across that structure do not; collapsed labels agree by chance only, and kappa c
 Every candidate's network starts from the same initial weights and sees the same batches of the same images
 (the seed's): only the labels differ."""
 
+import random
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -37,16 +39,37 @@ def _step(net, optimizer, ignore_label):
 def _fit(task, images, labels, seed):
     """A network trained from scratch (task.reverse_network) for task.reverse_steps steps on `images` (a list
     of batches) labelled by `labels` (batches alike)."""
-    keras.utils.set_random_seed(seed)
-    net = task.reverse_network()
-    optimizer = keras.optimizers.Adam(REVERSE_LR)
-    optimizer.build(net.trainable_variables)
-    step = _step(net, optimizer, task.ignore_label)
+    net, step = _fresh(task, seed)
     rng, data = np.random.RandomState(seed), task.reverse_data(images, labels)
     for _ in range(task.reverse_steps):
         x, y = task.reverse_batch(data, rng)
         step(tf.constant(x), tf.constant(y))
     return net
+
+
+def _fresh(task, seed):
+    """(network, step): the network reverse validation trains, as built under `seed`, its Adam optimizer as
+    new, and the traced step that trains them. Built and traced once per task and seed; every later call puts
+    back the network's variables (its random seeds' state included), the optimizer's, and the global random
+    state building them left (what draws next from it, a translator's style code for one, draws the same),
+    as building them anew would, so each candidate's fit is the same computation without tracing again."""
+    fits = task.__dict__.setdefault("_reverse_fits", {})
+    if seed in fits:
+        net, step, variables, start, global_state = fits[seed]
+        keras.utils.set_random_seed(seed)
+        for variable, value in zip(variables, start):
+            variable.assign(value)
+        random.setstate(global_state[0])
+        np.random.set_state(global_state[1])
+        return net, step
+    keras.utils.set_random_seed(seed)
+    net = task.reverse_network()
+    optimizer = keras.optimizers.Adam(REVERSE_LR)
+    optimizer.build(net.trainable_variables)
+    variables = list(net.variables) + list(optimizer.variables)
+    fits[seed] = (net, _step(net, optimizer, task.ignore_label), variables, [v.numpy().copy() for v in variables],
+                  (random.getstate(), np.random.get_state()))
+    return fits[seed][:2]
 
 
 def score(task, images, labels, seed, translate=None):
