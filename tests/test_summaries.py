@@ -204,6 +204,15 @@ def test_prior_costs_scale_with_the_epochs_of_each_stage():
                      "newcomer": progress.UNKNOWN_EPOCH_COST}
 
 
+def test_the_final_choice_costs_more_pixel_epochs_when_the_pixel_stage_is_mixed():
+    # its networks train in float32 whatever --precision says, while a mixed-precision pixel epoch is quicker
+    from cycada_tf import selection
+    assert selection.prior_cost("digits", "mixed_bfloat16") == selection.prior_cost("digits", "mixed_float16")
+    assert selection.prior_cost("digits", "mixed_bfloat16") > 1.5 * selection.prior_cost("digits", "float32")
+    assert selection.prior_cost("segmentation", "float32") == selection.PRIOR_COST["segmentation"]["float32"]
+    assert selection.prior_cost("no_such_task", "float32") is None
+
+
 @pytest.mark.parametrize("seconds, text", [(0.4, "0 s"), (41, "41 s"), (288, "4.8 min"), (7200, "2.0 h")])
 def test_durations_read_naturally(seconds, text):
     assert progress.format_duration(seconds) == text

@@ -165,7 +165,8 @@ def _run_stages(task, run_dir, strategy, write_dir=None, times=None):
                                 if stage.name in config.stages and trials[seed].done(stage.name) is None]
                                + [(seed, FINAL_CHOICE)]],
                               {**progress.prior_costs(config, STAGES),
-                               FINAL_CHOICE: selection.PRIOR_COST.get(config.TASK, progress.UNKNOWN_EPOCH_COST)})
+                               FINAL_CHOICE: selection.prior_cost(config.TASK, precisions["pixel"])
+                               or progress.UNKNOWN_EPOCH_COST})
     for seed in config.seeds:
         trial = trials[seed]
         results = {}

@@ -5,7 +5,7 @@ picked ("oracle"), for reporting only."""
 
 from cycada_tf.selection.criteria import InformationMaximisation, choose, information_maximisation  # noqa: F401
 from cycada_tf.selection.direction import choose_direction  # noqa: F401
-from cycada_tf.selection.final import CRITERIA, PRIOR_COST, final_model  # noqa: F401
+from cycada_tf.selection.final import CRITERIA, PRIOR_COST, final_model, prior_cost  # noqa: F401
 
 # The decisions a seed's results record, each by name with where it is found in them (None when not made).
 DECISIONS = (("pixel direction", lambda results: results.get("pixel", {}).get("direction")),

@@ -18,8 +18,17 @@ TRAINS_A_NETWORK = ("veto", "learnability", "reverse_validation", "reverse_valid
 # model (+ --final_margin); then the stage before it is tried, and the source model ships if all are vetoed.
 VETO = ("learnability", "reverse_validation")
 # The choice's time for the run's time left, in the stages' prior unit (a pixel epoch of the task, stages/base.
-# Stage.prior) at the defaults: the veto's three fresh networks per candidate it looks at dominate it.
-PRIOR_COST = {"digits": 1.4, "segmentation": 1.5}
+# Stage.prior) at the defaults, by the pixel stage's precision: the veto's three fresh networks per candidate it
+# looks at dominate it, and they train in float32 whatever --precision is, so against a pixel epoch in mixed
+# precision the choice costs about twice as much (docs/speed.md). Segmentation: measured in float32 only.
+PRIOR_COST = {"digits": {"float32": 1.4, "mixed": 2.8}, "segmentation": {"float32": 1.5, "mixed": 1.5}}
+
+
+def prior_cost(task, pixel_precision):
+    """The choice's prior cost (PRIOR_COST) for `task` when the pixel stage computes in `pixel_precision`;
+    None for a task without one."""
+    costs = PRIOR_COST.get(task)
+    return None if costs is None else costs["float32" if pixel_precision == "float32" else "mixed"]
 MIXVAL_WEIGHT = 0.55  # MixVal's mixing weight of the first image (Hu et al. 2023)
 MIXVAL_PAIRS = 1000
 
