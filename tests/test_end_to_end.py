@@ -63,10 +63,14 @@ def test_a_rerun_skips_every_finished_stage_and_exports_the_next_version(tiny_di
     with open(os.path.join(run_dir, "results.json")) as handle:
         table = json.load(handle)["table"]
     mtime = os.stat(os.path.join(seed_dir, "pixel", "g_st.weights.h5")).st_mtime_ns
+    decided = open(os.path.join(seed_dir, "final.json")).read()
     second = run_experiment("digits", f"--data_dir={run['data_dir']}", f"--run_dir={run_dir}",
                             f"--export_dir={export_dir}", *tiny_flags("digits"))
     assert second.stderr.count("already done, skipped") == len(STAGES) - 1  # every stage but "final"
     assert os.stat(os.path.join(seed_dir, "pixel", "g_st.weights.h5")).st_mtime_ns == mtime
+    # the final model's choice, made from the same finished stages, is kept rather than computed again
+    assert "chosen before from these same finished stages (final.json), kept" in second.stderr
+    assert open(os.path.join(seed_dir, "final.json")).read() == decided
     assert json.load(open(os.path.join(run_dir, "results.json")))["table"] == table
     for model in ("classifier", "g_st", "g_ts"):  # each export is the next version
         assert sorted(os.listdir(os.path.join(export_dir, model))) == ["1", "2"]

@@ -2,6 +2,9 @@
 every candidate is compared on the same images, the source model is kept unless beaten by the margin, and
 tools/decide.py reproduces a run's own decision from its saved weights."""
 
+import json
+import os
+import tempfile
 import types
 
 import keras
@@ -138,9 +141,38 @@ def test_kappa_by_hand():
 
 
 def _trial(task, nets, margin, criterion="reverse_validation"):
+    """What final_model reads of a Trial: a seed directory with each stage's done.json, and no final.json."""
     config = types.SimpleNamespace(final_criterion=criterion, final_margin=margin)
+    seed_dir = tempfile.mkdtemp()
+    for stage in nets:
+        os.makedirs(os.path.join(seed_dir, stage))
+        with open(os.path.join(seed_dir, stage, "done.json"), "w") as handle:
+            json.dump({"stage": stage}, handle)
     return types.SimpleNamespace(task=task, config=config, seed=0, network=lambda stage: nets[stage],
-                                 view_of=lambda stage: None)
+                                 view_of=lambda stage: None, dir=seed_dir, final=lambda: None)
+
+
+def test_a_rerun_keeps_the_decision_made_from_the_same_finished_stages():
+    task = BlobTask()
+    nets = {"source": _labeller(task, 0.5), "self_train": _labeller(task, 0.0)}
+    results = {"source": {"accuracy": 0.5}, "self_train": {"accuracy": 1.0}}
+    trial = _trial(task, nets, 0.0, "veto")
+    first = final.final_model(trial, results, ("source", "self_train"))
+    assert set(first["made_from"]) == {"source", "self_train"}
+    recorded = json.loads(json.dumps(first))  # as final.json holds it
+    trial.final = lambda: recorded
+    trial.network = lambda stage: pytest.fail("a kept decision reads no network")
+    assert final.final_model(trial, results, ("source", "self_train")) == recorded
+    # a stage that ran again (a new done.json), or another criterion, is decided anew
+    with open(os.path.join(trial.dir, "self_train", "done.json"), "w") as handle:
+        json.dump({"stage": "self_train", "again": True}, handle)
+    trial.network = lambda stage: nets[stage]
+    again = final.final_model(trial, results, ("source", "self_train"))
+    assert again["made_from"]["self_train"] != recorded["made_from"]["self_train"]
+    assert again["made_from"]["source"] == recorded["made_from"]["source"] and again["choice"] == first["choice"]
+    trial.final = lambda: {**recorded, "made_from": again["made_from"]}
+    assert final.final_model(trial, results, ("source", "self_train"), "learnability")["criterion_name"] == (
+        "learnability")
 
 
 @pytest.mark.parametrize("margin, chosen", [(0.0, "self_train"), (0.9, "source")])

@@ -3,6 +3,9 @@ model and the adapted models that finished, all compared on common ground: each 
 target training images as its exported model does (through G_T->S where it was trained on that view), and
 each criterion scores what it predicts there."""
 
+import hashlib
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -115,6 +118,14 @@ class Candidates:
         return float(np.mean(predicted == labels[first]))
 
 
+def _made_from(trial, stages):
+    """{stage: digest of its done.json} of the candidates a decision reads: a stage that runs again writes a new
+    one, so a rerun whose candidates all have the digests its final.json records (and whose --final_* flags a
+    run directory keeps) has the decision already, and does not compute it again."""
+    return {stage: hashlib.sha256(open(os.path.join(trial.dir, stage, "done.json"), "rb").read()).hexdigest()[:16]
+            for stage in stages}
+
+
 def pick(criterion, values):
     """The candidate criterion `criterion` picks from `values` ({stage: value}, in the pipeline's order): for
     veto the latest stage with a vote (the source model if none has one), else the largest value."""
@@ -157,11 +168,18 @@ def final_model(trial, results, candidates, criterion=None):
     stages = [stage for stage in candidates if stage in results]
     if not [stage for stage in stages if stage != "source"]:
         return None
+    made_from = _made_from(trial, stages)
+    earlier = trial.final()
+    if earlier and earlier.get("made_from") == made_from and earlier.get("criterion_name") == criterion:
+        summaries.log(f"seed {trial.seed}: final model: '{earlier['choice']}', chosen before from these same "
+                      "finished stages (final.json), kept")
+        return earlier
     scored = Candidates(trial, stages)
     values = _values(scored, criterion, stages)
     oracle = {stage: results[stage][key] for stage in stages if key in results[stage]}
     decision = choose(values, oracle if len(oracle) == len(stages) else None, pick(criterion, values))
     decision["criterion_name"] = criterion
+    decision["made_from"] = made_from
     if criterion in TRAINS_A_NETWORK:
         decision["reverse_steps"] = trial.task.reverse_steps  # tools/decide.py recomputes with the run's steps
     if criterion == "veto":
