@@ -158,21 +158,27 @@ def test_a_rerun_keeps_the_decision_made_from_the_same_finished_stages():
     results = {"source": {"accuracy": 0.5}, "self_train": {"accuracy": 1.0}}
     trial = _trial(task, nets, 0.0, "veto")
     first = final.final_model(trial, results, ("source", "self_train"))
-    assert set(first["made_from"]) == {"source", "self_train"}
+    assert set(first["made_from"]["done"]) == {"source", "self_train"}
     recorded = json.loads(json.dumps(first))  # as final.json holds it
     trial.final = lambda: recorded
     trial.network = lambda stage: pytest.fail("a kept decision reads no network")
     assert final.final_model(trial, results, ("source", "self_train")) == recorded
-    # a stage that ran again (a new done.json), or another criterion, is decided anew
-    with open(os.path.join(trial.dir, "self_train", "done.json"), "w") as handle:
-        json.dump({"stage": "self_train", "again": True}, handle)
     trial.network = lambda stage: nets[stage]
-    again = final.final_model(trial, results, ("source", "self_train"))
-    assert again["made_from"]["self_train"] != recorded["made_from"]["self_train"]
-    assert again["made_from"]["source"] == recorded["made_from"]["source"] and again["choice"] == first["choice"]
-    trial.final = lambda: {**recorded, "made_from": again["made_from"]}
+    # another criterion, margin or number of steps (flags a rerun may change) is decided anew
     assert final.final_model(trial, results, ("source", "self_train"), "learnability")["criterion_name"] == (
         "learnability")
+    trial.config.final_margin = 0.5
+    assert final.final_model(trial, results, ("source", "self_train"))["made_from"]["margin"] == 0.5
+    trial.config.final_margin, task.reverse_steps = 0.0, 100
+    assert final.final_model(trial, results, ("source", "self_train"))["made_from"]["reverse_steps"] == 100
+    task.reverse_steps = BlobTask.reverse_steps
+    # and so is a stage that ran again (a new done.json)
+    with open(os.path.join(trial.dir, "self_train", "done.json"), "w") as handle:
+        json.dump({"stage": "self_train", "again": True}, handle)
+    again = final.final_model(trial, results, ("source", "self_train"))
+    assert again["made_from"]["done"]["self_train"] != recorded["made_from"]["done"]["self_train"]
+    assert again["made_from"]["done"]["source"] == recorded["made_from"]["done"]["source"]
+    assert again["choice"] == first["choice"]
 
 
 @pytest.mark.parametrize("margin, chosen", [(0.0, "self_train"), (0.9, "source")])

@@ -118,12 +118,14 @@ class Candidates:
         return float(np.mean(predicted == labels[first]))
 
 
-def _made_from(trial, stages):
-    """{stage: digest of its done.json} of the candidates a decision reads: a stage that runs again writes a new
-    one, so a rerun whose candidates all have the digests its final.json records (and whose --final_* flags a
-    run directory keeps) has the decision already, and does not compute it again."""
-    return {stage: hashlib.sha256(open(os.path.join(trial.dir, stage, "done.json"), "rb").read()).hexdigest()[:16]
-            for stage in stages}
+def _made_from(trial, stages, criterion):
+    """What a decision is computed from: the criterion, --final_margin, the fresh networks' steps and each
+    candidate's done.json (as a digest: a stage that runs again writes a new one). A rerun with the same (the
+    --final_* flags may change on a rerun) has the decision already in final.json, and does not compute it
+    again."""
+    return {"criterion": criterion, "margin": trial.config.final_margin, "reverse_steps": trial.task.reverse_steps,
+            "done": {stage: hashlib.sha256(open(os.path.join(trial.dir, stage, "done.json"), "rb").read()
+                                           ).hexdigest()[:16] for stage in stages}}
 
 
 def pick(criterion, values):
@@ -168,9 +170,9 @@ def final_model(trial, results, candidates, criterion=None):
     stages = [stage for stage in candidates if stage in results]
     if not [stage for stage in stages if stage != "source"]:
         return None
-    made_from = _made_from(trial, stages)
+    made_from = _made_from(trial, stages, criterion)
     earlier = trial.final()
-    if earlier and earlier.get("made_from") == made_from and earlier.get("criterion_name") == criterion:
+    if earlier and earlier.get("made_from") == made_from:
         summaries.log(f"seed {trial.seed}: final model: '{earlier['choice']}', chosen before from these same "
                       "finished stages (final.json), kept")
         return earlier
