@@ -77,7 +77,7 @@ def test_progress_logs_one_line_per_epoch_with_the_time_left():
     lines = []
     _fit([progress.Progress("pixel", lines.append, line_every_s=0)], epochs=3)
     assert len(lines) == 3  # the epochs are too short for a first estimate before the first one ends
-    pattern = r"pixel epoch (\d)/3, \d+ s/epoch, ~\d+ s left in the stage: accuracy=[\d.e-]+ loss=[\d.e-]+$"
+    pattern = r"pixel epoch (\d)/3, \d+ s/epoch, ~\d+ s left in the stage: train_accuracy=[\d.e-]+ train_loss=[\d.e-]+$"
     assert [int(re.match(pattern, line).group(1)) for line in lines] == [1, 2, 3], lines
     assert lines[-1].split(", ")[2].startswith("~0 s left")
 
@@ -118,7 +118,7 @@ def test_a_stages_first_estimate_comes_10_s_in_and_leaves_out_the_traced_first_s
     assert len(lines) == 1  # once per stage
     clock.t += 1.0
     callback.on_epoch_end(0, {"loss": 0.5})
-    assert lines[-1] == "pixel epoch 1/2, 1.7 min/epoch, ~1.7 min left in the stage: loss=0.5"  # 100 s
+    assert lines[-1] == "pixel epoch 1/2, 1.7 min/epoch, ~1.7 min left in the stage: train_loss=0.5"  # 100 s
 
     lines.clear()  # a stage whose first epoch ends before 10 s: its epoch lines alone
     callback.on_train_begin()
@@ -356,3 +356,12 @@ def test_translated_records_say_how_far_they_are_while_written(tmp_path, monkeyp
     # after each batch of each copy, and once at the end
     assert [(int(m.group(1)), int(m.group(2))) for m in written] == [(4, 33), (6, 50), (10, 83), (12, 100),
                                                                       (12, 100)]
+
+
+def test_a_stages_done_line_names_the_split_of_each_score():
+    from cycada_tf.experiments import runner
+    line = runner.ended({"seconds": 8.3, "accuracy": 0.5657, "source_test_accuracy": 0.97, "accuracy_t2s": 0.65,
+                         "gated_updates": 12})
+    assert line == ("done in 8s: target_test_accuracy=0.5657, source_test_accuracy=0.9700, "
+                    "target_test_accuracy_t2s=0.6500")
+    assert runner.ended({"skipped": "the target has no labels"}) == "skipped: the target has no labels"

@@ -224,11 +224,13 @@ def _run_stages(task, run_dir, strategy, write_dir=None, times=None):
 
 def ended(result):
     """How a stage that has just run ended, for its log line: skipped and why (a stage with nothing to train
-    returns {"skipped": why}), else its time and its numbers."""
+    returns {"skipped": why}), else its time and its scores, each named for the test split it is on
+    (target_test_accuracy, source_test_accuracy; the epoch lines' train_accuracy is training's)."""
     if "skipped" in result:
         return f"skipped: {result['skipped']}"
     return (f"done in {result['seconds']:.0f}s: "
-            + ", ".join(f"{k}={v:.4f}" for k, v in result.items() if isinstance(v, float)))
+            + ", ".join(f"{k if k.startswith('source_') else 'target_test_' + k}={v:.4f}"
+                        for k, v in result.items() if isinstance(v, float) and k != "seconds"))
 
 
 def _stages(names):

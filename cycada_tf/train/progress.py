@@ -19,6 +19,9 @@ import keras
 FIRST_ESTIMATE_S = 10.0  # a stage's first line comes at the first step this long after it started training,
 FIRST_ESTIMATE_STEPS = 3  # and with this many steps timed after the first (one alone misleads under load)
 EPOCH_LINE_EVERY_S = 10.0  # an epoch's line comes this long after the stage's previous line at the soonest
+# An epoch line's values are the epoch's means over the training batches: its plain accuracy and loss are said
+# so, apart from the target test scores of a stage's "done" line (runner.ended).
+TRAINING_NAMES = {"accuracy": "train_accuracy", "loss": "train_loss"}
 UNKNOWN_EPOCH_COST = 1.0  # a stage or task without a prior: a pixel epoch's
 
 
@@ -179,7 +182,7 @@ class Progress(keras.callbacks.Callback):
         if self.epoch_lines and not last and now - self.last_line < self.line_every_s:
             return
         self.last_line, self.epoch_lines = now, self.epoch_lines + 1
-        metrics = " ".join(f"{k}={float(v):.3g}" for k, v in (logs or {}).items())
+        metrics = " ".join(f"{TRAINING_NAMES.get(k, k)}={float(v):.3g}" for k, v in (logs or {}).items())
         self.log(f"{self.stage} epoch {done}/{epochs}, {format_duration(self.seconds_per_step(now) * steps)}/epoch, "
                  + self._left(now, (epochs - done) * steps) + (f": {metrics}" if metrics else ""))
 
