@@ -32,6 +32,8 @@ def prior_cost(task, pixel_precision):
     None for a task without one."""
     costs = PRIOR_COST.get(task)
     return None if costs is None else costs["float32" if pixel_precision == "float32" else "mixed"]
+
+
 MIXVAL_WEIGHT = 0.55  # MixVal's mixing weight of the first image (Hu et al. 2023)
 MIXVAL_PAIRS = 1000
 
@@ -123,9 +125,11 @@ def _made_from(trial, stages, criterion):
     candidate's done.json (as a digest: a stage that runs again writes a new one). A rerun with the same (the
     --final_* flags may change on a rerun) has the decision already in final.json, and does not compute it
     again."""
+    def digest(stage):
+        with open(os.path.join(trial.dir, stage, "done.json"), "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()[:16]
     return {"criterion": criterion, "margin": trial.config.final_margin, "reverse_steps": trial.task.reverse_steps,
-            "done": {stage: hashlib.sha256(open(os.path.join(trial.dir, stage, "done.json"), "rb").read()
-                                           ).hexdigest()[:16] for stage in stages}}
+            "done": {stage: digest(stage) for stage in stages}}
 
 
 def pick(criterion, values):

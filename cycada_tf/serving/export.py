@@ -55,7 +55,8 @@ class Served(tf.Module):
     """What every exported module shares: its signature's name (and `aliases`, other names of it), its class
     names (a translator has none), the outputs its encoded-image signature answers (all unless
     `encoded_outputs` says), the input side and channels of its network (image_size None: any size), and
-    `method_names`, the signatures whose TF Serving method is not Predict."""
+    `method_names`, the signatures whose TF Serving method is not Predict. Each subclass defines answer(x): the
+    network's input batch (what preprocess or decode gives) -> the signature's outputs."""
 
     signature = None
     aliases = ()
@@ -79,10 +80,6 @@ class Served(tf.Module):
             return self.preprocess(tf.io.decode_image(data, channels=3, expand_animations=False))
         side = self.image_size
         return tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec([side, side, self.channels]))
-
-    def answer(self, x):
-        """The network's input batch (what preprocess or decode gives) -> the signature's outputs."""
-        raise NotImplementedError
 
     def class_names(self, batch):
         """CLASS_NAMES: the class names once per image, so TF Serving's REST rows each carry them."""
