@@ -43,7 +43,8 @@ LONGEST_FIRST = ("test_no_target_labels.py", "test_end_to_end.py", "test_strateg
                  "test_segmentation_end_to_end.py", "test_experiments.py",
                  "test_no_target_labels_segmentation.py", "test_failure_paths_run.py", "test_benchmark.py",
                  "test_self_train.py", "test_precision.py", "test_multi_worker.py", "test_folder.py",
-                 "test_export.py", "test_fault_inject.py")
+                 "test_export.py", "test_fault_inject.py", "test_resume.py", "test_serving_client.py",
+                 "test_device_check.py")
 
 
 def pytest_collection_modifyitems(items):
