@@ -105,6 +105,30 @@ def test_the_guide_labels_the_target_crops_for_its_steps_then_the_teacher_does()
     assert calls  # the guide was part of the step
 
 
+def test_only_the_labeller_of_the_step_runs_guide_then_teacher():
+    """With no guide weight after its steps, a step runs the guide while it guides and the teacher after (the
+    other's forward pass is skipped; its probabilities would have had weight 0). Eager steps, calls counted."""
+    student, teacher = _student_and_teacher(2)
+    guide_calls, teacher_calls = [], []
+
+    def guide(x):
+        guide_calls.append(1)
+        return tf.one_hot(tf.zeros(tf.shape(x)[:3], tf.int32), 6) * 10.0
+
+    teacher_call = teacher.call
+    teacher.call = lambda *args, **kwargs: teacher_calls.append(1) or teacher_call(*args, **kwargs)
+    model = ClassMixSelfTraining(student, teacher, ignore_label=IGNORE, guide=guide, guide_steps=2)
+    model.compile(keras.optimizers.Adam(1e-3))
+    model.build_optimizers()
+    batch = ((tf.random.uniform((2, 16, 32, 3), -1, 1), tf.random.uniform((2, 16, 32), 0, 6, tf.int32)),
+             tf.random.uniform((2, 16, 32, 3), -1, 1))
+    counts = []
+    for _ in range(4):
+        model.train_step(batch)
+        counts.append((len(guide_calls), len(teacher_calls)))
+    assert counts == [(1, 0), (2, 0), (2, 1), (2, 2)]
+
+
 def test_alignment_follows_the_labelled_class_frequencies():
     student, teacher = _student_and_teacher(2)
     model = ClassMixSelfTraining(student, teacher, ignore_label=IGNORE, align=True)

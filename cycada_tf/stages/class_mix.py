@@ -68,14 +68,22 @@ class ClassMixSelfTraining(OneNetModel):
         if self.source_view is not None:
             x_s = tf.cast(self.source_view(x_s, training=False), x_t.dtype)
         classes = self.teacher.output_shape[-1]
-        p_teacher = tf.nn.softmax(tf.cast(self.teacher(x_t, training=False), tf.float32))
+
+        def teacher_probabilities():
+            return tf.nn.softmax(tf.cast(self.teacher(x_t, training=False), tf.float32))
+
+        def guide_probabilities():
+            return tf.nn.softmax(tf.cast(self.guide(x_t), tf.float32))
+
         if self.guide is None:
-            guided, p_t = tf.constant(0.0), p_teacher
+            guided, p_t = tf.constant(0.0), teacher_probabilities()
         else:
-            p_guide = tf.nn.softmax(tf.cast(self.guide(x_t), tf.float32))
             guided = tf.cast(self.optimizer.iterations < self.guide_steps, tf.float32)
-            weight_of_guide = tf.maximum(guided, self.guide_weight)
-            p_t = weight_of_guide * p_guide + (1.0 - weight_of_guide) * p_teacher
+            if self.guide_weight > 0:
+                weight_of_guide = tf.maximum(guided, self.guide_weight)
+                p_t = weight_of_guide * guide_probabilities() + (1.0 - weight_of_guide) * teacher_probabilities()
+            else:  # the guide alone while it guides, the teacher alone after: only the one that labels runs
+                p_t = tf.cond(guided > 0, guide_probabilities, teacher_probabilities)
         y_s = tf.cast(y_s, tf.int32)
         if self.align:
             labelled = tf.reduce_sum(tf.one_hot(tf.reshape(y_s, [-1]), classes), axis=0)  # ignored: no class
