@@ -77,6 +77,7 @@ def test_a_symlinked_directory_in_a_zip_is_named_as_a_link_not_as_a_truncated_zi
     status = prepare_data.cli(["--dataset=gta5", f"--raw_dir={tmp_path / 'raw'}", f"--data_dir={tmp_path / 'data'}"])
     err = capsys.readouterr().err
     assert status == 2 and err.splitlines() == [
-        f"prepare_data: error: {tmp_path}/raw/linked.zip: member 'images/latest' is a symbolic link (to '01_images'), which is not "
+        f"prepare_data: error: {tmp_path}/raw/linked.zip: member 'images/latest' is a symbolic link (to '01_images'), "
+        "which is not "
         f"extracted from an archive; extract it yourself (unzip linked.zip) in {tmp_path}/raw, check where its "
         "links point, move the archive away and run again"], err

@@ -80,3 +80,11 @@ def test_the_patterns_catch_what_they_are_for_and_let_code_facts_be():
     source = "\n".join(['"""Fit the model.', "", "Took 1789 s on 2 cores.", '"""', "x = 1  # 35 img/s",
                         'y = "4 s on 2 cores"  # a string is no comment'])
     assert [line for line, _ in measurements(source)] == [3, 5]
+
+
+def test_every_python_line_fits_in_120_columns():
+    """The project's line length: every line of the package, the tools and the tests fits in 120 characters."""
+    paths = sources() + sorted(glob.glob(os.path.join(REPO, "tests", "*.py")))
+    long = [f"{os.path.relpath(path, REPO)}:{number}" for path in paths
+            for number, line in enumerate(open(path, encoding="utf-8").read().splitlines(), 1) if len(line) > 120]
+    assert not long, long

@@ -169,7 +169,8 @@ def test_a_tfrecord_length_past_the_end_of_its_shard_is_refused(tmp_path):
 
 
 def test_convert_drn_is_quiet_like_the_mains(tmp_path):
-    """Its stderr is the project's one line: TensorFlow's start-up lines are held back (cycada_tf/train/quiet_tensorflow.py)."""
+    """Its stderr is the project's one line: TensorFlow's start-up lines are held back
+    (cycada_tf/train/quiet_tensorflow.py)."""
     import subprocess
     import sys
     garbage = tmp_path / "drn_c_26.pth"

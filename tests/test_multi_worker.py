@@ -1,6 +1,6 @@
-"""--strategy=multi_worker: two worker processes on 127.0.0.1 (TF_CONFIG) train through cycada_tf/train/multi_worker_fit.py and
-end with identical weights, only the chief writes the run directory, and each global batch is split between
-the workers as one device would take it whole."""
+"""--strategy=multi_worker: two worker processes on 127.0.0.1 (TF_CONFIG) train through
+cycada_tf/train/multi_worker_fit.py and end with identical weights, only the chief writes the run directory, and
+each global batch is split between the workers as one device would take it whole."""
 
 import json
 import os

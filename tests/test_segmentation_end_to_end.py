@@ -1,6 +1,6 @@
 """One short real run of `python -m cycada_tf.experiments.segmentation` through every stage on the embedded
-road scenes (tiny networks, one epoch each, three for the source model), its rerun, which skips every finished stage, and its export for
-TF Serving."""
+road scenes (tiny networks, one epoch each, three for the source model), its rerun, which skips every finished
+stage, and its export for TF Serving."""
 
 import json
 import os

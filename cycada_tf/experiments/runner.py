@@ -4,8 +4,8 @@ records (stages/registry.py; stages/*.py wire each from a Trial into a Plan) and
 differs between digits and road scenes.
 
 <run_dir>/seed_<k>/<stage>/ holds the stage's weights, done.json (its numbers), its TensorBoard summaries
-(the run seed_<k>/<stage>; tensorboard_views.py writes the seed's and the run's own) and ckpt/ its checkpoint of the last
-finished epoch; a stage whose done.json exists is skipped when the command runs again, an unfinished one
+(the run seed_<k>/<stage>; tensorboard_views.py writes the seed's and the run's own) and ckpt/ its checkpoint
+of the last finished epoch; a stage whose done.json exists is skipped when the command runs again, an unfinished one
 continues from its checkpoint (resume.py). <run_dir>/config.json holds the flags the run was made with (written
 when the first stage starts); other values of them are refused.
 A run holds the run directory's lock for its life (locks.py): a second run there is refused. <run_dir>/results.json and

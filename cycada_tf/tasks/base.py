@@ -5,8 +5,9 @@ names the serving modules and draws the figures of its kind of data (tasks/digit
 Task declares every method the stages, the runner, the trial, selection, the report, the results and the
 export call, each abstract one with its Args/Returns, in four parts: the data and the scores here, the
 networks in networks.py, the final model's criteria in criteria.py (shared), the figures, tables and serving
-modules in reporting.py. A task implements the abstract ones; those both tasks share are implemented there. The stages ask a task for everything that
-differs between digits and road scenes; they never ask what task it is."""
+modules in reporting.py. A task implements the abstract ones; those both tasks share are implemented there.
+The stages ask a task for everything that differs between digits and road scenes; they never ask what task
+it is."""
 
 import abc
 

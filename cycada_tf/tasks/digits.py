@@ -41,8 +41,8 @@ class DigitsTask(Task):
         """Images in [-1, 1] at --image_size and --channels (and int32 labels); `stage` is the segmentation
         crop's business only."""
         c = self.config
-        return pipeline.load(self.domain(domain), self.split(domain, split), c.data_dir, c.image_size, c.channels, labels=labels,
-                             batch_size=batch_size, shuffle=shuffle, seed=seed, repeat=repeat,
+        return pipeline.load(self.domain(domain), self.split(domain, split), c.data_dir, c.image_size, c.channels,
+                             labels=labels, batch_size=batch_size, shuffle=shuffle, seed=seed, repeat=repeat,
                              drop_remainder=drop_remainder)
 
     def labelled_scores(self, net, domain, translate=None):

@@ -1,5 +1,5 @@
-"""The console scripts of pyproject.toml for the tools: each hides TensorFlow's start-up lines (quiet_tensorflow.py) before
-its module imports TensorFlow, then runs it and exits with its status."""
+"""The console scripts of pyproject.toml for the tools: each hides TensorFlow's start-up lines
+(quiet_tensorflow.py) before its module imports TensorFlow, then runs it and exits with its status."""
 
 import sys
 
