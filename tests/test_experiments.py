@@ -207,12 +207,14 @@ SELECTION_SINCE = {"final_criterion": "veto", "final_margin": 0.0, "self_train_e
 # through G_T->S with class mixing.
 SEGMENTATION_DACS = {"self_train_method": "dacs", "final_reverse_steps": 300, "self_train_epochs": 10,
                      "self_train_target_ratio": 1, "self_train_view": "target", "self_train_guide_steps": 1000}
+# Issue 22, the road must-shows: the guide labels the first 1,000 steps, then the teacher the next 1,000.
+SEGMENTATION_TEACHER = {"self_train_epochs": 20}
 TODAY = {config_lib.DigitsConfig: {"task": "digits", **DIGITS_BEFORE, **DIGITS_NEW, **PROTOCOL_NEW,
                                    "feature_gan_mode": "log", **COMMON_SINCE, **DIGITS_SINCE, **SELECTION_SINCE,
                                    "self_train_method": "adamatch", "final_reverse_steps": 500},
          config_lib.SegmentationConfig: {"task": "segmentation", **SEGMENTATION_BEFORE, **SEGMENTATION_NEW,
                                          **PROTOCOL_NEW, "feature_gan_mode": "lsgan", **COMMON_SINCE,
-                                         **SELECTION_SINCE, **SEGMENTATION_DACS}}
+                                         **SELECTION_SINCE, **SEGMENTATION_DACS, **SEGMENTATION_TEACHER}}
 # The flags a run directory could be continued with before the metadata (resume.RESULT_INDEPENDENT_FLAGS).
 RERUN_BEFORE = {"verbose", "summary_every_epochs", "export_dir", "seeds", "stages", "run_dir", "strategy",
                 "jit_compile", "worker_dir", "download", "accept_lr_change"}
@@ -370,8 +372,9 @@ def _python(code, **env):
 
 
 def test_tensorflow_starts_without_a_line_on_stderr():
-    """What every main and tool does first (cycada_tf/train/quiet_tensorflow.py): TensorFlow's start-up lines (C++ logs before
-    absl is set up) and its C++ errors (no GPU driver here) stay off stderr; the process's own lines do not."""
+    """What every main and tool does first (cycada_tf/train/quiet_tensorflow.py): TensorFlow's start-up lines
+    (C++ logs before absl is set up) and its C++ errors (no GPU driver here) stay off stderr; the process's own
+    lines do not."""
     result = _python("import os, sys\n"
                      "from cycada_tf.train import quiet_tensorflow as quiet\n"
                      "quiet.import_tensorflow()\n"
