@@ -5,6 +5,7 @@ between, not one per epoch."""
 
 
 import official_files
+from conftest import tiny_config
 from cycada_tf.config import experiment_config as config_lib
 from cycada_tf.train import progress
 from cycada_tf.experiments import runner
@@ -70,3 +71,12 @@ def test_stdout_holds_the_table_and_stderr_the_lines(tmp_path, capsys):
     assert captured.out == open(run_dir / "results.md").read()
     assert "seed 0: stage 'oracle' skipped: the target has no labels" in captured.err
     assert "report: " in captured.err and "[cycada " not in captured.out
+
+
+def test_a_run_without_an_adapted_stage_counts_no_final_choice_in_its_time_left(embedded_data_dir, tmp_path, capsys):
+    """--stages=source: no final model is chosen (the source model alone is no choice), so when the stage ends
+    the run has nothing left, not the final choice's prior cost."""
+    runner.run(tiny_config("digits", data_dir=embedded_data_dir, run_dir=str(tmp_path / "run"), stages=("source",),
+                           source_epochs=1, summary_every_epochs=0))
+    done = [line for line in capsys.readouterr().err.splitlines() if "stage 'source' done" in line]
+    assert len(done) == 1 and done[0].rstrip().split("; ")[-1].startswith("run ~0 s left, until"), done

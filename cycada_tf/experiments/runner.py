@@ -159,11 +159,14 @@ def _run_stages(task, run_dir, strategy, write_dir=None, times=None):
     precisions, jit_compile = stage_settings(config)
     per_seed = {}
     trials = {seed: Trial(task, seed, run_dir, strategy, write_dir) for seed in config.seeds}
-    # The run's time left counts the stages to train and each seed's final model's choice, which always runs.
+    # The run's time left counts the stages to train and each seed's final model's choice, where it will have
+    # an adapted candidate to weigh (with none, final_model returns at once).
+    chooses = {seed: any(name != "source" and (name in config.stages or trials[seed].done(name) is not None)
+                         for name in CANDIDATES) for seed in config.seeds}
     clock = progress.RunClock([unit for seed in config.seeds for unit in
                                [(seed, stage.name) for stage in STAGES
                                 if stage.name in config.stages and trials[seed].done(stage.name) is None]
-                               + [(seed, FINAL_CHOICE)]],
+                               + ([(seed, FINAL_CHOICE)] if chooses[seed] else [])],
                               {**progress.prior_costs(config, STAGES),
                                FINAL_CHOICE: selection.prior_cost(config.TASK, precisions["pixel"])
                                or progress.UNKNOWN_EPOCH_COST})
@@ -210,10 +213,12 @@ def _run_stages(task, run_dir, strategy, write_dir=None, times=None):
             if result is not None:
                 results[stage.name] = result
         interrupts.entering(f"the final model's choice (seed {seed})")
-        clock.start(seed, FINAL_CHOICE)
+        if chooses[seed]:
+            clock.start(seed, FINAL_CHOICE)
         with times.phase("final_choice", seed) if times else contextlib.nullcontext():
             final = selection.final_model(trial, results, CANDIDATES)
-        clock.finish()
+        if chooses[seed]:
+            clock.finish()
         if final is not None:
             results["final"] = final
             if distribute.is_chief(strategy):  # what export reads (export.export_seed)
