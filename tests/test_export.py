@@ -333,8 +333,13 @@ def test_a_version_taken_meanwhile_is_never_overwritten(tmp_path, monkeypatch):
 
 
 def test_export_tool_exports_an_existing_run(run, tmp_path, capsys):
+    """The tool's main called from Python exports, and leaves its caller's SIGINT and SIGTERM handlers as they
+    were (the command, once exported, ignores both while it exits: that is its entry points')."""
+    import signal
     run_dir = run["config"].run_dir
+    handlers = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
     assert export_tool.main([f"--run_dir={run_dir}", "--seed=0", f"--export_dir={tmp_path}"]) == 0
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
     printed = json.loads(capsys.readouterr().out)
     assert printed == {m: os.path.join(str(tmp_path), m, "1") for m in ("classifier", "g_st", "g_ts")}
 

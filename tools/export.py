@@ -18,4 +18,4 @@ if __name__ == "__main__":
 from cycada_tf.tools.export import main, parse_args, run_config  # noqa: E402, F401 - this module's names
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(command=True))

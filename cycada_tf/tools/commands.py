@@ -16,4 +16,4 @@ def prepare():
 def export():
     """`cycada-export`: export.py's command line (it hides TensorFlow's lines itself, once the flags parse)."""
     from cycada_tf.tools import export as export_lib
-    sys.exit(export_lib.main(prog="cycada-export"))
+    sys.exit(export_lib.main(prog="cycada-export", command=True))

@@ -50,8 +50,29 @@ def run_config(run_dir):
     return config_lib.from_json(recorded, cls)
 
 
-def main(argv=None, prog="export"):
-    """The command: 0 once exported (the versions written, as JSON, on stdout), 2 on a bad flag or run."""
+def main(argv=None, prog="export", command=False):
+    """The export: 0 once exported (the versions written, as JSON, on stdout), 2 on a bad flag or run.
+
+    Args:
+        argv: the flags (default: sys.argv's).
+        prog: the command's name in its usage line.
+        command: whether this process is the command (its entry points say so): once exported it ignores
+            SIGINT and SIGTERM while it exits (interrupts.finished). A call from Python (command=False) gets
+            its own SIGINT and SIGTERM handlers back on return.
+    Returns:
+        The exit status."""
+    saved = interrupts.saved()
+    try:
+        status = _export(argv, prog)
+    finally:
+        if not command:
+            interrupts.restore(saved)
+    if command and status == 0:
+        interrupts.finished()
+    return status
+
+
+def _export(argv, prog):
     interrupts.starting()  # until install(): a Ctrl-C ends at once with the one line (nothing written yet)
     args = parse_args(sys.argv[1:] if argv is None else argv, prog)
     quiet.import_tensorflow(args.verbosity is not None)  # before it is imported: its start-up lines
@@ -83,9 +104,8 @@ def main(argv=None, prog="export"):
         print(f"error: {line}; {failures.advice(line)}", file=sys.stderr)
         return 2
     print(json.dumps(exported, indent=1))  # {model: version directory}, the only thing on stdout
-    interrupts.finished()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(command=True))

@@ -64,6 +64,17 @@ def end(error):
     os._exit(status)
 
 
+def saved():
+    """The process's SIGINT and SIGTERM handlers now, for restore()."""
+    return {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+
+def restore(handlers):
+    """Put back the handlers saved() returned: a command's main called from Python leaves its caller's."""
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
+
+
 def finished():
     """The run has written everything: from now on SIGINT and SIGTERM are ignored, so that one arriving while
     the process exits (TensorFlow's teardown takes seconds) neither kills it by the signal's default action nor
