@@ -220,7 +220,7 @@ class SegmentationConfig(Config):
     self_train_batch_size = _override(8)
     self_train_target_ratio = _override(1)
     self_train_lr = _override(1e-4)
-    self_train_guide_steps = _override(1000, "The first half; the teacher labels the rest.")
+    self_train_guide_steps = _override(1000, "Half the stage.")
     self_train_confidence = _note("Segmentation: per class.")
     self_train_view = _override("target")
     oracle_epochs = _override(10)
