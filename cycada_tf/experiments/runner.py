@@ -161,14 +161,14 @@ def _run_stages(task, run_dir, strategy, write_dir=None, times=None):
     trials = {seed: Trial(task, seed, run_dir, strategy, write_dir) for seed in config.seeds}
     # The run's time left counts the stages to train and each seed's final model's choice, where it will have
     # an adapted candidate to weigh (with none, final_model returns at once).
-    chooses = {seed: any(name != "source" and (name in config.stages or trials[seed].done(name) is not None)
+    chooses = {seed: any(stage_registry.adapted(name) and (name in config.stages or trials[seed].done(name) is not None)
                          for name in CANDIDATES) for seed in config.seeds}
     clock = progress.RunClock([unit for seed in config.seeds for unit in
                                [(seed, stage.name) for stage in STAGES
                                 if stage.name in config.stages and trials[seed].done(stage.name) is None]
                                + ([(seed, FINAL_CHOICE)] if chooses[seed] else [])],
                               {**progress.prior_costs(config, STAGES),
-                               FINAL_CHOICE: selection.prior_cost(config.TASK, precisions["pixel"])
+                               FINAL_CHOICE: selection.prior_cost(config.TASK, precisions[stage_registry.PRIOR_UNIT])
                                or progress.UNKNOWN_EPOCH_COST})
     for seed in config.seeds:
         trial = trials[seed]

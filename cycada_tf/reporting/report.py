@@ -4,7 +4,7 @@ the table with the figures. Tables come from the plain results dict (results.py)
 
 import os
 
-from cycada_tf.train import atomic_files as files, figures
+from cycada_tf.train import atomic_files as files
 from cycada_tf.reporting import paper, unlabelled_target as label_free
 
 
@@ -110,30 +110,6 @@ def segmentation_table(results, decisions, rows):
 def label_free_table(results, decisions=()):
     """The table of a target without labels (unlabelled_target.py), with how each decision was made."""
     return "\n".join([label_free.markdown_table(results)] + decisions_lines(decisions))
-
-
-def translation_section(run_dir, seeds, figure):
-    """report.md's lines for each seed's translation grid (cf. the paper's `figure`)."""
-    grids = [seed for seed in seeds
-             if os.path.exists(os.path.join(run_dir, f"seed_{seed}", "pixel", "translations.png"))]
-    if not grids:
-        return []
-    return ([f"## Translations (cf. the paper's {figure})", "",
-             "Rows, top to bottom: " + ", ".join(f"`{row}`" for row in figures.TRANSLATION_ROWS)
-             + "; each column is one of the first test images of its domain.", ""]
-            + [f"![translations, seed {seed}](seed_{seed}/pixel/translations.png)" for seed in grids] + [""])
-
-
-def gate_section(run_dir, seeds):
-    """report.md's lines for each seed's feature gate figure (seed_<k>/feature/gate.png), where there is one."""
-    traces = [seed for seed in seeds
-              if os.path.exists(os.path.join(run_dir, f"seed_{seed}", "feature", "gate.png"))]
-    if not traces:
-        return []
-    return (["## The feature stage's gate", "",
-             "D_feat's accuracy as the gate read it at each iteration, against the 60% line above which f_T is "
-             "updated (appendix 6.1), and f_T's updates per epoch.", ""]
-            + [f"![gate, seed {seed}](seed_{seed}/feature/gate.png)" for seed in traces] + [""])
 
 
 def write(run_dir, title, table, sections, labelled=True):

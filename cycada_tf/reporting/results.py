@@ -8,7 +8,6 @@ import numpy as np
 
 from cycada_tf.config import experiment_config as config_lib
 from cycada_tf.reporting import paper, unlabelled_target as label_free
-from cycada_tf import selection
 from cycada_tf.stages import registry
 
 SEGMENTATION_SCORES = ("miou", "fwiou", "pixel_accuracy")
@@ -50,9 +49,10 @@ def stage_results(per_seed, stage):
 
 
 def adaptation_gain(per_seed, key="accuracy"):
-    """The final model (else CyCADA pixel+feat) minus source only, paired by seed: {"mean", "standard_error",
-    "seeds", "stage"} (does adaptation beat source only by more than seed noise?), or None."""
-    stage = "final" if any(key in r.get("final", {}) for r in per_seed.values()) else "feature"
+    """The final model (else the most adapted candidate that ran) minus source only, paired by seed: {"mean",
+    "standard_error", "seeds", "stage"} (does adaptation beat source only by more than seed noise?), or None."""
+    stage = next((name for name in ("final",) + registry.CANDIDATES[:0:-1]
+                  if any(key in r.get(name, {}) for r in per_seed.values())), None)
     pairs = [(r[stage][key], r["source"][key]) for r in per_seed.values()
              if key in r.get(stage, {}) and key in r.get("source", {})]
     mean, se = mean_and_se([adapted - source for adapted, source in pairs])
@@ -108,7 +108,7 @@ def decisions(per_seed, oracle=True):
     """[(decision, {seed: {"choice", "oracle_choice", ...}})] of the label-free decisions each seed made; with
     `oracle`, only those the target test labels were read beside (none is, without target labels)."""
     out = []
-    for name, get in selection.DECISIONS:
+    for name, get in registry.DECISIONS:
         values = {seed: get(r) for seed, r in per_seed.items() if get(r) and (not oracle or "oracle_choice" in get(r))}
         if values:
             out.append((name, values))

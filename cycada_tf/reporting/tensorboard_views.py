@@ -9,7 +9,7 @@ import os
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
-from cycada_tf import selection
+from cycada_tf.stages import registry
 
 # Where a run is written and which seeds it has: not settings of one seed's trial.
 NOT_HPARAMS = ("data_dir", "run_dir", "export_dir", "worker_dir", "seeds", "verbose", "summary_every_epochs")
@@ -47,7 +47,7 @@ def decisions_text(results, config=None):
     and what the target test labels would have picked (reporting only). A direction `config` gives
     (--pixel_direction) is said to be given, its criterion only recorded."""
     lines = []
-    for name, get in selection.DECISIONS:
+    for name, get in registry.DECISIONS:
         decision = get(results)
         if not decision:
             continue
@@ -72,7 +72,7 @@ def hparams_of(config, seed, results):
         value = getattr(config, field.name)
         if field.name not in NOT_HPARAMS and field.name not in values and value != getattr(defaults, field.name):
             values[field.name] = _value(value)
-    for name, get in selection.DECISIONS:
+    for name, get in registry.DECISIONS:
         if get(results):
             values[f"decision: {name}"] = get(results)["choice"]
     return {k: (v if isinstance(v, (bool, int, float, str)) else str(v)) for k, v in values.items()}

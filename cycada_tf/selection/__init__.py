@@ -7,6 +7,3 @@ from cycada_tf.selection.criteria import InformationMaximisation, choose, inform
 from cycada_tf.selection.direction import choose_direction  # noqa: F401
 from cycada_tf.selection.final import CRITERIA, PRIOR_COST, final_model, prior_cost  # noqa: F401
 
-# The decisions a seed's results record, each by name with where it is found in them (None when not made).
-DECISIONS = (("pixel direction", lambda results: results.get("pixel", {}).get("direction")),
-             ("final model", lambda results: results.get("final")))

@@ -282,7 +282,7 @@ def export_seed(trial, export_dir, log=print, prefix=""):
     model = task.serving_model(trial.network(stage), view)
     modules = {prefix + model.name: (model, stage)}
     if has_pixel:
-        modules.update({prefix + name: (task.serving_translator(generator, name), "pixel")
+        modules.update({prefix + name: (task.serving_translator(generator, name), registry.TRANSLATORS)
                         for name, generator in ((G_ST, g_st), (G_TS, g_ts))})
     record = export_layout.run_record(trial, stage)
     export_layout.check_names(export_dir, modules, record)  # before anything is written

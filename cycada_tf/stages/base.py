@@ -117,6 +117,10 @@ class Stage:
     candidate: its rank among the final model's candidates (selection.final_model, export), from the source
         model up to the most adapted; None: never the final model;
     reads_translated: Trial -> whether its model is given G_T->S(x_t) rather than the target image;
+    reads_unlabelled_target: whether it reads the target's unlabelled training images (--target_train_split);
+    crop: the config field of its training crop size where it has its own (segmentation), else None;
+    decision: (name, key): the decision it makes from data, found under `key` in its results, or None;
+    report: (run_dir, seeds, task name) -> report.md's lines showing its figure, or None;
     flags: the prefix of the flags it alone reads (without effect when it does not run), or ""."""
     name: str
     wire: Callable
@@ -127,6 +131,10 @@ class Stage:
     prior: dict = dataclasses.field(default_factory=dict)
     candidate: Optional[int] = None
     reads_translated: Callable = reads_nothing_translated
+    reads_unlabelled_target: bool = True
+    crop: Optional[str] = None
+    decision: Optional[tuple] = None
+    report: Optional[Callable] = None
     flags: str = ""
 
     def row_label(self, config):

@@ -8,7 +8,7 @@ import os
 import keras
 import tensorflow as tf
 
-from cycada_tf.train import losses
+from cycada_tf.train import figures, losses
 from cycada_tf.data import pipeline
 from cycada_tf.stages import target
 from cycada_tf.stages.base import Plan, Stage, StageModel, build_optimizer, replica_scale
@@ -221,7 +221,7 @@ def wire(trial):
     dataset = tf.data.Dataset.zip(pipeline.batch(xs, b), pipeline.batch(xt, b))
     steps = max(c.feature_min_steps_per_epoch, task.count("target", "unlabelled") // b, 1)
     stop = GateStop(log)
-    trace = GateTrace(os.path.join(trial.stage_dir("feature"), "gate.png"))  # D_feat accuracy vs the gate
+    trace = GateTrace(os.path.join(trial.stage_dir("feature"), FIGURE))  # D_feat accuracy vs the gate
     view = trial.view_of("feature")  # after every network of the stage: their initial weights stay those of s2t
 
     def result(logs):
@@ -236,5 +236,17 @@ def wire(trial):
                        "gate_recent_accuracies": model.recent_accuracies, "gate_steps_seen": model.steps_seen})
 
 
+FIGURE = "gate.png"
+
+
+def report(run_dir, seeds, task_name):
+    """report.md's lines for each seed's gate figure."""
+    return figures.report_section(
+        run_dir, seeds, "feature", FIGURE, "The feature stage's gate",
+        "D_feat's accuracy as the gate read it at each iteration, against the 60% line above which f_T is "
+        "updated (appendix 6.1), and f_T's updates per epoch.", "gate")
+
+
 STAGE = Stage("feature", wire, needs=lambda config: ("target",), label="CyCADA pixel+feat", epochs="feature_epochs",
-              prior={"digits": 0.2, "segmentation": 0.24}, candidate=2, reads_translated=target.reads_translated)
+              prior={"digits": 0.2, "segmentation": 0.24}, candidate=2, reads_translated=target.reads_translated,
+              crop="feature_crop_size", report=report)

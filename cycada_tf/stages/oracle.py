@@ -14,4 +14,4 @@ def wire(trial):
 
 
 STAGE = Stage("oracle", wire, label=lambda config: LABELS.get(config.TASK, LABEL), epochs="oracle_epochs",
-              prior={"digits": 0.023, "segmentation": 0.1})
+              prior={"digits": 0.023, "segmentation": 0.1}, reads_unlabelled_target=False)

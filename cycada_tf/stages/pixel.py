@@ -6,7 +6,7 @@ import os
 import keras
 import tensorflow as tf
 
-from cycada_tf.train import losses
+from cycada_tf.train import figures, losses
 from cycada_tf import selection
 from cycada_tf.stages.base import Plan, Stage, StageModel, build_optimizer, replica_scale
 
@@ -218,7 +218,7 @@ def wire(trial):
     xs, xt = (task.inputs(domain, "unlabelled", labels=False, shuffle=True, seed=seed + k, repeat=True,
                           stage="pixel") for k, domain in enumerate(("source", "target")))
     dataset = tf.data.Dataset.zip(xs.batch(b, drop_remainder=True), xt.batch(b, drop_remainder=True))
-    grid = task.translation_grid(model.g_st, model.g_ts, os.path.join(trial.stage_dir("pixel"), "translations.png"))
+    grid = task.translation_grid(model.g_st, model.g_ts, os.path.join(trial.stage_dir("pixel"), FIGURE))
 
     def result(logs):
         grid.draw()
@@ -232,6 +232,20 @@ def wire(trial):
                 state={"pool_t": model.pool_t, "pool_s": model.pool_s})
 
 
+FIGURE = "translations.png"
+PAPER_FIGURES = {"digits": "Figure 3", "segmentation": "Figure 4"}  # the paper's translations of each task
+
+
+def report(run_dir, seeds, task_name):
+    """report.md's lines for each seed's translation grid (cf. the paper's figure of the task)."""
+    heading = f"Translations (cf. the paper's {PAPER_FIGURES.get(task_name, 'Figure 3')})"
+    return figures.report_section(
+        run_dir, seeds, "pixel", FIGURE, heading,
+        "Rows, top to bottom: " + ", ".join(f"`{row}`" for row in figures.TRANSLATION_ROWS)
+        + "; each column is one of the first test images of its domain.", "translations")
+
+
 STAGE = Stage("pixel", wire, needs=lambda config: ("source",),
               label="f_S on G_T->S(x_t) (pixel, target to source)", key_suffix="_t2s", epochs="pixel_epochs",
-              prior={"digits": 1.0, "segmentation": 1.0})
+              prior={"digits": 1.0, "segmentation": 1.0}, crop="pixel_crop_size",
+              decision=("pixel direction", "direction"), report=report)

@@ -103,4 +103,5 @@ def wire(trial):
 
 
 STAGE = Stage("source", wire, label="Source only", epochs="source_epochs",
-              prior={"digits": 0.015, "segmentation": 0.1}, candidate=0)
+              prior={"digits": 0.015, "segmentation": 0.1}, candidate=0,
+              reads_unlabelled_target=False)

@@ -46,13 +46,13 @@ class Trial:
         return self.task.network(self.weights(stage))
 
     def has_generators(self):
-        return all(os.path.exists(self.weights("pixel", name)) for name in ("g_st", "g_ts"))
+        return all(os.path.exists(self.weights(registry.TRANSLATORS, name)) for name in ("g_st", "g_ts"))
 
     def trained_generators(self):
         """G_S->T and G_T->S with the pixel stage's weights, as built (Keras models)."""
         g_st, g_ts = self.task.generators()
-        g_st.load_weights(self.weights("pixel", "g_st"))
-        g_ts.load_weights(self.weights("pixel", "g_ts"))
+        g_st.load_weights(self.weights(registry.TRANSLATORS, "g_st"))
+        g_ts.load_weights(self.weights(registry.TRANSLATORS, "g_ts"))
         return g_st, g_ts
 
     def generators(self):

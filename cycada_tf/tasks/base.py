@@ -17,6 +17,7 @@ import tensorflow as tf
 from cycada_tf.reporting import results, segmentation_metrics as metrics, unlabelled_target as label_free
 from cycada_tf import selection
 from cycada_tf.data import pipeline, registry
+from cycada_tf.stages import registry as stage_registry
 from cycada_tf.tasks.criteria import SELECTION_BATCHES, FinalModelCriteria
 from cycada_tf.tasks.networks import Networks
 from cycada_tf.tasks.reporting import Reporting
@@ -55,7 +56,7 @@ class Task(Networks, FinalModelCriteria, Reporting):
         """Refuse prepared data that does not fit the flags (a clear ValueError); called before a run starts."""
         c = self.config
         split = c.target_train_split
-        if split == "train" or not set(c.stages) - {"source", "oracle"}:  # no stage reads unlabelled images
+        if split == "train" or not any(stage_registry.get(name).reads_unlabelled_target for name in c.stages):
             return
         splits = pipeline.splits(c.target, c.data_dir)
         if split not in splits:

@@ -11,6 +11,7 @@ from cycada_tf.data import pipeline, translated
 from cycada_tf.models import digit_gan, dtn, lenet
 from cycada_tf.models.layers import initialize
 from cycada_tf.stages import feature, self_train, source
+from cycada_tf.stages import registry as stage_registry
 from cycada_tf.tasks.base import Task
 
 # --task_model: the classifier f and the width of its features (what D_feat reads under --feature_layer=features)
@@ -133,8 +134,7 @@ class DigitsTask(Task):
         adaptation, summed over the seeds (`trials`: each seed's Trial) for each REPORT_PANELS stage every seed
         finished."""
         seeds = [trial.seed for trial in trials]
-        lines = report_lib.translation_section(run_dir, seeds, "Figure 3")
-        lines += report_lib.gate_section(run_dir, seeds)
+        lines = stage_registry.report_sections(run_dir, seeds, self.config.TASK)
         if not self.target_spec.labelled:
             return lines + ["## No confusion matrices", "", summary.get("why", ""), ""]
         counts = {stage: sum(self.confusion(trial.network(stage), "target", trial.view_of(stage))

@@ -17,6 +17,7 @@ from cycada_tf.data import pipeline, registry, schema, tfrecord, translated
 from cycada_tf.models import cyclegan, drn, fcn8s, pretrained, segmenter, small_fcn
 from cycada_tf.models.layers import initialize
 from cycada_tf.stages import feature, pixel, self_train, source, target
+from cycada_tf.stages import registry as stage_registry
 from cycada_tf.tasks.base import Task
 
 SEGMENTERS = {"small_fcn": None, "fcn8s": fcn8s.fcn8s, "drn26": drn.drn26}
@@ -62,8 +63,8 @@ class SegmentationTask(Task):
             if not spec.segmentation:
                 raise ValueError(f"dataset '{spec.name}' has no label maps: use the digits experiment for it")
         # Each stage trains on its own crop size: the pixel and feature stages on theirs, the others on --crop_size.
-        self.crops = {"pixel": _pair(c.pixel_crop_size, "pixel_crop_size"),
-                      "feature": _pair(c.feature_crop_size, "feature_crop_size")}
+        self.crops = {stage.name: _pair(getattr(c, stage.crop), stage.crop) for stage in stage_registry.STAGES
+                      if stage.crop}
         self.crop = _pair(c.crop_size, "crop_size")
         self.eval_batch_size = c.eval_batch_size
         self.multiple = 2 ** c.generator_downsamplings  # what a translator's input sides must divide by
@@ -154,7 +155,7 @@ class SegmentationTask(Task):
         return {"encoders": (encoder(f_ref), encoder(f_t)), "gate_window": self.config.gate_window}
 
     def pixel_options(self):
-        return {"image_shape": self.crops["pixel"] + (3,)}
+        return {"image_shape": self.crops[stage_registry.TRANSLATORS] + (3,)}
 
     # --- reverse validation (selection/reverse.py): a small FCN on crops, scored by mIoU on the source ------
     reverse_batch_size = 8
@@ -239,8 +240,7 @@ class SegmentationTask(Task):
     def report_sections(self, run_dir, summary, trials):
         """report.md's translation grids, the feature gate's figures and, per seed, image | ground truth | each
         finished stage's prediction on the first target test images (cf. the paper's Figure 5)."""
-        lines = report_lib.translation_section(run_dir, [trial.seed for trial in trials], "Figure 4")
-        lines += report_lib.gate_section(run_dir, [trial.seed for trial in trials])
+        lines = stage_registry.report_sections(run_dir, [trial.seed for trial in trials], self.config.TASK)
         for trial in trials:
             done = [stage for stage, _ in REPORT_PANELS if trial.done(stage) is not None]
             if not done:

@@ -2,6 +2,8 @@
 matrices (cf. Figure 10), segmentation predictions (cf. Figure 5) and feature adaptation's gate; TensorBoard
 summaries and the run report use the same pictures, their labels drawn in (figure_text.py)."""
 
+import os
+
 import numpy as np
 
 from cycada_tf.train import atomic_files as files, figure_text as annotate
@@ -29,6 +31,16 @@ DESCRIPTIONS = {
             "iteration, against the threshold (f_T is updated only above it); bottom, f_T's updates in each "
             "epoch out of its iterations. An epoch without an update ends the stage.",
 }
+
+
+def report_section(run_dir, seeds, stage, file, heading, text, alt):
+    """report.md's lines showing each seed's seed_<k>/<stage>/<file> that exists, under `heading` and `text`
+    (a figure's alt text: `alt`, seed k); none where no seed has it."""
+    shown = [seed for seed in seeds if os.path.exists(os.path.join(run_dir, f"seed_{seed}", stage, file))]
+    if not shown:
+        return []
+    return ([f"## {heading}", "", text, ""]
+            + [f"![{alt}, seed {seed}](seed_{seed}/{stage}/{file})" for seed in shown] + [""])
 
 
 def translation_grid(g_st, g_ts, x_s, x_t):
