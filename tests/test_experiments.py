@@ -140,7 +140,8 @@ def test_paper_flagfile_feature_stage_updates_f_t_on_small_data(embedded_data_di
     config = parse(f"--flagfile={os.path.join(REPO, 'experiments', 'mnist_usps.flags')}", "--source=fonts",
                    "--target=uci", f"--data_dir={embedded_data_dir}", f"--run_dir={tmp_path / 'run'}", "--seeds=0",
                    "--stages=source,pixel,target,feature", "--source_epochs=5", "--pixel_epochs=1",
-                   "--target_epochs=5", "--feature_epochs=1", "--final_reverse_steps=20", "--summary_every_epochs=0",
+                   "--target_epochs=5", "--feature_epochs=1", "--final_criterion=information_maximisation",
+                   "--summary_every_epochs=0",
                    "--verbose=0")
     assert config.feature_lr == 1e-5 and config.feature_min_steps_per_epoch == 500
     feature = runner.run(config)["per_seed"]["0"]["feature"]
