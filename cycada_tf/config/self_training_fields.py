@@ -3,6 +3,7 @@
 
 import dataclasses
 
+from cycada_tf.stages import SELF_TRAIN_INITS  # no TensorFlow
 from cycada_tf.config.run_fields import NON_NEGATIVE, PER_TASK, POSITIVE, RATE, WEIGHT, RunOptions, _f
 
 UNIT = dict(at_least=0, at_most=1)  # a probability, a weight of a convex sum
@@ -43,8 +44,8 @@ class SelfTrainingFields(RunOptions):
     self_train_source_view: str = _f("translated", "dacs on raw target images: the labelled crops raw or "
                                                    "through G_S->T.",
                                      choices=("raw", "translated"))
-    self_train_init: str = _f("feature", "The model self-training starts from: feature (CyCADA's f_T), target "
-                                         "or source (f_S).", choices=("feature", "target", "source"))
+    self_train_init: str = _f(SELF_TRAIN_INITS[0], "The model self-training starts from: feature (CyCADA's f_T), "
+                                                   "target or source (f_S).", choices=SELF_TRAIN_INITS)
     self_train_view: str = _f(PER_TASK, "Self-training reads images as they are (target) or as its init "
                                         "model does (init: G_T->S(x_t) under t2s).",
                               choices=("target", "init"))

@@ -53,8 +53,9 @@ def adaptation_gain(per_seed, key="accuracy"):
     "standard_error", "seeds", "stage"} (does adaptation beat source only by more than seed noise?), or None."""
     stage = next((name for name in ("final",) + registry.CANDIDATES[:0:-1]
                   if any(key in r.get(name, {}) for r in per_seed.values())), None)
-    pairs = [(r[stage][key], r["source"][key]) for r in per_seed.values()
-             if key in r.get(stage, {}) and key in r.get("source", {})]
+    source = registry.SOURCE_MODEL
+    pairs = [(r[stage][key], r[source][key]) for r in per_seed.values()
+             if key in r.get(stage, {}) and key in r.get(source, {})]
     mean, se = mean_and_se([adapted - source for adapted, source in pairs])
     if mean is None:
         return None

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from cycada_tf.config import experiment_config as config_lib
 from cycada_tf import selection
+from cycada_tf.stages import registry
 
 WHY = ("The target has no labels: accuracy and confusion matrices are left out; the table shows label-free "
        "criteria (mean prediction entropy, information maximisation) and the agreement between stages.")
@@ -69,8 +70,8 @@ def summarize(config, per_seed, rows):
                "entropy": float(np.mean([r[f"entropy{suffix}"] for r, _ in pairs])),
                "information_maximisation": float(np.mean([r[f"information_maximisation{suffix}"]
                                                           for r, _ in pairs]))}
-        agree = [agreement(r[f"{PREDICTIONS}{suffix}"], s["source"][PREDICTIONS])
-                 for r, s in pairs if PREDICTIONS in s.get("source", {})]
+        agree = [agreement(r[f"{PREDICTIONS}{suffix}"], s[registry.SOURCE_MODEL][PREDICTIONS])
+                 for r, s in pairs if PREDICTIONS in s.get(registry.SOURCE_MODEL, {})]
         agree = [a for a in agree if a is not None]
         row["agreement_with_source"] = float(np.mean(agree)) if agree else None
         if stage == "final":

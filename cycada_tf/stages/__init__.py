@@ -14,3 +14,5 @@ NAMES = (
     "self_train",
     "oracle",
 )
+# The stages self-training may start from (--self_train_init), the default first.
+SELF_TRAIN_INITS = ("feature", "target", "source")

@@ -26,6 +26,9 @@ DECISIONS = tuple((stage.decision[0], lambda results, name=stage.name, key=stage
     ("final model", lambda results: results.get("final")),)
 
 
+SOURCE_MODEL = CANDIDATES[0]  # the candidate every adapted one is weighed against
+
+
 def adapted(name):
     """Whether the stage `name` is one of the final model's candidates other than the source model."""
     return name in CANDIDATES[1:]

@@ -17,17 +17,18 @@ class Networks(abc.ABC):
         return net
 
     def optimizer(self, kind):
-        """The optimizer of the task-model stages ("task") or of feature adaptation ("feature"), per
-        --task_optimizer / --feature_optimizer: adam, or sgd with momentum."""
+        """The optimizer of the task-model stages (kind "task": --task_optimizer, --source_lr, --momentum) or of
+        the stage whose flags `kind` prefixes (--<kind>_optimizer, _lr, _momentum, _beta_1, _beta_2): adam, or
+        sgd with momentum."""
         c = self.config
-        name, lr = getattr(c, f"{kind}_optimizer"), getattr(c, "source_lr" if kind == "task" else "feature_lr")
+        name, lr = getattr(c, f"{kind}_optimizer"), getattr(c, "source_lr" if kind == "task" else f"{kind}_lr")
         if name == "sgd":
-            return keras.optimizers.SGD(lr, momentum=c.momentum if kind == "task" else c.feature_momentum)
+            return keras.optimizers.SGD(lr, momentum=c.momentum if kind == "task" else getattr(c, f"{kind}_momentum"))
         if name != "adam":
             raise ValueError(f"--{kind}_optimizer must be adam or sgd, got {name!r}")
         if kind == "task":
             return keras.optimizers.Adam(lr)
-        return keras.optimizers.Adam(lr, beta_1=c.feature_beta_1, beta_2=c.feature_beta_2)
+        return keras.optimizers.Adam(lr, beta_1=getattr(c, f"{kind}_beta_1"), beta_2=getattr(c, f"{kind}_beta_2"))
 
     @abc.abstractmethod
     def build_network(self, from_scratch=True):
