@@ -51,8 +51,9 @@ class StubTask(Task):
         counts = self.confusion(net, domain, translate)
         return {"accuracy": float(np.trace(counts) / counts.sum())}
 
-    def build_network(self, from_scratch=True):
-        return keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(CLASSES)])
+    def build_network(self, from_scratch=True, dtype=None):
+        return keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(dtype=dtype),
+                                 keras.layers.Dense(CLASSES, dtype=dtype)])
 
     def test_summaries(self, net, translate=None):
         return None

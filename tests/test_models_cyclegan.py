@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cycada_tf.train import precision
 from cycada_tf.models import cyclegan
 from cycada_tf.models.layers import ResidualBlock
 
@@ -53,12 +52,11 @@ def test_patchgan_gives_one_logit_per_70x70_patch():
 
 
 @pytest.mark.parametrize("build,channels_out", [
-    (lambda: cyclegan.resnet_generator(width=8, blocks=2), 3),
-    (lambda: cyclegan.patchgan_discriminator(width=8), 1),
+    (lambda dtype: cyclegan.resnet_generator(width=8, blocks=2, dtype=dtype), 3),
+    (lambda dtype: cyclegan.patchgan_discriminator(width=8, dtype=dtype), 1),
 ], ids=["generator", "discriminator"])
 def test_outputs_are_float32_under_mixed_bfloat16(build, channels_out):
-    with precision.policy("mixed_bfloat16"):
-        model = build()
-    assert model.get_layer(index=len(model.layers) // 2).compute_dtype == "bfloat16"  # the policy is in force
+    model = build(dtype="mixed_bfloat16")
+    assert model.get_layer(index=len(model.layers) // 2).compute_dtype == "bfloat16"  # the policy given is in force
     out = model(_images(2, 32, 32))
     assert out.dtype == "float32" and out.shape[-1] == channels_out

@@ -16,7 +16,6 @@ import tensorflow as tf
 import keras
 from keras import ops
 
-from cycada_tf.train import precision
 from cycada_tf.models import fcn8s, segmenter, vgg16_weights
 from cycada_tf.models.pretrained import WeightsFileError
 
@@ -261,9 +260,8 @@ def test_bad_weight_files_raise_errors_naming_the_file(tmp_path):
 
 
 def test_fcn8s_logits_are_float32_under_mixed_bfloat16():
-    with precision.policy("mixed_bfloat16"):
-        model = fcn8s.fcn8s(CLASSES, input_shape=(32, 32, 3))
-    assert model.get_layer("fc6").compute_dtype == "bfloat16"  # the policy is in force
+    model = fcn8s.fcn8s(CLASSES, input_shape=(32, 32, 3), dtype="mixed_bfloat16")
+    assert model.get_layer("fc6").compute_dtype == "bfloat16"  # the policy given reaches the layers
     logits = model(_images(2, 32, 32))
     assert logits.dtype == "float32" and logits.shape == (2, 32, 32, CLASSES)
 

@@ -8,7 +8,6 @@ import tensorflow as tf
 
 import keras
 
-from cycada_tf.train import precision
 from cycada_tf.models import segmenter, small_fcn
 
 CLASSES = 5
@@ -34,9 +33,8 @@ def test_small_fcn_is_small():
 
 
 def test_logits_at_the_input_size_are_float32_under_mixed_bfloat16():
-    with precision.policy("mixed_bfloat16"):
-        model = _small()
-    assert model.get_layer("conv3").compute_dtype == "bfloat16"  # the policy is in force
+    model = _small(dtype="mixed_bfloat16")
+    assert model.get_layer("conv3").compute_dtype == "bfloat16"  # the policy given reaches the layers
     logits = model(_images(2, 32, 32))
     assert logits.dtype == "float32" and logits.shape == (2, 32, 32, CLASSES)
 

@@ -31,9 +31,9 @@ def _labels(seed):
     return tf.constant(np.random.default_rng(seed).integers(0, 10, BATCH).astype("int32"))
 
 
-def _lenet(seed=0):
+def _lenet(seed=0, dtype=None):
     keras.utils.set_random_seed(seed)
-    net = lenet.LeNet(10)
+    net = lenet.LeNet(10, dtype=dtype)
     net.build((None, SIZE, SIZE, 3))
     return net
 
@@ -102,37 +102,61 @@ def test_no_stage_asks_for_xla_under_op_determinism():
     assert precision.use_xla("true") is True
 
 
-def test_policy_is_restored_after_the_block():
+def _task_networks(task, dtype):
+    """Every network the stages build of `task` (tasks/networks.Networks), each given `dtype`."""
+    return {"f": task.network(dtype=dtype), **dict(zip(("g_st", "g_ts"), task.generators(dtype=dtype))),
+            "d_t": task.image_discriminator("d_t", dtype=dtype), "d_feat": task.feature_discriminator(dtype=dtype)}
+
+
+def _policies(model):
+    """(class, dtype policy) of every layer of `model`, nested ones included, but its inputs: an InputLayer
+    computes nothing (the tensor it makes has Keras' float type under any policy)."""
+    return [(type(layer).__name__, layer.dtype_policy.name) for layer in model._flatten_layers(recursive=True)
+            if not isinstance(layer, keras.layers.InputLayer)]
+
+
+@pytest.mark.parametrize("task", ["digits", "segmentation"])
+@pytest.mark.parametrize("name", MIXED)
+def test_every_network_computes_in_the_dtype_it_is_given_as_under_a_global_policy(task, name):
+    """A network given `dtype` has, layer by layer (nested ones included), the policy it would have had if
+    built under Keras' global policy `name`: the float32 logits and outputs stay float32, every other layer
+    computes in the low precision, and the global policy is left as it was."""
+    from conftest import tiny_config
+    from cycada_tf import tasks
+    config = tiny_config(task, **({"model": "small_fcn"} if task == "segmentation" else {}))
+    given = {key: _policies(net) for key, net in _task_networks(tasks.for_config(config), name).items()}
     assert keras.mixed_precision.global_policy().name == "float32"
-    with precision.policy("mixed_bfloat16"):
-        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
-        with pytest.raises(RuntimeError):
-            with precision.policy("mixed_float16"):
-                raise RuntimeError("inside")
-        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
-    assert keras.mixed_precision.global_policy().name == "float32"
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        under_global = {key: _policies(net) for key, net in _task_networks(tasks.for_config(config), None).items()}
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert given == under_global
+    for key, layers in given.items():
+        assert {policy for _, policy in layers} <= {name, "float32"}, key
+        assert sum(policy == name for _, policy in layers) > len(layers) // 2, key  # most layers compute low
 
 
 # --- training under each precision ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", MIXED)
 def test_pixel_step_under_a_mixed_policy_keeps_float32_variables_and_losses(name):
-    with precision.policy(name):
-        keras.utils.set_random_seed(0)
-        g_st, g_ts = (digit_gan.generator(SIZE, 3, 3, width=4, noise_channels=2 if n == "g_st" else 0, name=n)
-                      for n in ("g_st", "g_ts"))
-        d_s, d_t = (digit_gan.image_discriminator(SIZE, 3, width=4, minibatch_std=True, name=n) for n in ("d_s", "d_t"))
-        model = PixelAdaptation(g_st, g_ts, d_s, d_t, _lenet(), pool_size=4)
-        model.compile(precision.optimizer(keras.optimizers.Adam(2e-4), name),
-                      precision.optimizer(keras.optimizers.Adam(2e-4), name), auto_scale_loss=False)
-        model.build_optimizers()
-        compute = "bfloat16" if name == "mixed_bfloat16" else "float16"
-        # The networks compute in the low precision, and hand float32 images and logits to the losses.
-        hidden = g_st.layers[2]
-        assert hidden.compute_dtype == compute, hidden.name
-        assert g_st(_images(1)).dtype == tf.float32 and d_t(_images(1)).dtype == tf.float32
-        before = [v.numpy().copy() for v in model.generator_variables]
-        logs = model.train_step((_images(1), _images(2)))
+    keras.utils.set_random_seed(0)
+    g_st, g_ts = (digit_gan.generator(SIZE, 3, 3, width=4, noise_channels=2 if n == "g_st" else 0, name=n,
+                                      dtype=name) for n in ("g_st", "g_ts"))
+    d_s, d_t = (digit_gan.image_discriminator(SIZE, 3, width=4, minibatch_std=True, name=n, dtype=name)
+                for n in ("d_s", "d_t"))
+    model = PixelAdaptation(g_st, g_ts, d_s, d_t, _lenet(dtype=name), pool_size=4, dtype=name)
+    model.compile(precision.optimizer(keras.optimizers.Adam(2e-4), name),
+                  precision.optimizer(keras.optimizers.Adam(2e-4), name), auto_scale_loss=False)
+    model.build_optimizers()
+    compute = "bfloat16" if name == "mixed_bfloat16" else "float16"
+    # The networks compute in the low precision, and hand float32 images and logits to the losses.
+    hidden = g_st.layers[2]
+    assert hidden.compute_dtype == compute, hidden.name
+    assert g_st(_images(1)).dtype == tf.float32 and d_t(_images(1)).dtype == tf.float32
+    before = [v.numpy().copy() for v in model.generator_variables]
+    logs = model.train_step((_images(1), _images(2)))
     assert all(v.dtype == "float32" for v in model.generator_variables + model.discriminator_variables)
     for key, value in logs.items():
         assert value.dtype == tf.float32 and np.isfinite(float(value)), key
@@ -149,13 +173,12 @@ def test_float16_loss_scaling_multiplies_the_gradients_and_the_update_divides_th
     float32 step does (within float16 rounding): the scale reaches the gradients and is removed again."""
     updates = {}
     for name in ("float32", "mixed_float16"):
-        with precision.policy(name):
-            net = _without_dropout(_lenet(seed=3))
-            model = TaskStage(net)
-            model.compile(precision.optimizer(keras.optimizers.SGD(0.1), name), auto_scale_loss=False)
-            before = [v.numpy().copy() for v in net.trainable_variables]
-            model.train_step((_images(5), _labels(6)))
-            updates[name] = [v.numpy() - b for v, b in zip(net.trainable_variables, before)]
+        net = _without_dropout(_lenet(seed=3, dtype=name))
+        model = TaskStage(net, dtype=name)
+        model.compile(precision.optimizer(keras.optimizers.SGD(0.1), name), auto_scale_loss=False)
+        before = [v.numpy().copy() for v in net.trainable_variables]
+        model.train_step((_images(5), _labels(6)))
+        updates[name] = [v.numpy() - b for v, b in zip(net.trainable_variables, before)]
     for full, half in zip(updates["float32"], updates["mixed_float16"]):
         # float16 activations round to ~1e-3 relative; a scale left in the update would be 2**15 times off.
         np.testing.assert_allclose(half, full, atol=0.1 * np.abs(full).max())
@@ -165,14 +188,13 @@ def test_float16_loss_scaling_multiplies_the_gradients_and_the_update_divides_th
 
 @pytest.mark.parametrize("name", MIXED)
 def test_feature_step_gate_is_read_in_float32(name):
-    with precision.policy(name):
-        f_ref, f_t = _lenet(1), _lenet(1)
-        d_feat = lenet.feature_discriminator(lenet.FEATURE_DIM, hidden=16)
-        model = FeatureAdaptation(f_ref, f_t, d_feat, gate=-1.0)
-        model.compile(precision.optimizer(keras.optimizers.Adam(1e-3), name),
-                      precision.optimizer(keras.optimizers.Adam(1e-3), name), auto_scale_loss=False)
-        model.build_optimizers()
-        logs = model.train_step((_images(7), _images(8)))
+    f_ref, f_t = _lenet(1, dtype=name), _lenet(1, dtype=name)
+    d_feat = lenet.feature_discriminator(lenet.FEATURE_DIM, hidden=16, dtype=name)
+    model = FeatureAdaptation(f_ref, f_t, d_feat, gate=-1.0, dtype=name)
+    model.compile(precision.optimizer(keras.optimizers.Adam(1e-3), name),
+                  precision.optimizer(keras.optimizers.Adam(1e-3), name), auto_scale_loss=False)
+    model.build_optimizers()
+    logs = model.train_step((_images(7), _images(8)))
     assert logs["d_accuracy"].dtype == tf.float32 and logs["gate_open"].dtype == tf.float32
     assert float(logs["gate_open"]) == 1.0 and int(model.updates.numpy()) == 1
 
@@ -180,10 +202,9 @@ def test_feature_step_gate_is_read_in_float32(name):
 @pytest.mark.parametrize("name", MIXED)
 def test_weights_saved_under_a_mixed_policy_are_float32_and_load_under_float32(tmp_path, name):
     path = str(tmp_path / "f.weights.h5")
-    with precision.policy(name):
-        low = _lenet(seed=9)
-        low.save_weights(path)
-        low_logits = low(_images(10)).numpy().astype("float32")
+    low = _lenet(seed=9, dtype=name)
+    low.save_weights(path)
+    low_logits = low(_images(10)).numpy().astype("float32")
     full = lenet.LeNet(10)
     full.build((None, SIZE, SIZE, 3))
     full.load_weights(path)

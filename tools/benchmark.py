@@ -147,17 +147,18 @@ def _config(args, batch_size):
 
 
 def build(stage, c, precision, jit_compile):
-    """The stage built and compiled as training does (stages/*.py build) under `precision` (policy active)."""
+    """The stage built and compiled as training does (stages/*.py build), its networks computing in
+    `precision`."""
     task = DigitsTask(c)
     if stage == "source":
-        model, optimizers = source.build(task, task.network())
+        model, optimizers = source.build(task, task.network(dtype=precision))
     elif stage == "pixel":
-        model, optimizers = pixel.build(task, c, c.seeds[0], task.network())
+        model, optimizers = pixel.build(task, c, c.seeds[0], task.network(dtype=precision), dtype=precision)
     else:
-        f_ref, f_t = task.network(), task.network()
+        f_ref, f_t = task.network(dtype=precision), task.network(dtype=precision)
         f_t.set_weights(f_ref.get_weights())  # f_T starts from the reference model, as in training
         # The gate held open: every timed step updates f_T (the full step's cost, whatever D_feat makes of it).
-        model, optimizers = feature.build(task, c, f_ref, f_t, gate=-1.0)
+        model, optimizers = feature.build(task, c, f_ref, f_t, gate=-1.0, dtype=precision)
     return stage_base.compile(model, optimizers, precision, jit_compile)
 
 
@@ -179,21 +180,20 @@ def time_stage(stage, args, precision):
     c = _config(args, batch_size)
     keras.utils.set_random_seed(args.seed)
     num_classes = registry.get(c.source).num_classes
-    with precision_lib.policy(precision):
-        with PeakMemory() as memory:
-            model = build(stage, c, precision, args.jit_compile)
-            ds = repeated_batch(stage, c, batch_size, num_classes, np.random.default_rng(args.seed))
-            model.fit(ds, epochs=1, steps_per_epoch=1, shuffle=False, verbose=0)  # Keras's setup and first trace
-            iterator = iter(ds)
-            for _ in range(args.warmup_steps):
-                logs = model.train_function(iterator)
-            model.reset_metrics()
-            start = time.perf_counter()
-            for _ in range(args.steps):
-                logs = model.train_function(iterator)
-            metrics = {name: float(value) for name, value in logs.items()}  # waits for the last step to finish
-            seconds = time.perf_counter() - start
-        flops = step_flops(model, ds)  # traced after the peak is read: tracing is not the step's memory
+    with PeakMemory() as memory:
+        model = build(stage, c, precision, args.jit_compile)
+        ds = repeated_batch(stage, c, batch_size, num_classes, np.random.default_rng(args.seed))
+        model.fit(ds, epochs=1, steps_per_epoch=1, shuffle=False, verbose=0)  # Keras's setup and first trace
+        iterator = iter(ds)
+        for _ in range(args.warmup_steps):
+            logs = model.train_function(iterator)
+        model.reset_metrics()
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            logs = model.train_function(iterator)
+        metrics = {name: float(value) for name, value in logs.items()}  # waits for the last step to finish
+        seconds = time.perf_counter() - start
+    flops = step_flops(model, ds)  # traced after the peak is read: tracing is not the step's memory
     return {"images_per_second": batch_size * args.steps / seconds, "batch_size": batch_size,
             "precision": precision, "seconds_per_step": seconds / args.steps, "images": IMAGES[stage],
             "jit_compile": bool(model.jit_compile), "peak_memory_bytes": memory.bytes,

@@ -192,13 +192,15 @@ def _run_stages(task, run_dir, strategy, write_dir=None, times=None):
                 # shuffles), whatever ran before it in this process: a resumed run repeats an unbroken one.
                 keras.utils.set_random_seed(seed)
                 timer = times.stage(seed, stage.name) if times else timing.StageTimer()
-                # Every network and optimizer of the stage is built under its strategy and precision.
-                with precision_lib.policy(precisions[stage.name]), distribute.scope(strategy):
+                # Every network and optimizer of the stage is built under its strategy, in its precision: the
+                # trial the stage is given builds its networks with that dtype policy.
+                staged = trial.building_in(precisions[stage.name])
+                with distribute.scope(strategy):
                     with timer.phase("wire"):
-                        plan = stage.wire(trial)
+                        plan = stage.wire(staged)
                     if write_dir is None:  # the chief, and the run really starts: config.json holds its flags
                         resume.check_run_config(config, run_dir)
-                    result = plan if isinstance(plan, dict) else fit(trial, stage.name, plan, precisions[stage.name],
+                    result = plan if isinstance(plan, dict) else fit(staged, stage.name, plan, precisions[stage.name],
                                                                       jit_compile[stage.name], clock, timer)
                 result["seconds"] = round(time.time() - start, 1)
                 timer.add("total", result["seconds"])
@@ -245,7 +247,7 @@ def _stages(names):
 def fit(trial, stage, plan, precision, jit_compile, clock=None, timer=None):
     """Train `plan` (a stage's Plan) from the stage's last checkpoint (if any) to its last epoch, checkpointing
     the model, its optimizers and the plan's state after each epoch (resume.StageCheckpoint), then save its
-    networks and return its results. The networks already compute in `precision` (built under its policy);
+    networks and return its results. The networks already compute in `precision` (built with its dtype policy);
     the optimizers get its loss scaling (mixed_float16), and the step `jit_compile`. The progress lines give
     the run's time left by `clock` (a progress.RunClock), if given; where the time goes in `timer` (a
     timing.StageTimer), if given."""

@@ -5,10 +5,11 @@ standard deviation for the discriminator. Pixels are in [-1, 1]."""
 import keras
 from keras import layers, ops
 
-from cycada_tf.models.layers import ReflectionPad2D, ResidualBlock, instance_norm
+from cycada_tf.models.layers import ReflectionPad2D, ResidualBlock, computing_in, instance_norm
 
 
-def generator(image_size, in_channels, out_channels, width=32, noise_channels=0, affine=True, name="generator"):
+def generator(image_size, in_channels, out_channels, width=32, noise_channels=0, affine=True, name="generator",
+              dtype=None):
     """Convolutions, two residual blocks, deconvolutions (Figure 7 right); tanh output in [-1, 1].
 
     noise_channels > 0 draws a style code z ~ N(0, I) of that many dimensions per image and lets it set the
@@ -17,27 +18,29 @@ def generator(image_size, in_channels, out_channels, width=32, noise_channels=0,
     paper's generator is deterministic). z is not appended as constant input channels: the instance norm
     after the first convolution subtracts every per-image constant, so such a code is erased at once.
     affine=False: instance norms without a learned scale and offset (CycleGAN's).
+    dtype: the dtype policy its layers compute in (None: Keras' default, float32).
     """
     x_in = keras.Input((image_size, image_size, in_channels))
-    z = StyleCode(noise_channels)(x_in) if noise_channels else None
-    x = ReflectionPad2D(3)(x_in)
-    x = layers.Conv2D(width, 7)(x)
-    x = layers.ReLU()(instance_norm(affine)(x))
+    z = StyleCode(noise_channels, dtype=dtype)(x_in) if noise_channels else None
+    x = ReflectionPad2D(3, dtype=dtype)(x_in)
+    x = layers.Conv2D(width, 7, dtype=dtype)(x)
+    x = layers.ReLU(dtype=dtype)(instance_norm(affine, dtype=dtype)(x))
     for mult in (2, 4):
-        x = layers.Conv2D(width * mult, 3, strides=2, padding="same")(x)
-        x = layers.ReLU()(instance_norm(affine)(x))
+        x = layers.Conv2D(width * mult, 3, strides=2, padding="same", dtype=dtype)(x)
+        x = layers.ReLU(dtype=dtype)(instance_norm(affine, dtype=dtype)(x))
     for _ in range(2):
-        x = ResidualBlock(width * 4, affine)(x)
+        x = ResidualBlock(width * 4, affine, dtype=dtype)(x)
     for mult in (2, 1):
-        x = layers.Conv2DTranspose(width * mult, 3, strides=2, padding="same")(x)
-        x = instance_norm(affine)(x) if z is None else StyleModulation()([instance_norm(affine=False)(x), z])
-        x = layers.ReLU()(x)
-    x = ReflectionPad2D(3)(x)
+        x = layers.Conv2DTranspose(width * mult, 3, strides=2, padding="same", dtype=dtype)(x)
+        x = (instance_norm(affine, dtype=dtype)(x) if z is None
+             else StyleModulation(dtype=dtype)([instance_norm(affine=False, dtype=dtype)(x), z]))
+        x = layers.ReLU(dtype=dtype)(x)
+    x = ReflectionPad2D(3, dtype=dtype)(x)
     # The last convolution, the costliest layer (7x7 over the full image), computes in the policy's precision;
     # tanh and the output are float32 (an op, not a layer: the weights files keep their layout).
-    x = layers.Conv2D(out_channels, 7)(x)
+    x = layers.Conv2D(out_channels, 7, dtype=dtype)(x)
     x = ops.tanh(ops.cast(x, "float32"))
-    return keras.Model(x_in, x, name=name)
+    return computing_in(keras.Model(x_in, x, name=name), dtype)
 
 
 @keras.saving.register_keras_serializable("cycada_tf")
@@ -66,8 +69,8 @@ class StyleModulation(layers.Layer):
 
     def build(self, shapes):
         channels = shapes[0][-1]
-        self.gamma = layers.Dense(channels, kernel_initializer="zeros")
-        self.beta = layers.Dense(channels, kernel_initializer="zeros")
+        self.gamma = layers.Dense(channels, kernel_initializer="zeros", dtype=self.dtype_policy)
+        self.beta = layers.Dense(channels, kernel_initializer="zeros", dtype=self.dtype_policy)
         self.gamma.build(shapes[1])
         self.beta.build(shapes[1])
         self.built = True
@@ -83,7 +86,7 @@ class StyleModulation(layers.Layer):
 
 
 def image_discriminator(image_size, channels, width=64, minibatch_std=False, norm="none", affine=True,
-                        name="image_discriminator"):
+                        name="image_discriminator", dtype=None):
     """Six convolutions ending in one logit per position of the output map (Figure 7 mid right).
 
     norm="instance" normalises each hidden layer per image, as CycleGAN's PatchGAN does; it is off by default
@@ -93,6 +96,7 @@ def image_discriminator(image_size, channels, width=64, minibatch_std=False, nor
     minibatch_std appends, before the last convolution, the batch's standard deviation of the features as one
     more channel (Karras et al. 2018): a batch of translations that all share one palette is then told from
     real target images, which vary, so a mapping that collapses to one look is penalised (an option).
+    dtype: the dtype policy its hidden layers compute in (None: Keras' default); the logits are float32.
     """
     x_in = keras.Input((image_size, image_size, channels))
     x = x_in
@@ -100,14 +104,14 @@ def image_discriminator(image_size, channels, width=64, minibatch_std=False, nor
         raise ValueError(f"discriminator norm must be 'none' or 'instance', got {norm!r}")
     for filters, stride, norm_layer in ((width, 1, False), (width, 2, True), (width * 2, 1, True),
                                   (width * 2, 2, True), (width * 4, 1, True)):
-        x = layers.Conv2D(filters, 3, strides=stride, padding="same")(x)
+        x = layers.Conv2D(filters, 3, strides=stride, padding="same", dtype=dtype)(x)
         if norm_layer and norm == "instance":
-            x = instance_norm(affine)(x)
-        x = layers.LeakyReLU(0.2)(x)
+            x = instance_norm(affine, dtype=dtype)(x)
+        x = layers.LeakyReLU(0.2, dtype=dtype)(x)
     if minibatch_std:
-        x = MinibatchStd()(x)
+        x = MinibatchStd(dtype=dtype)(x)
     x = layers.Conv2D(1, 3, padding="same", dtype="float32")(x)
-    return keras.Model(x_in, x, name=name)
+    return computing_in(keras.Model(x_in, x, name=name), dtype)
 
 
 @keras.saving.register_keras_serializable("cycada_tf")

@@ -25,7 +25,7 @@ norm).
 import keras
 from keras import layers
 
-from cycada_tf.models.layers import batch_norm
+from cycada_tf.models.layers import batch_norm, sequential
 from cycada_tf.models.lenet import EncoderClassifier
 
 FEATURE_DIM = 512  # width of the fully connected layer before the logits: the features D_feat sees
@@ -47,17 +47,19 @@ class DTN(EncoderClassifier):
     def __init__(self, num_classes=10, dropout=0.5, conv_dropout=CONV_DROPOUT, **kwargs):
         super().__init__(**kwargs)
         self.num_classes, self.dropout, self.conv_dropout = num_classes, dropout, tuple(conv_dropout)
-        blocks = []
+        dtype, blocks = self.dtype_policy, []  # its layers compute in its own precision (the `dtype` it is given)
         for index, (filters, rate) in enumerate(zip(FILTERS, self.conv_dropout), start=1):
-            blocks += [layers.Conv2D(filters, 5, strides=2, padding="same", use_bias=False, name=f"conv{index}"),
-                       batch_norm(f"bn{index}"), layers.ReLU(), layers.SpatialDropout2D(rate)]
-        self.encoder = keras.Sequential(blocks + [
-            layers.Flatten(),
-            layers.Dense(FEATURE_DIM, use_bias=False, name="fc1"),
-            batch_norm("bn_fc1"), layers.ReLU(),
-            layers.Dropout(dropout),
-        ], name="encoder")
-        self.classifier = layers.Dense(num_classes, name="logits")
+            blocks += [layers.Conv2D(filters, 5, strides=2, padding="same", use_bias=False, name=f"conv{index}",
+                                     dtype=dtype),
+                       batch_norm(f"bn{index}", dtype), layers.ReLU(dtype=dtype),
+                       layers.SpatialDropout2D(rate, dtype=dtype)]
+        self.encoder = sequential(blocks + [
+            layers.Flatten(dtype=dtype),
+            layers.Dense(FEATURE_DIM, use_bias=False, name="fc1", dtype=dtype),
+            batch_norm("bn_fc1", dtype), layers.ReLU(dtype=dtype),
+            layers.Dropout(dropout, dtype=dtype),
+        ], "encoder", dtype)
+        self.classifier = layers.Dense(num_classes, name="logits", dtype=dtype)
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes, "dropout": self.dropout,

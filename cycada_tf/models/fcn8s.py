@@ -10,6 +10,7 @@ import keras
 from keras import layers, ops
 
 from cycada_tf.models import pretrained, vgg16_weights
+from cycada_tf.models.layers import computing_in
 from cycada_tf.models.segmenter import FEATURES, LOGITS, SizeCheck, check_input_shape
 from cycada_tf.models.vgg16_weights import FC_WIDTH, VGG16_BLOCKS
 
@@ -54,7 +55,7 @@ class BilinearUpsampling(keras.initializers.Initializer):
         return ops.convert_to_tensor(kernel, dtype=dtype or "float32")
 
 
-def fcn8s(num_classes, input_shape=(None, None, 3), weights=None, name="fcn8s"):
+def fcn8s(num_classes, input_shape=(None, None, 3), weights=None, name="fcn8s", dtype=None):
     """VGG16-FCN8s (Long, Shelhamer, Darrell 2015), the paper's segmenter (A) of Table 4 and of Table 3.
 
     VGG16's five conv blocks (layer names as keras.applications.VGG16: block1_conv1 ... block5_conv3), fc6 and
@@ -75,7 +76,8 @@ def fcn8s(num_classes, input_shape=(None, None, 3), weights=None, name="fcn8s"):
     a file without its top (the official ..._notop.h5) leaves fc6/fc7 random, with a warning. The score layers
     start at zero either way. A missing file (not in the cache and not downloadable, or a path that does not
     exist) or another network's file raises pretrained.WeightsFileError (a ValueError) naming it. To restore a
-    whole trained FCN8s, call load_weights on the built model.
+    whole trained FCN8s, call load_weights on the built model. dtype: the dtype policy its layers compute in
+    (None: Keras' default, float32); the logits are float32.
     """
     input_shape = check_input_shape(input_shape, name, FCN_STRIDE, channels=3)
     backbone = {}  # read before building the 134M-parameter network, so a bad file fails at once
@@ -88,36 +90,38 @@ def fcn8s(num_classes, input_shape=(None, None, 3), weights=None, name="fcn8s"):
                           f"random initialisation; FCN starts them from VGG16's, in {VGG16_FILE}", stacklevel=2)
 
     image = keras.Input(input_shape, name="image")
-    x = CaffePreprocess(name="caffe_preprocess")(image)
+    x = CaffePreprocess(name="caffe_preprocess", dtype=dtype)(image)
     if input_shape[0] is None or input_shape[1] is None:
-        x = SizeCheck(FCN_STRIDE, name, name="size_check")(x)
+        x = SizeCheck(FCN_STRIDE, name, name="size_check", dtype=dtype)(x)
     pools = []
     for block, (filters, convs) in enumerate(VGG16_BLOCKS, start=1):
         for conv in range(1, convs + 1):
-            x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"block{block}_conv{conv}")(x)
-        x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
+            x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"block{block}_conv{conv}",
+                              dtype=dtype)(x)
+        x = layers.MaxPooling2D(2, name=f"block{block}_pool", dtype=dtype)(x)
         pools.append(x)
     pool3, pool4, pool5 = pools[2:]
-    x = layers.Conv2D(FC_WIDTH, 7, padding="same", activation="relu", name="fc6")(pool5)
-    x = layers.Dropout(DROPOUT, name="drop6")(x)
-    x = layers.Conv2D(FC_WIDTH, 1, name="fc7")(x)
-    x = layers.ReLU(name=FEATURES)(x)
-    x = layers.Dropout(DROPOUT, name="drop7")(x)
+    x = layers.Conv2D(FC_WIDTH, 7, padding="same", activation="relu", name="fc6", dtype=dtype)(pool5)
+    x = layers.Dropout(DROPOUT, name="drop6", dtype=dtype)(x)
+    x = layers.Conv2D(FC_WIDTH, 1, name="fc7", dtype=dtype)(x)
+    x = layers.ReLU(name=FEATURES, dtype=dtype)(x)
+    x = layers.Dropout(DROPOUT, name="drop7", dtype=dtype)(x)
 
     def score(name):
-        return layers.Conv2D(num_classes, 1, kernel_initializer="zeros", name=name)
+        return layers.Conv2D(num_classes, 1, kernel_initializer="zeros", name=name, dtype=dtype)
 
     def upsample(factor, name, trainable=True):
         return layers.Conv2DTranspose(num_classes, 2 * factor, strides=factor, padding="same", use_bias=False,
-                                      kernel_initializer=BilinearUpsampling(), trainable=trainable, name=name)
+                                      kernel_initializer=BilinearUpsampling(), trainable=trainable, name=name,
+                                      dtype=dtype)
 
     x = upsample(2, "upscore2")(score("score_fr")(x))                       # stride 16
-    x = layers.Add(name="fuse_pool4")([x, score("score_pool4")(pool4)])
+    x = layers.Add(name="fuse_pool4", dtype=dtype)([x, score("score_pool4")(pool4)])
     x = upsample(2, "upscore_pool4")(x)                                     # stride 8
-    x = layers.Add(name="fuse_pool3")([x, score("score_pool3")(pool3)])
+    x = layers.Add(name="fuse_pool3", dtype=dtype)([x, score("score_pool3")(pool3)])
     x = upsample(8, "upscore8", trainable=False)(x)                         # stride 1
     logits = layers.Activation("linear", dtype="float32", name=LOGITS)(x)
-    model = keras.Model(image, logits, name=name)
+    model = computing_in(keras.Model(image, logits, name=name), dtype)
     for layer, values in backbone.items():
         model.get_layer(layer).set_weights(values)
     return model

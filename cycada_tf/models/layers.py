@@ -13,13 +13,27 @@ from keras import layers, ops
 BN_MOMENTUM, BN_EPSILON = 0.9, 1e-5  # PyTorch's BatchNorm2d defaults (momentum 0.1 there is 1 - 0.9 here)
 
 
-def instance_norm(affine=True, name=None):
-    return layers.GroupNormalization(groups=-1, epsilon=1e-5, center=affine, scale=affine, name=name)
+def instance_norm(affine=True, name=None, dtype=None):
+    """Instance norm (one group per channel) computing in the dtype policy `dtype` (None: Keras' default)."""
+    return layers.GroupNormalization(groups=-1, epsilon=1e-5, center=affine, scale=affine, name=name, dtype=dtype)
 
 
-def batch_norm(name=None):
+def batch_norm(name=None, dtype=None):
     """Batch norm with PyTorch's momentum and epsilon, as the released networks (DRN, pix2pix) use it."""
-    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name, dtype=dtype)
+
+
+def computing_in(model, dtype):
+    """`model`, a container of layers (a functional keras.Model or a Sequential, which take no dtype argument),
+    given the dtype policy `dtype` of the layers it holds (None: Keras' default, left as it is)."""
+    if dtype is not None:
+        model.dtype_policy = dtype
+    return model
+
+
+def sequential(stack, name, dtype=None):
+    """keras.Sequential(stack) computing in the dtype policy `dtype`, like the layers it holds."""
+    return computing_in(keras.Sequential(stack, name=name), dtype)
 
 
 def _axis_slice(x, axis, start, stop):
@@ -91,10 +105,11 @@ class ResidualBlock(layers.Layer):
     def __init__(self, filters, affine=True, **kwargs):
         super().__init__(**kwargs)
         self.filters, self.affine = int(filters), bool(affine)
-        self.pad1, self.pad2 = ReflectionPad2D(1), ReflectionPad2D(1)
-        self.conv1 = layers.Conv2D(filters, 3, padding="valid")
-        self.conv2 = layers.Conv2D(filters, 3, padding="valid")
-        self.norm1, self.norm2 = instance_norm(affine), instance_norm(affine)
+        dtype = self.dtype_policy  # its layers compute in its own precision
+        self.pad1, self.pad2 = ReflectionPad2D(1, dtype=dtype), ReflectionPad2D(1, dtype=dtype)
+        self.conv1 = layers.Conv2D(filters, 3, padding="valid", dtype=dtype)
+        self.conv2 = layers.Conv2D(filters, 3, padding="valid", dtype=dtype)
+        self.norm1, self.norm2 = instance_norm(affine, dtype=dtype), instance_norm(affine, dtype=dtype)
 
     def build(self, shape):
         self.conv1.build(self.pad1.compute_output_shape(shape))

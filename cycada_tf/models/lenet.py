@@ -4,6 +4,8 @@ variant and three fully connected layers. Pixels are in [-1, 1]."""
 import keras
 from keras import layers
 
+from cycada_tf.models.layers import sequential
+
 FEATURE_DIM = 500  # width of the task net's penultimate layer: the features D_feat sees
 
 
@@ -33,27 +35,29 @@ class LeNet(EncoderClassifier):
     def __init__(self, num_classes=10, dropout=0.5, **kwargs):
         super().__init__(**kwargs)
         self.num_classes, self.dropout = num_classes, dropout
-        self.encoder = keras.Sequential([
-            layers.Conv2D(20, 5, name="conv1"),
-            layers.MaxPooling2D(2), layers.ReLU(),
-            layers.Conv2D(50, 5, name="conv2"),
-            layers.SpatialDropout2D(dropout),
-            layers.MaxPooling2D(2), layers.ReLU(),
-            layers.Flatten(),
-            layers.Dense(FEATURE_DIM, activation="relu", name="fc1"),
-            layers.Dropout(dropout),
-        ], name="encoder")
-        self.classifier = layers.Dense(num_classes, name="logits")
+        dtype = self.dtype_policy  # its layers compute in its own precision (the `dtype` it is given)
+        self.encoder = sequential([
+            layers.Conv2D(20, 5, name="conv1", dtype=dtype),
+            layers.MaxPooling2D(2, dtype=dtype), layers.ReLU(dtype=dtype),
+            layers.Conv2D(50, 5, name="conv2", dtype=dtype),
+            layers.SpatialDropout2D(dropout, dtype=dtype),
+            layers.MaxPooling2D(2, dtype=dtype), layers.ReLU(dtype=dtype),
+            layers.Flatten(dtype=dtype),
+            layers.Dense(FEATURE_DIM, activation="relu", name="fc1", dtype=dtype),
+            layers.Dropout(dropout, dtype=dtype),
+        ], "encoder", dtype)
+        self.classifier = layers.Dense(num_classes, name="logits", dtype=dtype)
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes, "dropout": self.dropout}
 
 
-def feature_discriminator(feature_dim=FEATURE_DIM, hidden=500, name="feature_discriminator"):
-    """Three fully connected layers, one domain logit (Figure 7 mid left)."""
-    return keras.Sequential([
+def feature_discriminator(feature_dim=FEATURE_DIM, hidden=500, name="feature_discriminator", dtype=None):
+    """Three fully connected layers, one domain logit (Figure 7 mid left): the hidden ones compute in the dtype
+    policy `dtype` (None: Keras' default), the logit in float32."""
+    return sequential([
         keras.Input((feature_dim,)),
-        layers.Dense(hidden, activation="relu"),
-        layers.Dense(hidden, activation="relu"),
+        layers.Dense(hidden, activation="relu", dtype=dtype),
+        layers.Dense(hidden, activation="relu", dtype=dtype),
         layers.Dense(1, dtype="float32"),
-    ], name=name)
+    ], name, dtype)

@@ -12,6 +12,8 @@ import tensorflow as tf
 import keras
 from keras import layers, ops
 
+from cycada_tf.models.layers import computing_in
+
 FEATURES = "features"  # the layer every segmenter names for feature-level adaptation
 LOGITS = "logits"      # its float32 output layer
 
@@ -92,7 +94,8 @@ def feature_model(model):
     except ValueError:
         raise ValueError(f"{model.name} has no layer named {FEATURES!r}: build it with cycada_tf.models' fcn8s, "
                          "drn26 or small_fcn") from None
-    return keras.Model(model.input, [features, model.output], name=f"{model.name}_features")
+    return computing_in(keras.Model(model.input, [features, model.output], name=f"{model.name}_features"),
+                        model.dtype_policy)
 
 
 def check_input_shape(input_shape, name, multiple=1, channels=None):

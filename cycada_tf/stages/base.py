@@ -61,8 +61,8 @@ class OneNetModel(StageModel):
 
 
 def compile(model, optimizers, precision, jit_compile):
-    """model.compile as training compiles a stage under `precision` (whose policy built its networks): the
-    optimizers wrapped for loss scaling under mixed_float16 and built on their variables, XLA per
+    """model.compile as training compiles a stage under `precision` (the dtype policy its networks were built
+    with): the optimizers wrapped for loss scaling under mixed_float16 and built on their variables, XLA per
     `jit_compile` (auto, true, false)."""
     xla = precision_lib.use_xla(jit_compile, tf.distribute.get_strategy())
     model.compile(*(precision_lib.optimizer(o, precision) for o in optimizers), jit_compile=xla,

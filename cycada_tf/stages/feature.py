@@ -195,12 +195,13 @@ class GateStop(keras.callbacks.Callback):
                      f"{epoch + 1}: stopping (appendix 6.1)")
 
 
-def build(task, config, f_ref, f_t, gate=GATE_THRESHOLD):
+def build(task, config, f_ref, f_t, gate=GATE_THRESHOLD, dtype=None):
     """The feature stage's model for `task` (f_ref frozen, f_t trained) and its two optimizers (f_T, D_feat):
-    what training and tools/benchmark.py (with the gate held open) both build."""
-    model = FeatureAdaptation(f_ref, f_t, task.feature_discriminator(), layer=config.feature_layer,
+    what training and tools/benchmark.py (with the gate held open) both build. D_feat and the model compute in
+    the dtype policy `dtype`, as f_ref and f_t do."""
+    model = FeatureAdaptation(f_ref, f_t, task.feature_discriminator(dtype=dtype), layer=config.feature_layer,
                               gan_mode=config.feature_gan_mode, gate=gate, g_weight=config.feature_g_weight,
-                              dropout=config.feature_dropout, **task.feature_options(f_ref, f_t))
+                              dropout=config.feature_dropout, dtype=dtype, **task.feature_options(f_ref, f_t))
     return model, (task.optimizer("feature"), task.optimizer("feature"))
 
 
@@ -210,7 +211,7 @@ def wire(trial):
     c, task, seed = trial.config, trial.task, trial.seed
     keras.utils.set_random_seed(seed)
     f_ref, f_t = trial.network("target"), trial.network("target")
-    model, optimizers = build(task, c, f_ref, f_t)
+    model, optimizers = build(task, c, f_ref, f_t, dtype=trial.dtype)
     b = c.feature_batch_size
     xs, _ = task.load_translated(trial.translated_dir("source"), False, seed, stage="feature")
     if trial.direction == "s2t":

@@ -192,16 +192,17 @@ def learning_rate(config, steps_per_epoch):
     return LinearDecay(config.pixel_lr, config.pixel_epochs * steps_per_epoch)
 
 
-def build(task, config, seed, f_s, steps_per_epoch=1):
+def build(task, config, seed, f_s, steps_per_epoch=1, dtype=None):
     """The pixel stage's model for `task` with the frozen source model `f_s`, and its two optimizers
-    (generators, discriminators): what training and tools/benchmark.py both build."""
+    (generators, discriminators): what training and tools/benchmark.py both build. The translators, the
+    discriminators and the model compute in the dtype policy `dtype`, as f_s does."""
     c = config
-    g_st, g_ts = task.generators()
-    d_s, d_t = (task.image_discriminator(name) for name in ("d_s", "d_t"))
+    g_st, g_ts = task.generators(dtype=dtype)
+    d_s, d_t = (task.image_discriminator(name, dtype=dtype) for name in ("d_s", "d_t"))
     model = PixelAdaptation(g_st, g_ts, d_s, d_t, f_s, gan_mode=c.gan_mode, gan_weight=c.gan_weight,
                             cycle_weight=c.cycle_weight, semantic_weight=c.semantic_weight,
                             semantic_t2s_weight=c.semantic_t2s_weight, pool_size=c.pool_size, seed=seed,
-                            identity_weight=c.identity_weight, **task.pixel_options())
+                            identity_weight=c.identity_weight, dtype=dtype, **task.pixel_options())
     return model, tuple(keras.optimizers.Adam(learning_rate(c, steps_per_epoch), beta_1=c.pixel_beta_1)
                         for _ in range(2))
 
@@ -214,7 +215,7 @@ def wire(trial):
     f_s = trial.network("source")
     b = c.pixel_batch_size
     steps = max(1, max(task.count("source", "unlabelled"), task.count("target", "unlabelled")) // b)
-    model, optimizers = build(task, c, seed, f_s, steps)
+    model, optimizers = build(task, c, seed, f_s, steps, dtype=trial.dtype)
     xs, xt = (task.inputs(domain, "unlabelled", labels=False, shuffle=True, seed=seed + k, repeat=True,
                           stage="pixel") for k, domain in enumerate(("source", "target")))
     dataset = tf.data.Dataset.zip(xs.batch(b, drop_remainder=True), xt.batch(b, drop_remainder=True))

@@ -150,10 +150,10 @@ def _model(trial, net):
                                     ema=c.self_train_ema, target_weight=c.self_train_target_weight, seed=seed,
                                     ignore_label=task.ignore_label, source_view=source_view, guide=guide,
                                     guide_steps=c.self_train_guide_steps, guide_weight=c.self_train_guide_weight,
-                                    align=c.self_train_align, name="self_train_stage")
+                                    align=c.self_train_align, name="self_train_stage", dtype=trial.dtype)
     return SelfTraining(net, confidence=c.self_train_confidence, target_weight=c.self_train_target_weight,
                         seed=seed, segmentation=task.ignore_label is not None, ignore_label=task.ignore_label,
-                        name="self_train_stage")
+                        name="self_train_stage", dtype=trial.dtype)
 
 
 def reads_translated(trial):

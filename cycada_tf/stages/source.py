@@ -72,8 +72,10 @@ class TaskStage(StageModel):
 
 
 def build(task, net, stage="source"):
-    """A task stage's model training `net` and its optimizer: what training and tools/benchmark.py build."""
-    return TaskStage(net, ignore_label=task.ignore_label, name=f"{stage}_stage"), (task.optimizer("task"),)
+    """A task stage's model training `net` and its optimizer: what training and tools/benchmark.py build. The
+    model computes in `net`'s dtype policy."""
+    return (TaskStage(net, ignore_label=task.ignore_label, name=f"{stage}_stage", dtype=net.dtype_policy),
+            (task.optimizer("task"),))
 
 
 def task_plan(trial, stage, dataset, steps, epochs, init=None, view=None):
@@ -81,7 +83,7 @@ def task_plan(trial, stage, dataset, steps, epochs, init=None, view=None):
     TensorBoard shows its target test scores as it reads target images (through `view`)."""
     task = trial.task
     keras.utils.set_random_seed(trial.seed)
-    net = task.network(init)
+    net = task.network(init, dtype=trial.dtype)
     return Plan(*build(task, net, stage), dataset, epochs, steps, outputs={"f": net},
                 periodic=task.test_summaries(net, view), result=lambda logs: task.scores(net, "target", translate=view))
 

@@ -3,8 +3,10 @@ ckpt/, TensorBoard events), the translated records and final.json. The stages re
 through a Trial, and the report and export read a finished run through one; a Trial trains nothing.
 
 It reads the run directory's files from `run_dir` and writes its own under `write_dir` (default `run_dir`; a
-worker's private directory under multi_worker, see runner.py)."""
+worker's private directory under multi_worker, see runner.py). The networks it builds compute in its `dtype`:
+the runner hands each stage the trial building_in(that stage's --precision)."""
 
+import copy
 import os
 
 from cycada_tf.train import atomic_files as files
@@ -15,10 +17,17 @@ FINAL_FILE = "final.json"  # under seed_<k>/: the model chosen without target la
 
 
 class Trial:
-    def __init__(self, task, seed, run_dir, strategy=None, write_dir=None):
+    def __init__(self, task, seed, run_dir, strategy=None, write_dir=None, dtype=None):
         self.task, self.config, self.seed, self.strategy = task, task.config, seed, strategy
         self.dir = os.path.join(run_dir, f"seed_{seed}")
         self.out = os.path.join(write_dir or run_dir, f"seed_{seed}")
+        self.dtype = dtype  # the dtype policy of the networks it builds (None: Keras' default, float32)
+
+    def building_in(self, dtype):
+        """This trial, building its networks in the dtype policy `dtype` (a stage's precision)."""
+        trial = copy.copy(self)
+        trial.dtype = dtype
+        return trial
 
     def stage_dir(self, stage):
         """Where this process writes the stage's files (created)."""
@@ -43,14 +52,14 @@ class Trial:
 
     def network(self, stage):
         """The task network a finished stage trained."""
-        return self.task.network(self.weights(stage))
+        return self.task.network(self.weights(stage), dtype=self.dtype)
 
     def has_generators(self):
         return all(os.path.exists(self.weights(registry.TRANSLATORS, name)) for name in ("g_st", "g_ts"))
 
     def trained_generators(self):
         """G_S->T and G_T->S with the pixel stage's weights, as built (Keras models)."""
-        g_st, g_ts = self.task.generators()
+        g_st, g_ts = self.task.generators(dtype=self.dtype)
         g_st.load_weights(self.weights(registry.TRANSLATORS, "g_st"))
         g_ts.load_weights(self.weights(registry.TRANSLATORS, "g_ts"))
         return g_st, g_ts

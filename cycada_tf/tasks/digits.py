@@ -50,27 +50,28 @@ class DigitsTask(Task):
         return {"accuracy": accuracy(self.confusion(net, domain, translate))}
 
     # --- networks ---------------------------------------------------------------------------------------
-    def build_network(self, from_scratch=True):
-        net = self.network_class(self.num_classes)
+    def build_network(self, from_scratch=True, dtype=None):
+        net = self.network_class(self.num_classes, dtype=dtype)
         net.build((None,) + self.shape)
         return net
 
-    def generators(self):
+    def generators(self, dtype=None):
         c = self.config
         return (initialize(digit_gan.generator(c.image_size, c.channels, c.channels, c.generator_width,
-                                               c.noise_channels, c.instance_norm_affine, name="g_st"), c.pixel_init),
+                                               c.noise_channels, c.instance_norm_affine, name="g_st", dtype=dtype),
+                           c.pixel_init),
                 initialize(digit_gan.generator(c.image_size, c.channels, c.channels, c.generator_width,
-                                               affine=c.instance_norm_affine, name="g_ts"), c.pixel_init))
+                                               affine=c.instance_norm_affine, name="g_ts", dtype=dtype), c.pixel_init))
 
-    def image_discriminator(self, name):
+    def image_discriminator(self, name, dtype=None):
         c = self.config
         return initialize(digit_gan.image_discriminator(c.image_size, c.channels, c.discriminator_width,
                                                         c.minibatch_std, c.discriminator_norm,
-                                                        c.instance_norm_affine, name=name), c.pixel_init)
+                                                        c.instance_norm_affine, name=name, dtype=dtype), c.pixel_init)
 
-    def feature_discriminator(self):
+    def feature_discriminator(self, dtype=None):
         return lenet.feature_discriminator(self.feature_dim if self.config.feature_layer == "features"
-                                           else self.num_classes)
+                                           else self.num_classes, dtype=dtype)
 
     def feature_options(self, f_ref, f_t):
         """FeatureAdaptation's task-specific arguments: the task net's own encoder; the gate's window."""

@@ -1,5 +1,9 @@
 """What the stages build of a task (part of tasks/base.Task's contract): the task network f, its optimizers, the
-translators and the discriminators of its kind of data."""
+translators and the discriminators of its kind of data.
+
+Every network is built in the precision it is given: `dtype`, a Keras dtype policy name ("float32",
+"mixed_bfloat16", "mixed_float16"; None: Keras' default, float32), goes to each of its layers. The stage that
+builds a network passes its own --precision (stages/trial.Trial.dtype); Keras' global policy is never set."""
 
 import abc
 
@@ -9,9 +13,10 @@ import keras
 class Networks(abc.ABC):
     """The task's networks; reads the task's config."""
 
-    def network(self, weights=None):
-        """A new task network (classifier, segmenter), with `weights` (a .weights.h5 file) if given."""
-        net = self.build_network(from_scratch=weights is None)
+    def network(self, weights=None, dtype=None):
+        """A new task network (classifier, segmenter) computing in `dtype`, with `weights` (a .weights.h5
+        file) if given."""
+        net = self.build_network(from_scratch=weights is None, dtype=dtype)
         if weights:
             net.load_weights(weights)
         return net
@@ -31,25 +36,28 @@ class Networks(abc.ABC):
         return keras.optimizers.Adam(lr, beta_1=getattr(c, f"{kind}_beta_1"), beta_2=getattr(c, f"{kind}_beta_2"))
 
     @abc.abstractmethod
-    def build_network(self, from_scratch=True):
-        """A new task network f (classifier, segmenter), built; `from_scratch`: with its backbone's pretrained
-        weights, if it has any (False: weights will be loaded into it)."""
+    def build_network(self, from_scratch=True, dtype=None):
+        """A new task network f (classifier, segmenter), built, computing in `dtype`; `from_scratch`: with its
+        backbone's pretrained weights, if it has any (False: weights will be loaded into it)."""
 
     @abc.abstractmethod
-    def generators(self):
-        """The pixel stage's new translators (g_st, g_ts), Keras models from images to images."""
+    def generators(self, dtype=None):
+        """The pixel stage's new translators (g_st, g_ts), Keras models from images to images, computing in
+        `dtype`."""
 
     def applied(self, generator):
         """A translator as the stages apply it to whole images (segmentation: of any size)."""
         return generator
 
     @abc.abstractmethod
-    def image_discriminator(self, name):
-        """A new image discriminator (d_s or d_t, its `name`): images -> real/fake logits."""
+    def image_discriminator(self, name, dtype=None):
+        """A new image discriminator (d_s or d_t, its `name`) computing in `dtype`: images -> real/fake
+        logits (float32)."""
 
     @abc.abstractmethod
-    def feature_discriminator(self):
-        """A new D_feat (Eq. 5) for what --feature_layer feeds it: features -> domain logits."""
+    def feature_discriminator(self, dtype=None):
+        """A new D_feat (Eq. 5) for what --feature_layer feeds it, computing in `dtype`: features -> domain
+        logits (float32)."""
 
     @abc.abstractmethod
     def feature_options(self, f_ref, f_t):

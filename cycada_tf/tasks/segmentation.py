@@ -15,7 +15,7 @@ from cycada_tf.train import figures, summaries
 from cycada_tf.reporting import report as report_lib
 from cycada_tf.data import pipeline, registry, schema, tfrecord, translated
 from cycada_tf.models import cyclegan, drn, fcn8s, pretrained, segmenter, small_fcn
-from cycada_tf.models.layers import initialize
+from cycada_tf.models.layers import computing_in, initialize, sequential
 from cycada_tf.stages import feature, pixel, self_train, source, target
 from cycada_tf.stages import registry as stage_registry
 from cycada_tf.tasks.base import Task
@@ -39,14 +39,15 @@ def _pair(values, flag):
     return values
 
 
-def feature_discriminator(channels):
-    """D_feat: 1x1 convolutions, one domain logit per position of the feature (or score) map."""
-    return keras.Sequential([
+def feature_discriminator(channels, dtype=None):
+    """D_feat: 1x1 convolutions computing in `dtype`, one float32 domain logit per position of the feature (or
+    score) map."""
+    return sequential([
         keras.Input((None, None, channels)),
-        layers.Conv2D(FEATURE_DISCRIMINATOR_WIDTH, 1, activation="relu"),
-        layers.Conv2D(FEATURE_DISCRIMINATOR_WIDTH, 1, activation="relu"),
+        layers.Conv2D(FEATURE_DISCRIMINATOR_WIDTH, 1, activation="relu", dtype=dtype),
+        layers.Conv2D(FEATURE_DISCRIMINATOR_WIDTH, 1, activation="relu", dtype=dtype),
         layers.Conv2D(1, 1, dtype="float32"),
-    ], name="feature_discriminator")
+    ], "feature_discriminator", dtype)
 
 
 class SegmentationTask(Task):
@@ -116,42 +117,44 @@ class SegmentationTask(Task):
         return metrics.summary(self.confusion(net, domain, translate), self.classes)
 
     # --- networks ---------------------------------------------------------------------------------------
-    def build_network(self, from_scratch=True):
+    def build_network(self, from_scratch=True, dtype=None):
         c = self.config
         if c.model == "small_fcn":
-            return small_fcn.small_fcn(self.num_classes, width=c.model_width)
+            return small_fcn.small_fcn(self.num_classes, width=c.model_width, dtype=dtype)
         # Loaded weights replace the backbone's: read the ImageNet backbone only for a network from scratch.
         try:
-            return SEGMENTERS[c.model](self.num_classes,
+            return SEGMENTERS[c.model](self.num_classes, dtype=dtype,
                                        weights=(c.backbone_weights or None) if from_scratch else None)
         except pretrained.WeightsFileError as error:  # the run's one line: the flag, then the file
             raise pretrained.WeightsFileError(f"--backbone_weights={c.backbone_weights}: {error}") from None
 
-    def generators(self):
+    def generators(self, dtype=None):
         c = self.config
         return tuple(initialize(cyclegan.resnet_generator(3, 3, c.generator_width, c.generator_blocks,
                                                           c.generator_downsamplings, c.instance_norm_affine,
-                                                          name=name), c.pixel_init) for name in ("g_st", "g_ts"))
+                                                          name=name, dtype=dtype), c.pixel_init)
+                     for name in ("g_st", "g_ts"))
 
     def applied(self, generator):
         return segmenter.any_size(generator, self.multiple)
 
-    def image_discriminator(self, name):
+    def image_discriminator(self, name, dtype=None):
         c = self.config
         return initialize(cyclegan.patchgan_discriminator(3, c.discriminator_width, c.discriminator_layers,
-                                                          c.discriminator_norm, c.instance_norm_affine, name=name),
-                          c.pixel_init)
+                                                          c.discriminator_norm, c.instance_norm_affine, name=name,
+                                                          dtype=dtype), c.pixel_init)
 
-    def feature_discriminator(self):
+    def feature_discriminator(self, dtype=None):
         if self.config.feature_layer != segmenter.FEATURES:
-            return feature_discriminator(self.num_classes)
+            return feature_discriminator(self.num_classes, dtype)
         # Only the features' width is read from this network: no backbone weights (FCN8s' are 553 MB).
-        features = self.build_network(from_scratch=False).get_layer(segmenter.FEATURES)
-        return feature_discriminator(features.output.shape[-1])
+        features = self.build_network(from_scratch=False, dtype=dtype).get_layer(segmenter.FEATURES)
+        return feature_discriminator(features.output.shape[-1], dtype)
 
     def feature_options(self, f_ref, f_t):
         def encoder(net):
-            return keras.Model(net.inputs, net.get_layer(segmenter.FEATURES).output, name=f"{net.name}_encoder")
+            return computing_in(keras.Model(net.inputs, net.get_layer(segmenter.FEATURES).output,
+                                            name=f"{net.name}_encoder"), net.dtype_policy)
         return {"encoders": (encoder(f_ref), encoder(f_t)), "gate_window": self.config.gate_window}
 
     def pixel_options(self):

@@ -1,7 +1,9 @@
 """Numeric precision and XLA per stage: --precision and --jit_compile.
 
-Under a mixed policy the networks compute in bfloat16 or float16 while their variables stay float32, so every
-checkpoint and weights file is float32 and loads under any precision. The networks' last layers (generator,
+A stage's precision is the dtype policy its networks are built with: each network is given it as its layers'
+`dtype` (stages/trial.Trial.building_in; Keras' global policy is never set). Under a mixed policy the networks
+compute in bfloat16 or float16 while their variables stay float32, so every checkpoint and weights file is
+float32 and loads under any precision. The networks' last layers (generator,
 discriminators) are float32; the task net's logits are cast to float32 by the losses, which, with the
 discriminator accuracy that gates feature adaptation, are computed in float32 (cycada_tf/train/losses.py).
 mixed_float16 has 5 exponent bits: its gradients are scaled (keras.optimizers.LossScaleOptimizer, dynamic
@@ -10,8 +12,6 @@ scale, a step with non-finite gradients is skipped and the scale halved).
 Both flags take one value for every stage, optionally followed by per-stage values:
 --precision=mixed_bfloat16,source=float32 runs every stage in bfloat16 except the source model.
 """
-
-import contextlib
 
 import keras
 import tensorflow as tf
@@ -52,18 +52,6 @@ def resolve_auto(flags=None, gpus=None):
     if found:
         return "mixed_bfloat16", f"CPU with {', '.join(found)}"
     return "float32", f"CPU without {' or '.join(BF16_CPU_FLAGS)}"
-
-
-@contextlib.contextmanager
-def policy(name):
-    """Keras' global dtype policy `name` while the block runs (networks built in it compute in that
-    precision), the previous one after."""
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(name)
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
 
 
 def optimizer(inner, name):
