@@ -1,4 +1,4 @@
-"""The main of every py_test in BUILD: pytest on the test file given, slow tests deselected (the fast lane)."""
+"""The main of every py_test in BUILD: pytest on the test files given, slow tests deselected (the fast lane)."""
 
 import os
 import sys
@@ -14,6 +14,6 @@ if __name__ == "__main__":
     # Later arguments win: `bazel test --test_arg=-m --test_arg=slow //:test_x` runs the file's slow tests.
     code = pytest.main(["-q", "-p", "no:cacheprovider", "-m", "not slow", *sys.argv[1:]])
     if code == pytest.ExitCode.NO_TESTS_COLLECTED:
-        print(f"pytest_main.py: no test selected in {' '.join(sys.argv[1:])}; a file whose tests are all slow "
-              "belongs in MANUAL in BUILD", file=sys.stderr)
+        print(f"pytest_main.py: no test selected in {' '.join(sys.argv[1:])}; its tests are all slow: select "
+              "them with --test_arg=-m --test_arg=slow", file=sys.stderr)
     sys.exit(code)
