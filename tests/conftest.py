@@ -24,7 +24,7 @@ TINY = {
     "digits": dict(seeds=(0,), precision="float32", source_epochs=2, pixel_epochs=1, target_epochs=1,
                    feature_epochs=2, oracle_epochs=1, pixel_batch_size=64, generator_width=4, discriminator_width=4,
                    noise_channels=2, translations_per_image=2, feature_min_steps_per_epoch=5,
-                   self_train_epochs=2, self_train_steps_per_epoch=5, pixel_direction="t2s", final_reverse_steps=20,
+                   self_train_epochs=2, self_train_steps_per_epoch=5, pixel_direction="t2s", final_reverse_steps=5,
                    verbose=0),
     "segmentation": dict(seeds=(0,), precision="float32", source_epochs=3, pixel_epochs=1, target_epochs=1,
                          feature_epochs=2, oracle_epochs=1, source_batch_size=64, pixel_batch_size=32,
@@ -32,7 +32,7 @@ TINY = {
                          pixel_crop_size=(32, 32), model_width=8, generator_width=4, generator_blocks=1,
                          discriminator_width=4, feature_batch_size=16, feature_min_steps_per_epoch=5,
                          gate_window=3, semantic_weight=1.0, self_train_epochs=1, self_train_steps_per_epoch=3,
-                         self_train_batch_size=4, pixel_direction="s2t", final_reverse_steps=20,
+                         self_train_batch_size=4, pixel_direction="s2t", final_reverse_steps=5,
                          verbose=0),
 }
 

@@ -45,7 +45,7 @@ def _config(data_dir, run_dir, **overrides):
         "target_epochs": 1, "feature_epochs": 1, "pixel_batch_size": 64, "generator_width": 4,
         "discriminator_width": 4, "noise_channels": 2, "feature_min_steps_per_epoch": 5,
         "translations_per_image": 1, "verbose": 0, "self_train_epochs": 1, "self_train_steps_per_epoch": 3,
-        "final_reverse_steps": 20, **overrides})
+        "final_reverse_steps": 5, **overrides})
 
 
 @pytest.fixture(scope="module")

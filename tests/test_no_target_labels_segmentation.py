@@ -44,7 +44,7 @@ def _config(data_dir, run_dir, **overrides):
         "generator_blocks": 1, "discriminator_width": 4, "summary_every_epochs": 0, "verbose": 0,
         "pixel_direction": "t2s", "self_train_init": "target", "self_train_epochs": 1,
         "self_train_steps_per_epoch": 3, "self_train_batch_size": 4, "self_train_guide_steps": 2,
-        "final_reverse_steps": 10, **overrides})
+        "final_reverse_steps": 5, **overrides})
 
 
 def _weights(path):

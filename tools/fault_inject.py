@@ -33,7 +33,7 @@ TINY_RUN = ["--seeds=0", "--source_epochs=1", "--pixel_epochs=1", "--target_epoc
             "--oracle_epochs=1", "--pixel_batch_size=64", "--generator_width=4", "--discriminator_width=4",
             "--noise_channels=2", "--feature_min_steps_per_epoch=5", "--translations_per_image=1",
             "--summary_every_epochs=0", "--verbose=0", "--self_train_epochs=1", "--self_train_steps_per_epoch=5",
-            "--final_reverse_steps=20"]
+            "--final_reverse_steps=5"]
 LEFTOVER = re.compile(r"\.partial-|\.partial\.|_temp$|\.tmp$")  # names only an unfinished write has
 LOCK = re.compile(r"\.cycada-(run|export)\.lock$")  # cycada_tf/train/locks.py: left only by a holder that was killed
 INTERRUPTED = re.compile(r"^interrupted in .+; the same command resumes$")  # cycada_tf/train/interrupts.py
