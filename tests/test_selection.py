@@ -224,8 +224,8 @@ def test_veto_ships_the_latest_stage_unless_both_criteria_score_it_below_the_sou
     said = "".join(report.decisions_lines([("final model", {"0": {**decision, "oracle_choice": "feature"}})]))
     assert "0: source / feature" in said and "both scored every adapted model no higher than the source" in said
     # tools/decide.py's pick gives the same choices from every stage's value
-    assert final.pick("veto", {"source": 0.0, "target": 2.0, "feature": 1.0, "self_train": 0.0}) == "feature"
-    assert final.pick("veto", {"source": 0.0, "target": 0.0}) == "source"
+    assert final.pick("veto", {"source": 0.0, "target": 2.0, "feature": 1.0, "self_train": 0.0}, "source") == "feature"
+    assert final.pick("veto", {"source": 0.0, "target": 0.0}, "source") == "source"
 
 
 def test_agreement_and_information_maximisation_by_hand():

@@ -39,7 +39,7 @@ def decide_seed(trial, criteria, candidates):
     from cycada_tf.selection.final import Candidates, pick
     key = trial.task.score_key
     stages = [stage for stage in candidates if trial.done(stage) is not None]
-    scored = Candidates(trial, stages)
+    scored = Candidates(trial, stages, candidates[0])
     table = {stage: {"score": trial.done(stage).get(key)} for stage in stages}
     for name in criteria:
         for stage in stages:
@@ -48,7 +48,7 @@ def decide_seed(trial, criteria, candidates):
     for name in criteria:
         values = {stage: row[name] for stage, row in table.items() if row[name] is not None}
         if values:
-            picks[name] = pick(name, values)
+            picks[name] = pick(name, values, candidates[0])
     recorded, reproduced = trial.final(), None
     if recorded and recorded.get("criterion_name", "information_maximisation") in criteria:
         name = recorded.get("criterion_name", "information_maximisation")

@@ -40,10 +40,11 @@ MIXVAL_PAIRS = 1000
 
 class Candidates:
     """The raw target images every criterion reads (task.selection_images) and, per candidate stage, its
-    predicted classes there and its information maximisation, computed once."""
+    predicted classes there and its information maximisation, computed once; `source` names the source model,
+    the candidate the veto weighs every adapted one against."""
 
-    def __init__(self, trial, stages):
-        self.trial, self.task = trial, trial.task
+    def __init__(self, trial, stages, source):
+        self.trial, self.task, self.source = trial, trial.task, source
         self.images = self.task.selection_images()
         self.labels, self.information, self.values = {}, {}, {}
         self.margin = trial.config.final_margin
@@ -66,13 +67,13 @@ class Candidates:
 
     def votes(self, stage):
         """{criterion of VETO: (its value for `stage`, its value for the source model)}."""
-        return {name: (self.criterion(name, stage), self.criterion(name, "source")) for name in VETO}
+        return {name: (self.criterion(name, stage), self.criterion(name, self.source)) for name in VETO}
 
     def _compute(self, name, stage):
         if name == "veto":
-            if stage == "source":
+            if stage == self.source:
                 return 0.0
-            if "source" not in self.labels:
+            if self.source not in self.labels:
                 return float(len(VETO))
             return float(sum(mine > source + self.margin for mine, source in self.votes(stage).values()))
         if name == "information_maximisation":
@@ -132,11 +133,11 @@ def _made_from(trial, stages, criterion):
             "done": {stage: digest(stage) for stage in stages}}
 
 
-def pick(criterion, values):
+def pick(criterion, values, source):
     """The candidate criterion `criterion` picks from `values` ({stage: value}, in the pipeline's order): for
-    veto the latest stage with a vote (the source model if none has one), else the largest value."""
+    veto the latest stage with a vote (the source model, `source`, if none has one), else the largest value."""
     if criterion == "veto":
-        return next((stage for stage in reversed(list(values)) if values[stage] > 0), "source")
+        return next((stage for stage in reversed(list(values)) if values[stage] > 0), source)
     return max(values, key=values.get)
 
 
@@ -146,8 +147,8 @@ def _values(scored, criterion, stages):
     and reverse validation's one)."""
     if criterion != "veto":
         return {stage: scored.criterion(criterion, stage) for stage in stages}
-    looked = ["source"]
-    for stage in reversed([stage for stage in stages if stage != "source"]):
+    looked = [scored.source]
+    for stage in reversed([stage for stage in stages if stage != scored.source]):
         looked.append(stage)
         if scored.criterion(criterion, stage) > 0:
             break
@@ -160,19 +161,18 @@ def _describe(criterion, decision, scored):
     return "; ".join(f"{stage} above the source model on {value:.0f} of {len(VETO)} ("
                      + ", ".join(f"{name} {mine:.4f} against {source:.4f}"
                                  for name, (mine, source) in scored.votes(stage).items()) + ")"
-                     for stage, value in reversed(decision["criterion"].items()) if stage != "source")
+                     for stage, value in reversed(decision["criterion"].items()) if stage != scored.source)
 
 
 def final_model(trial, results, candidates, criterion=None):
     """This seed's final model among the finished `candidates` (stage names in the pipeline's order, the
-    source model among them), by `criterion` (default --final_criterion): the source model unless an adapted
-    one beats it by more than --final_margin. What the target test labels would have picked is recorded
-    beside it (reporting only). None until an adapted candidate finished (the source model alone is not a
-    choice)."""
-    config, key = trial.config, trial.task.score_key
+    source model first), by `criterion` (default --final_criterion): the source model unless an adapted one
+    beats it by more than --final_margin. What the target test labels would have picked is recorded beside it
+    (reporting only). None until an adapted candidate finished (the source model alone is not a choice)."""
+    config, key, source = trial.config, trial.task.score_key, candidates[0]
     criterion = criterion or config.final_criterion
     stages = [stage for stage in candidates if stage in results]
-    if not [stage for stage in stages if stage != "source"]:
+    if not [stage for stage in stages if stage != source]:
         return None
     made_from = _made_from(trial, stages, criterion)
     earlier = trial.final()
@@ -180,10 +180,10 @@ def final_model(trial, results, candidates, criterion=None):
         summaries.log(f"seed {trial.seed}: final model: '{earlier['choice']}', chosen before from these same "
                       "finished stages (final.json), kept")
         return earlier
-    scored = Candidates(trial, stages)
+    scored = Candidates(trial, stages, source)
     values = _values(scored, criterion, stages)
     oracle = {stage: results[stage][key] for stage in stages if key in results[stage]}
-    decision = choose(values, oracle if len(oracle) == len(stages) else None, pick(criterion, values))
+    decision = choose(values, oracle if len(oracle) == len(stages) else None, pick(criterion, values, source))
     decision["criterion_name"] = criterion
     decision["made_from"] = made_from
     if criterion in TRAINS_A_NETWORK:
@@ -191,11 +191,11 @@ def final_model(trial, results, candidates, criterion=None):
     if criterion == "veto":
         decision["votes"] = {stage: {name: [round(float(v), 6) for v in pair]
                                      for name, pair in scored.votes(stage).items()}
-                             for stage in values if stage != "source"}
-        decision["kept_source"] = decision["choice"] == "source"
-    elif "source" in values and decision["choice"] != "source" and (
-            values[decision["choice"]] <= values["source"] + config.final_margin):
-        decision["choice"], decision["kept_source"] = "source", True
+                             for stage in values if stage != source}
+        decision["kept_source"] = decision["choice"] == source
+    elif source in values and decision["choice"] != source and (
+            values[decision["choice"]] <= values[source] + config.final_margin):
+        decision["choice"], decision["kept_source"] = source, True
     if "oracle_choice" in decision:
         decision["agrees"] = decision["oracle_choice"] == decision["choice"]
     summaries.log(f"seed {trial.seed}: final model: '{decision['choice']}' ({criterion}: "
