@@ -38,6 +38,10 @@ class Config(SelfTrainingFields):
     source_batch_size: int = _f(PER_TASK, "Batch size of every task-model stage.", **POSITIVE)
     source_lr: float = _f(PER_TASK, "Learning rate of every task-model stage (--task_optimizer).", **RATE)
     momentum: float = _f(0.9, "Momentum of --task_optimizer=sgd (segmentation paper: 0.9).", **FRACTION)
+    source_steps: int = _f(0, "Iterations of the source model, in equal epochs of about a pass each; 0: "
+                              "--source_epochs passes.", **NON_NEGATIVE)
+    weight_decay: float = _f(0.0, "L2 weight decay added to the gradients of the task-model and feature stages' "
+                                  "optimizers, as PyTorch's (release: 5e-4 for segmentation).", **WEIGHT)
 
     pixel_epochs: int = _f(PER_TASK, "Pixel adaptation epochs over the larger domain.", **POSITIVE)
     pixel_batch_size: int = _f(PER_TASK, "Pixel adaptation batch size per domain.", **POSITIVE)
@@ -91,6 +95,9 @@ class Config(SelfTrainingFields):
     feature_layer: str = _f("features", "What D_feat sees: features (paper: the 500-d layer; the segmenter's "
                                         "'features' map) or class scores (release).",
                             choices=("features", "logits"))
+    feature_trainable: str = _f("adapted", "f_T's weights feature adaptation updates: those under what D_feat reads "
+                                           "(adapted), the encoder's alone, or all (release).",
+                                choices=("adapted", "encoder", "all"))
     feature_gan_mode: str = _f("log", "D_feat's loss, Eq. 5: log (paper) or lsgan; the gate reads D_feat's "
                                       "accuracy either way.",
                                choices=GAN_MODES)
@@ -131,6 +138,9 @@ class DigitsConfig(Config):
     minibatch_std: bool = _f(True, "Give the image discriminators the batch's feature std (against collapse).")
     task_model: str = _f("lenet", "Classifier f: lenet (the paper's, Figure 7) or dtn (the release's SVHN->MNIST net).",
                          choices=("lenet", "dtn"))
+    task_init: str = _f("glorot_uniform", "Kernel init of f from scratch: Keras' glorot_uniform, or glorot_normal "
+                                          "(untruncated, as the release's xavier_normal_).",
+                        choices=("glorot_uniform", "glorot_normal"))
 
     source = _override("uci", "E.g. uci, fonts, mnist, usps, svhn, tfds:<name>.")
     target = _override("uci_m", "E.g. uci_m, mnist, usps, tfds:<name>.")
@@ -190,6 +200,8 @@ class SegmentationConfig(Config):
     generator_blocks: int = _f(3, "Residual blocks of the generator (CycleGAN: 9).", **NON_NEGATIVE)
     generator_downsamplings: int = _f(2, "Stride-2 convolutions of the generator (CycleGAN: 2).", **NON_NEGATIVE)
     discriminator_layers: int = _f(3, "Stride-2 layers of the PatchGAN (CycleGAN: 3, 70x70 patches).", **POSITIVE)
+    fcn8s_skip_scaling: bool = _f(False, "fcn8s: pool4 x0.01 and pool3 x0.0001 before their score layers (FCN's "
+                                         "at-once model, the release).")
 
     source = _override("roads_game", "E.g. roads_game (embedded), gta5, synthia_fall.")
     target = _override("roads_camera", "E.g. roads_camera (embedded), cityscapes, synthia_winter.")

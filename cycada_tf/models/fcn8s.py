@@ -23,6 +23,9 @@ VGG16_MD5 = "64373286793e3c8b2b4e3219cbf3544b"
 VGG16_BGR_MEAN = (103.939, 116.779, 123.68)
 FCN_STRIDE = 32     # pool5's stride: FCN8s input sides must be multiples of it
 DROPOUT = 0.5       # after fc6 and fc7, as in VGG16 and FCN
+# FCN's "at-once" net (fcn.berkeleyvision.org, voc-fcn8s-atonce) and the CyCADA release
+# (cycada/models/fcn8s.py:123,128) scale pool4 and pool3 before their score layers: --fcn8s_skip_scaling.
+SKIP_SCALES = {"pool4": 1e-2, "pool3": 1e-4}
 
 
 @keras.saving.register_keras_serializable("cycada_tf")
@@ -55,7 +58,7 @@ class BilinearUpsampling(keras.initializers.Initializer):
         return ops.convert_to_tensor(kernel, dtype=dtype or "float32")
 
 
-def fcn8s(num_classes, input_shape=(None, None, 3), weights=None, name="fcn8s", dtype=None):
+def fcn8s(num_classes, input_shape=(None, None, 3), weights=None, name="fcn8s", dtype=None, skip_scaling=False):
     """VGG16-FCN8s (Long, Shelhamer, Darrell 2015), the paper's segmenter (A) of Table 4 and of Table 3.
 
     VGG16's five conv blocks (layer names as keras.applications.VGG16: block1_conv1 ... block5_conv3), fc6 and
@@ -77,7 +80,8 @@ def fcn8s(num_classes, input_shape=(None, None, 3), weights=None, name="fcn8s", 
     start at zero either way. A missing file (not in the cache and not downloadable, or a path that does not
     exist) or another network's file raises pretrained.WeightsFileError (a ValueError) naming it. To restore a
     whole trained FCN8s, call load_weights on the built model. dtype: the dtype policy its layers compute in
-    (None: Keras' default, float32); the logits are float32.
+    (None: Keras' default, float32); the logits are float32. skip_scaling: pool4 and pool3 multiplied by
+    SKIP_SCALES before their score layers (layers "scale_pool4", "scale_pool3"), FCN's at-once model.
     """
     input_shape = check_input_shape(input_shape, name, FCN_STRIDE, channels=3)
     backbone = {}  # read before building the 134M-parameter network, so a bad file fails at once
@@ -110,15 +114,20 @@ def fcn8s(num_classes, input_shape=(None, None, 3), weights=None, name="fcn8s", 
     def score(name):
         return layers.Conv2D(num_classes, 1, kernel_initializer="zeros", name=name, dtype=dtype)
 
+    def skip(pool, name):
+        if skip_scaling:
+            pool = layers.Rescaling(SKIP_SCALES[name], name=f"scale_{name}", dtype=dtype)(pool)
+        return score(f"score_{name}")(pool)
+
     def upsample(factor, name, trainable=True):
         return layers.Conv2DTranspose(num_classes, 2 * factor, strides=factor, padding="same", use_bias=False,
                                       kernel_initializer=BilinearUpsampling(), trainable=trainable, name=name,
                                       dtype=dtype)
 
     x = upsample(2, "upscore2")(score("score_fr")(x))                       # stride 16
-    x = layers.Add(name="fuse_pool4", dtype=dtype)([x, score("score_pool4")(pool4)])
+    x = layers.Add(name="fuse_pool4", dtype=dtype)([x, skip(pool4, "pool4")])
     x = upsample(2, "upscore_pool4")(x)                                     # stride 8
-    x = layers.Add(name="fuse_pool3", dtype=dtype)([x, score("score_pool3")(pool3)])
+    x = layers.Add(name="fuse_pool3", dtype=dtype)([x, skip(pool3, "pool3")])
     x = upsample(8, "upscore8", trainable=False)(x)                         # stride 1
     logits = layers.Activation("linear", dtype="float32", name=LOGITS)(x)
     model = computing_in(keras.Model(image, logits, name=name), dtype)

@@ -7,6 +7,7 @@ meaning; ReflectionPad2D computes it by slices (see reflection_pad).
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
@@ -142,6 +143,30 @@ def initialize(model, init):
     for layer in model._flatten_layers(include_self=False, recursive=True):  # nested layers included
         if isinstance(layer, (layers.Conv2D, layers.Conv2DTranspose)):
             layer.kernel.assign(draw(layer.kernel.shape, layer.kernel.dtype))
+            if layer.bias is not None:
+                layer.bias.assign(ops.zeros_like(layer.bias))
+    return model
+
+
+TASK_INITS = ("glorot_uniform", "glorot_normal")  # --task_init
+
+
+def task_init(model, init):
+    """Re-draw the kernels of `model`'s dense layers and convolutions for --task_init: "glorot_normal" is
+    N(0, 2 / (fan_in + fan_out)), untruncated, with zero biases (PyTorch's xavier_normal_, the release's
+    init_weights), drawn from Keras' seeded stream; "glorot_uniform" keeps Keras' defaults. Norm layers are left
+    as they are."""
+    if init not in TASK_INITS:
+        raise ValueError(f"--task_init must be one of {', '.join(TASK_INITS)}, got {init!r}")
+    if init == "glorot_uniform":
+        return model
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, (layers.Dense, layers.Conv2D)):
+            shape = tuple(layer.kernel.shape)
+            receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+            fan_in, fan_out = receptive * shape[-2], receptive * shape[-1]
+            draw = keras.initializers.RandomNormal(0.0, float(np.sqrt(2.0 / (fan_in + fan_out))))
+            layer.kernel.assign(draw(shape, layer.kernel.dtype))
             if layer.bias is not None:
                 layer.bias.assign(ops.zeros_like(layer.bias))
     return model

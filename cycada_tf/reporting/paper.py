@@ -209,6 +209,8 @@ def unused(config, stages):
         fields |= set(sgd if getattr(config, f"{kind}_optimizer") == "adam" else adam)
     if getattr(config, "model", "small_fcn") != "small_fcn":
         fields.add("model_width")
+    if getattr(config, "model", "fcn8s") != "fcn8s":
+        fields.add("fcn8s_skip_scaling")
     return fields
 
 

@@ -17,6 +17,7 @@ from cycada_tf.train.summaries import GateTrace, joined, log
 GATE_THRESHOLD = 0.6  # appendix 6.1: update f_T only when the discriminator accuracy is above 60%
 # Iterations whose mean accuracy the gate reads (--gate_window): the last batch for digits, 100 for segmentation.
 GATE_WINDOW_DIGITS = 1
+TRAINABLE = ("adapted", "encoder", "all")  # --feature_trainable: which of f_T's weights its update changes
 
 
 class FeatureAdaptation(StageModel):
@@ -30,7 +31,8 @@ class FeatureAdaptation(StageModel):
     gate_window: the gate reads the mean discriminator accuracy of the last `gate_window` iterations (fewer
     at the start of the stage): 1 (digits) is the current batch alone, 100 the segmentation rule.
     g_weight: the weight of f_T's fooling loss (appendix 6.1.2: 0.1 for segmentation). dropout: both nets
-    embed with dropout on (default off: both in inference mode)."""
+    embed with dropout on (default off: both in inference mode). trainable: the weights of f_t that f_T's
+    update changes: "adapted" (those under `layer`), "encoder" (its encoder's alone) or "all"."""
 
     # What TensorBoard says beside each value train_step reports (summaries.TensorBoardSummaries), epoch means.
     SCALARS = {"d_loss": "L_GAN(D_feat) (Eq. 5), the discriminator's side: features of f_S(x_s) against f_T(x_t).",
@@ -41,10 +43,13 @@ class FeatureAdaptation(StageModel):
                "gated_updates": "f_T's updates so far, all epochs: the iterations with the gate open."}
 
     def __init__(self, f_ref, f_t, d_feat, layer="features", gan_mode="log", gate=GATE_THRESHOLD,
-                 encoders=None, gate_window=GATE_WINDOW_DIGITS, g_weight=1.0, dropout=False, **kwargs):
+                 encoders=None, gate_window=GATE_WINDOW_DIGITS, g_weight=1.0, dropout=False, trainable="adapted",
+                 **kwargs):
         super().__init__(**kwargs)
         if layer not in ("features", "logits"):
             raise ValueError(f"--feature_layer must be 'features' or 'logits', got {layer!r}")
+        if trainable not in TRAINABLE:
+            raise ValueError(f"--feature_trainable must be one of {', '.join(TRAINABLE)}, got {trainable!r}")
         if gate_window < 1:
             raise ValueError(f"the gate window must be at least 1 iteration, got {gate_window}")
         self.f_ref, self.f_t, self.d_feat = f_ref, f_t, d_feat
@@ -53,7 +58,7 @@ class FeatureAdaptation(StageModel):
         if gan_mode not in ("log", "lsgan"):
             raise ValueError(f"--feature_gan_mode must be 'log' or 'lsgan', got {gan_mode!r}")
         self.layer, self.gan_mode, self.gate = layer, gan_mode, gate
-        self.g_weight, self.dropout = float(g_weight), bool(dropout)
+        self.g_weight, self.dropout, self.trainable = float(g_weight), bool(dropout), trainable
         # Counted once per step under a multi-replica strategy too (every replica takes the same branch).
         once = tf.VariableAggregation.ONLY_FIRST_REPLICA
         self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="gated_updates", aggregation=once)
@@ -92,7 +97,7 @@ class FeatureAdaptation(StageModel):
 
     @property
     def f_variables(self):
-        if self.layer == "features":
+        if self.trainable == "encoder" or (self.trainable == "adapted" and self.layer == "features"):
             return self.t_encoder.trainable_variables
         return self.f_t.trainable_variables
 
@@ -201,7 +206,8 @@ def build(task, config, f_ref, f_t, gate=GATE_THRESHOLD, dtype=None):
     the dtype policy `dtype`, as f_ref and f_t do."""
     model = FeatureAdaptation(f_ref, f_t, task.feature_discriminator(dtype=dtype), layer=config.feature_layer,
                               gan_mode=config.feature_gan_mode, gate=gate, g_weight=config.feature_g_weight,
-                              dropout=config.feature_dropout, dtype=dtype, **task.feature_options(f_ref, f_t))
+                              dropout=config.feature_dropout, trainable=config.feature_trainable, dtype=dtype,
+                              **task.feature_options(f_ref, f_t))
     return model, (task.optimizer("feature"), task.optimizer("feature"))
 
 

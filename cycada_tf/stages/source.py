@@ -97,8 +97,24 @@ def labelled_plan(trial, stage, domain, epochs):
     return task_plan(trial, stage, dataset, steps, epochs)
 
 
+def step_schedule(total, pass_steps):
+    """(epochs, steps per epoch) of exactly `total` iterations (--source_steps) in equal epochs of about
+    `pass_steps` each: the fewest epochs, no fewer than total / pass_steps, whose length divides `total`; a
+    ValueError naming the flag when no such epoch is at least half a pass."""
+    epochs = max(1, -(-total // max(pass_steps, 1)))
+    while total % epochs and total // (epochs + 1) >= pass_steps / 2:
+        epochs += 1
+    if total % epochs:
+        rounded = total // epochs * epochs
+        raise ValueError(f"--source_steps={total}: does not split into equal epochs of about a pass ({pass_steps} "
+                         f"iterations); e.g. --source_steps={rounded} ({epochs} epochs of {rounded // epochs})")
+    return epochs, total // epochs
+
+
 def wire(trial):
     plan = labelled_plan(trial, "source", "source", trial.config.source_epochs)
+    if trial.config.source_steps:
+        plan.epochs, plan.steps = step_schedule(trial.config.source_steps, plan.steps)
     net, scores = plan.outputs["f"], trial.task.scores
     plan.result = lambda logs: {**scores(net, "source", prefix="source_test_"), **scores(net, "target")}
     return plan

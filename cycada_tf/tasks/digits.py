@@ -9,7 +9,7 @@ from cycada_tf.train import figures, summaries
 from cycada_tf.reporting import report as report_lib
 from cycada_tf.data import pipeline, translated
 from cycada_tf.models import digit_gan, dtn, lenet
-from cycada_tf.models.layers import initialize
+from cycada_tf.models.layers import initialize, task_init
 from cycada_tf.stages import feature, self_train, source
 from cycada_tf.stages import registry as stage_registry
 from cycada_tf.tasks.base import Task
@@ -53,7 +53,7 @@ class DigitsTask(Task):
     def build_network(self, from_scratch=True, dtype=None):
         net = self.network_class(self.num_classes, dtype=dtype)
         net.build((None,) + self.shape)
-        return net
+        return task_init(net, self.config.task_init) if from_scratch else net
 
     def generators(self, dtype=None):
         c = self.config

@@ -7,7 +7,7 @@ builds a network passes its own --precision (stages/trial.Trial.dtype); Keras' g
 
 import abc
 
-import keras
+from cycada_tf.train import weight_decay
 
 
 class Networks(abc.ABC):
@@ -24,16 +24,20 @@ class Networks(abc.ABC):
     def optimizer(self, kind):
         """The optimizer of the task-model stages (kind "task": --task_optimizer, --source_lr, --momentum) or of
         the stage whose flags `kind` prefixes (--<kind>_optimizer, _lr, _momentum, _beta_1, _beta_2): adam, or
-        sgd with momentum."""
+        sgd with momentum; those of the task-model and feature stages with --weight_decay (PyTorch's kind,
+        train/weight_decay.py)."""
         c = self.config
         name, lr = getattr(c, f"{kind}_optimizer"), getattr(c, "source_lr" if kind == "task" else f"{kind}_lr")
+        decay = c.weight_decay if kind in ("task", "feature") else 0.0
         if name == "sgd":
-            return keras.optimizers.SGD(lr, momentum=c.momentum if kind == "task" else getattr(c, f"{kind}_momentum"))
+            momentum = c.momentum if kind == "task" else getattr(c, f"{kind}_momentum")
+            return weight_decay.optimizer("sgd", decay, learning_rate=lr, momentum=momentum)
         if name != "adam":
             raise ValueError(f"--{kind}_optimizer must be adam or sgd, got {name!r}")
         if kind == "task":
-            return keras.optimizers.Adam(lr)
-        return keras.optimizers.Adam(lr, beta_1=getattr(c, f"{kind}_beta_1"), beta_2=getattr(c, f"{kind}_beta_2"))
+            return weight_decay.optimizer("adam", decay, learning_rate=lr)
+        return weight_decay.optimizer("adam", decay, learning_rate=lr, beta_1=getattr(c, f"{kind}_beta_1"),
+                                      beta_2=getattr(c, f"{kind}_beta_2"))
 
     @abc.abstractmethod
     def build_network(self, from_scratch=True, dtype=None):

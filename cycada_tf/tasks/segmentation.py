@@ -123,8 +123,9 @@ class SegmentationTask(Task):
             return small_fcn.small_fcn(self.num_classes, width=c.model_width, dtype=dtype)
         # Loaded weights replace the backbone's: read the ImageNet backbone only for a network from scratch.
         try:
+            options = {"skip_scaling": c.fcn8s_skip_scaling} if c.model == "fcn8s" else {}
             return SEGMENTERS[c.model](self.num_classes, dtype=dtype,
-                                       weights=(c.backbone_weights or None) if from_scratch else None)
+                                       weights=(c.backbone_weights or None) if from_scratch else None, **options)
         except pretrained.WeightsFileError as error:  # the run's one line: the flag, then the file
             raise pretrained.WeightsFileError(f"--backbone_weights={c.backbone_weights}: {error}") from None
 
