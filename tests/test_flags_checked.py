@@ -37,6 +37,10 @@ REFUSED = {
     "--feature_lr=0": "error: --feature_lr=0.0: takes a number > 0",
     "--momentum=1": "error: --momentum=1.0: takes a number >= 0 and < 1",
     "--verbose=3": "error: --verbose=3: takes one of 0, 1, 2",
+    "--weight_decay=-1": "error: --weight_decay=-1.0: takes a number >= 0",
+    "--source_steps=-5": "error: --source_steps=-5: takes a whole number >= 0",
+    "--task_init=he": "error: flag --task_init=he: value should be one of <glorot_uniform|glorot_normal>",
+    "--feature_trainable=head": "error: flag --feature_trainable=head: value should be one of <adapted|encoder|all>",
 }
 
 
@@ -48,7 +52,7 @@ def digits(*argv, run_dir):
 
 
 @pytest.mark.parametrize("flag", ["--source_epochs=0", "--seeds=a", "--image_size=30", "--pixel_lr_decay=lineer",
-                                  "--nosuch_flag=1"])
+                                  "--weight_decay=-1", "--nosuch_flag=1"])
 def test_a_wrong_flag_is_one_line_in_under_5_s_and_nothing_is_written(flag, tmp_path):
     run_dir = str(tmp_path / "run")
     done, seconds = digits(flag, run_dir=run_dir)

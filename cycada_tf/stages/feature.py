@@ -58,7 +58,7 @@ class FeatureAdaptation(StageModel):
         if gan_mode not in ("log", "lsgan"):
             raise ValueError(f"--feature_gan_mode must be 'log' or 'lsgan', got {gan_mode!r}")
         self.layer, self.gan_mode, self.gate = layer, gan_mode, gate
-        self.g_weight, self.dropout, self.trainable = float(g_weight), bool(dropout), trainable
+        self.g_weight, self.dropout, self.f_trainable = float(g_weight), bool(dropout), trainable
         # Counted once per step under a multi-replica strategy too (every replica takes the same branch).
         once = tf.VariableAggregation.ONLY_FIRST_REPLICA
         self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="gated_updates", aggregation=once)
@@ -97,7 +97,7 @@ class FeatureAdaptation(StageModel):
 
     @property
     def f_variables(self):
-        if self.trainable == "encoder" or (self.trainable == "adapted" and self.layer == "features"):
+        if self.f_trainable == "encoder" or (self.f_trainable == "adapted" and self.layer == "features"):
             return self.t_encoder.trainable_variables
         return self.f_t.trainable_variables
 
