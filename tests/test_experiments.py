@@ -6,6 +6,7 @@ import ast
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -46,33 +47,76 @@ ANCHOR_ROWS = {"mnist_mnistm.flags": ("mnist", "mnist_m", ("52.25", "76.66", "98
 
 
 def test_every_flagfile_is_a_row_of_the_papers_tables_or_names_its_anchors():
-    assert sorted(os.listdir(os.path.join(REPO, "experiments"))) == sorted({**ROWS, **SEGMENTATION_ROWS,
-                                                                           **ANCHOR_ROWS})
-    assert sorted(paper.PROTOCOL) == sorted({**ROWS, **SEGMENTATION_ROWS, **ANCHOR_ROWS})
+    """Each row's flagfile, and beside it the row as the authors' release runs it (<name>_release.flags)."""
+    rows = sorted({**ROWS, **SEGMENTATION_ROWS, **ANCHOR_ROWS})
+    assert sorted(os.listdir(os.path.join(REPO, "experiments"))) == paper.flagfiles() == sorted(
+        rows + [name[:-len(".flags")] + "_release.flags" for name in rows])
+    assert sorted(paper.PROTOCOL) == rows
 
 
-@pytest.mark.parametrize("name", sorted(paper.PROTOCOL))
-def test_flagfile_resolves_to_the_papers_record_and_names_every_field_of_it(name):
-    """paper.PROTOCOL is the one record of appendix 6.1 (the paper's values and the declared gaps): the
-    flagfile, through the real flag parser, gives exactly those values; every field of the config is in the
-    record, a field of how a run runs, or one the flagfile's own choices leave unused; and the flagfile names
-    each recorded field itself, so that no default of experiment_config.py (the embedded recipe) leaks into it."""
+def row_of(name):
+    """The row's flagfile of `name`, itself or the one its <row>_release.flags is of."""
+    return name[:-len(paper.RELEASE_SUFFIX)] + ".flags" if name.endswith(paper.RELEASE_SUFFIX) else name
+
+
+def named_flags(path):
+    return {line.split("=", 1)[0][2:] for line in open(path) if line.startswith("--")}
+
+
+@pytest.mark.parametrize("name", paper.flagfiles())
+def test_flagfile_resolves_to_the_papers_record_and_names_every_field_of_it(name, monkeypatch):
+    """paper.PROTOCOL holds two records of each row: the paper's (appendix 6.1: its values and the declared gaps)
+    and the release's (that record with what jhoffman/cycada_release runs). Each flagfile, through the real flag
+    parser, gives exactly its record; every field of the config is in the record, a field of how a run runs, or
+    one the flagfile's own choices leave unused; and the flagfiles name each recorded field themselves (the
+    release's file every value of the release, over the row's), so that no default of experiment_config.py (the
+    embedded recipe) leaks into them."""
+    monkeypatch.chdir(REPO)  # a release flagfile reads its row's as the commands do, from the repository root
     path = os.path.join(REPO, "experiments", name)
-    config = (parse_segmentation if name in SEGMENTATION_ROWS else parse)(f"--flagfile={path}")
+    config = (parse_segmentation if row_of(name) in SEGMENTATION_ROWS else parse)(f"--flagfile={path}")
     record = paper.protocol(name)
     assert {field: getattr(config, field, "<no such flag>") for field in record} == record
     fields = {f.name for f in dataclasses.fields(config)}
     assert fields - set(record) - paper.RUN_FIELDS - paper.unused(config, registry.STAGES) == set()
-    named = {line.split("=", 1)[0][2:] for line in open(path) if line.startswith("--")}
+    named = named_flags(path) | named_flags(os.path.join(REPO, "experiments", row_of(name)))
     assert set(record) - named == set()
+    if name != row_of(name):
+        assert set(paper.PROTOCOL[row_of(name)]["release"]) - named_flags(path) == set()
+        assert record != paper.protocol(row_of(name))
+
+
+# A release value's source: a file of jhoffman/cycada_release and its lines ("scripts/train_adda.py:38",
+# "cycada/models/fcn8s.py:123,128", "scripts/train_fcn_adda.py:163-166").
+CITATION = re.compile(r"^(?P<file>[\w/.-]+):\d+(-\d+)?(,\d+(-\d+)?)*$")
+
+
+@pytest.mark.parametrize("name", sorted(paper.PROTOCOL))
+def test_every_release_value_names_its_file_in_the_release(name):
+    """Each value of the release's record cites a file of jhoffman/cycada_release (paper.RELEASE_FILES) and its
+    lines, and the release's flagfile gives that citation on the line above the flag, so that a reader can
+    open it."""
+    release = paper.PROTOCOL[name]["release"]
+    assert release
+    lines = open(os.path.join(REPO, "experiments", paper.release_flagfile(name))).read().splitlines()
+    for field, (value, where) in release.items():
+        match = CITATION.match(where)
+        assert match and match["file"] in paper.RELEASE_FILES, (field, where)
+        flag = next(k for k, line in enumerate(lines) if line.startswith(f"--{field}="))
+        assert lines[flag - 1] == f"# {where}", (field, lines[flag - 1])
 
 
 def test_departure_table_of_the_docs_is_the_records():
-    """docs/paper_departures.md's table of what the embedded recipe changes is printed from the record
-    (python -m cycada_tf.reporting.paper), so it cannot drift from the flagfiles or the defaults."""
+    """docs/paper_departures.md's tables of what the embedded recipe changes (python -m cycada_tf.reporting.paper)
+    and of what the release changes in a digit and a segmentation row (... paper <flagfile>) are printed from the
+    records, so they cannot drift from the flagfiles or the defaults."""
     doc = open(os.path.join(REPO, "docs", "paper_departures.md")).read()
-    block = doc.split("<!-- departures: python -m cycada_tf.reporting.paper -->\n", 1)[1].split("\n<!-- end -->", 1)[0]
-    assert block == paper.departures(config_lib.DigitsConfig, "svhn_mnist.flags")
+
+    def block(command):
+        return doc.split(f"<!-- departures: {command} -->\n", 1)[1].split("\n<!-- end -->", 1)[0]
+    assert block("python -m cycada_tf.reporting.paper") == paper.departures(config_lib.DigitsConfig,
+                                                                            "svhn_mnist.flags")
+    for row in ("svhn_mnist.flags", "gta5_cityscapes.flags"):
+        assert block(f"python -m cycada_tf.reporting.paper {row}") == paper.release_departures(row)
 
 
 @pytest.mark.parametrize("name", sorted(ANCHOR_ROWS))
@@ -91,11 +135,12 @@ def test_a_flagfile_outside_the_paper_keeps_its_protocol_and_anchors(name):
     assert config.run_dir == f"runs/{name[:-len('.flags')]}"
 
 
-@pytest.mark.parametrize("name", sorted(SEGMENTATION_ROWS))
-def test_segmentation_flagfile_names_its_tables_data(name):
+@pytest.mark.parametrize("name", [n for n in paper.flagfiles() if row_of(n) in SEGMENTATION_ROWS])
+def test_segmentation_flagfile_names_its_tables_data(name, monkeypatch):
     """The values themselves are paper.PROTOCOL's (test above); here, that the row's data fits them."""
     from cycada_tf.data import registry
-    source, target, model, split = SEGMENTATION_ROWS[name]
+    monkeypatch.chdir(REPO)
+    source, target, model, split = SEGMENTATION_ROWS[row_of(name)]
     config = parse_segmentation(f"--flagfile={os.path.join(REPO, 'experiments', name)}")
     assert (config.source, config.target, config.model, config.eval_split) == (source, target, model, split)
     assert registry.get(source).classes == registry.get(target).classes
@@ -105,9 +150,10 @@ def test_segmentation_flagfile_names_its_tables_data(name):
     assert config.run_dir == f"runs/{name[:-len('.flags')]}"
 
 
-@pytest.mark.parametrize("name", sorted(ROWS))
-def test_flagfile_names_its_tables_row(name):
-    source, target, size, channels = ROWS[name]
+@pytest.mark.parametrize("name", [n for n in paper.flagfiles() if row_of(n) in ROWS])
+def test_flagfile_names_its_tables_row(name, monkeypatch):
+    monkeypatch.chdir(REPO)
+    source, target, size, channels = ROWS[row_of(name)]
     config = parse(f"--flagfile={os.path.join(REPO, 'experiments', name)}")
     assert (config.source, config.target, config.image_size, config.channels) == (source, target, size, channels)
     assert paper.reported(config.source, config.target)  # the table prints the paper's numbers beside ours
@@ -196,6 +242,8 @@ SEGMENTATION_NEW = {"feature_beta_1": 0.5}
 PROTOCOL_NEW = {"identity_weight": 0.0, "pixel_lr_decay": "none", "pixel_init": "glorot",
                 "instance_norm_affine": True, "feature_beta_2": 0.999, "feature_g_weight": 1.0,
                 "feature_dropout": False, "target_train_split": "train"}
+# Issue 25: the release's details, at the behaviour of the runs made before them.
+RELEASE_SINCE = {"source_steps": 0, "weight_decay": 0.0, "feature_trainable": "adapted"}
 # --deterministic and --task_model, at the behaviour of the runs made before them.
 COMMON_SINCE = {"deterministic": False}
 DIGITS_SINCE = {"task_model": "lenet"}
@@ -212,10 +260,12 @@ SEGMENTATION_DACS = {"self_train_method": "dacs", "final_reverse_steps": 300, "s
 SEGMENTATION_TEACHER = {"self_train_epochs": 20}
 TODAY = {config_lib.DigitsConfig: {"task": "digits", **DIGITS_BEFORE, **DIGITS_NEW, **PROTOCOL_NEW,
                                    "feature_gan_mode": "log", **COMMON_SINCE, **DIGITS_SINCE, **SELECTION_SINCE,
-                                   "self_train_method": "adamatch", "final_reverse_steps": 500},
+                                   "self_train_method": "adamatch", "final_reverse_steps": 500, **RELEASE_SINCE,
+                                   "task_init": "glorot_uniform"},
          config_lib.SegmentationConfig: {"task": "segmentation", **SEGMENTATION_BEFORE, **SEGMENTATION_NEW,
                                          **PROTOCOL_NEW, "feature_gan_mode": "lsgan", **COMMON_SINCE,
-                                         **SELECTION_SINCE, **SEGMENTATION_DACS, **SEGMENTATION_TEACHER}}
+                                         **SELECTION_SINCE, **SEGMENTATION_DACS, **SEGMENTATION_TEACHER,
+                                         **RELEASE_SINCE, "fcn8s_skip_scaling": False}}
 # The flags a run directory could be continued with before the metadata (resume.RESULT_INDEPENDENT_FLAGS).
 RERUN_BEFORE = {"verbose", "summary_every_epochs", "export_dir", "seeds", "stages", "run_dir", "strategy",
                 "jit_compile", "worker_dir", "download", "accept_lr_change"}
@@ -255,10 +305,11 @@ def test_every_field_is_declared_once():
     assert set(found["Config"][0]) | set(found["SelfTrainingFields"][0]) | set(found["RunOptions"][0]) == base
     assert not found["Config"][1] and not found["SelfTrainingFields"][1]
     digits_only, segmentation_only = (set(found[cls.__name__][0]) for cls in TASK_CLASSES)
-    assert digits_only == {"image_size", "channels", "noise_channels", "minibatch_std", "task_model"}
+    assert digits_only == {"image_size", "channels", "noise_channels", "minibatch_std", "task_model", "task_init"}
     assert segmentation_only == {"model", "backbone_weights", "model_width", "width", "crop_size",
                                  "pixel_crop_size", "feature_crop_size", "eval_split", "eval_batch_size",
-                                 "generator_blocks", "generator_downsamplings", "discriminator_layers"}
+                                 "generator_blocks", "generator_downsamplings", "discriminator_layers",
+                                 "fcn8s_skip_scaling"}
     for cls in TASK_CLASSES:
         overridden = found[cls.__name__][1]
         assert len(overridden) == len(set(overridden)) and set(overridden) <= base

@@ -95,8 +95,8 @@ class Config(SelfTrainingFields):
     feature_layer: str = _f("features", "What D_feat sees: features (paper: the 500-d layer; the segmenter's "
                                         "'features' map) or class scores (release).",
                             choices=("features", "logits"))
-    feature_trainable: str = _f("adapted", "f_T's weights feature adaptation updates: those under what D_feat reads "
-                                           "(adapted), the encoder's alone, or all (release).",
+    feature_trainable: str = _f("adapted", "f_T's weights the feature stage updates: under what D_feat reads, "
+                                           "the encoder's, or all (release).",
                                 choices=("adapted", "encoder", "all"))
     feature_gan_mode: str = _f("log", "D_feat's loss, Eq. 5: log (paper) or lsgan; the gate reads D_feat's "
                                       "accuracy either way.",
@@ -138,8 +138,8 @@ class DigitsConfig(Config):
     minibatch_std: bool = _f(True, "Give the image discriminators the batch's feature std (against collapse).")
     task_model: str = _f("lenet", "Classifier f: lenet (the paper's, Figure 7) or dtn (the release's SVHN->MNIST net).",
                          choices=("lenet", "dtn"))
-    task_init: str = _f("glorot_uniform", "Kernel init of f from scratch: Keras' glorot_uniform, or glorot_normal "
-                                          "(untruncated, as the release's xavier_normal_).",
+    task_init: str = _f("glorot_uniform", "Kernel init of f from scratch: Keras' default, or the release's "
+                                          "xavier_normal_.",
                         choices=("glorot_uniform", "glorot_normal"))
 
     source = _override("uci", "E.g. uci, fonts, mnist, usps, svhn, tfds:<name>.")

@@ -122,6 +122,11 @@ _DIGITS_GAPS = {
     "oracle_epochs": (100, "not given: the source net's recipe"),
     "precision": ("auto", "mixed_bfloat16 where the hardware has it (same accuracy measured, faster); "
                           "--precision=float32 for the paper's arithmetic"),
+    "feature_trainable": ("adapted", "the paper does not say: the layers under the features D_feat reads, the "
+                                     "encoder; the release's digit ADDA updates the whole net"),
+    "weight_decay": (0.0, "the paper gives none (nor do the release's digit scripts)"),
+    "task_init": ("glorot_uniform", "the paper does not say: Keras' default; the release draws Xavier normal"),
+    "source_steps": (0, "the paper counts the digit recipes in epochs"),
 }
 _SEGMENTATION_PAPER = {  # appendix 6.1.2 and section 5.2
     "stages": ("source", "pixel", "target", "feature", "oracle"), "seeds": (0,),  # one run: no std. errors
@@ -155,9 +160,53 @@ _SEGMENTATION_GAPS = {
     "feature_min_steps_per_epoch": (0, "an epoch is one pass, as the paper's gate rule says"),
     "target_epochs": (4, "the source model's recipe"),
     "precision": ("auto", "as for the digits"),
+    "feature_trainable": ("adapted", "not given: the layers under the map D_feat reads (the release: all)"),
+    "weight_decay": (0.0, "not given (the release: 5e-4)"),
+    "fcn8s_skip_scaling": (False, "FCN8s as cited, the staged net's unscaled skips (the release scales them as "
+                                  "FCN's at-once net)"),
 }
-# experiments/<name>.flags -> (the paper's values, the declared gaps) for that row.
-PROTOCOL = {
+# What the authors' release (github.com/jhoffman/cycada_release at RELEASE_COMMIT) runs, as our flags' values,
+# each with the file and line it comes from. The pixel stage is its CycleGAN fork's (a git submodule, another
+# repository): not recorded here, the paper's values stay. Fields not listed keep the paper record's values.
+RELEASE_COMMIT = "e04d72fb2a16c7c5c187438f5ed1c431d32d7472"
+RELEASE_FILES = frozenset({  # the release's files that a recorded value may cite
+    "scripts/train_adda.py", "scripts/train_fcn.py", "scripts/train_fcn.sh", "scripts/train_fcn_adda.py",
+    "scripts/train_fcn_adda.sh", "scripts/eval_fcn.py", "cycada/tools/train_task_net.py",
+    "cycada/tools/train_adda_net.py", "cycada/models/adda_net.py", "cycada/models/task_net.py",
+    "cycada/models/util.py", "cycada/models/fcn8s.py", "cycada/models/drn.py", "cycada/data/data_loader.py",
+    "cycada/data/adda_datasets.py", "README.md"})
+_DIGITS_RELEASE = {
+    "task_optimizer": ("adam", "cycada/tools/train_task_net.py:87"), "source_lr": (1e-4, "scripts/train_adda.py:42"),
+    "source_epochs": (100, "scripts/train_adda.py:43"), "source_batch_size": (128, "scripts/train_adda.py:40"),
+    "weight_decay": (0.0, "scripts/train_adda.py:39"), "task_init": ("glorot_normal", "cycada/models/util.py:7-8"),
+    "feature_optimizer": ("adam", "cycada/tools/train_adda_net.py:157-159"),
+    "feature_lr": (1e-5, "scripts/train_adda.py:47"), "feature_epochs": (200, "scripts/train_adda.py:46"),
+    "feature_batch_size": (128, "scripts/train_adda.py:40,71"),
+    "feature_beta_1": (0.9, "scripts/train_adda.py:38"), "feature_beta_2": (0.999, "scripts/train_adda.py:38"),
+    "feature_layer": ("logits", "cycada/tools/train_adda_net.py:51-56"),
+    "feature_trainable": ("all", "cycada/tools/train_adda_net.py:156-157"),
+    "feature_dropout": (True, "cycada/tools/train_adda_net.py:28"),
+    "feature_gan_mode": ("log", "cycada/models/adda_net.py:19"),
+    "gate_window": (1, "cycada/tools/train_adda_net.py:82"),
+}
+_SEGMENTATION_RELEASE = {
+    "task_optimizer": ("sgd", "scripts/train_fcn.py:103"), "source_lr": (1e-3, "scripts/train_fcn.py:53"),
+    "momentum": (0.9, "scripts/train_fcn.py:56"), "source_batch_size": (1, "scripts/train_fcn.py:52"),
+    "source_steps": (100000, "scripts/train_fcn.py:55"), "weight_decay": (5e-4, "scripts/train_fcn.py:104"),
+    "fcn8s_skip_scaling": (True, "cycada/models/fcn8s.py:123,128"),
+    "feature_optimizer": ("sgd", "scripts/train_fcn_adda.py:163-166"),
+    "feature_lr": (1e-5, "scripts/train_fcn_adda.sh:7"), "feature_momentum": (0.99, "scripts/train_fcn_adda.sh:8"),
+    "feature_g_weight": (0.1, "scripts/train_fcn_adda.sh:10"),
+    "feature_batch_size": (1, "scripts/train_fcn_adda.sh:18"),
+    "feature_crop_size": ((768, 768), "scripts/train_fcn_adda.sh:16"),
+    "feature_layer": ("logits", "scripts/train_fcn_adda.sh:21"),
+    "feature_trainable": ("all", "scripts/train_fcn_adda.py:165"),
+    "feature_gan_mode": ("log", "scripts/train_fcn_adda.sh:50"),
+    "feature_dropout": (True, "scripts/train_fcn_adda.py:181"),
+    "gate_window": (100, "scripts/train_fcn_adda.py:175,267"),
+}
+
+_PAPER = {  # experiments/<name>.flags -> (the paper's values, the declared gaps)
     "mnist_usps.flags": ({**_DIGITS_PAPER, "source": "mnist", "target": "usps"}, {
         **_DIGITS_GAPS, "image_size": (28, "not given: MNIST's 28x28 (USPS's 16x16 resized up)"),
         "channels": (1, "both domains are grey")}),
@@ -172,25 +221,49 @@ PROTOCOL = {
         **_DIGITS_GAPS, "image_size": (32, "as svhn_mnist.flags"), "channels": (3, "MNIST-M's colour")}),
     "gta5_cityscapes.flags": ({
         **_SEGMENTATION_PAPER, "source": "gta5", "target": "cityscapes",
-        "source_epochs": 4,  # "100k iterations", batch 1 over GTA5's 24,966 images
+        "source_steps": 100000,  # "100k iterations", batch 1
         "target_train_split": "train_extra",  # "19998 images without annotation for training"
         "eval_split": "val",  # "500 images for validation"
     }, {**_SEGMENTATION_GAPS, "oracle_epochs": (34, "the source recipe's 100k iterations on Cityscapes' "
                                                      "2,975 train images")}),
     "synthia_fall_winter.flags": ({**_SEGMENTATION_PAPER, "source": "synthia_fall", "target": "synthia_winter"}, {
         **_SEGMENTATION_GAPS,
-        "source_epochs": (20, "iterations are given for GTA5 only"), "target_epochs": (20, "as the source"),
+        "source_epochs": (20, "iterations are given for GTA5 only"), "source_steps": (0, "epochs, as above"),
+        "target_epochs": (20, "as the source"),
         "oracle_epochs": (20, "as the source"),
         "target_train_split": ("train", "SYNTHIA-SEQS has one split"),
         "eval_split": ("train", "no official split: the winter images pixel adaptation sees, so the row is "
                                 "transductive"),
     }),
 }
+_RELEASE = {  # the release has no SYNTHIA or MNIST-M scripts: its recipe for the kind of data
+    "mnist_usps.flags": _DIGITS_RELEASE, "usps_mnist.flags": _DIGITS_RELEASE, "mnist_mnistm.flags": _DIGITS_RELEASE,
+    "svhn_mnist.flags": {**_DIGITS_RELEASE, "task_model": ("dtn", "cycada/models/task_net.py:75-77")},
+    "gta5_cityscapes.flags": _SEGMENTATION_RELEASE, "synthia_fall_winter.flags": _SEGMENTATION_RELEASE,
+}
+# experiments/<name>.flags -> {"paper": (the paper's values, the declared gaps), "release": {field: (value, the
+# file and line of the release it comes from)}}; experiments/<name>_release.flags resolves to the release record.
+PROTOCOL = {name: {"paper": _PAPER[name], "release": _RELEASE[name]} for name in _PAPER}
+RELEASE_SUFFIX = "_release.flags"
+
+
+def flagfiles():
+    """Every flagfile the records describe: each row's <name>.flags and its <name>_release.flags."""
+    return sorted(list(PROTOCOL) + [release_flagfile(name) for name in PROTOCOL])
+
+
+def release_flagfile(flagfile):
+    """experiments/<name>_release.flags of the row <name>.flags."""
+    return flagfile[:-len(".flags")] + RELEASE_SUFFIX
 
 
 def protocol(flagfile):
-    """{field: value} that experiments/`flagfile` must resolve to: the paper's values and the declared gaps."""
-    given, gaps = PROTOCOL[flagfile]
+    """{field: value} that experiments/`flagfile` must resolve to: for a row's <name>.flags the paper's values and
+    the declared gaps; for its <name>_release.flags, that record with the release's values where it sets them."""
+    if flagfile.endswith(RELEASE_SUFFIX):
+        row = flagfile[:-len(RELEASE_SUFFIX)] + ".flags"
+        return {**protocol(row), **{name: value for name, (value, _) in PROTOCOL[row]["release"].items()}}
+    given, gaps = PROTOCOL[flagfile]["paper"]
     overlap = set(given) & set(gaps)
     if overlap:
         raise ValueError(f"{flagfile}: {', '.join(sorted(overlap))} both given by the paper and declared a gap")
@@ -199,7 +272,8 @@ def protocol(flagfile):
 
 def unused(config, stages):
     """The fields `config`'s own choices leave without effect: those of `stages` (their records) it does not
-    run (a record's flags), the other optimizer's settings, another segmenter's."""
+    run (a record's flags), the other optimizer's settings, another segmenter's, --source_epochs under
+    --source_steps."""
     fields = set()
     for stage in stages:
         if stage.name not in config.stages and stage.flags:
@@ -211,6 +285,8 @@ def unused(config, stages):
         fields.add("model_width")
     if getattr(config, "model", "fcn8s") != "fcn8s":
         fields.add("fcn8s_skip_scaling")
+    if config.source_steps:
+        fields.add("source_epochs")
     return fields
 
 
@@ -228,6 +304,17 @@ def departures(cls, flagfile):
     return "\n".join(rows)
 
 
+def release_departures(flagfile):
+    """Markdown table rows of the fields in which the release's record of `flagfile`'s row differs from its paper
+    record: what <name>_release.flags changes, with the file and line of jhoffman/cycada_release for each."""
+    record = protocol(flagfile)
+    rows = ["| flag | paper's flagfile | release's flagfile | in jhoffman/cycada_release |", "|---|---|---|---|"]
+    for name, (value, where) in sorted(PROTOCOL[flagfile]["release"].items()):
+        if value != record[name]:
+            rows.append(f"| `--{name}` | {_flag_value(record[name])} | {_flag_value(value)} | `{where}` |")
+    return "\n".join(rows)
+
+
 def _flag_value(value):
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -236,6 +323,8 @@ def _flag_value(value):
     return str(value)
 
 
-if __name__ == "__main__":  # docs/paper_departures.md's departure table
+if __name__ == "__main__":  # docs/paper_departures.md's tables: the embedded recipe's; with a flagfile, the release's
+    import sys
     from cycada_tf.config import experiment_config as _config
-    print(departures(_config.DigitsConfig, "svhn_mnist.flags"))
+    print(release_departures(sys.argv[1]) if len(sys.argv) > 1 else departures(_config.DigitsConfig,
+                                                                                 "svhn_mnist.flags"))
