@@ -192,8 +192,7 @@ class FeatureAdaptation(GatedModel):
                 task_loss = losses.task_loss(y_s, self.f_t(x_s, training=embedding), self.ignore_label)
                 loss += self.task_weight * task_loss
             scaled = replica_scale(loss, self.optimizer)
-        # The score head gets no fooling gradient when D_feat reads the features: zero, not None.
-        grads = tape.gradient(scaled, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        grads = tape.gradient(scaled, variables)
         self.gated_update(open_gate, grads, variables)
         values = {"d_loss": d_loss, "g_loss": g_loss, "d_accuracy": accuracy, "gate_accuracy": gate_accuracy,
                   "gate_open": tf.cast(open_gate, tf.float32)}
