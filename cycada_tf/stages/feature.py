@@ -91,7 +91,8 @@ class FeatureAdaptation(GatedModel):
     task_weight: the weight of Eq. 6's L_task of f_T on the labelled translated source batches ((x_s, y_s),
     x_t), pixels of `ignore_label` left out; 0: batches (x_s, x_t) and no task term. The term joins the
     fooling loss in f_T's one update, so a closed gate skips both (the release, scripts/train_fcn_adda.py
-    lines 307-329, takes its supervised step only when the gate opens); it trains every weight of f_T.
+    lines 307-329, takes its supervised step only when the gate opens); it trains every weight of f_T, which
+    reads x_s for it in the mode it embeds in (inference unless `dropout`).
     shared: D_feat's reference side is f_T itself, not the frozen f_ref (the release's --weights_shared)."""
 
     # What TensorBoard says beside each value train_step reports (summaries.TensorBoardSummaries), epoch means.
