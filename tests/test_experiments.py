@@ -258,14 +258,19 @@ SEGMENTATION_DACS = {"self_train_method": "dacs", "final_reverse_steps": 300, "s
                      "self_train_target_ratio": 1, "self_train_view": "target", "self_train_guide_steps": 1000}
 # Issue 22, the road must-shows: the guide labels the first 1,000 steps, then the teacher the next 1,000.
 SEGMENTATION_TEACHER = {"self_train_epochs": 20}
+# Issue 25: Eq. 6's task term in the feature stage, off (the adversarial term alone, as before), and the
+# segmentation feature stage's recipe, the paper's (the frozen reference model).
+TASK_TERM_SINCE = {"feature_task_weight": 0.0}
+SEGMENTATION_RECIPE_SINCE = {"feature_recipe": "paper"}
 TODAY = {config_lib.DigitsConfig: {"task": "digits", **DIGITS_BEFORE, **DIGITS_NEW, **PROTOCOL_NEW,
                                    "feature_gan_mode": "log", **COMMON_SINCE, **DIGITS_SINCE, **SELECTION_SINCE,
                                    "self_train_method": "adamatch", "final_reverse_steps": 500, **RELEASE_SINCE,
-                                   "task_init": "glorot_uniform"},
+                                   "task_init": "glorot_uniform", **TASK_TERM_SINCE},
          config_lib.SegmentationConfig: {"task": "segmentation", **SEGMENTATION_BEFORE, **SEGMENTATION_NEW,
                                          **PROTOCOL_NEW, "feature_gan_mode": "lsgan", **COMMON_SINCE,
                                          **SELECTION_SINCE, **SEGMENTATION_DACS, **SEGMENTATION_TEACHER,
-                                         **RELEASE_SINCE, "fcn8s_skip_scaling": False}}
+                                         **RELEASE_SINCE, "fcn8s_skip_scaling": False,
+                                         **TASK_TERM_SINCE, **SEGMENTATION_RECIPE_SINCE}}
 # The flags a run directory could be continued with before the metadata (resume.RESULT_INDEPENDENT_FLAGS).
 RERUN_BEFORE = {"verbose", "summary_every_epochs", "export_dir", "seeds", "stages", "run_dir", "strategy",
                 "jit_compile", "worker_dir", "download", "accept_lr_change"}
@@ -309,7 +314,7 @@ def test_every_field_is_declared_once():
     assert segmentation_only == {"model", "backbone_weights", "model_width", "width", "crop_size",
                                  "pixel_crop_size", "feature_crop_size", "eval_split", "eval_batch_size",
                                  "generator_blocks", "generator_downsamplings", "discriminator_layers",
-                                 "fcn8s_skip_scaling"}
+                                 "fcn8s_skip_scaling", "feature_recipe"}
     for cls in TASK_CLASSES:
         overridden = found[cls.__name__][1]
         assert len(overridden) == len(set(overridden)) and set(overridden) <= base

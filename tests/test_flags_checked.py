@@ -35,6 +35,7 @@ REFUSED = {
     "--precision=fp16": "error: --precision: 'fp16' is not one of auto, float32, mixed_bfloat16, mixed_float16 "
                         "(in 'fp16')",
     "--feature_lr=0": "error: --feature_lr=0.0: takes a number > 0",
+    "--feature_task_weight=-1": "error: --feature_task_weight=-1.0: takes a number >= 0",
     "--momentum=1": "error: --momentum=1.0: takes a number >= 0 and < 1",
     "--verbose=3": "error: --verbose=3: takes one of 0, 1, 2",
     "--weight_decay=-1": "error: --weight_decay=-1.0: takes a number >= 0",
@@ -52,7 +53,7 @@ def digits(*argv, run_dir):
 
 
 @pytest.mark.parametrize("flag", ["--source_epochs=0", "--seeds=a", "--image_size=30", "--pixel_lr_decay=lineer",
-                                  "--weight_decay=-1", "--nosuch_flag=1"])
+                                  "--weight_decay=-1", "--feature_task_weight=-1", "--nosuch_flag=1"])
 def test_a_wrong_flag_is_one_line_in_under_5_s_and_nothing_is_written(flag, tmp_path):
     run_dir = str(tmp_path / "run")
     done, seconds = digits(flag, run_dir=run_dir)
@@ -93,6 +94,13 @@ def test_cross_field_rules_name_both_flags():
     config_lib.SegmentationConfig(pixel_crop_size=(30, 30), generator_downsamplings=1)
     with pytest.raises(accepts.FlagError, match=r"^--crop_size=64: takes 2 whole numbers >= 1, comma-separated$"):
         config_lib.SegmentationConfig(crop_size=(64,))
+    with pytest.raises(accepts.FlagError, match=r"^--feature_recipe=release: takes --feature_layer=logits and "
+                                                r"--feature_task_weight > 0 .*, not --feature_layer=features "
+                                                r"--feature_task_weight=1.0$"):
+        config_lib.SegmentationConfig(feature_recipe="release", feature_task_weight=1.0)
+    with pytest.raises(accepts.FlagError, match=r"not --feature_layer=logits --feature_task_weight=0.0$"):
+        config_lib.SegmentationConfig(feature_recipe="release", feature_layer="logits")
+    config_lib.SegmentationConfig(feature_recipe="release", feature_layer="logits", feature_task_weight=1.0)
 
 
 def test_the_declared_choices_are_the_codes():

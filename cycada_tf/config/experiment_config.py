@@ -103,6 +103,8 @@ class Config(SelfTrainingFields):
                                choices=GAN_MODES)
     feature_g_weight: float = _f(1.0, "Weight of f_T's representation (fooling) loss against D_feat's loss "
                                       "(appendix 6.1.2: ten times less for segmentation, 0.1).", **WEIGHT)
+    feature_task_weight: float = _f(0.0, "Weight of Eq. 6's L_task on labelled G_S->T(X_S) in f_T's gated "
+                                          "feature update (paper: 1; 0: the adversarial term alone).", **WEIGHT)
     feature_dropout: bool = _f(False, "Feature adaptation embeds in training mode (dropout, batch statistics); "
                                       "off: inference mode (the paper is silent).")
     target_train_split: str = _f("train", "Target split of the unlabelled stages and criteria (Cityscapes: "
@@ -193,6 +195,9 @@ class SegmentationConfig(Config):
                                           "silent; CycleGAN: 256,256).", **CROP)
     feature_crop_size: tuple = _f((64, 128), "Random crop height,width of feature adaptation (paper: 768,768; "
                                              "images smaller than the crop are padded).", **CROP)
+    feature_recipe: str = _f("paper", "release: D_feat's reference is f_T, not the frozen f_S (needs "
+                                      "--feature_layer=logits, --feature_task_weight>0).",
+                             choices=("paper", "release"))
     eval_split: str = _f("test", "Split every score is measured on (cityscapes: val); a dataset without it "
                                  "gets no score.")
     eval_batch_size: int = _f(50, "Images per evaluation batch at full resolution (1 when image sizes vary).",

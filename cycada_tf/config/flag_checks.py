@@ -131,5 +131,17 @@ def _deterministic_and_xla(config):
     return None
 
 
+def _release_recipe(config):
+    """--feature_recipe=release is the release's segmentation feature stage (scripts/train_fcn_adda.sh:
+    --weights_shared --discrim_score): D_feat reads the score maps and f_T takes the supervised step."""
+    if getattr(config, "feature_recipe", "paper") != "release":
+        return None
+    if config.feature_layer != "logits" or not config.feature_task_weight > 0:
+        return (f"--feature_recipe=release: takes --feature_layer=logits and --feature_task_weight > 0 (the "
+                f"release's --discrim_score and supervised step), not --feature_layer={config.feature_layer} "
+                f"--feature_task_weight={config.feature_task_weight}")
+    return None
+
+
 DIGIT_GENERATOR_STRIDE = 4  # models/digit_gan.generator: two stride-2 convolutions (tests/test_flags_checked.py)
-CROSS_FIELD = (_image_size_and_generator, _pixel_crop_and_generator, _deterministic_and_xla)
+CROSS_FIELD = (_image_size_and_generator, _pixel_crop_and_generator, _deterministic_and_xla, _release_recipe)

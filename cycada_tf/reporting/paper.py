@@ -91,6 +91,7 @@ _DIGITS_PAPER = {  # appendix 6.1.1, every digit shift
     "gan_weight": 1.0, "cycle_weight": 1.0, "semantic_weight": 1.0, "semantic_t2s_weight": 1.0,
     "feature_optimizer": "adam", "feature_lr": 1e-5, "feature_epochs": 200,
     "feature_g_weight": 1.0,  # "we equally weight the generator and discriminator losses"
+    "feature_task_weight": 1.0,  # Eq. 6 keeps L_task(f_T, G_S->T(X_S), Y_S) beside the feature GAN loss, unweighted
     "gate_window": 1,  # "above 60% over the last batch (digits)"
     "feature_gan_mode": "log",  # Eq. 5
     "target_train_split": "train",  # "using the full training sets"
@@ -148,6 +149,8 @@ _SEGMENTATION_PAPER = {  # appendix 6.1.2 and section 5.2
     # source and single target image at a time (crops of size 768x768)"; "last 100 iterations"
     "feature_optimizer": "sgd", "feature_momentum": 0.99, "feature_lr": 1e-5, "feature_g_weight": 0.1,
     "feature_batch_size": 1, "feature_crop_size": (768, 768), "gate_window": 100, "feature_gan_mode": "log",
+    "feature_task_weight": 1.0,  # Eq. 6 keeps L_task(f_T, G_S->T(X_S), Y_S) beside the feature GAN loss
+    "feature_recipe": "paper",  # Eq. 5: D_feat's reference side is f_S(G_S->T(X_S)), the frozen model's
 }
 _SEGMENTATION_GAPS = {
     "identity_weight": (1.0, "CycleGAN's identity loss, at the authors' segmentation run's weight"),

@@ -156,7 +156,8 @@ class SegmentationTask(Task):
         def encoder(net):
             return computing_in(keras.Model(net.inputs, net.get_layer(segmenter.FEATURES).output,
                                             name=f"{net.name}_encoder"), net.dtype_policy)
-        return {"encoders": (encoder(f_ref), encoder(f_t)), "gate_window": self.config.gate_window}
+        return {"encoders": (encoder(f_ref), encoder(f_t)), "gate_window": self.config.gate_window,
+                "shared": self.config.feature_recipe == "release"}
 
     def pixel_options(self):
         return {"image_shape": self.crops[stage_registry.TRANSLATORS] + (3,)}

@@ -127,7 +127,7 @@ class GateTrace(keras.callbacks.Callback):
         self.steps.append(0)
 
     def on_train_batch_end(self, batch, logs=None):
-        # The mean of the iterations in the gate's window (FeatureAdaptation.window_accuracy): the slots of the
+        # The mean of the iterations in the gate's window (feature.GatedModel.window_accuracy): the slots of the
         # ring buffer filled so far.
         filled = min(int(self.model.steps_seen.numpy()), self.model.gate_window)
         self.accuracies.append(float(np.mean(self.model.recent_accuracies.numpy()[:filled])))
