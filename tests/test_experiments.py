@@ -210,12 +210,15 @@ SEGMENTATION_DACS = {"self_train_method": "dacs", "final_reverse_steps": 300, "s
                      "self_train_target_ratio": 1, "self_train_view": "target", "self_train_guide_steps": 1000}
 # Issue 22, the road must-shows: the guide labels the first 1,000 steps, then the teacher the next 1,000.
 SEGMENTATION_TEACHER = {"self_train_epochs": 20}
+# Issue 25: the resolution flags, at today's behaviour: images as prepared, scored at that resolution.
+SEGMENTATION_RESOLUTION = {"train_short_side": 0, "eval_resolution": "train"}
 TODAY = {config_lib.DigitsConfig: {"task": "digits", **DIGITS_BEFORE, **DIGITS_NEW, **PROTOCOL_NEW,
                                    "feature_gan_mode": "log", **COMMON_SINCE, **DIGITS_SINCE, **SELECTION_SINCE,
                                    "self_train_method": "adamatch", "final_reverse_steps": 500},
          config_lib.SegmentationConfig: {"task": "segmentation", **SEGMENTATION_BEFORE, **SEGMENTATION_NEW,
                                          **PROTOCOL_NEW, "feature_gan_mode": "lsgan", **COMMON_SINCE,
-                                         **SELECTION_SINCE, **SEGMENTATION_DACS, **SEGMENTATION_TEACHER}}
+                                         **SELECTION_SINCE, **SEGMENTATION_DACS, **SEGMENTATION_TEACHER,
+                                         **SEGMENTATION_RESOLUTION}}
 # The flags a run directory could be continued with before the metadata (resume.RESULT_INDEPENDENT_FLAGS).
 RERUN_BEFORE = {"verbose", "summary_every_epochs", "export_dir", "seeds", "stages", "run_dir", "strategy",
                 "jit_compile", "worker_dir", "download", "accept_lr_change"}
@@ -258,7 +261,8 @@ def test_every_field_is_declared_once():
     assert digits_only == {"image_size", "channels", "noise_channels", "minibatch_std", "task_model"}
     assert segmentation_only == {"model", "backbone_weights", "model_width", "width", "crop_size",
                                  "pixel_crop_size", "feature_crop_size", "eval_split", "eval_batch_size",
-                                 "generator_blocks", "generator_downsamplings", "discriminator_layers"}
+                                 "generator_blocks", "generator_downsamplings", "discriminator_layers",
+                                 "train_short_side", "eval_resolution"}
     for cls in TASK_CLASSES:
         overridden = found[cls.__name__][1]
         assert len(overridden) == len(set(overridden)) and set(overridden) <= base

@@ -175,8 +175,8 @@ class SegmentationConfig(Config):
     backbone_weights: str = _f("", "fcn8s/drn26 backbone: imagenet (Keras' cache), a local weights file, or "
                                    "empty: random init (docs/segmentation.md).")
     model_width: int = _f(32, "small_fcn: filters of its first layer.", **POSITIVE)
-    width: int = _f(0, "Image width the data was prepared at (tools/prepare_data.py --width; paper: 1024), "
-                       "checked; with --train_short_side, the pixel stage's, resized to. 0: any.", **NON_NEGATIVE)
+    width: int = _f(0, "Width the data was prepared at (paper: 1024), checked; with --train_short_side, "
+                       "the pixel stage's, resized to. 0: any.", **NON_NEGATIVE)
     train_short_side: int = _f(0, "Task and feature stages resize images to this short side (release: 1024; "
                                   "docs/segmentation.md). 0: as prepared.", **NON_NEGATIVE)
     eval_resolution: str = _f("train", "Score on labels at the training resolution, or as prepared (native: "
