@@ -387,3 +387,47 @@ def test_batches_of_fitted_crops_group_images_of_one_shape():
     assert [b[:, 0, 0, 0].tolist() for b in batches] == [[0, 2], [1, 3], [4, 5]]
     static = tf.data.Dataset.from_tensor_slices(np.zeros((5, 4, 4, 3), "float32"))
     assert [b.shape[0] for b in pipeline.batch(static, 2)] == [2, 2]  # one shape: a plain batch
+
+
+def test_train_short_side_resizes_the_task_stages_images_and_the_pixel_stage_reads_them_at_width(tmp_path):
+    """--train_short_side=8 on native 16x32 frames: the task and feature stages crop 8x16 images (label maps
+    nearest, so the 2x2 blocks halve exactly), the pixel stage and its translations read 4x8 ones (--width=8),
+    and the scored label maps are 8x16, or 16x32 as prepared under --eval_resolution=native."""
+    from cycada_tf.config import experiment_config as config_lib
+    from cycada_tf.tasks import segmentation
+    raw_dir, data_dir = str(tmp_path / "raw"), str(tmp_path / "data")
+    data = write_cityscapes(raw_dir)
+    prepare("cityscapes", raw_dir, data_dir, "--width=0")
+    native = {key.split("/")[1]: [] for key in data}
+    for key in sorted(data):
+        native[key.split("/")[1]].append(cityscapes.TRAIN_IDS[data[key][1]])
+
+    (x, y), = pipeline.load_segmentation("cityscapes", "val", data_dir, batch_size=2, short_side=8)
+    assert x.shape == (2, 8, 16, 3) and y.shape == (2, 8, 16)
+    assert sorted(map(bytes, y.numpy())) == sorted(bytes(ids[::2, ::2].astype(np.int32)) for ids in native["val"])
+    (x, y), = pipeline.load_segmentation("cityscapes", "val", data_dir, batch_size=2, short_side=8,
+                                         resize_label=False)
+    assert x.shape == (2, 8, 16, 3) and y.shape == (2, H, W)
+    (x, y), = pipeline.load_segmentation("cityscapes", "val", data_dir, batch_size=2, width=8)
+    assert x.shape == (2, 4, 8, 3) and y.shape == (2, 4, 8)
+
+    def task(**flags):
+        return segmentation.SegmentationTask(config_lib.SegmentationConfig(
+            source="cityscapes", target="cityscapes", data_dir=data_dir, eval_split="val", train_short_side=8,
+            width=8, crop_size=(8, 8), feature_crop_size=(8, 8), pixel_crop_size=(4, 4), **flags))
+
+    train = task()
+    halved = [ids[::2, ::2] for ids in native["train"]]
+    (x, y), = train.inputs("source", "train", batch_size=3, shuffle=True, stage="source")
+    assert x.shape == (3, 8, 8, 3) and y.shape == (3, 8, 8)
+    for crop in y.numpy():  # each a window of a halved label map, mirrored or not
+        assert any(np.array_equal(crop, view[:, left:left + 8]) for ids in halved for view in (ids, ids[:, ::-1])
+                   for left in range(9))
+    feature = next(iter(train.inputs("target", "unlabelled", labels=False, shuffle=True, stage="feature")))
+    assert feature.shape == (8, 8, 3)
+    (x, y), = train.inputs("source", "train", batch_size=3, stage="pixel")  # what the translators read
+    assert x.shape == (3, 4, 8, 3) and y.shape == (3, 4, 8)
+    (x, y), = train.inputs("target", "test", batch_size=2)
+    assert x.shape == (2, 8, 16, 3) and y.shape == (2, 8, 16)
+    (x, y), = task(eval_resolution="native").inputs("target", "test", batch_size=2)
+    assert x.shape == (2, 8, 16, 3) and y.shape == (2, H, W)

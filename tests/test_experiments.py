@@ -262,6 +262,8 @@ SEGMENTATION_TEACHER = {"self_train_epochs": 20}
 # segmentation feature stage's recipe, the paper's (the frozen reference model).
 TASK_TERM_SINCE = {"feature_task_weight": 0.0}
 SEGMENTATION_RECIPE_SINCE = {"feature_recipe": "paper"}
+# Issue 25: the resolution flags, at today's behaviour: images as prepared, scored at that resolution.
+SEGMENTATION_RESOLUTION = {"train_short_side": 0, "eval_resolution": "train"}
 TODAY = {config_lib.DigitsConfig: {"task": "digits", **DIGITS_BEFORE, **DIGITS_NEW, **PROTOCOL_NEW,
                                    "feature_gan_mode": "log", **COMMON_SINCE, **DIGITS_SINCE, **SELECTION_SINCE,
                                    "self_train_method": "adamatch", "final_reverse_steps": 500, **RELEASE_SINCE,
@@ -270,7 +272,8 @@ TODAY = {config_lib.DigitsConfig: {"task": "digits", **DIGITS_BEFORE, **DIGITS_N
                                          **PROTOCOL_NEW, "feature_gan_mode": "lsgan", **COMMON_SINCE,
                                          **SELECTION_SINCE, **SEGMENTATION_DACS, **SEGMENTATION_TEACHER,
                                          **RELEASE_SINCE, "fcn8s_skip_scaling": False,
-                                         **TASK_TERM_SINCE, **SEGMENTATION_RECIPE_SINCE}}
+                                         **TASK_TERM_SINCE, **SEGMENTATION_RECIPE_SINCE,
+                                         **SEGMENTATION_RESOLUTION}}
 # The flags a run directory could be continued with before the metadata (resume.RESULT_INDEPENDENT_FLAGS).
 RERUN_BEFORE = {"verbose", "summary_every_epochs", "export_dir", "seeds", "stages", "run_dir", "strategy",
                 "jit_compile", "worker_dir", "download", "accept_lr_change"}
@@ -314,7 +317,8 @@ def test_every_field_is_declared_once():
     assert segmentation_only == {"model", "backbone_weights", "model_width", "width", "crop_size",
                                  "pixel_crop_size", "feature_crop_size", "eval_split", "eval_batch_size",
                                  "generator_blocks", "generator_downsamplings", "discriminator_layers",
-                                 "fcn8s_skip_scaling", "feature_recipe"}
+                                 "fcn8s_skip_scaling", "feature_recipe",
+                                 "train_short_side", "eval_resolution"}
     for cls in TASK_CLASSES:
         overridden = found[cls.__name__][1]
         assert len(overridden) == len(set(overridden)) and set(overridden) <= base

@@ -103,6 +103,25 @@ def test_cross_field_rules_name_both_flags():
     config_lib.SegmentationConfig(feature_recipe="release", feature_layer="logits", feature_task_weight=1.0)
 
 
+def test_a_crop_that_cannot_fit_the_short_side_is_refused_naming_the_flag(tmp_path):
+    """--train_short_side: a task or feature crop longer than it is refused (exit 2, one line), never clipped;
+    the pixel stage's crop is not read at the short side."""
+    with pytest.raises(accepts.FlagError, match=r"^--feature_crop_size=768,768: does not fit images resized to "
+                                                r"--train_short_side=512; take a crop of sides <= 512, or a "
+                                                r"larger --train_short_side$"):
+        config_lib.SegmentationConfig(train_short_side=512, crop_size=(512, 512), feature_crop_size=(768, 768))
+    with pytest.raises(accepts.FlagError, match=r"^--crop_size=64,128: does not fit .*--train_short_side=64;"):
+        config_lib.SegmentationConfig(train_short_side=64)
+    config_lib.SegmentationConfig(train_short_side=1024, crop_size=(768, 768), feature_crop_size=(768, 768),
+                                  pixel_crop_size=(1200, 1200))
+    done = run_experiment("segmentation", f"--run_dir={tmp_path / 'run'}", f"--data_dir={tmp_path / 'data'}",
+                          "--train_short_side=32", "--crop_size=32,32", check=False, timeout=120)
+    assert done.returncode == 2 and done.stderr.splitlines() == [
+        "error: --feature_crop_size=64,128: does not fit images resized to --train_short_side=32; take a crop of "
+        "sides <= 32, or a larger --train_short_side"], done.stderr
+    assert os.listdir(tmp_path) == []
+
+
 def test_the_declared_choices_are_the_codes():
     """Each flag's choices (declared once, with the flag) are what the module that reads the flag knows."""
     from cycada_tf.experiments import runner

@@ -35,6 +35,26 @@ def test_confusion_matrix_by_hand_ignores_255():
     np.testing.assert_array_equal(metrics.confusion_matrix(Y_TRUE, logits, 4).numpy(), MATRIX)
 
 
+def test_native_resolution_upsamples_logits_before_the_argmax():
+    """Two predicted pixels, upsampled 2x to four labelled ones: class 1 weakly (logits 0, 1), class 0 strongly
+    (10, 0). Bilinear logits give the second output pixel 0.75 * (0, 1) + 0.25 * (10, 0) = (2.5, 0.75): class
+    0. Nearest-upsampled class ids (the argmax first) would give it class 1, and score the labels 1, 1, 0, 0
+    perfectly; at_label_size gives the logit answer, 1, 0, 0, 0."""
+    logits = tf.constant([[[[0.0, 1.0], [10.0, 0.0]]]])  # (1, 1, 2, 2): one row of two pixels
+    labels = tf.constant([[[1, 1, 0, 0]] * 2])             # (1, 2, 4)
+    upsampled = metrics.at_label_size(logits, labels)
+    assert upsampled.shape == (1, 2, 4, 2) and upsampled.dtype == tf.float32
+    np.testing.assert_allclose(upsampled[0, 0, 1].numpy(), [2.5, 0.75])
+    assert tf.argmax(upsampled, -1).numpy().tolist() == [[[1, 0, 0, 0]] * 2]
+    np.testing.assert_array_equal(metrics.confusion_matrix(labels, upsampled, 2).numpy(), [[4, 0], [2, 2]])
+    ids_upsampled = tf.image.resize(tf.argmax(logits, -1)[..., None], (2, 4), method="nearest")[..., 0]
+    np.testing.assert_array_equal(metrics.confusion_matrix(labels, ids_upsampled, 2).numpy(), [[4, 0], [0, 4]])
+    # logits already at the labels' size, and a classifier's (batch, classes), are passed through untouched
+    assert metrics.at_label_size(upsampled, labels) is upsampled
+    scores = tf.constant([[1.0, 2.0]])
+    assert metrics.at_label_size(scores, tf.constant([1])) is scores
+
+
 def test_scores_by_hand_absent_class_is_nan_not_zero():
     summary = metrics.summary(MATRIX, classes=("road", "car", "sky", "bus"))
     assert summary["miou"] == pytest.approx(MIOU)

@@ -147,3 +147,31 @@ def test_a_bad_flag_ends_with_a_message_naming_it(tmp_path):
     assert result.returncode == 2 and result.stderr.splitlines() == [
         "error: flag --model=unet: value should be one of <small_fcn|fcn8s|drn26>"]
     assert not os.path.exists(tmp_path / "run")
+
+
+def test_a_run_at_eval_resolution_native_scores_the_full_size_label_maps(embedded_data_dir, tmp_path):
+    """The source stage trained at --train_short_side=32 on the 64x128 road scenes: its recorded target mIoU
+    is the one of the 64x128 label maps as prepared (every labelled pixel counted once, the logits upsampled
+    to them), not of 32x64 maps (a quarter of the pixels), which --eval_resolution=train scores."""
+    import numpy as np
+
+    from conftest import tiny_config
+    from cycada_tf.data import pipeline
+    from cycada_tf.reporting import segmentation_metrics as metrics
+    from cycada_tf.tasks import segmentation
+
+    small = dict(data_dir=embedded_data_dir, run_dir=str(tmp_path / "run"), stages=("source",), source_epochs=1,
+                 train_short_side=32, crop_size=(32, 32), feature_crop_size=(32, 32))
+    config = tiny_config("segmentation", eval_resolution="native", **small)
+    done = runner.run(config)["per_seed"]["0"]["source"]
+    task = segmentation.SegmentationTask(config)
+    net = task.build_network()
+    net.load_weights(os.path.join(small["run_dir"], "seed_0", "source", "f.weights.h5"))
+    native = task.confusion(net, "target")
+    labels = np.concatenate([y.numpy() for _, y in pipeline.load_segmentation(
+        "roads_camera", "test", embedded_data_dir, batch_size=50)])
+    assert labels.shape[1:] == (64, 128) and native.sum() == np.sum(labels != 255) > 0
+    assert done["miou"] == metrics.summary(native)["miou"]
+    at_train = segmentation.SegmentationTask(tiny_config("segmentation", **small)).confusion(net, "target")
+    assert 4 * at_train.sum() == pytest.approx(native.sum(), rel=0.02)
+    assert metrics.summary(at_train)["miou"] != done["miou"]

@@ -187,14 +187,18 @@ class SegmentationConfig(Config):
     backbone_weights: str = _f("", "fcn8s/drn26 backbone: imagenet (Keras' cache), a local weights file, or "
                                    "empty: random init (docs/segmentation.md).")
     model_width: int = _f(32, "small_fcn: filters of its first layer.", **POSITIVE)
-    width: int = _f(0, "Image width the data was prepared at (tools/prepare_data.py --width; paper: 1024); "
-                       "checked against the prepared data. 0: any.", **NON_NEGATIVE)
+    width: int = _f(0, "Width the data was prepared at (paper: 1024), checked; with --train_short_side, "
+                       "the pixel stage's, resized to. 0: any.", **NON_NEGATIVE)
+    train_short_side: int = _f(0, "Task and feature stages resize images to this short side (release: 1024; "
+                                  "docs/segmentation.md). 0: as prepared.", **NON_NEGATIVE)
+    eval_resolution: str = _f("train", "Score on labels at the training resolution, or as prepared (native: "
+                                       "logits upsampled bilinearly to them).", choices=("train", "native"))
     crop_size: tuple = _f((64, 128), "Random training crop height,width of the task-model stages (paper: "
                                      "400,400); the embedded images are 64x128.", **CROP)
     pixel_crop_size: tuple = _f((64, 64), "Random training crop height,width of pixel adaptation (paper: "
                                           "silent; CycleGAN: 256,256).", **CROP)
     feature_crop_size: tuple = _f((64, 128), "Random crop height,width of feature adaptation (paper: 768,768; "
-                                             "images smaller than the crop are padded).", **CROP)
+                                             "no larger than the image).", **CROP)
     feature_recipe: str = _f("paper", "release: D_feat's reference is f_T, not the frozen f_S (needs "
                                       "--feature_layer=logits, --feature_task_weight>0).",
                              choices=("paper", "release"))

@@ -143,5 +143,21 @@ def _release_recipe(config):
     return None
 
 
+def _crops_and_short_side(config):
+    """With --train_short_side every image the task and feature stages crop is that high (or wide, if
+    portrait): a longer crop side cannot fit, and is refused rather than clipped or padded (the release's
+    RandomCrop has no padding either: cycada/transforms.py)."""
+    short_side = getattr(config, "train_short_side", 0)
+    for flag in CROPPED_AT_SHORT_SIDE if short_side else ():
+        crop = getattr(config, flag)
+        if max(crop) > short_side:
+            return (f"--{flag}={_shown(crop)}: does not fit images resized to --train_short_side={short_side}; "
+                    f"take a crop of sides <= {short_side}, or a larger --train_short_side")
+    return None
+
+
 DIGIT_GENERATOR_STRIDE = 4  # models/digit_gan.generator: two stride-2 convolutions (tests/test_flags_checked.py)
-CROSS_FIELD = (_image_size_and_generator, _pixel_crop_and_generator, _deterministic_and_xla, _release_recipe)
+# The crops of the stages that read images at --train_short_side (the pixel stage reads them at --width).
+CROPPED_AT_SHORT_SIDE = ("crop_size", "feature_crop_size")
+CROSS_FIELD = (_image_size_and_generator, _pixel_crop_and_generator, _deterministic_and_xla, _crops_and_short_side,
+               _release_recipe)

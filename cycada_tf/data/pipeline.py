@@ -138,6 +138,32 @@ def crop_and_flip(image, label, crop_size, flip, seed, ignore_label, fit=None):
     return stacked[..., :channels], tf.cast(tf.round(stacked[..., channels]), tf.int32)
 
 
+def resized_sides(shape, short_side=None, width=None):
+    """(height, width) of an image of `shape` (height, width, ...) rescaled, aspect kept: its short side to
+    `short_side` (torchvision's Scale(n): the long side floored), else its width to `width` (tools/prepare_data.py
+    --width: the height rounded); neither: unchanged."""
+    height, wide = shape[0], shape[1]
+    if short_side:
+        if height <= wide:
+            return short_side, wide * short_side // height
+        return height * short_side // wide, short_side
+    if width:
+        return tf.maximum(1, tf.cast(tf.round(height * width / wide), tf.int32)), width
+    return height, wide
+
+
+def rescale(image, label=None, short_side=None, width=None, resize_label=True):
+    """`image` (bilinear, antialiased) and `label` (nearest: train ids are never blended) rescaled as
+    resized_sides says; resize_label=False keeps the label map as it is (scored at its native size)."""
+    if not short_side and not width:
+        return image, label
+    sides = tf.stack(resized_sides(tf.shape(image), short_side, width))
+    image = tf.image.resize(image, sides, method="bilinear", antialias=True)
+    if label is not None and resize_label:
+        label = tf.image.resize(label[..., None], sides, method="nearest")[..., 0]
+    return image, label
+
+
 def batch(ds, batch_size, drop_remainder=True):
     """`ds` in batches; elements whose images differ in shape (crops fitted to images of several sizes) go
     into batches of one shape each, in their order of arrival, instead of failing to stack."""
@@ -156,15 +182,17 @@ def batch(ds, batch_size, drop_remainder=True):
 
 
 def load_segmentation(name, split, data_dir, labels=True, crop_size=None, flip=False, batch_size=None,
-                      shuffle=False, shuffle_buffer=256, seed=0, repeat=False, drop_remainder=False, fit=None):
+                      shuffle=False, shuffle_buffer=256, seed=0, repeat=False, drop_remainder=False, fit=None,
+                      short_side=None, width=None, resize_label=True):
     """Images in [-1, 1] (float32, (H, W, 3)) and label maps of train ids (int32, (H, W), 255 = ignore).
 
     Training: crop_size (height, width) or one side takes a random crop at the same place in image and
     label, flip mirrors both half of the time; both are drawn from `seed` (a different draw each epoch,
     the same sequence for the same seed). Evaluation: crop_size None gives full images (batch them only
     when they share one size, as a prepared Cityscapes does). labels=False yields images only, for the
-    target domain. Images keep their prepared size: resizing belongs to tools/prepare_data.py --width.
-    fit: see crop_and_flip (crops no larger than the image).
+    target domain. Images keep their prepared size unless short_side or width says otherwise (rescale: before
+    the crop; resize_label=False leaves label maps as prepared). fit: see crop_and_flip (crops no larger than
+    the image).
     """
     spec = registry.get(name)
     if not spec.segmentation:
@@ -190,6 +218,7 @@ def load_segmentation(name, split, data_dir, labels=True, crop_size=None, flip=F
                         "load it with labels=False")
             with tf.control_dependencies([encoded]):
                 label = decode_label_map(example[schema.LABEL_MAP])
+        image, label = rescale(image, label, short_side, width, resize_label)
         if crop_size is not None:
             image, label = crop_and_flip(image, label, crop_size, flip, element_seed, spec.ignore_label, fit)
         return (image, label) if labels else image

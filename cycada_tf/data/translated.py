@@ -90,10 +90,10 @@ def load_classification(path, image_size, channels, labels, seed):
     return ds.shuffle(total, seed=seed).repeat(), total
 
 
-def load_segmentation(path, labels, crop, seed, ignore_label=schema.IGNORE_LABEL, fit=None):
+def load_segmentation(path, labels, crop, seed, ignore_label=schema.IGNORE_LABEL, fit=None, short_side=None):
     """(repeated, shuffled dataset of random crops with flips (and label maps), number of records) of
     translated road scenes; each crop's window comes from a stateless seed drawn per element. fit: see
-    pipeline.crop_and_flip."""
+    pipeline.crop_and_flip; short_side: each image (and label map) rescaled to it first (pipeline.rescale)."""
     total = count(path)
 
     @tf.autograph.experimental.do_not_convert  # plain TF ops; AutoGraph trips over the closure
@@ -101,6 +101,7 @@ def load_segmentation(path, labels, crop, seed, ignore_label=schema.IGNORE_LABEL
         example = schema.parse(serialized)
         image = pipeline.decode_image(example[schema.IMAGE], None, 3)
         label = pipeline.decode_label_map(example[schema.LABEL_MAP]) if labels else None
+        image, label = pipeline.rescale(image, label, short_side)
         image, label = pipeline.crop_and_flip(image, label, crop, True, element_seed, ignore_label, fit)
         return (image, label) if labels else image
 

@@ -10,7 +10,7 @@ from absl import flags
 # experiment is in exactly one group (tests/test_experiments.py).
 GROUPS = (
     ("Data", ("source", "target", "data_dir", "download", "target_train_split", "width", "image_size",
-              "channels", "eval_split", "eval_batch_size")),
+              "channels", "train_short_side", "eval_split", "eval_resolution", "eval_batch_size")),
     ("Source model (its recipe is every task-model stage's)",
      ("task_model", "model", "backbone_weights", "model_width", "fcn8s_*", "task_init", "task_optimizer", "source_*",
       "momentum", "weight_decay", "crop_size")),

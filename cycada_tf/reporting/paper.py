@@ -131,7 +131,7 @@ _DIGITS_GAPS = {
 }
 _SEGMENTATION_PAPER = {  # appendix 6.1.2 and section 5.2
     "stages": ("source", "pixel", "target", "feature", "oracle"), "seeds": (0,),  # one run: no std. errors
-    "width": 1024,  # "resized to have width of 1024 pixels while keeping the aspect ratio"
+    "width": 1024,  # "resized to have width of 1024 pixels while keeping the aspect ratio" (its CycleGAN paragraph)
     "model": "fcn8s", "backbone_weights": "imagenet",  # VGG16-FCN8s (Long et al.), ImageNet VGG16
     "task_optimizer": "sgd", "source_lr": 1e-3, "momentum": 0.9, "source_batch_size": 1,
     # "followed the network architecture and hyperparameters of CycleGAN": ResNet-9 generator, 70x70
@@ -154,8 +154,16 @@ _SEGMENTATION_PAPER = {  # appendix 6.1.2 and section 5.2
 }
 _SEGMENTATION_GAPS = {
     "identity_weight": (1.0, "CycleGAN's identity loss, at the authors' segmentation run's weight"),
-    "crop_size": ((768, 768), "the task models' crop is not given: the feature stage's 768x768 (no larger "
-                              "than the image: 512 high on Cityscapes)"),
+    "crop_size": ((768, 768), "the task models' crop is not given: the feature stage's 768x768, the release's "
+                              "(scripts/train_fcn.sh: crop=768); it fits the 1024 short side"),
+    # The paper's width 1024 stays the pixel stage's (--width); the release's task and feature stages read the
+    # short side at 1024: scripts/train_fcn.py lines 85-90 Scale(1024), cycada/data/data_loader.py lines 56-57
+    # (get_transform2: Resize(1024), which train_fcn_adda.py's AddaDataLoader uses).
+    "train_short_side": (1024, "the release's task and feature stages: scripts/train_fcn.py Scale(1024), "
+                               "cycada/data/data_loader.py Resize(1024); the paper's width 1024 is the pixel stage's"),
+    # The release scores val at 2048x1024: scripts/eval_fcn.py lines 46-47 (images and labels as they are).
+    "eval_resolution": ("native", "not given: Cityscapes' standard full-size labels, as the release scores val "
+                                  "(scripts/eval_fcn.py: no resize)"),
     "feature_layer": ("features", "what D_feat sees is not given: the segmenter's last hidden map (the "
                                   "release: its score maps, --feature_layer=logits)"),
     "feature_dropout": (False, "not given: both nets embed in inference mode"),

@@ -34,6 +34,16 @@ def _class_ids(y_true, y_pred):
     return tf.cast(tf.reshape(y_true, [-1]), tf.int64), tf.cast(tf.reshape(y_pred, [-1]), tf.int64)
 
 
+def at_label_size(logits, labels):
+    """Segmentation logits (batch, h, w, classes) resized bilinearly, as float32 logits, to the height and width
+    of the label maps (batch, H, W), so that the argmax is taken at the labels' resolution (never the labels
+    resized to the predictions'); scores of any other rank, or already that size, are returned as they are."""
+    logits = tf.convert_to_tensor(logits)
+    if logits.shape.rank != 4 or logits.shape[1:3] == tf.convert_to_tensor(labels).shape[1:3]:
+        return logits
+    return tf.image.resize(tf.cast(logits, tf.float32), tf.shape(labels)[1:3], method="bilinear")
+
+
 def confusion_matrix(y_true, y_pred, num_classes, ignore_label=IGNORE_LABEL):
     """int64 (num_classes, num_classes): [i, j] = pixels of ground-truth class i predicted as class j.
 

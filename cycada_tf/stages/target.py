@@ -9,6 +9,7 @@ of images (and artifacts) it is given. The translated images are written once as
 
 from cycada_tf.train import distribute
 from cycada_tf.data import pipeline, tfrecord, translated
+from cycada_tf.stages import pixel
 from cycada_tf.stages.base import Stage
 from cycada_tf.stages.source import task_plan
 from cycada_tf.train.summaries import log
@@ -36,7 +37,8 @@ def write_translated(trial):
                 continue
             log(f"seed {trial.seed}: writing the translated {domain} training images ({direction}) to {path}")
             split = "train" if labels else "unlabelled"
-            batches = task.inputs(domain, split, labels=labels, batch_size=translated.BATCH)
+            # read as the translators were trained (segmentation: at the pixel stage's resolution)
+            batches = task.inputs(domain, split, labels=labels, batch_size=translated.BATCH, stage=pixel.STAGE.name)
             translated.write(path, batches, mapping, task.make_translated_example, copies,
                              {**inputs, "labels": labels}, info, log, images=task.count(domain, split))
     distribute.barrier(trial.strategy)

@@ -122,13 +122,14 @@ class Task(Networks, FinalModelCriteria, Reporting):
 
     def confusion(self, net, domain, translate=None, split="test"):
         """Counts of (true class, predicted class) of `net` (after `translate`, if given) on `split` (default
-        the evaluation split) of `domain`; for segmentation per pixel at full resolution, the ignore label
-        left out."""
+        the evaluation split) of `domain`; for segmentation per pixel of the label maps as inputs() gives them
+        (logits upsampled to them first: metrics.at_label_size), the ignore label left out."""
         counts = np.zeros((self.num_classes, self.num_classes), np.int64)
         for x, y in self.inputs(domain, split, batch_size=self.eval_batch_size):
             if translate is not None:
                 x = translate(x, training=False)
-            counts += metrics.confusion_matrix(y, net(x, training=False), self.num_classes).numpy()
+            logits = metrics.at_label_size(net(x, training=False), y)
+            counts += metrics.confusion_matrix(y, logits, self.num_classes).numpy()
         return counts
 
     def scores(self, net, domain, translate=None, prefix="", suffix=""):

@@ -100,7 +100,18 @@ class SegmentationTask(Task):
         return pipeline.load_segmentation(self.domain(domain), split, self.config.data_dir, labels=labels,
                                           crop_size=crop, flip=crop is not None, batch_size=batch_size,
                                           shuffle=shuffle, seed=seed, repeat=repeat, drop_remainder=drop_remainder,
-                                          fit=self.fit(stage))
+                                          fit=self.fit(stage), **self.resolution(stage, scored=not shuffle))
+
+    def resolution(self, stage, scored=False):
+        """How `stage` reads images (pipeline.rescale's arguments). Without --train_short_side: as prepared.
+        With it: the pixel stage and its translations at --width (the paper's resize), every other reader at
+        the short side; `scored` label maps stay as prepared under --eval_resolution=native."""
+        c = self.config
+        if not c.train_short_side:
+            return {}
+        if stage == stage_registry.TRANSLATORS:
+            return {"width": c.width or None}
+        return {"short_side": c.train_short_side, "resize_label": not (scored and c.eval_resolution == "native")}
 
     def fit(self, stage):
         """How `stage`'s crops meet an image smaller than the crop: padded where both domains' crops must share
@@ -204,12 +215,13 @@ class SegmentationTask(Task):
 
     def load_translated(self, path, labels, seed, stage=None):
         return translated.load_segmentation(path, labels, self.crops.get(stage, self.crop), seed,
-                                            self.ignore_label, self.fit(stage))
+                                            self.ignore_label, self.fit(stage),
+                                            self.resolution(stage).get("short_side"))
 
     # --- figures and serving ----------------------------------------------------------------------------
     def translation_grid(self, g_st, g_ts, path, n=6):
-        xs = next(iter(self.inputs("source", "test", labels=False, batch_size=n)))
-        xt = next(iter(self.inputs("target", "test", labels=False, batch_size=n)))
+        xs, xt = (next(iter(self.inputs(domain, "test", labels=False, batch_size=n,
+                                        stage=stage_registry.TRANSLATORS))) for domain in ("source", "target"))
         return summaries.TranslationGrid(self.applied(g_st), self.applied(g_ts), xs, xt, path)
 
     def test_summaries(self, net, translate=None):
@@ -224,9 +236,11 @@ class SegmentationTask(Task):
         with the colours' legend (figures.segmentation_overlays); a panel whose net is None keeps its column,
         marked as not run."""
         x, y = next(iter(self.inputs("target", "test", batch_size=OVERLAY_IMAGES)))
-        predictions = [(label, None if net is None else tf.argmax(
-            net(view(x, training=False) if view is not None else x, training=False), axis=-1).numpy())
+        predictions = [(label, None if net is None else tf.argmax(metrics.at_label_size(
+            net(view(x, training=False) if view is not None else x, training=False), y), axis=-1).numpy())
             for label, net, view in panels]
+        if x.shape[1:3] != y.shape[1:3]:  # --eval_resolution=native: the image shown at its labels' size
+            x = tf.image.resize(x, tf.shape(y)[1:3], method="bilinear")
         return figures.segmentation_overlays(x.numpy(), y.numpy(), predictions, self.classes, scale=scale)
 
     def serving_model(self, net, view=None):
