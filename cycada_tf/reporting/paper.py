@@ -199,6 +199,7 @@ _DIGITS_RELEASE = {
     "feature_dropout": (True, "cycada/tools/train_adda_net.py:28"),
     "feature_gan_mode": ("log", "cycada/models/adda_net.py:19"),
     "gate_window": (1, "cycada/tools/train_adda_net.py:82"),
+    "feature_task_weight": (0.0, "cycada/tools/train_adda_net.py:99-104"),  # the fooling loss alone
 }
 _SEGMENTATION_RELEASE = {
     "task_optimizer": ("sgd", "scripts/train_fcn.py:103"), "source_lr": (1e-3, "scripts/train_fcn.py:53"),
@@ -215,6 +216,9 @@ _SEGMENTATION_RELEASE = {
     "feature_gan_mode": ("log", "scripts/train_fcn_adda.sh:50"),
     "feature_dropout": (True, "scripts/train_fcn_adda.py:181"),
     "gate_window": (100, "scripts/train_fcn_adda.py:175,267"),
+    # --weights_shared --discrim_score, and the supervised step on translated GTA5 when the gate opens
+    "feature_recipe": ("release", "scripts/train_fcn_adda.sh:20,50"),
+    "feature_task_weight": (1.0, "scripts/train_fcn_adda.py:307-329"),
 }
 
 _PAPER = {  # experiments/<name>.flags -> (the paper's values, the declared gaps)
