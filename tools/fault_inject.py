@@ -3,7 +3,7 @@ source, pixel, the translated records, target, feature, oracle), rerun it each t
 rerun finishes, writes results.json and leaves no partial directory behind.
 
     python tools/fault_inject.py --kills=20 [--mode=kill|sigint|export] [--work_dir=/tmp/fault_inject] [--seed=0]
-                                 [--horizon_s=0]
+                                 [--horizon_s=0] [--stages=source,pixel,...]
 
 --mode=kill (default): kill -9. --mode=sigint: Ctrl-C, which must end the run with one line ("interrupted in
 ...; the same command resumes"), exit status 130 and nothing partial, before the rerun. --mode=export: one run
@@ -46,14 +46,14 @@ MODES = ("kill", "sigint", "export")
 SIGNALS = {"kill": signal.SIGKILL, "sigint": signal.SIGINT, "export": signal.SIGKILL}
 
 
-def command(trial_dir, mode="kill", run_dir=None):
-    """The command a trial interrupts: a tiny run in `trial_dir`, or (mode export) tools/export.py exporting
-    the finished `run_dir` into <trial_dir>/export."""
+def command(trial_dir, mode="kill", run_dir=None, flags=TINY_RUN):
+    """The command a trial interrupts: a tiny run in `trial_dir` with `flags`, or (mode export) tools/export.py
+    exporting the finished `run_dir` into <trial_dir>/export."""
     if mode == "export":
         return [sys.executable, os.path.join(REPO, "tools", "export.py"), f"--run_dir={run_dir}", "--seed=0",
                 f"--export_dir={trial_dir}/export"]
     return [sys.executable, "-m", "cycada_tf.experiments.digits", f"--data_dir={trial_dir}/data",
-            f"--run_dir={trial_dir}/run", *TINY_RUN]
+            f"--run_dir={trial_dir}/run", *flags]
 
 
 def environment():
@@ -97,20 +97,20 @@ def last_stage(output):
     return started[-1] if started else "data"
 
 
-def run_to_end(trial_dir, mode="kill", run_dir=None):
+def run_to_end(trial_dir, mode="kill", run_dir=None, flags=TINY_RUN):
     start = time.time()
-    done = subprocess.run(command(trial_dir, mode, run_dir), cwd=REPO, env=environment(), capture_output=True,
+    done = subprocess.run(command(trial_dir, mode, run_dir, flags), cwd=REPO, env=environment(), capture_output=True,
                           text=True, timeout=RUN_TIMEOUT_S)
     return done, time.time() - start
 
 
-def interrupt_at(trial_dir, moment, mode="kill", run_dir=None):
+def interrupt_at(trial_dir, moment, mode="kill", run_dir=None, flags=TINY_RUN):
     """Start the command, send the mode's signal `moment` seconds later; (where it was, its exit status and
     output), or None if it had ended (or, given a Ctrl-C, finished its work and exited 0 all the same, or had
     not yet started its first line)."""
     log_path = os.path.join(trial_dir, "interrupted.log")
     with open(log_path, "w") as log:
-        process = subprocess.Popen(command(trial_dir, mode, run_dir), cwd=REPO, env=environment(), stdout=log,
+        process = subprocess.Popen(command(trial_dir, mode, run_dir, flags), cwd=REPO, env=environment(), stdout=log,
                                    stderr=subprocess.STDOUT, preexec_fn=ctrl_c_reaches)
         try:
             process.wait(timeout=moment)
@@ -156,19 +156,19 @@ def interrupt_ok(mode, status, output, left):
             and "Traceback" not in output and not left)
 
 
-def trial(trial_dir, rng, horizon, mode="kill", run_dir=None):
+def trial(trial_dir, rng, horizon, mode="kill", run_dir=None, flags=TINY_RUN):
     """One interrupt (redrawn while the command ends before it) and the rerun; returns what happened."""
     while True:
         shutil.rmtree(trial_dir, ignore_errors=True)
         os.makedirs(trial_dir)
         moment = rng.uniform(0.0, horizon)
-        interrupted = interrupt_at(trial_dir, moment, mode, run_dir)
+        interrupted = interrupt_at(trial_dir, moment, mode, run_dir, flags)
         if interrupted is not None:
             break
     stage, status, output = interrupted
     left_by_kill = leftovers(trial_dir)
     clean_interrupt = interrupt_ok(mode, status, output, left_by_kill)
-    done, seconds = run_to_end(trial_dir, mode, run_dir)
+    done, seconds = run_to_end(trial_dir, mode, run_dir, flags)
     if mode == "export":
         results = not broken_versions(os.path.join(trial_dir, "export"))
     else:
@@ -199,8 +199,11 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     parser.add_argument("--horizon_s", type=float, default=0.0,
                         help="draw kill moments from [0, this] seconds; 0: measure an uninterrupted run first")
+    parser.add_argument("--stages", default="",
+                        help="the tiny run's --stages (default: every stage); the kill moments fall in these")
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
+    flags = TINY_RUN + ([f"--stages={args.stages}"] if args.stages else [])
     shutil.rmtree(args.work_dir, ignore_errors=True)
     run_dir = None
     if args.mode == "export":  # the run every trial exports
@@ -211,7 +214,7 @@ def main(argv=None):
         run_dir = os.path.join(args.work_dir, "run_to_export", "run")
     horizon = args.horizon_s
     if not horizon:
-        calibration, horizon = run_to_end(os.path.join(args.work_dir, "calibration"), args.mode, run_dir)
+        calibration, horizon = run_to_end(os.path.join(args.work_dir, "calibration"), args.mode, run_dir, flags)
         if calibration.returncode != 0:
             print(f"fault_inject: the uninterrupted command failed:\n{calibration.stderr[-3000:]}", file=sys.stderr)
             return 1
@@ -220,7 +223,7 @@ def main(argv=None):
           + ("" if args.horizon_s else " (the time an uninterrupted one took)"), flush=True)
     passed, stages = 0, {}
     for index in range(args.kills):
-        outcome = trial(os.path.join(args.work_dir, f"trial_{index:02d}"), rng, horizon, args.mode, run_dir)
+        outcome = trial(os.path.join(args.work_dir, f"trial_{index:02d}"), rng, horizon, args.mode, run_dir, flags)
         passed += outcome["ok"]
         stages[outcome["stage"]] = stages.get(outcome["stage"], 0) + 1
         print(f"{what} {index + 1}: at {outcome['moment']:.1f} s, in {outcome['stage']}, exit status "
