@@ -148,6 +148,25 @@ def test_shuffled_order_is_fixed_by_the_seed_and_new_each_epoch(embedded_data_di
     np.testing.assert_array_equal(np.bincount(epoch_1, minlength=10), np.bincount(epoch_2, minlength=10))
 
 
+def test_pipelines_have_no_autotuning_thread_and_the_same_elements(embedded_data_dir):
+    """Every pipeline the stages read is untuned (fit's end would otherwise wait on tf.data's optimisation
+    thread), and it gives element for element what the autotuned pipeline gives."""
+    ds = pipeline.load("uci", "train", embedded_data_dir, shuffle=True, seed=3, repeat=True, batch_size=64)
+    assert ds.options().autotune.enabled is False
+    zipped = tf.data.Dataset.zip(ds, pipeline.load("fonts", "train", embedded_data_dir, labels=False,
+                                                   shuffle=True, seed=3, repeat=True, batch_size=64)).prefetch(2)
+    assert zipped.options().autotune.enabled is False
+    tuned_options = tf.data.Options()
+    tuned_options.autotune.enabled = True
+    tuned = pipeline.load("uci", "train", embedded_data_dir, shuffle=True, seed=3, repeat=True,
+                          batch_size=64).with_options(tuned_options)  # a new one: each iterator reshuffles
+    assert tuned.options().autotune.enabled is True
+    count = pipeline.count("uci", "train", embedded_data_dir)
+    for (x, y), (tx, ty) in zip(ds.take(2 * count // 64 + 1), tuned.take(2 * count // 64 + 1)):
+        np.testing.assert_array_equal(x.numpy(), tx.numpy())
+        np.testing.assert_array_equal(y.numpy(), ty.numpy())
+
+
 def test_uci_s_renders_the_target_half_only_and_is_deterministic():
     first, again = embedded.uci_s_splits(), embedded.uci_s_splits()
     assert len(first["train"]) == embedded.TARGET_TRAIN * embedded.UCI_S_RENDERS_PER_TRAIN_DIGIT

@@ -12,6 +12,16 @@ from cycada_tf.data.sources import tfds_source
 AUTOTUNE = tf.data.AUTOTUNE
 
 
+def untuned(ds):
+    """`ds` without tf.data's autotuning thread. AUTOTUNE then means the fixed defaults (a parallel map: as
+    many calls as cores, at most 16; a prefetch: a buffer that grows while its reader waits), and the
+    elements are the same. An iterator's teardown waits for that thread's optimisation pass to end, which
+    on a busy CPU can hold model.fit seconds after its last step."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options)
+
+
 def decode_image(encoded, image_size, channels):
     """PNG bytes -> float32 (image_size, image_size, channels) in [-1, 1]."""
     return from_uint8(tf.io.decode_png(encoded, channels=0), image_size, channels)
@@ -88,7 +98,7 @@ def load(name, split, data_dir, image_size=32, channels=3, labels=True, batch_si
         ds = ds.repeat()
     if batch_size:
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    return ds.prefetch(AUTOTUNE)
+    return untuned(ds.prefetch(AUTOTUNE))
 
 
 def arrays(name, split, data_dir, image_size=32, channels=3):
@@ -231,4 +241,4 @@ def load_segmentation(name, split, data_dir, labels=True, crop_size=None, flip=F
         ds = ds.map(decode, num_parallel_calls=AUTOTUNE, deterministic=True)
     if batch_size:
         ds = batch(ds, batch_size, drop_remainder) if crop_size is not None else ds.batch(batch_size, drop_remainder)
-    return ds.prefetch(AUTOTUNE)
+    return untuned(ds.prefetch(AUTOTUNE))

@@ -87,7 +87,7 @@ def load_classification(path, image_size, channels, labels, seed):
     total = count(path)
     ds = tf.data.TFRecordDataset(tfrecord.split_files(path, "train"))
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE).cache()
-    return ds.shuffle(total, seed=seed).repeat(), total
+    return pipeline.untuned(ds.shuffle(total, seed=seed).repeat()), total
 
 
 def load_segmentation(path, labels, crop, seed, ignore_label=schema.IGNORE_LABEL, fit=None, short_side=None):
@@ -108,4 +108,4 @@ def load_segmentation(path, labels, crop, seed, ignore_label=schema.IGNORE_LABEL
     ds = tf.data.TFRecordDataset(tfrecord.split_files(path, "train")).cache()
     ds = ds.shuffle(min(total, 256), seed=seed).repeat()
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    return tf.data.Dataset.zip(ds, seeds).map(parse, num_parallel_calls=tf.data.AUTOTUNE), total
+    return pipeline.untuned(tf.data.Dataset.zip(ds, seeds).map(parse, num_parallel_calls=tf.data.AUTOTUNE)), total

@@ -32,7 +32,7 @@ import time
 import keras
 
 from cycada_tf import selection, tasks
-from cycada_tf.data import registry
+from cycada_tf.data import pipeline, registry
 from cycada_tf.reporting import report, tensorboard_views as board
 from cycada_tf.serving import export
 from cycada_tf.stages import base as stage_base, registry as stage_registry
@@ -272,13 +272,14 @@ def fit(trial, stage, plan, precision, jit_compile, clock=None, timer=None):
     # progress bar on stdout, which is the results table's: it goes to stderr with the run's other lines.
     verbose = 0 if config.verbose == 2 else config.verbose
     callbacks = timer.around(callbacks)
+    dataset = pipeline.untuned(plan.dataset)  # fit's end waits on no autotuning thread
     fit_start = timer.fit_start = timer.now()
     with contextlib.redirect_stdout(sys.stderr):
         if distribute.is_multi_worker(trial.strategy):  # Keras 3.15's fit fails there; the same loop by hand
-            history = loop.fit(model, plan.dataset, plan.epochs, initial_epoch=initial, steps_per_epoch=plan.steps,
+            history = loop.fit(model, dataset, plan.epochs, initial_epoch=initial, steps_per_epoch=plan.steps,
                                callbacks=callbacks, verbose=verbose, strategy=trial.strategy)
         else:  # shuffle=False: the stage's dataset is shuffled already (fit cannot shuffle a tf.data.Dataset)
-            history = model.fit(plan.dataset, epochs=plan.epochs, initial_epoch=initial, steps_per_epoch=plan.steps,
+            history = model.fit(dataset, epochs=plan.epochs, initial_epoch=initial, steps_per_epoch=plan.steps,
                                 verbose=verbose, callbacks=callbacks, shuffle=False)
     timer.add("fit_other", timer.now() - fit_start - sum(
         seconds for name, seconds in timer.phases.items()
