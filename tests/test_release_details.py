@@ -83,11 +83,13 @@ def test_a_task_step_with_weight_decay_moves_each_weight_by_lr_times_decay_times
 def test_the_task_and_feature_optimizers_read_weight_decay():
     from cycada_tf.tasks import digits
     task = digits.DigitsTask(config_lib.DigitsConfig(weight_decay=5e-4, task_optimizer="sgd"))
-    assert isinstance(task.optimizer("task"), weight_decay.SGD) and task.optimizer("task").decay == 5e-4
-    assert isinstance(task.optimizer("feature"), weight_decay.Adam) and task.optimizer("feature").decay == 5e-4
+    sgd, adam = task.optimizer("task", decayed=True), task.optimizer("feature", decayed=True)
+    assert isinstance(sgd, weight_decay.SGD) and sgd.decay == 5e-4
+    assert isinstance(adam, weight_decay.Adam) and adam.decay == 5e-4
+    assert type(task.optimizer("feature")) is keras.optimizers.Adam  # only the stages that ask for it
     default = digits.DigitsTask(config_lib.DigitsConfig())
-    assert type(default.optimizer("task")) is keras.optimizers.Adam
-    assert type(default.optimizer("feature")) is keras.optimizers.Adam
+    assert type(default.optimizer("task", decayed=True)) is keras.optimizers.Adam
+    assert type(default.optimizer("feature", decayed=True)) is keras.optimizers.Adam
 
 
 # --- --fcn8s_skip_scaling: FCN's at-once net ------------------------------------------------------------------

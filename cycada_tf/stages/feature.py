@@ -246,7 +246,7 @@ def build(task, config, f_ref, f_t, gate=GATE_THRESHOLD, dtype=None):
                               dropout=config.feature_dropout, trainable=config.feature_trainable,
                               task_weight=config.feature_task_weight, ignore_label=task.ignore_label, dtype=dtype,
                               **task.feature_options(f_ref, f_t))
-    return model, (task.optimizer("feature"), task.optimizer("feature"))
+    return model, tuple(task.optimizer("feature", decayed=True) for _ in range(2))  # f_T's and D_feat's
 
 
 def wire(trial):

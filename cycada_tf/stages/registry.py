@@ -4,6 +4,7 @@ them, and what the rest of the code derives from them."""
 import importlib
 
 from cycada_tf import stages
+from cycada_tf.stages import pixel
 
 STAGES = tuple(importlib.import_module(f"{stages.__name__}.{name}").STAGE for name in stages.NAMES)
 for _module, _stage in zip(stages.NAMES, STAGES):
@@ -18,7 +19,7 @@ CANDIDATES = tuple(stage.name for stage in sorted((s for s in STAGES if s.candid
 # counted in it (selection.prior_cost, by that stage's precision).
 PRIOR_UNIT = next(stage.name for stage in STAGES if stage.prior and set(stage.prior.values()) == {1.0})
 # The stage whose directory holds the translators G_S->T and G_T->S (trial.trained_generators).
-TRANSLATORS = "pixel"
+TRANSLATORS = pixel.STAGE.name
 # The decisions a seed's results record, each by name with where it is found in them (None when not made): each
 # stage's own (Stage.decision), then the final model's.
 DECISIONS = tuple((stage.decision[0], lambda results, name=stage.name, key=stage.decision[1]:

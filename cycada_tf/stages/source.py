@@ -75,7 +75,7 @@ def build(task, net, stage="source"):
     """A task stage's model training `net` and its optimizer: what training and tools/benchmark.py build. The
     model computes in `net`'s dtype policy."""
     return (TaskStage(net, ignore_label=task.ignore_label, name=f"{stage}_stage", dtype=net.dtype_policy),
-            (task.optimizer("task"),))
+            (task.optimizer("task", decayed=True),))
 
 
 def task_plan(trial, stage, dataset, steps, epochs, init=None, view=None):

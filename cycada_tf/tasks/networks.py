@@ -21,14 +21,13 @@ class Networks(abc.ABC):
             net.load_weights(weights)
         return net
 
-    def optimizer(self, kind):
+    def optimizer(self, kind, decayed=False):
         """The optimizer of the task-model stages (kind "task": --task_optimizer, --source_lr, --momentum) or of
         the stage whose flags `kind` prefixes (--<kind>_optimizer, _lr, _momentum, _beta_1, _beta_2): adam, or
-        sgd with momentum; those of the task-model and feature stages with --weight_decay (PyTorch's kind,
-        train/weight_decay.py)."""
+        sgd with momentum; `decayed`: with --weight_decay (PyTorch's kind, train/weight_decay.py)."""
         c = self.config
         name, lr = getattr(c, f"{kind}_optimizer"), getattr(c, "source_lr" if kind == "task" else f"{kind}_lr")
-        decay = c.weight_decay if kind in ("task", "feature") else 0.0
+        decay = c.weight_decay if decayed else 0.0
         if name == "sgd":
             momentum = c.momentum if kind == "task" else getattr(c, f"{kind}_momentum")
             return weight_decay.optimizer("sgd", decay, learning_rate=lr, momentum=momentum)
