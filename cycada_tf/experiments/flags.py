@@ -9,7 +9,7 @@ import sys
 from absl import app, flags, logging
 
 from cycada_tf.config import flag_checks as accepts
-from cycada_tf.train import interrupts, quiet_tensorflow as quiet
+from cycada_tf.train import failures, interrupts, quiet_tensorflow as quiet
 from cycada_tf.experiments import usage
 
 
@@ -109,6 +109,12 @@ def _run(config, runner, verbose):
         # app.run logs at INFO, and TensorFlow's checkpoint saver logs a line per save there; progress is
         # ours to print. --verbosity=0 brings TensorFlow's INFO lines back.
         logging.set_verbosity(logging.WARNING)
+    try:  # a file where a directory is named ends here, before TensorFlow loads
+        for flag in ("data_dir", "run_dir"):
+            failures.check_directory(getattr(config, flag), f"--{flag}")
+    except failures.StorageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
     quiet.import_tensorflow(verbose)  # before anything imports it: its start-up lines (quiet_tensorflow.py)
     from cycada_tf.data.tfrecord import DataError
     try:
@@ -117,7 +123,6 @@ def _run(config, runner, verbose):
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except Exception as error:  # noqa: BLE001 - only a disk's or a shard's error is turned into one line
-        from cycada_tf.train import failures
         line = failures.one_line(error, config)
         if line is None:
             raise

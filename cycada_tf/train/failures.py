@@ -7,8 +7,6 @@ import glob
 import os
 import re
 
-from cycada_tf.data import registry, tfrecord
-
 # The errno texts of errors a user's disk or paths cause (TensorFlow's file errors carry them as text).
 STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR,
                   errno.EISDIR, errno.ENOENT, errno.EIO)
@@ -68,6 +66,8 @@ def corrupt_record_line(error, config):
     re-reading the run's datasets (its --source and --target in --data_dir, its translated records), with
     the command that checks or rebuilds that shard."""
     import tensorflow as tf
+
+    from cycada_tf.data import registry, tfrecord  # here: the directory checks above load no TensorFlow
     run_dir = config.run_dir or os.path.join("runs", f"{config.source}_to_{config.target}")
     candidates = [(registry.dataset_dir(config.data_dir, name), name) for name in (config.source, config.target)]
     candidates += [(path, None) for path in sorted(glob.glob(os.path.join(run_dir, "seed_*", "translated_*")))]
@@ -93,6 +93,7 @@ def corrupt_record_line(error, config):
 
 
 def _rebuild(directory, name, config):
+    from cycada_tf.data import registry
     if name is None:  # translated records of this run
         return (f"Delete {directory} and rerun the same command: the pixel stage's translations are "
                 "written again")
