@@ -75,8 +75,12 @@ def test_road_scene_adaptation_and_the_final_choice_are_blind_to_target_label_ma
         runner.run(_config(clean, shared, stages=("source", "pixel", "target"),
                            final_criterion="information_maximisation"))
         weights, criteria = {}, {}
-        for tag, data_dir in (("clean", clean), ("scrambled", scrambled)):
-            config = _config(data_dir, str(tmp_path / f"run_{tag}"))
+        # the clean run chooses by the default (veto), which decide must reproduce; the scrambled one by the
+        # criterion that trains nothing, as every criterion of both is recomputed and compared below
+        for tag, data_dir, criterion in (("clean", clean, None), ("scrambled", scrambled,
+                                                                   "information_maximisation")):
+            config = _config(data_dir, str(tmp_path / f"run_{tag}"),
+                             **({"final_criterion": criterion} if criterion else {}))
             shutil.copytree(os.path.join(shared, "seed_0"), os.path.join(config.run_dir, "seed_0"))
             runner.run(config)
             seed_dir = os.path.join(config.run_dir, "seed_0")
