@@ -44,14 +44,14 @@ def any_size(network, multiple):
     """`network` (sides must be multiples of `multiple`) applied to images of any size: reflection-padded at the
     bottom and right up to the next multiple, the output cropped back (GTA5 at width 1024 is 563 high). With
     `multiple` 1 there is nothing to pad: `network` itself is applied."""
+    if multiple == 1:
+        return lambda x, training=False: network(x, training=training)
+
     def apply(x, training=False):
-        if multiple == 1:
-            return network(x, training=training)
         height, width = tf.shape(x)[1], tf.shape(x)[2]
         pad_h, pad_w = (-height) % multiple, (-width) % multiple
         padded = tf.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode="REFLECT")
         return network(padded, training=training)[:, :height, :width, :]
-    apply.network = network  # what it applies (train/inference.py reads its precision)
     return apply
 
 

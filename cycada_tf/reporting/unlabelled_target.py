@@ -14,7 +14,6 @@ import tensorflow as tf
 from cycada_tf.config import experiment_config as config_lib
 from cycada_tf import selection
 from cycada_tf.stages import registry
-from cycada_tf.train import inference
 
 WHY = ("The target has no labels: accuracy and confusion matrices are left out; the table shows label-free "
        "criteria (mean prediction entropy, information maximisation) and the agreement between stages.")
@@ -23,9 +22,11 @@ PREDICTIONS = "predictions"
 
 def probabilities(task, net, domain, translate=None):
     """Softmax outputs of `net` (after `translate`) on every image of the test split of `domain`, in order."""
-    out, predict = [], inference.predictor(net, translate)
+    out = []
     for x in task.inputs(domain, "test", labels=False, batch_size=500):
-        out.append(tf.nn.softmax(tf.cast(predict(x, training=False), tf.float32), axis=-1).numpy())
+        if translate is not None:
+            x = translate(x, training=False)
+        out.append(tf.nn.softmax(tf.cast(net(x, training=False), tf.float32), axis=-1).numpy())
     return np.concatenate(out) if out else np.zeros((0, task.num_classes), np.float32)
 
 

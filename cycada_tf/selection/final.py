@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from cycada_tf.config import experiment_config as config_lib
-from cycada_tf.train import inference, summaries
+from cycada_tf.train import summaries
 from cycada_tf.selection import reverse
 from cycada_tf.selection.criteria import InformationMaximisation, agreement, choose
 
@@ -49,10 +49,10 @@ class Candidates:
         self.labels, self.information, self.values = {}, {}, {}
         self.margin = trial.config.final_margin
         for stage in stages:
-            net = inference.predictor(trial.network(stage), trial.view_of(stage))
+            net, view = trial.network(stage), trial.view_of(stage)
             score, labels = InformationMaximisation(), []
             for x in self.images:
-                p = self.task.probabilities(net, x)
+                p = self.task.probabilities(net, x, view)
                 score.update(p)
                 labels.append(np.argmax(p, axis=-1).astype(np.uint8))
             self.labels[stage], self.information[stage] = labels, score.result()

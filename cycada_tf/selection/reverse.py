@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cycada_tf.train import inference, losses
+from cycada_tf.train import losses
 
 REVERSE_LR = 1e-3  # Adam
 
@@ -111,7 +111,7 @@ def learnability(task, images, labels, seed, folds=2):
     confusion = np.zeros((classes, classes), np.int64)
     for k, held in enumerate(parts):
         train = [examples[i] for j, part in enumerate(parts) if j != k for i in part]
-        net = inference.predictor(_fit(task, [x[None] for x, _ in train], [y[None] for _, y in train], seed))
+        net = _fit(task, [x[None] for x, _ in train], [y[None] for _, y in train], seed)
         for x, y in _same_shape_batches([examples[i] for i in held]):
             predicted = np.argmax(task.probabilities(net, tf.constant(x)), axis=-1)
             confusion += np.bincount(y.astype(np.int64).ravel() * classes + predicted.ravel(),

@@ -21,7 +21,6 @@ from cycada_tf.stages import registry as stage_registry
 from cycada_tf.tasks.criteria import SELECTION_BATCHES, FinalModelCriteria
 from cycada_tf.tasks.networks import Networks
 from cycada_tf.tasks.reporting import Reporting
-from cycada_tf.train import inference
 
 
 class Task(Networks, FinalModelCriteria, Reporting):
@@ -126,9 +125,10 @@ class Task(Networks, FinalModelCriteria, Reporting):
         the evaluation split) of `domain`; for segmentation per pixel of the label maps as inputs() gives them
         (logits upsampled to them first: metrics.at_label_size), the ignore label left out."""
         counts = np.zeros((self.num_classes, self.num_classes), np.int64)
-        predict = inference.predictor(net, translate)
         for x, y in self.inputs(domain, split, batch_size=self.eval_batch_size):
-            logits = metrics.at_label_size(predict(x, training=False), y)
+            if translate is not None:
+                x = translate(x, training=False)
+            logits = metrics.at_label_size(net(x, training=False), y)
             counts += metrics.confusion_matrix(y, logits, self.num_classes).numpy()
         return counts
 
@@ -142,9 +142,10 @@ class Task(Networks, FinalModelCriteria, Reporting):
     def information_maximisation(self, net, translate=None):
         """The label-free criterion (selection/criteria.py) of `net` (after `translate`) on the first batches of the
         target training images (no labels read)."""
-        score, predict = selection.InformationMaximisation(), inference.predictor(net, translate)
+        score = selection.InformationMaximisation()
         for x in self.inputs("target", "unlabelled", labels=False, batch_size=100).take(SELECTION_BATCHES):
-            score.update(tf.nn.softmax(tf.cast(predict(x, training=False), tf.float32)).numpy())
+            x = x if translate is None else translate(x, training=False)
+            score.update(tf.nn.softmax(tf.cast(net(x, training=False), tf.float32)).numpy())
         return score.result()
 
 
