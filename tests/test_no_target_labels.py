@@ -84,12 +84,19 @@ def pixel_stages(embedded_data_dir, scrambled_data_dir, tmp_path_factory):
     return stages
 
 
+# The final model's default criterion (veto) where the candidates read target images through G_T->S, the
+# criterion that trains nothing where they read them as they are (tests/test_no_target_labels_segmentation.py
+# compares every criterion, recomputed by tools/decide.py).
+FINAL_CRITERION = {"t2s": "veto", "s2t": "information_maximisation"}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("direction", ["t2s", "s2t"])
 def test_adaptation_is_blind_to_target_labels(tmp_path, direction, deterministic_ops, pixel_stages):
     weights, decisions = {}, {}
     for tag, (data_dir, stages_dir) in pixel_stages.items():
-        config = _config(data_dir, str(tmp_path / tag), pixel_direction=direction)
+        config = _config(data_dir, str(tmp_path / tag), pixel_direction=direction,
+                         final_criterion=FINAL_CRITERION[direction])
         for stage in ("source", "pixel"):
             shutil.copytree(os.path.join(stages_dir, stage), os.path.join(config.run_dir, "seed_0", stage))
         runner.run(config)
@@ -105,8 +112,10 @@ def test_adaptation_is_blind_to_target_labels(tmp_path, direction, deterministic
         with open(os.path.join(config.run_dir, "results.json")) as handle:
             per_seed = json.load(handle)["per_seed"]["0"]
         final = per_seed["final"]
-        assert final["criterion_name"] == "veto" and "self_train" in final["votes"]  # the default, its two votes
-        decisions[tag] = (per_seed["pixel"]["direction"]["criterion"], final["criterion"], final["votes"],
+        assert final["criterion_name"] == FINAL_CRITERION[direction]
+        if direction == "t2s":
+            assert "self_train" in final["votes"]  # the default's two votes
+        decisions[tag] = (per_seed["pixel"]["direction"]["criterion"], final["criterion"], final.get("votes"),
                           final["choice"])
     # the label-free criteria, and so the decisions, are the same too (the oracle's choices may differ)
     assert decisions["clean"] == decisions["scrambled"]
