@@ -26,23 +26,9 @@ import time
 if __package__ in (None, ""):  # run as `python tools/benchmark.py`: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from cycada_tf.train import quiet_tensorflow as quiet  # noqa: E402
-
-if __name__ == "__main__":  # before TensorFlow is imported: its start-up lines (cycada_tf/train/quiet_tensorflow.py)
-    quiet.import_tensorflow(quiet.verbosity_given(sys.argv))
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
 from cycada_tf.config import experiment_config as config_lib  # noqa: E402
-from cycada_tf.train import precision as precision_lib  # noqa: E402
-from cycada_tf.data import pipeline, registry, tfrecord  # noqa: E402
-from cycada_tf.stages import base as stage_base, feature, pixel, source  # noqa: E402
-from cycada_tf.tasks.digits import DigitsTask  # noqa: E402
-from tools import flops as flops_lib  # noqa: E402
-from tools.benchmark_results import HEADROOM, compare, headroom, print_comparison, rates  # noqa: E402, F401
-from tools.machine import COMPUTE_DTYPE, PeakMemory, machine_info, matmul_peaks  # noqa: E402
+from cycada_tf.config.run_fields import JIT_COMPILE, PRECISIONS  # noqa: E402
+from cycada_tf.train import quiet_tensorflow as quiet  # noqa: E402
 
 STAGES = ("source", "pixel", "feature", "pipeline")
 PAPER_BATCH = {"source": 128, "pixel": 100, "feature": 128}  # appendix 6.1.1 (feature: DigitsConfig's)
@@ -75,7 +61,10 @@ def _network_flag(parser, name, type_):
                         help=config_lib.help_of(name), **extra)
 
 
-def parse_args(argv):
+def parse_args(argv, load_tensorflow=True):
+    """The flags, checked; without `load_tensorflow`, only what can be checked before TensorFlow loads (the
+    script checks that much first, so that a wrong flag ends at once): not --datasets, and not what
+    --precisions=auto means on this machine."""
     parser = argparse.ArgumentParser(prog="benchmark", description=__doc__.splitlines()[0])
     parser.add_argument("--stages", default=",".join(STAGES),
                         help=f"comma-separated, from {', '.join(STAGES)}")
@@ -84,9 +73,9 @@ def parse_args(argv):
                              f"of each stage ({', '.join(f'{k} {v}' for k, v in PAPER_BATCH.items())}; "
                              "pipelines 128)")
     parser.add_argument("--precisions", default="auto",
-                        help=f"comma-separated, from {', '.join(precision_lib.PRECISIONS)}; auto: float32 and "
+                        help=f"comma-separated, from {', '.join(PRECISIONS)}; auto: float32 and "
                              "mixed_bfloat16, and mixed_float16 when a GPU is present")
-    parser.add_argument("--jit_compile", default="auto", choices=precision_lib.JIT_COMPILE,
+    parser.add_argument("--jit_compile", default="auto", choices=JIT_COMPILE,
                         help=config_lib.help_of("jit_compile"))
     parser.add_argument("--steps", type=int, default=10, help="timed steps (batches, for the pipeline)")
     parser.add_argument("--warmup_steps", type=int, default=2,
@@ -109,21 +98,12 @@ def parse_args(argv):
         parser.error(f"--stages: unknown stage {unknown[0] if unknown else '(none)'}; choose from "
                      f"{', '.join(STAGES)}")
     args.datasets = [d for d in args.datasets.split(",") if d]
-    if "pipeline" in args.stages:
-        for name in args.datasets:
-            try:
-                registry.get(name)
-            except ValueError as error:
-                parser.error(f"--datasets: {error}")
-    if args.precisions == "auto":
-        args.precisions = ["float32", "mixed_bfloat16"] + (
-            ["mixed_float16"] if tf.config.list_physical_devices("GPU") else [])
-    else:
+    if args.precisions != "auto":
         args.precisions = [p for p in args.precisions.split(",") if p]
-        bad = [p for p in args.precisions if p not in precision_lib.PRECISIONS]
+        bad = [p for p in args.precisions if p not in PRECISIONS]
         if bad or not args.precisions:
             parser.error(f"--precisions: unknown precision {bad[0] if bad else '(none)'}; choose from "
-                         f"{', '.join(precision_lib.PRECISIONS)}")
+                         f"{', '.join(PRECISIONS)}")
     for name, low in (("batch_size", 0), ("steps", 1), ("warmup_steps", 0)):
         if getattr(args, name) < low:
             parser.error(f"--{name} must be at least {low}, got {getattr(args, name)}")
@@ -134,7 +114,36 @@ def parse_args(argv):
                 args.baseline = json.load(handle)
         except (OSError, ValueError) as error:
             parser.error(f"--compare: cannot read {args.compare}: {error}")
+    if not load_tensorflow:
+        return args
+    from cycada_tf.data import registry
+    if "pipeline" in args.stages:
+        for name in args.datasets:
+            try:
+                registry.get(name)
+            except ValueError as error:
+                parser.error(f"--datasets: {error}")
+    if args.precisions == "auto":
+        import tensorflow as tf
+        args.precisions = ["float32", "mixed_bfloat16"] + (
+            ["mixed_float16"] if tf.config.list_physical_devices("GPU") else [])
     return args
+
+
+if __name__ == "__main__":  # a wrong flag ends here; then TensorFlow, its start-up lines hidden (quiet_tensorflow.py)
+    parse_args(sys.argv[1:], load_tensorflow=False)
+    quiet.import_tensorflow(quiet.verbosity_given(sys.argv))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from cycada_tf.data import pipeline, registry, tfrecord  # noqa: E402
+from cycada_tf.stages import base as stage_base, feature, pixel, source  # noqa: E402
+from cycada_tf.tasks.digits import DigitsTask  # noqa: E402
+from tools import flops as flops_lib  # noqa: E402
+from tools.benchmark_results import HEADROOM, compare, headroom, print_comparison, rates  # noqa: E402, F401
+from tools.machine import COMPUTE_DTYPE, PeakMemory, machine_info, matmul_peaks  # noqa: E402
 
 
 # --- stages ---------------------------------------------------------------------------------------------
