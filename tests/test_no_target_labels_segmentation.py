@@ -77,10 +77,9 @@ def test_road_scene_adaptation_and_the_final_choice_are_blind_to_target_label_ma
         weights, criteria = {}, {}
         # the clean run chooses by the default (veto), which decide must reproduce; the scrambled one by the
         # criterion that trains nothing, as every criterion of both is recomputed and compared below
-        for tag, data_dir, criterion in (("clean", clean, None), ("scrambled", scrambled,
-                                                                   "information_maximisation")):
-            config = _config(data_dir, str(tmp_path / f"run_{tag}"),
-                             **({"final_criterion": criterion} if criterion else {}))
+        for tag, data_dir, overrides in (("clean", clean, {}),
+                                         ("scrambled", scrambled, {"final_criterion": "information_maximisation"})):
+            config = _config(data_dir, str(tmp_path / f"run_{tag}"), **overrides)
             shutil.copytree(os.path.join(shared, "seed_0"), os.path.join(config.run_dir, "seed_0"))
             runner.run(config)
             seed_dir = os.path.join(config.run_dir, "seed_0")

@@ -116,7 +116,6 @@ def parse_args(argv, load_tensorflow=True):
             parser.error(f"--compare: cannot read {args.compare}: {error}")
     if not load_tensorflow:
         return args
-    from cycada_tf.data import registry
     if "pipeline" in args.stages:
         for name in args.datasets:
             try:
@@ -124,7 +123,6 @@ def parse_args(argv, load_tensorflow=True):
             except ValueError as error:
                 parser.error(f"--datasets: {error}")
     if args.precisions == "auto":
-        import tensorflow as tf
         args.precisions = ["float32", "mixed_bfloat16"] + (
             ["mixed_float16"] if tf.config.list_physical_devices("GPU") else [])
     return args
